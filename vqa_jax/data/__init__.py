@@ -1,0 +1,1 @@
+"""Video input: label files, decoding, fragment sampling, the synthetic dataset and tf.data pipelines."""

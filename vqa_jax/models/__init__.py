@@ -1,0 +1,1 @@
+"""Flax Linen models: Video Swin backbone, VQA head and the model factory."""
