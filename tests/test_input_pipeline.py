@@ -1,0 +1,124 @@
+"""Tests for vqa_jax.data.input_pipeline on tiny lossless videos written here."""
+
+import numpy as np
+import pytest
+from test_video_io import write_video
+
+from vqa_jax.data import input_pipeline
+from vqa_jax.data import video_io
+from vqa_jax.data.labels import Entry
+
+SAMPLING = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 8}
+NUM_VIDEOS = 5
+
+
+@pytest.fixture(scope="module")
+def entries(tmp_path_factory):
+  """Five 12-frame 20x24 videos; every pixel of frame t of video i holds 20 * i + t."""
+  root = tmp_path_factory.mktemp("videos")
+  result = []
+  for i in range(NUM_VIDEOS):
+    values = (20 * i + np.arange(12)).astype(np.uint8)
+    frames = np.ascontiguousarray(np.broadcast_to(values[:, None, None, None], (12, 20, 24, 3)))
+    result.append(Entry(path=write_video(root / f"v{i}.mkv", frames), mos=i + 0.5))
+  return result
+
+
+def collect(ds) -> list[dict[str, np.ndarray]]:
+  """All batches of `ds` as numpy dicts."""
+  return list(input_pipeline.as_numpy(ds))
+
+
+def assert_batches_equal(a, b):
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    assert x.keys() == y.keys()
+    for key in x:
+      np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def assert_consistent_with_entries(batch, entries):
+  """Labels and video contents belong to the entries named by `index`."""
+  np.testing.assert_array_equal(batch["label"], [entries[i].mos for i in batch["index"]])
+  video_ids = batch["video"].reshape(len(batch["index"]), -1) // 20
+  np.testing.assert_array_equal(video_ids, np.broadcast_to(batch["index"][:, None],
+                                                           video_ids.shape))
+
+
+def train(entries, **kwargs):
+  """Collected training batches with batch size 2 and seed 7 unless overridden."""
+  args = {"batch_size": 2, "seed": 7, "num_steps": 5} | kwargs
+  return collect(input_pipeline.train_dataset(entries, SAMPLING, **args))
+
+
+def test_train_shapes_dtypes_and_contents(entries):
+  batches = train(entries, num_steps=3)
+  assert len(batches) == 3
+  for batch in batches:
+    assert batch["video"].shape == (2, 4, 16, 16, 3) and batch["video"].dtype == np.uint8
+    assert batch["label"].shape == (2,) and batch["label"].dtype == np.float32
+    assert batch["index"].shape == (2,) and batch["index"].dtype == np.int32
+    assert_consistent_with_entries(batch, entries)
+  multi = train(entries, num_steps=1, num_clips=2)[0]
+  assert multi["video"].shape == (2, 2, 4, 16, 16, 3)
+
+
+def test_train_epochs_are_seeded_permutations(entries):
+  # 5 steps of 2 = 10 positions = two epochs of the 5 videos; a batch straddles the boundary.
+  order = np.concatenate([b["index"] for b in train(entries)])
+  for epoch in range(2):
+    expected = np.random.default_rng([7, epoch]).permutation(NUM_VIDEOS)
+    np.testing.assert_array_equal(order[5 * epoch:5 * (epoch + 1)], expected)
+
+
+def test_train_is_deterministic_and_seed_dependent(entries):
+  first = train(entries)
+  assert_batches_equal(first, train(entries))
+  other = train(entries, seed=8)
+  assert any(not np.array_equal(a["video"], b["video"]) for a, b in zip(first, other))
+
+
+def test_train_resume_yields_the_uninterrupted_batches(entries):
+  full = train(entries)
+  assert_batches_equal(train(entries, start_step=3), full[3:])
+  assert not train(entries, start_step=5)
+
+
+def test_eval_pads_with_real_copies(entries):
+  batches = collect(input_pipeline.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=2))
+  assert len(batches) == 2
+  for batch in batches:
+    assert batch["video"].shape == (4, 2, 4, 16, 16, 3) and batch["video"].dtype == np.uint8
+    assert batch["valid"].dtype == np.bool_
+    assert_consistent_with_entries(batch, entries)
+  np.testing.assert_array_equal(np.concatenate([b["index"] for b in batches]),
+                                [0, 1, 2, 3, 4, 0, 1, 2])
+  np.testing.assert_array_equal(np.concatenate([b["valid"] for b in batches]), [True] * 5 + [False] * 3)
+  # Padding repeats real elements exactly (deterministic centred sampling, never zeros).
+  np.testing.assert_array_equal(batches[1]["video"][1:], batches[0]["video"][:3])
+  # N=12, K=2: segments of 6 <= span 8, so offset 0: frames 0, 2, 4, 6 and 6, 8, 10, 0.
+  np.testing.assert_array_equal(batches[0]["video"][0, :, :, 0, 0, 0], [[0, 2, 4, 6], [6, 8, 10, 0]])
+
+
+@pytest.mark.parametrize("build", [
+    lambda e: input_pipeline.train_dataset(e, SAMPLING, batch_size=2, seed=0, num_steps=1),
+    lambda e: input_pipeline.eval_dataset(e, SAMPLING, batch_size=2, num_clips=1),
+])
+def test_missing_file_raises_naming_it(entries, tmp_path, build):
+  missing = str(tmp_path / "not_there.mp4")
+  with pytest.raises(FileNotFoundError, match=r"1 of 6 videos are missing") as e:
+    build(entries + [Entry(missing, 1.0)])
+  assert missing in str(e.value)
+
+
+def test_bad_file_in_dataset_raises_naming_it(entries, tmp_path):
+  bad = tmp_path / "bad.mp4"
+  bad.write_bytes(b"")
+  ds = input_pipeline.eval_dataset(entries[:1] + [Entry(str(bad), 1.0)], SAMPLING, batch_size=2,
+                                   num_clips=1)
+  with pytest.raises(video_io.VideoDecodeError, match="empty") as e:
+    collect(ds)
+  assert str(e.value).startswith(f"{bad}: ")
+  # Iterated directly, TensorFlow's own error still names the file.
+  with pytest.raises(Exception, match="bad.mp4"):
+    list(ds)

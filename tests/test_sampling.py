@@ -1,0 +1,179 @@
+"""Tests for vqa_jax.data.sampling: paper §10 items 4-6 and fragment geometry on synthetic frames."""
+
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+from test_video_io import write_video
+
+from vqa_jax.data import sampling
+from vqa_jax.data import video_io
+
+
+def coordinate_frames(num_frames: int, height: int, width: int) -> np.ndarray:
+  """Frames whose pixel (t, y, x) holds (y, x, t): a patch's values reveal where it came from."""
+  t, y, x = np.meshgrid(np.arange(num_frames), np.arange(height), np.arange(width), indexing="ij")
+  return np.stack([y, x, t], axis=-1).astype(np.uint8)
+
+
+def patch_origins(fragments: np.ndarray, grid: int, patch: int) -> np.ndarray:
+  """Source (y, x) of the top-left pixel of every output patch of coordinate frames: (T, grid, grid, 2)."""
+  corners = fragments[:, ::patch, ::patch, :2]
+  assert corners.shape[1:3] == (grid, grid)
+  return corners.astype(np.int64)
+
+
+# Temporal sampler.
+
+
+def test_temporal_item5_four_clips_wrap():
+  for rng in (None, np.random.default_rng(0)):
+    got = sampling.temporal_indices(240, 32, 2, 4, rng).reshape(4, 32)
+    for k, start in enumerate((0, 60, 120, 180)):
+      np.testing.assert_array_equal(got[k], [(start + 2 * m) % 240 for m in range(32)])
+  np.testing.assert_array_equal(got[3, -3:], [238, 0, 2])
+
+
+def test_temporal_item6_short_video_wraps():
+  expected = list(range(0, 50, 2)) + list(range(0, 14, 2))
+  np.testing.assert_array_equal(sampling.temporal_indices(50, 32, 2, 1), expected)
+
+
+def test_temporal_centred_offset_long_video():
+  # N=1000, K=4: segments of 250, span 64, centred offset (250 - 64) // 2 = 93.
+  got = sampling.temporal_indices(1000, 32, 2, 4).reshape(4, 32)
+  np.testing.assert_array_equal(got[:, 0], [93, 343, 593, 843])
+  np.testing.assert_array_equal(got[0], np.arange(93, 157, 2))
+
+
+def test_temporal_random_offsets_within_bounds():
+  rng = np.random.default_rng(0)
+  offsets = np.stack([sampling.temporal_indices(1000, 32, 2, 4, rng).reshape(4, 32)[:, 0]
+                      - np.array([0, 250, 500, 750]) for _ in range(500)])
+  assert offsets.min() == 0 and offsets.max() == 185  # {0, ..., 250 - 64 - 1}
+  assert len(np.unique(offsets)) > 100
+
+
+# Grid.
+
+
+@pytest.mark.parametrize("size, origins, bound", [
+    (540, [0, 77, 154, 231, 308, 385, 462], 45),
+    (960, [0, 137, 274, 411, 548, 685, 822], 105),
+    (1080, [0, 154, 308, 462, 616, 770, 924], 122),
+    (1920, [0, 274, 548, 822, 1096, 1370, 1644], 242),
+    (720, [0, 102, 204, 306, 408, 510, 612], 70),
+    (1280, [0, 182, 364, 546, 728, 910, 1092], 150),
+    (224, [0, 32, 64, 96, 128, 160, 192], 0),
+])
+def test_grid_item4(size, origins, bound):
+  got_origins, got_bound = sampling.grid_cells(size, 7, 32)
+  np.testing.assert_array_equal(got_origins, origins)
+  assert got_bound == bound
+
+
+def test_grid_clamps_last_origin_and_rejects_tiny_sizes():
+  np.testing.assert_array_equal(sampling.grid_cells(100, 4, 30)[0], [0, 25, 50, 70])
+  with pytest.raises(ValueError, match="smaller than the patch"):
+    sampling.grid_cells(20, 4, 32)
+
+
+# Fragments.
+
+
+@pytest.mark.parametrize("rng", [None, np.random.default_rng(1)])
+def test_each_patch_is_contiguous_and_inside_its_cell(rng):
+  grid, patch, (cell_h, cell_w) = 4, 8, (17, 25)
+  frames = coordinate_frames(6, 70, 100)
+  out = sampling.sample_fragments(frames, grid, patch, aligned=3, rng=rng)
+  assert out.shape == (6, 32, 32, 3) and out.dtype == np.uint8
+  blocks = out.reshape(6, grid, patch, grid, patch, 3)
+  for i in range(grid):
+    for j in range(grid):
+      block = blocks[:, i, :, j, :, :].astype(np.int64)  # (T, patch, patch, 3)
+      y0, x0 = block[:, :1, :1, 0], block[:, :1, :1, 1]
+      t, y, x = np.meshgrid(np.arange(6), np.arange(patch), np.arange(patch), indexing="ij")
+      np.testing.assert_array_equal(block, np.stack([y0 + y, x0 + x, t], axis=-1))
+      assert np.all(block[..., 0] // cell_h == i) and np.all(block[..., 1] // cell_w == j)
+
+
+def test_offsets_are_aligned_within_chunks_and_redrawn_between():
+  frames = coordinate_frames(8, 70, 100)
+  out = sampling.sample_fragments(frames, 4, 8, aligned=4, rng=np.random.default_rng(3))
+  origins = patch_origins(out, 4, 8)
+  for chunk in (origins[:4], origins[4:]):
+    assert np.all(chunk == chunk[:1])
+  assert np.any(origins[0] != origins[4])
+
+
+def test_centred_offsets_are_deterministic_and_centred():
+  frames = coordinate_frames(2, 70, 100)
+  first = sampling.sample_fragments(frames, 4, 8, aligned=2)
+  np.testing.assert_array_equal(first, sampling.sample_fragments(frames, 4, 8, aligned=2))
+  # Cells 17 x 25, bounds 9 and 17: centred offsets int(0.5 * bound) = 4 and 8.
+  origins = patch_origins(first, 4, 8)
+  np.testing.assert_array_equal(origins[0, :, 0, 0], [4, 21, 38, 55])
+  np.testing.assert_array_equal(origins[0, 0, :, 1], [8, 33, 58, 83])
+
+
+def test_small_video_grid_uses_upsampled_size():
+  # 100x150 -> 128x192. Rows: cells of 32 = patch, origins 0, 32, 64, 96. Columns: cells of 48,
+  # origins 0, 48, 96, 144, centred offset 8. Source of upsampled row r: (r + 0.5) * 100/128 - 0.5.
+  frames = coordinate_frames(1, 100, 150)
+  out = sampling.sample_fragments(frames, 4, 32, aligned=1).astype(np.int64)
+  assert out.shape == (1, 128, 128, 3)
+  last_row, last_col = out[0, 96:, :, 0], out[0, :, 96:, 1]
+  assert last_row.min() >= 74 and last_row.max() == 99  # Bottom edge region of the frame.
+  assert last_col.min() >= 118 and last_col.max() >= 142  # Right edge region (cols 152..183).
+  expected = cv2.resize(frames[0], (192, 128), interpolation=cv2.INTER_LINEAR)
+  np.testing.assert_array_equal(out[0, 96:, 96:], expected[96:128, 152:184])
+
+
+# Clips from files.
+
+
+def counting_video(tmp_path, num_frames: int, name: str = "count.mkv") -> str:
+  """A lossless 24x32 video whose frame t is filled with the value t."""
+  frames = np.broadcast_to(np.arange(num_frames, dtype=np.uint8)[:, None, None, None],
+                           (num_frames, 24, 32, 3))
+  return write_video(tmp_path / name, np.ascontiguousarray(frames))
+
+
+SMALL = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 8}
+
+
+def test_sample_clips_shape_and_frames(tmp_path):
+  path = counting_video(tmp_path, 20)
+  clips = sampling.sample_clips(path, SMALL, num_clips=2)
+  assert clips.shape == (2, 4, 16, 16, 3) and clips.dtype == np.uint8
+  # N=20, K=2: segments of 10, span 8, centred offset 1.
+  np.testing.assert_array_equal(clips[:, :, 0, 0, 0], [[1, 3, 5, 7], [11, 13, 15, 17]])
+  assert np.all(clips == clips[:, :, :1, :1, :1])
+
+
+def test_sample_clips_resamples_when_frame_count_is_overreported(tmp_path):
+  path = counting_video(tmp_path, 30)
+  data = pathlib.Path(path).read_bytes()
+  truncated = tmp_path / "truncated.mkv"
+  truncated.write_bytes(data[:len(data) // 2])
+  cap = cv2.VideoCapture(str(truncated))
+  reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+  decodable = sum(1 for _ in iter(cap.grab, False))
+  assert decodable < reported, "the truncated file should over-report its frame count"
+  with pytest.raises(video_io.FrameIndexError):
+    video_io.read_frames(str(truncated), sampling.temporal_indices(reported, 4, 2, 1))
+  clips = sampling.sample_clips(str(truncated), SMALL, num_clips=1)
+  start = (decodable - 8) // 2
+  np.testing.assert_array_equal(clips[0, :, 0, 0, 0], np.arange(start, start + 8, 2))
+
+
+def test_shared_tiny_video_fragments(shared_dir):
+  path = str(shared_dir / "videos" / "tiny_192x144.mp4")
+  frames = video_io.read_frames(path, sampling.temporal_indices(
+      video_io.probe(path).num_frames, 32, 2, 1))
+  assert frames.shape == (32, 144, 192, 3)
+  assert sampling.sample_fragments(frames, 7, 32, aligned=32).shape == (32, 224, 224, 3)
+  clips = sampling.sample_clips(path, {"clip_len": 32, "frame_interval": 2, "grid": 7,
+                                       "patch": 32}, num_clips=4, rng=np.random.default_rng(0))
+  assert clips.shape == (4, 32, 224, 224, 3)

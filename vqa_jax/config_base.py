@@ -1,0 +1,92 @@
+"""The full default configuration (every field a config file may override) and its validation.
+
+Config files in `configs/` start from `base_config()` and change what they need; absl flags then
+override single fields, e.g. `--config.train.steps=200`.
+"""
+
+import ml_collections
+
+from vqa_jax.train_step import PERTURBATION_KINDS
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The FAST-VQA-B recipe on the synthetic dataset; configs shrink or redirect it."""
+  c = ml_collections.ConfigDict()
+  c.seed = 42
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "synthetic"  # 'synthetic' or 'label_files'
+  c.data.cache_dir = ""  # '' -> $VQA_JAX_CACHE or ~/.cache/vqa_jax
+  c.data.synthetic = ml_collections.ConfigDict({"preset": "demo", "seed": 0})
+  # For source 'label_files': split name -> "LABEL_FILE:DATA_ROOT" (FAST-VQA label format).
+  c.data.label_files = ml_collections.ConfigDict()
+  c.data.train_split = "train"
+  c.data.eval_splits = ("test", "cross")
+
+  c.sampling = ml_collections.ConfigDict()
+  c.sampling.clip_len = 32
+  c.sampling.frame_interval = 2
+  c.sampling.grid = 7
+  c.sampling.patch = 32
+  c.sampling.num_clips_train = 1
+  c.sampling.num_clips_eval = 4
+
+  c.model = ml_collections.ConfigDict()
+  c.model.patch_size = (2, 4, 4)
+  c.model.embed_dim = 96
+  c.model.depths = (2, 2, 6, 2)
+  c.model.num_heads = (3, 6, 12, 24)
+  c.model.window_size = (8, 7, 7)
+  c.model.mlp_ratio = 4.0
+  c.model.drop_path_rate = 0.1
+  c.model.frag_biases = (True, True, True, False)
+  c.model.fragments_grid = 7
+  c.model.head_hidden = 64
+  c.model.head_dropout = 0.5
+  c.model.remat = False
+  c.model.dtype = "float32"
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 52620
+  c.train.batch_size = 16
+  c.train.learning_rate = 1e-3  # head; the backbone gets learning_rate * backbone_lr_mult
+  c.train.backbone_lr_mult = 0.1
+  c.train.weight_decay = 0.05
+  c.train.warmup_steps = 4385
+  c.train.cosine_steps = 52620  # M in the reference schedule (paper §7.3)
+  c.train.ema_decay = 0.999
+  c.train.rank_weight = 0.3
+  c.train.log_every = 50
+  c.train.checkpoint_every = 1000
+  c.train.max_checkpoints = 2
+
+  c.perturb = ml_collections.ConfigDict()
+  c.perturb.kind = "awp"  # 'none' | 'awp' | 'rwp'
+  c.perturb.gamma = 1e-4
+  c.perturb.reuse_dropout_rng = False
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 4
+  c.eval.models = ("raw", "ema")
+  return c
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first inconsistent field."""
+  if config.data.source not in ("synthetic", "label_files"):
+    raise ValueError(f"data.source must be 'synthetic' or 'label_files', got {config.data.source!r}")
+  if config.perturb.kind not in PERTURBATION_KINDS:
+    raise ValueError(f"perturb.kind must be one of {PERTURBATION_KINDS}, got {config.perturb.kind!r}")
+  if not set(config.eval.models) <= {"raw", "ema"}:
+    raise ValueError(f"eval.models must be a subset of ('raw', 'ema'), got {config.eval.models}")
+  for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+    if config.train[name] <= 0:
+      raise ValueError(f"train.{name} must be positive, got {config.train[name]}")
+  if config.train.batch_size < 2:
+    raise ValueError("train.batch_size must be >= 2: the PLCC and rank losses compare videos")
+  s = config.sampling
+  if s.clip_len % config.model.patch_size[0]:
+    raise ValueError(f"sampling.clip_len {s.clip_len} is not a multiple of the temporal patch "
+                     f"size {config.model.patch_size[0]}")
+  if (s.grid * s.patch) % config.model.patch_size[1]:
+    raise ValueError(f"fragment size {s.grid * s.patch} is not a multiple of the spatial patch size")

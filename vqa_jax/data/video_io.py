@@ -1,0 +1,124 @@
+"""Video decoding with OpenCV: probing and reading selected frames as RGB uint8 arrays.
+
+Frames are decoded sequentially (`grab()` every frame, `retrieve()` only the requested ones),
+because seeking in long-GOP codecs such as H.264 is slow and not always frame-accurate.
+"""
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+
+class VideoDecodeError(RuntimeError):
+  """A video that cannot be decoded; the message names the file and the reason."""
+
+  def __init__(self, path: str, reason: str):
+    super().__init__(f"{path}: {reason}")
+    self.path = path
+    self.reason = reason
+
+
+class FrameIndexError(VideoDecodeError):
+  """A requested frame lies beyond the decodable end; `num_decodable` frames could be decoded."""
+
+  def __init__(self, path: str, index: int, num_decodable: int):
+    super().__init__(path, f"frame index {index} was requested but only {num_decodable} "
+                     f"frames are decodable")
+    self.index = index
+    self.num_decodable = num_decodable
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+  """Container metadata of a video: frame count, frame rate and frame size in pixels."""
+
+  num_frames: int
+  fps: float
+  height: int
+  width: int
+
+
+@contextlib.contextmanager
+def _capture(path: str) -> Iterator[cv2.VideoCapture]:
+  """Opens `path` with OpenCV, raising VideoDecodeError when it is missing, empty or unreadable."""
+  if not os.path.isfile(path):
+    raise VideoDecodeError(path, "file does not exist")
+  if os.path.getsize(path) == 0:
+    raise VideoDecodeError(path, "file is empty (0 bytes)")
+  cap = cv2.VideoCapture(path)
+  try:
+    if not cap.isOpened():
+      raise VideoDecodeError(path, "OpenCV cannot open it (not a video, or an unsupported "
+                             "container or codec)")
+    yield cap
+  except cv2.error as e:
+    raise VideoDecodeError(path, f"OpenCV error: {' '.join(str(e).split())}") from e
+  finally:
+    cap.release()
+
+
+def _count_by_grabbing(cap: cv2.VideoCapture) -> int:
+  """Counts the frames left in `cap` by grabbing them all."""
+  count = 0
+  while cap.grab():
+    count += 1
+  return count
+
+
+def probe(path: str) -> VideoInfo:
+  """Returns the frame count, fps and size of a video (counting frames if the container lacks it)."""
+  with _capture(path) as cap:
+    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    num_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    if num_frames <= 0:
+      num_frames = _count_by_grabbing(cap)
+  if num_frames == 0:
+    raise VideoDecodeError(path, "no decodable frames")
+  return VideoInfo(num_frames=num_frames, fps=fps, height=height, width=width)
+
+
+def _to_rgb(frame: np.ndarray) -> np.ndarray:
+  """Converts an OpenCV frame (BGR, BGRA or grayscale) to 3-channel RGB."""
+  if frame.ndim == 2 or frame.shape[-1] == 1:
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+  if frame.shape[-1] == 4:
+    return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+  return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def _decode_needed(cap: cv2.VideoCapture, path: str, needed: np.ndarray) -> dict[int, np.ndarray]:
+  """Grabs frames 0..max(needed) and retrieves those in `needed` (sorted, unique) as RGB."""
+  frames = {}
+  wanted = set(needed.tolist())
+  for i in range(int(needed[-1]) + 1):
+    if not cap.grab():
+      if i == 0:
+        raise VideoDecodeError(path, "no decodable frames")
+      raise FrameIndexError(path, int(needed[-1]), i)
+    if i in wanted:
+      ok, frame = cap.retrieve()
+      if not ok or frame is None:
+        raise VideoDecodeError(path, f"frame {i} was grabbed but could not be retrieved")
+      frames[i] = _to_rgb(frame)
+  return frames
+
+
+def read_frames(path: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+  """Decodes the frames at `indices` (any order, repeats allowed) as uint8 RGB (len, H, W, 3)."""
+  indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+  if indices.size == 0:
+    raise ValueError(f"{path}: no frame indices requested")
+  if indices.min() < 0:
+    raise ValueError(f"{path}: negative frame index {int(indices.min())}")
+  with _capture(path) as cap:
+    frames = _decode_needed(cap, path, np.unique(indices))
+  shapes = {f.shape for f in frames.values()}
+  if len(shapes) > 1:
+    raise VideoDecodeError(path, f"frame size changes within the video: {sorted(shapes)}")
+  return np.stack([frames[i] for i in indices.tolist()])

@@ -1,0 +1,85 @@
+"""FAST-VQA model (Video Swin-T with GRPB + VQA head) and its factory."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from vqa_jax.models.heads import VQAHead
+from vqa_jax.models.video_swin import SwinTransformer3D
+
+VIDEO_MEAN = (123.675, 116.28, 103.53)
+VIDEO_STD = (58.395, 57.12, 57.375)
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def normalize_video(x):
+  """RGB on the 0-255 scale (..., 3), uint8 or float -> float32 (x-mean)/std."""
+  x = jnp.asarray(x).astype(jnp.float32)
+  mean = jnp.asarray(VIDEO_MEAN, jnp.float32)
+  std = jnp.asarray(VIDEO_STD, jnp.float32)
+  return (x - mean) / std
+
+
+def video_score(quality_map):
+  """(B, ...) local quality map -> (B,) mean over all positions."""
+  return jnp.mean(quality_map, axis=tuple(range(1, quality_map.ndim)))
+
+
+class VQAModel(nn.Module):
+  """Raw video (B, T, H, W, 3) on 0-255 -> quality map (B, T', H', W')."""
+  backbone: nn.Module
+  head: nn.Module
+
+  def __call__(self, video, *, train: bool):
+    """Normalizes, runs backbone and head; returns float32 (B, T', H', W')."""
+    feats = self.backbone(normalize_video(video), train=train)
+    return self.head(feats, train=train)[..., 0].astype(jnp.float32)
+
+
+def fast_vqa_b_config() -> ml_collections.ConfigDict:
+  """FAST-VQA-B model config (Video Swin-T, GRPB in stages 1-3, head 64)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.patch_size = (2, 4, 4)
+  cfg.embed_dim = 96
+  cfg.depths = (2, 2, 6, 2)
+  cfg.num_heads = (3, 6, 12, 24)
+  cfg.window_size = (8, 7, 7)
+  cfg.mlp_ratio = 4.0
+  cfg.drop_path_rate = 0.1
+  cfg.frag_biases = (True, True, True, False)
+  cfg.fragments_grid = 7
+  cfg.head_hidden = 64
+  cfg.head_dropout = 0.5
+  cfg.remat = False
+  cfg.dtype = "float32"
+  return cfg
+
+
+def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
+  """Builds a `VQAModel` from a model config (see `fast_vqa_b_config`)."""
+  if model_cfg.dtype not in _DTYPES:
+    raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, "
+                     f"got {model_cfg.dtype!r}")
+  dtype = _DTYPES[model_cfg.dtype]
+  num_stages = len(model_cfg.depths)
+  if not (len(model_cfg.num_heads) == len(model_cfg.frag_biases) == num_stages):
+    raise ValueError("depths, num_heads and frag_biases need one entry per "
+                     "stage")
+  backbone = SwinTransformer3D(
+      patch_size=tuple(model_cfg.patch_size),
+      embed_dim=int(model_cfg.embed_dim),
+      depths=tuple(int(d) for d in model_cfg.depths),
+      num_heads=tuple(int(h) for h in model_cfg.num_heads),
+      window_size=tuple(model_cfg.window_size),
+      mlp_ratio=float(model_cfg.mlp_ratio),
+      drop_path_rate=float(model_cfg.drop_path_rate),
+      frag_biases=tuple(bool(f) for f in model_cfg.frag_biases),
+      fragments_grid=int(model_cfg.fragments_grid),
+      remat=bool(model_cfg.remat),
+      dtype=dtype)
+  head = VQAHead(hidden_channels=int(model_cfg.head_hidden),
+                 dropout_rate=float(model_cfg.head_dropout), dtype=dtype)
+  return VQAModel(backbone=backbone, head=head)

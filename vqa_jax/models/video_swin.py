@@ -1,0 +1,467 @@
+"""Video Swin Transformer 3D with FAST-VQA's gated relative position bias (GRPB).
+
+Channels-last layout throughout: features are (B, T, H, W, C). Flax parameter
+names mirror the PyTorch reference (``layers_i/blocks_j/attn/qkv`` for
+``layers.i.blocks.j.attn.qkv``) so that every PyTorch ``weight`` maps to a leaf
+named ``kernel`` (Dense/Conv) or ``scale`` (LayerNorm) and every bias to
+``bias``. Positional tables are the params ``relative_position_bias_table`` and
+``fragment_position_bias_table``.
+
+Porting decisions (see ``paper.md`` §6.1 and §11):
+  * LayerNorm epsilon 1e-5 (PyTorch), exact erf GELU, qk scale head_dim**-0.5.
+  * The GRPB gate is the integer L1 distance between fragment coordinates
+    (NOT a 0/1 gate) and the fragment tables start at zero, as in the code.
+  * When ``get_window_size`` shrinks a window (a feature dimension smaller than
+    the window), the relative position index is the top-left ``[:N, :N]``
+    slice of the full-window index, exactly as the reference does. The standard
+    FAST-VQA input (32, 224, 224) never shrinks a window.
+  * Padded tokens (to window multiples) are zeros after ``norm1`` and are not
+    masked in unshifted windows, as in the reference.
+  * Softmax and LayerNorm always run in float32; Dense/Conv use ``dtype``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+Triple = tuple[int, int, int]
+
+LAYER_NORM_EPS = 1e-5
+ATTENTION_MASK_VALUE = -100.0
+
+
+# ---------------------------------------------------------------------------
+# Initialisers.
+# ---------------------------------------------------------------------------
+
+
+def trunc_normal_init(std: float = 0.02) -> Callable[..., jax.Array]:
+  """timm ``trunc_normal_(std)``: normal(0, std) truncated at absolute +-2."""
+
+  def init(key, shape, dtype=jnp.float32):
+    bound = 2.0 / std
+    return jax.random.truncated_normal(key, -bound, bound, shape, dtype) * std
+
+  return init
+
+
+def uniform_fan_in_init(fan_in: int) -> Callable[..., jax.Array]:
+  """PyTorch default Conv/Linear init for weight and bias: U(+-1/sqrt(fan_in))."""
+  bound = 1.0 / np.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def _layer_norm(name: str) -> nn.LayerNorm:
+  """A float32 LayerNorm with PyTorch's epsilon."""
+  return nn.LayerNorm(
+      epsilon=LAYER_NORM_EPS, dtype=jnp.float32, param_dtype=jnp.float32,
+      name=name)
+
+
+def _dense(features: int, dtype: Dtype, name: str,
+           use_bias: bool = True) -> nn.Dense:
+  """A Dense layer with trunc_normal(0.02) kernel and zero bias."""
+  return nn.Dense(
+      features, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32,
+      kernel_init=trunc_normal_init(0.02), bias_init=nn.initializers.zeros,
+      name=name)
+
+
+# ---------------------------------------------------------------------------
+# Pure window / position helpers (numpy or jax arrays).
+# ---------------------------------------------------------------------------
+
+
+def get_window_size(x_size: Sequence[int], window_size: Sequence[int],
+                    shift_size: Sequence[int] = (0, 0, 0)
+                    ) -> tuple[Triple, Triple]:
+  """Window and shift actually used: dims <= window use full extent, shift 0."""
+  use_window = list(window_size)
+  use_shift = list(shift_size)
+  for i, size in enumerate(x_size):
+    if size <= window_size[i]:
+      use_window[i] = size
+      use_shift[i] = 0
+  return tuple(use_window), tuple(use_shift)
+
+
+def window_partition(x, window_size: Sequence[int]):
+  """(B, D, H, W, C) -> (B * num_windows, Wd * Wh * Ww, C), batch-major."""
+  b, d, h, w, c = x.shape
+  wd, wh, ww = window_size
+  x = x.reshape(b, d // wd, wd, h // wh, wh, w // ww, ww, c)
+  x = x.transpose(0, 1, 3, 5, 2, 4, 6, 7)
+  return x.reshape(-1, wd * wh * ww, c)
+
+
+def window_reverse(windows, window_size: Sequence[int], b: int, d: int, h: int,
+                   w: int):
+  """Inverse of `window_partition`: (B * nW, N, C) -> (B, D, H, W, C)."""
+  wd, wh, ww = window_size
+  x = windows.reshape(b, d // wd, h // wh, w // ww, wd, wh, ww, -1)
+  x = x.transpose(0, 1, 4, 2, 5, 3, 6, 7)
+  return x.reshape(b, d, h, w, -1)
+
+
+def relative_position_index(window_size: Sequence[int]) -> np.ndarray:
+  """(N, N) int index into the ((2Wd-1)(2Wh-1)(2Ww-1), heads) bias table."""
+  wd, wh, ww = window_size
+  coords = np.stack(
+      np.meshgrid(np.arange(wd), np.arange(wh), np.arange(ww), indexing="ij"))
+  coords = coords.reshape(3, -1)
+  rel = coords[:, :, None] - coords[:, None, :]  # 3, N, N: c_i - c_j.
+  rel = rel.transpose(1, 2, 0) + np.array([wd - 1, wh - 1, ww - 1])
+  return (rel[..., 0] * (2 * wh - 1) * (2 * ww - 1) + rel[..., 1] * (2 * ww - 1)
+          + rel[..., 2]).astype(np.int32)
+
+
+def shift_region_labels(padded_size: Sequence[int], window_size: Sequence[int],
+                        shift_size: Sequence[int]) -> np.ndarray:
+  """(nW, N) region label of each token after the cyclic shift (for masking)."""
+  per_dim = []
+  for size, win, shift in zip(padded_size, window_size, shift_size):
+    pos = np.arange(size)
+    if shift == 0:
+      region = np.zeros(size, np.int32)  # No roll, so no wrap-around.
+    else:
+      region = (pos >= size - win).astype(np.int32) + (pos >= size - shift)
+    per_dim.append(region)
+  labels = (per_dim[0][:, None, None] * 9 + per_dim[1][None, :, None] * 3
+            + per_dim[2][None, None, :])
+  return window_partition(labels[None, ..., None], window_size)[..., 0]
+
+
+def mask_from_labels(labels):
+  """(nW, N) labels -> (nW, N, N) additive mask: 0 same region, -100 otherwise."""
+  return (labels[:, :, None] != labels[:, None, :]) * ATTENTION_MASK_VALUE
+
+
+def compute_attention_mask(padded_size: Sequence[int],
+                           window_size: Sequence[int],
+                           shift_size: Sequence[int]) -> np.ndarray:
+  """(nW, N, N) float32 shifted-window attention mask (0 or -100)."""
+  labels = shift_region_labels(padded_size, window_size, shift_size)
+  return mask_from_labels(labels).astype(np.float32)
+
+
+def fragment_coordinates(size: Sequence[int],
+                         fragments_grid: int) -> np.ndarray:
+  """(D, H, W, 3) fragment coords (0, floor(h*G/H), floor(w*G/W)) per token."""
+  d, h, w = size
+  t_f = np.zeros(d, np.int32)
+  h_f = (np.arange(h) * fragments_grid) // h
+  w_f = (np.arange(w) * fragments_grid) // w
+  return np.stack(np.meshgrid(t_f, h_f, w_f, indexing="ij"),
+                  axis=-1).astype(np.int32)
+
+
+def fragment_windows(padded_size: Sequence[int], window_size: Sequence[int],
+                     shift_size: Sequence[int],
+                     fragments_grid: int) -> np.ndarray:
+  """(nW, N, 3) fragment coords, rolled by -shift and window-partitioned."""
+  coords = fragment_coordinates(padded_size, fragments_grid)
+  coords = np.roll(coords, tuple(-s for s in shift_size), axis=(0, 1, 2))
+  return window_partition(coords[None], window_size)
+
+
+def fragment_gate(window_coords):
+  """(nW, N, 3) fragment coords -> (nW, N, N) integer L1 gate |d t|+|d h|+|d w|."""
+  return abs(window_coords[:, :, None, :] - window_coords[:, None, :, :]).sum(-1)
+
+
+def gated_position_bias(rel_table, frag_table, index, gate=None):
+  """GRPB: (nW|1, heads, N, N) = rpb * g + fpb * (1 - g); plain rpb w/o gate."""
+  n = index.shape[0]
+  rpb = jnp.asarray(rel_table)[index.reshape(-1)].reshape(n, n, -1)
+  rpb = rpb.transpose(2, 0, 1)[None]  # 1, heads, N, N.
+  if frag_table is None or gate is None:
+    return rpb
+  fpb = jnp.asarray(frag_table)[index.reshape(-1)].reshape(n, n, -1)
+  fpb = fpb.transpose(2, 0, 1)[None]
+  g = jnp.asarray(gate).astype(rpb.dtype)[:, None]  # nW, 1, N, N.
+  return rpb * g + fpb * (1.0 - g)
+
+
+def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> list[float]:
+  """Stochastic-depth rates linspace(0, rate, sum(depths)) in block order."""
+  return [float(r) for r in np.linspace(0.0, drop_path_rate, sum(depths))]
+
+
+# ---------------------------------------------------------------------------
+# Modules.
+# ---------------------------------------------------------------------------
+
+
+class DropPath(nn.Module):
+  """Per-sample stochastic depth (timm semantics: x / keep * Bernoulli(keep))."""
+  rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    """Drops whole samples with probability `rate` when training."""
+    if not train or self.rate == 0.0:
+      return x
+    keep = 1.0 - self.rate
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    mask = jax.random.bernoulli(self.make_rng("dropout"), keep, shape)
+    return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+class Mlp(nn.Module):
+  """Transformer MLP: fc1 -> exact GELU -> dropout -> fc2 -> dropout."""
+  hidden_features: int
+  out_features: int
+  drop_rate: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    """Applies the MLP on the channel axis."""
+    x = _dense(self.hidden_features, self.dtype, "fc1")(x)
+    x = nn.gelu(x, approximate=False)
+    x = nn.Dropout(self.drop_rate)(x, deterministic=not train)
+    x = _dense(self.out_features, self.dtype, "fc2")(x)
+    return nn.Dropout(self.drop_rate)(x, deterministic=not train)
+
+
+class WindowAttention3D(nn.Module):
+  """Window multi-head self-attention with relative (and fragment) bias."""
+  dim: int
+  window_size: Triple
+  num_heads: int
+  frag_bias: bool = False
+  attn_drop_rate: float = 0.0
+  proj_drop_rate: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, mask=None, gate=None, train: bool = False):
+    """x: (B*nW, N, C); mask, gate: (nW, N, N) or None. Returns (B*nW, N, C)."""
+    b_, n, c = x.shape
+    head_dim = c // self.num_heads
+    scale = head_dim ** -0.5
+    wd, wh, ww = self.window_size
+    table_shape = ((2 * wd - 1) * (2 * wh - 1) * (2 * ww - 1), self.num_heads)
+    rel_table = self.param("relative_position_bias_table",
+                           trunc_normal_init(0.02), table_shape, jnp.float32)
+    frag_table = None
+    if self.frag_bias:
+      frag_table = self.param("fragment_position_bias_table",
+                              nn.initializers.zeros, table_shape, jnp.float32)
+
+    qkv = _dense(3 * c, self.dtype, "qkv")(x)
+    qkv = qkv.reshape(b_, n, 3, self.num_heads, head_dim).transpose(2, 0, 3, 1, 4)
+    q, k, v = qkv[0] * jnp.asarray(scale, qkv.dtype), qkv[1], qkv[2]
+    attn = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
+
+    # Reference quirk: a shrunk window slices the full-window index.
+    index = relative_position_index(self.window_size)[:n, :n]
+    bias = gated_position_bias(rel_table, frag_table, index,
+                               gate if self.frag_bias else None)
+    num_windows = max(bias.shape[0], 1 if mask is None else mask.shape[0])
+    attn = attn.reshape(b_ // num_windows, num_windows, self.num_heads, n, n)
+    attn = attn + bias[None]
+    if mask is not None:
+      attn = attn + jnp.asarray(mask, jnp.float32)[None, :, None]
+    attn = attn.reshape(b_, self.num_heads, n, n)
+    attn = jax.nn.softmax(attn, axis=-1)
+    attn = nn.Dropout(self.attn_drop_rate)(attn, deterministic=not train)
+
+    out = jnp.einsum("bhqk,bhkd->bqhd", attn.astype(v.dtype), v)
+    out = out.reshape(b_, n, c)
+    out = _dense(c, self.dtype, "proj")(out)
+    return nn.Dropout(self.proj_drop_rate)(out, deterministic=not train)
+
+
+class SwinTransformerBlock3D(nn.Module):
+  """Pre-norm (shifted-)window attention block followed by an MLP."""
+  dim: int
+  num_heads: int
+  window_size: Triple = (8, 7, 7)
+  shift_size: Triple = (0, 0, 0)
+  mlp_ratio: float = 4.0
+  drop_rate: float = 0.0
+  attn_drop_rate: float = 0.0
+  drop_path: float = 0.0
+  frag_bias: bool = False
+  fragments_grid: int = 7
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    """x: (B, D, H, W, C) -> (B, D, H, W, C)."""
+    b, d, h, w, c = x.shape
+    window, shift = get_window_size((d, h, w), self.window_size,
+                                    self.shift_size)
+    shortcut = x
+    y = _layer_norm("norm1")(x)
+    pads = [(win - size % win) % win for size, win in zip((d, h, w), window)]
+    if any(pads):
+      y = jnp.pad(y, ((0, 0), (0, pads[0]), (0, pads[1]), (0, pads[2]), (0, 0)))
+    padded = (d + pads[0], h + pads[1], w + pads[2])
+    shifted = any(s > 0 for s in shift)
+    mask = None
+    if shifted:
+      y = jnp.roll(y, tuple(-s for s in shift), axis=(1, 2, 3))
+      labels = shift_region_labels(padded, window, shift)
+      mask = mask_from_labels(jnp.asarray(labels)).astype(jnp.float32)
+    gate = None
+    if self.frag_bias:
+      coords = fragment_windows(padded, window, shift, self.fragments_grid)
+      gate = fragment_gate(jnp.asarray(coords))
+
+    windows = window_partition(y, window)
+    windows = WindowAttention3D(
+        dim=self.dim, window_size=tuple(self.window_size),
+        num_heads=self.num_heads, frag_bias=self.frag_bias,
+        attn_drop_rate=self.attn_drop_rate, proj_drop_rate=self.drop_rate,
+        dtype=self.dtype, name="attn")(windows, mask, gate, train)
+    y = window_reverse(windows, window, b, *padded)
+    if shifted:
+      y = jnp.roll(y, tuple(shift), axis=(1, 2, 3))
+    y = y[:, :d, :h, :w, :]
+    x = shortcut + DropPath(self.drop_path)(y, train)
+
+    y = _layer_norm("norm2")(x)
+    y = Mlp(int(self.dim * self.mlp_ratio), self.dim, self.drop_rate,
+            self.dtype, name="mlp")(y, train)
+    return x + DropPath(self.drop_path)(y, train)
+
+
+class PatchMerging(nn.Module):
+  """2x2 spatial merge: concat [x00, x10, x01, x11] -> LN(4C) -> Dense(2C)."""
+  dim: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    """(B, D, H, W, C) -> (B, D, ceil(H/2), ceil(W/2), 2C)."""
+    _, _, h, w, _ = x.shape
+    if h % 2 or w % 2:
+      x = jnp.pad(x, ((0, 0), (0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+    x = jnp.concatenate([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2],
+                         x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], axis=-1)
+    x = _layer_norm("norm")(x)
+    return _dense(2 * self.dim, self.dtype, "reduction", use_bias=False)(x)
+
+
+class BasicLayer(nn.Module):
+  """One stage: `depth` blocks alternating shift 0 / window//2, then merge."""
+  dim: int
+  depth: int
+  num_heads: int
+  window_size: Triple = (8, 7, 7)
+  mlp_ratio: float = 4.0
+  drop_rate: float = 0.0
+  attn_drop_rate: float = 0.0
+  drop_path: Sequence[float] = ()
+  downsample: bool = False
+  frag_bias: bool = False
+  fragments_grid: int = 7
+  remat: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    """(B, D, H, W, C) -> stage output (merged when `downsample`)."""
+    block_cls = SwinTransformerBlock3D
+    if self.remat:
+      block_cls = nn.remat(SwinTransformerBlock3D, static_argnums=(2,))
+    shift = tuple(s // 2 for s in self.window_size)
+    for i in range(self.depth):
+      x = block_cls(
+          dim=self.dim, num_heads=self.num_heads,
+          window_size=tuple(self.window_size),
+          shift_size=(0, 0, 0) if i % 2 == 0 else shift,
+          mlp_ratio=self.mlp_ratio, drop_rate=self.drop_rate,
+          attn_drop_rate=self.attn_drop_rate,
+          drop_path=self.drop_path[i] if self.drop_path else 0.0,
+          frag_bias=self.frag_bias, fragments_grid=self.fragments_grid,
+          dtype=self.dtype, name=f"blocks_{i}")(x, train)
+    if self.downsample:
+      x = PatchMerging(self.dim, self.dtype, name="downsample")(x)
+    return x
+
+
+class PatchEmbed3D(nn.Module):
+  """Conv3d patchify (kernel = stride = patch_size) followed by LayerNorm."""
+  patch_size: Triple = (2, 4, 4)
+  embed_dim: int = 96
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    """(B, T, H, W, Cin) -> (B, T/pt, H/ph, W/pw, embed_dim), zero-padded."""
+    pads = [(p - s % p) % p for s, p in zip(x.shape[1:4], self.patch_size)]
+    if any(pads):
+      x = jnp.pad(x, ((0, 0), (0, pads[0]), (0, pads[1]), (0, pads[2]), (0, 0)))
+    fan_in = int(np.prod(self.patch_size)) * x.shape[-1]
+    x = nn.Conv(
+        self.embed_dim, kernel_size=tuple(self.patch_size),
+        strides=tuple(self.patch_size), padding="VALID", dtype=self.dtype,
+        param_dtype=jnp.float32, kernel_init=uniform_fan_in_init(fan_in),
+        bias_init=uniform_fan_in_init(fan_in), name="proj")(x)
+    return _layer_norm("norm")(x)
+
+
+class SwinTransformer3D(nn.Module):
+  """Video Swin Transformer backbone with per-stage optional GRPB."""
+  patch_size: Triple = (2, 4, 4)
+  embed_dim: int = 96
+  depths: Sequence[int] = (2, 2, 6, 2)
+  num_heads: Sequence[int] = (3, 6, 12, 24)
+  window_size: Triple = (8, 7, 7)
+  mlp_ratio: float = 4.0
+  drop_rate: float = 0.0
+  attn_drop_rate: float = 0.0
+  drop_path_rate: float = 0.1
+  frag_biases: Sequence[bool] = (True, True, True, False)
+  fragments_grid: int = 7
+  remat: bool = False
+  dtype: Dtype = jnp.float32
+
+  @property
+  def num_features(self) -> int:
+    """Channels of the final feature map."""
+    return self.embed_dim * 2 ** (len(self.depths) - 1)
+
+  @nn.compact
+  def __call__(self, x, *, train: bool, return_stages: bool = False):
+    """Normalized video (B, T, H, W, 3) -> features (B, T', H', W', C).
+
+    With `return_stages`, returns [patch_embed, stage_1, ..., stage_{n-1},
+    final] where stage outputs are after their PatchMerging and `final` is the
+    last stage after the final LayerNorm.
+    """
+    x = PatchEmbed3D(tuple(self.patch_size), self.embed_dim, self.dtype,
+                     name="patch_embed")(x.astype(self.dtype))
+    x = nn.Dropout(self.drop_rate)(x, deterministic=not train)
+    feats = [x]
+    rates = drop_path_rates(self.drop_path_rate, self.depths)
+    num_layers = len(self.depths)
+    for i in range(num_layers):
+      start = sum(self.depths[:i])
+      x = BasicLayer(
+          dim=self.embed_dim * 2 ** i, depth=self.depths[i],
+          num_heads=self.num_heads[i], window_size=tuple(self.window_size),
+          mlp_ratio=self.mlp_ratio, drop_rate=self.drop_rate,
+          attn_drop_rate=self.attn_drop_rate,
+          drop_path=tuple(rates[start:start + self.depths[i]]),
+          downsample=i < num_layers - 1, frag_bias=bool(self.frag_biases[i]),
+          fragments_grid=self.fragments_grid, remat=self.remat,
+          dtype=self.dtype, name=f"layers_{i}")(x, train)
+      feats.append(x)
+    x = _layer_norm("norm")(x)
+    if return_stages:
+      return feats[:-1] + [x]
+    return x
