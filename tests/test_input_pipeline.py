@@ -1,5 +1,6 @@
 """Tests for vqa_jax.data.input_pipeline on tiny lossless videos written here."""
 
+import ml_collections
 import numpy as np
 import pytest
 from test_video_io import write_video
@@ -8,7 +9,9 @@ from vqa_jax.data import input_pipeline
 from vqa_jax.data import video_io
 from vqa_jax.data.labels import Entry
 
-SAMPLING = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 8}
+# As in the configs: a ConfigDict that also holds fields the pipelines do not read.
+SAMPLING = ml_collections.ConfigDict({"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 8,
+                                     "num_clips_train": 1, "num_clips_eval": 2})
 NUM_VIDEOS = 5
 
 
@@ -93,11 +96,13 @@ def test_eval_pads_with_real_copies(entries):
     assert_consistent_with_entries(batch, entries)
   np.testing.assert_array_equal(np.concatenate([b["index"] for b in batches]),
                                 [0, 1, 2, 3, 4, 0, 1, 2])
-  np.testing.assert_array_equal(np.concatenate([b["valid"] for b in batches]), [True] * 5 + [False] * 3)
+  np.testing.assert_array_equal(np.concatenate([b["valid"] for b in batches]),
+                                [True] * 5 + [False] * 3)
   # Padding repeats real elements exactly (deterministic centred sampling, never zeros).
   np.testing.assert_array_equal(batches[1]["video"][1:], batches[0]["video"][:3])
   # N=12, K=2: segments of 6 <= span 8, so offset 0: frames 0, 2, 4, 6 and 6, 8, 10, 0.
-  np.testing.assert_array_equal(batches[0]["video"][0, :, :, 0, 0, 0], [[0, 2, 4, 6], [6, 8, 10, 0]])
+  np.testing.assert_array_equal(batches[0]["video"][0, :, :, 0, 0, 0],
+                                [[0, 2, 4, 6], [6, 8, 10, 0]])
 
 
 @pytest.mark.parametrize("build", [

@@ -1,4 +1,4 @@
-"""Tests for vqa_jax.data.sampling: paper §10 items 4-6 and fragment geometry on synthetic frames."""
+"""Tests for vqa_jax.data.sampling: paper §10 items 4-6 and fragment geometry."""
 
 import pathlib
 
@@ -18,7 +18,7 @@ def coordinate_frames(num_frames: int, height: int, width: int) -> np.ndarray:
 
 
 def patch_origins(fragments: np.ndarray, grid: int, patch: int) -> np.ndarray:
-  """Source (y, x) of the top-left pixel of every output patch of coordinate frames: (T, grid, grid, 2)."""
+  """Source (y, x) of each output patch's top-left pixel, for coordinate frames: (T, G, G, 2)."""
   corners = fragments[:, ::patch, ::patch, :2]
   assert corners.shape[1:3] == (grid, grid)
   return corners.astype(np.int64)

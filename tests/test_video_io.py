@@ -10,7 +10,7 @@ from vqa_jax.data import video_io
 
 
 def write_video(path: pathlib.Path, frames: np.ndarray, fps: float = 10.0) -> str:
-  """Writes RGB (T, H, W, 3) or grayscale (T, H, W) uint8 frames losslessly (FFV1); returns the path."""
+  """Writes RGB (T, H, W, 3) or gray (T, H, W) uint8 frames losslessly (FFV1); returns the path."""
   is_color = frames.ndim == 4
   height, width = frames.shape[1:3]
   writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (width, height),

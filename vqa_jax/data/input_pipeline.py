@@ -1,4 +1,4 @@
-"""tf.data pipelines of FAST-VQA fragment clips: deterministic, resumable training and padded evaluation.
+"""tf.data pipelines of FAST-VQA fragment clips: resumable training, padded evaluation.
 
 This is the only module of the package that imports TensorFlow (the GPU machines have none).
 Decoding and sampling run in numpy (`sampling.sample_clips`) inside `tf.numpy_function`.
@@ -15,9 +15,9 @@ whose message embeds "VideoDecodeError: <path>: <reason>" and the Python traceba
 `as_numpy` turns it back into a `VideoDecodeError`.
 """
 
+from collections.abc import Callable, Iterator, Mapping
 import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -136,7 +136,7 @@ def _unwrap_decode_error(error: tf.errors.OpError) -> video_io.VideoDecodeError 
 
 
 def as_numpy(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
-  """Iterates `ds` as numpy dicts, re-raising decode failures as VideoDecodeError naming the file."""
+  """Iterates `ds` as numpy dicts; decode failures re-raise as VideoDecodeError naming the file."""
   iterator = ds.as_numpy_iterator()
   while True:
     try:

@@ -4,10 +4,10 @@ Frames are decoded sequentially (`grab()` every frame, `retrieve()` only the req
 because seeking in long-GOP codecs such as H.264 is slow and not always frame-accurate.
 """
 
+from collections.abc import Iterator, Sequence
 import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -70,7 +70,7 @@ def _count_by_grabbing(cap: cv2.VideoCapture) -> int:
 
 
 def probe(path: str) -> VideoInfo:
-  """Returns the frame count, fps and size of a video (counting frames if the container lacks it)."""
+  """Returns frame count, fps and size of a video (counting frames if the container lacks it)."""
   with _capture(path) as cap:
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
