@@ -18,10 +18,18 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and result
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _DropLibraryInfo(logging.logging.Filter):
+  """Drops INFO records from orbax, whose per-save chatter buries the training progress."""
+
+  def filter(self, record):
+    return record.levelno > logging.logging.INFO or "orbax" not in record.pathname
+
+
 def main(argv):
   """Runs training and evaluation for the flags' config."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_DropLibraryInfo())
   logging.info("config:\n%s", _CONFIG.value)
   trainer.train(_CONFIG.value, _WORKDIR.value)
 

@@ -150,7 +150,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
       append_jsonl(metrics_file, {"step": step, **scalars})
     if step % config.train.checkpoint_every == 0:
       checkpointing.save(manager, step, state)
-  checkpointing.save(manager, step, state, force=True)
+  if manager.latest_step() != step:
+    checkpointing.save(manager, step, state, force=True)
   manager.wait_until_finished()
   logging.info("trained %d steps in %.1f s", step - start_step, time.monotonic() - t0)
 
