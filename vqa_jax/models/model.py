@@ -58,8 +58,18 @@ def fast_vqa_b_config() -> ml_collections.ConfigDict:
   return cfg
 
 
+def _optional_triple(value):
+  """None or a 3-tuple of ints."""
+  return None if value is None else tuple(int(v) for v in value)
+
+
 def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
-  """Builds a `VQAModel` from a model config (see `fast_vqa_b_config`)."""
+  """Builds a `VQAModel` from a model config (see `fast_vqa_b_config`).
+
+  Besides the fields of `fast_vqa_b_config`, an optional `base_x_size` (e.g.
+  (32, 224, 224)) turns on the reference's adaptive window rescaling; it is a
+  no-op for inputs of exactly that size.
+  """
   if model_cfg.dtype not in _DTYPES:
     raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, "
                      f"got {model_cfg.dtype!r}")
@@ -77,7 +87,9 @@ def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
       mlp_ratio=float(model_cfg.mlp_ratio),
       drop_path_rate=float(model_cfg.drop_path_rate),
       frag_biases=tuple(bool(f) for f in model_cfg.frag_biases),
-      fragments_grid=int(model_cfg.fragments_grid),
+      fragments_grid=(None if model_cfg.fragments_grid is None
+                      else int(model_cfg.fragments_grid)),
+      base_x_size=_optional_triple(model_cfg.get("base_x_size", None)),
       remat=bool(model_cfg.remat),
       dtype=dtype)
   head = VQAHead(hidden_channels=int(model_cfg.head_hidden),

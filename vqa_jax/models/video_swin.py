@@ -1,4 +1,4 @@
-"""Video Swin Transformer 3D with FAST-VQA's gated relative position bias (GRPB).
+"""Video Swin Transformer 3D with FAST-VQA's gated relative position bias.
 
 Channels-last layout throughout: features are (B, T, H, W, C). Flax parameter
 names mirror the PyTorch reference (``layers_i/blocks_j/attn/qkv`` for
@@ -12,9 +12,14 @@ Porting decisions (see ``paper.md`` §6.1 and §11):
   * The GRPB gate is the integer L1 distance between fragment coordinates
     (NOT a 0/1 gate) and the fragment tables start at zero, as in the code.
   * When ``get_window_size`` shrinks a window (a feature dimension smaller than
-    the window), the relative position index is the top-left ``[:N, :N]``
-    slice of the full-window index, exactly as the reference does. The standard
-    FAST-VQA input (32, 224, 224) never shrinks a window.
+    the window), the relative position index is the geometric sub-block
+    ``[:d, :h, :w, :d, :h, :w]`` of the full-window index, as in the
+    reference's default (adaptive-window) forward. The standard FAST-VQA input
+    (32, 224, 224) never shrinks a window.
+  * The fragment grid G is ``fragments_grid`` (7 for FAST-VQA-B); the
+    reference uses the spatial size of the window in use, which is 7 at the
+    standard input (``fragments_grid=None`` reproduces that rule exactly).
+    Fragment coordinates use PyTorch's float32 nearest-upsampling rule.
   * Padded tokens (to window multiples) are zeros after ``norm1`` and are not
     masked in unshifted windows, as in the reference.
   * Softmax and LayerNorm always run in float32; Dense/Conv use ``dtype``.
@@ -52,7 +57,7 @@ def trunc_normal_init(std: float = 0.02) -> Callable[..., jax.Array]:
 
 
 def uniform_fan_in_init(fan_in: int) -> Callable[..., jax.Array]:
-  """PyTorch default Conv/Linear init for weight and bias: U(+-1/sqrt(fan_in))."""
+  """PyTorch default Conv/Linear init (weight and bias): U(+-1/sqrt(fan_in))."""
   bound = 1.0 / np.sqrt(fan_in)
 
   def init(key, shape, dtype=jnp.float32):
@@ -113,9 +118,27 @@ def window_reverse(windows, window_size: Sequence[int], b: int, d: int, h: int,
   return x.reshape(b, d, h, w, -1)
 
 
-def relative_position_index(window_size: Sequence[int]) -> np.ndarray:
-  """(N, N) int index into the ((2Wd-1)(2Wh-1)(2Ww-1), heads) bias table."""
+def relative_position_index(window_size: Sequence[int],
+                            used_window: Sequence[int] | None = None
+                            ) -> np.ndarray:
+  """(N, N) int index into the ((2Wd-1)(2Wh-1)(2Ww-1), heads) bias table.
+
+  `window_size` sets the table; `used_window` (default: the same) is the window
+  actually attended over, e.g. after `get_window_size` shrank it. Its index is
+  the sub-block of the full index at the first (d, h, w) positions, as in the
+  reference's default (adaptive-window) forward.
+  """
   wd, wh, ww = window_size
+  used = tuple(window_size) if used_window is None else tuple(used_window)
+  if any(u > w for u, w in zip(used, window_size)):
+    raise ValueError(f"used window {used} exceeds table window {window_size}")
+  if used != tuple(window_size):
+    full = relative_position_index(window_size).reshape(
+        wd, wh, ww, wd, wh, ww)
+    ud, uh, uw = used
+    n = ud * uh * uw
+    return np.ascontiguousarray(full[:ud, :uh, :uw, :ud, :uh, :uw]).reshape(
+        n, n)
   coords = np.stack(
       np.meshgrid(np.arange(wd), np.arange(wh), np.arange(ww), indexing="ij"))
   coords = coords.reshape(3, -1)
@@ -127,14 +150,18 @@ def relative_position_index(window_size: Sequence[int]) -> np.ndarray:
 
 def shift_region_labels(padded_size: Sequence[int], window_size: Sequence[int],
                         shift_size: Sequence[int]) -> np.ndarray:
-  """(nW, N) region label of each token after the cyclic shift (for masking)."""
+  """(nW, N) region label of each token after the cyclic shift (for masking).
+
+  Per dimension, positions are painted in the reference's order with the
+  slices [:-w], [-w:-s], [-s:] (later slices overwrite earlier ones), so even
+  s = 0 (one region) and s >= w match the reference's `compute_mask`.
+  """
   per_dim = []
   for size, win, shift in zip(padded_size, window_size, shift_size):
-    pos = np.arange(size)
-    if shift == 0:
-      region = np.zeros(size, np.int32)  # No roll, so no wrap-around.
-    else:
-      region = (pos >= size - win).astype(np.int32) + (pos >= size - shift)
+    region = np.zeros(size, np.int32)
+    for label, sl in enumerate((slice(-win), slice(-win, -shift),
+                                slice(-shift, None))):
+      region[sl] = label
     per_dim.append(region)
   labels = (per_dim[0][:, None, None] * 9 + per_dim[1][None, :, None] * 3
             + per_dim[2][None, None, :])
@@ -142,7 +169,7 @@ def shift_region_labels(padded_size: Sequence[int], window_size: Sequence[int],
 
 
 def mask_from_labels(labels):
-  """(nW, N) labels -> (nW, N, N) additive mask: 0 same region, -100 otherwise."""
+  """(nW, N) labels -> (nW, N, N) additive mask: 0 same region, else -100."""
   return (labels[:, :, None] != labels[:, None, :]) * ATTENTION_MASK_VALUE
 
 
@@ -154,29 +181,54 @@ def compute_attention_mask(padded_size: Sequence[int],
   return mask_from_labels(labels).astype(np.float32)
 
 
+def nearest_source_index(out_size: int, in_size: int) -> np.ndarray:
+  """PyTorch 'nearest' upsampling source index: floor(f32(o) * f32(in/out)).
+
+  Equals the integer rule floor(o * in / out) for every out_size < 82 (all
+  Video Swin token maps here); PyTorch's float32 rule is kept for parity.
+  """
+  scale = np.float32(in_size / out_size)
+  src = np.floor(np.arange(out_size, dtype=np.float32) * scale)
+  return np.minimum(src.astype(np.int32), in_size - 1)
+
+
 def fragment_coordinates(size: Sequence[int],
-                         fragments_grid: int) -> np.ndarray:
-  """(D, H, W, 3) fragment coords (0, floor(h*G/H), floor(w*G/W)) per token."""
+                         fragments_grid: int | Sequence[int]) -> np.ndarray:
+  """(D, H, W, 3) fragment coords (0, floor(h*Gh/H), floor(w*Gw/W)) per token.
+
+  `fragments_grid` is G (int) or (Gh, Gw): a G x G grid of fragments is
+  nearest-upsampled to the (padded) token map; the temporal coordinate is 0.
+  """
   d, h, w = size
+  g_h, g_w = ((fragments_grid, fragments_grid)
+              if isinstance(fragments_grid, (int, np.integer))
+              else tuple(fragments_grid))
   t_f = np.zeros(d, np.int32)
-  h_f = (np.arange(h) * fragments_grid) // h
-  w_f = (np.arange(w) * fragments_grid) // w
+  h_f = nearest_source_index(h, g_h)
+  w_f = nearest_source_index(w, g_w)
   return np.stack(np.meshgrid(t_f, h_f, w_f, indexing="ij"),
                   axis=-1).astype(np.int32)
 
 
 def fragment_windows(padded_size: Sequence[int], window_size: Sequence[int],
                      shift_size: Sequence[int],
-                     fragments_grid: int) -> np.ndarray:
-  """(nW, N, 3) fragment coords, rolled by -shift and window-partitioned."""
+                     fragments_grid: int | None) -> np.ndarray:
+  """(nW, N, 3) fragment coords, rolled by -shift and window-partitioned.
+
+  `fragments_grid=None` follows the reference exactly: the grid is the spatial
+  size of the window in use, (Wh, Ww) (7 x 7 for FAST-VQA-B).
+  """
+  if fragments_grid is None:
+    fragments_grid = tuple(window_size[1:])
   coords = fragment_coordinates(padded_size, fragments_grid)
   coords = np.roll(coords, tuple(-s for s in shift_size), axis=(0, 1, 2))
   return window_partition(coords[None], window_size)
 
 
 def fragment_gate(window_coords):
-  """(nW, N, 3) fragment coords -> (nW, N, N) integer L1 gate |d t|+|d h|+|d w|."""
-  return abs(window_coords[:, :, None, :] - window_coords[:, None, :, :]).sum(-1)
+  """(nW, N, 3) fragment coords -> (nW, N, N) integer L1 gate |dt|+|dh|+|dw|."""
+  diff = window_coords[:, :, None, :] - window_coords[:, None, :, :]
+  return abs(diff).sum(-1)
 
 
 def gated_position_bias(rel_table, frag_table, index, gate=None):
@@ -192,7 +244,8 @@ def gated_position_bias(rel_table, frag_table, index, gate=None):
   return rpb * g + fpb * (1.0 - g)
 
 
-def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> list[float]:
+def drop_path_rates(drop_path_rate: float,
+                    depths: Sequence[int]) -> list[float]:
   """Stochastic-depth rates linspace(0, rate, sum(depths)) in block order."""
   return [float(r) for r in np.linspace(0.0, drop_path_rate, sum(depths))]
 
@@ -203,7 +256,7 @@ def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> list[float]
 
 
 class DropPath(nn.Module):
-  """Per-sample stochastic depth (timm semantics: x / keep * Bernoulli(keep))."""
+  """Per-sample stochastic depth (timm: x / keep * Bernoulli(keep))."""
   rate: float = 0.0
 
   @nn.compact
@@ -245,8 +298,13 @@ class WindowAttention3D(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, mask=None, gate=None, train: bool = False):
-    """x: (B*nW, N, C); mask, gate: (nW, N, N) or None. Returns (B*nW, N, C)."""
+  def __call__(self, x, mask=None, gate=None, train: bool = False,
+               used_window: Triple | None = None):
+    """x: (B*nW, N, C); mask, gate: (nW, N, N) or None. Returns (B*nW, N, C).
+
+    `used_window` is the window actually in use (default `window_size`); its
+    token count must be N.
+    """
     b_, n, c = x.shape
     head_dim = c // self.num_heads
     scale = head_dim ** -0.5
@@ -260,12 +318,15 @@ class WindowAttention3D(nn.Module):
                               nn.initializers.zeros, table_shape, jnp.float32)
 
     qkv = _dense(3 * c, self.dtype, "qkv")(x)
-    qkv = qkv.reshape(b_, n, 3, self.num_heads, head_dim).transpose(2, 0, 3, 1, 4)
+    qkv = qkv.reshape(b_, n, 3, self.num_heads, head_dim)
+    qkv = qkv.transpose(2, 0, 3, 1, 4)
     q, k, v = qkv[0] * jnp.asarray(scale, qkv.dtype), qkv[1], qkv[2]
     attn = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
 
-    # Reference quirk: a shrunk window slices the full-window index.
-    index = relative_position_index(self.window_size)[:n, :n]
+    index = relative_position_index(self.window_size, used_window)
+    if index.shape[0] != n:
+      raise ValueError(f"window {used_window or self.window_size} does not "
+                       f"hold {n} tokens")
     bias = gated_position_bias(rel_table, frag_table, index,
                                gate if self.frag_bias else None)
     num_windows = max(bias.shape[0], 1 if mask is None else mask.shape[0])
@@ -294,15 +355,15 @@ class SwinTransformerBlock3D(nn.Module):
   attn_drop_rate: float = 0.0
   drop_path: float = 0.0
   frag_bias: bool = False
-  fragments_grid: int = 7
+  fragments_grid: int | None = 7
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool):
-    """x: (B, D, H, W, C) -> (B, D, H, W, C)."""
+  def __call__(self, x, train: bool, resized_window: Triple | None = None):
+    """x: (B, D, H, W, C) -> (B, D, H, W, C); see `SwinTransformer3D`."""
     b, d, h, w, c = x.shape
-    window, shift = get_window_size((d, h, w), self.window_size,
-                                    self.shift_size)
+    window, shift = get_window_size(
+        (d, h, w), resized_window or self.window_size, self.shift_size)
     shortcut = x
     y = _layer_norm("norm1")(x)
     pads = [(win - size % win) % win for size, win in zip((d, h, w), window)]
@@ -325,7 +386,7 @@ class SwinTransformerBlock3D(nn.Module):
         dim=self.dim, window_size=tuple(self.window_size),
         num_heads=self.num_heads, frag_bias=self.frag_bias,
         attn_drop_rate=self.attn_drop_rate, proj_drop_rate=self.drop_rate,
-        dtype=self.dtype, name="attn")(windows, mask, gate, train)
+        dtype=self.dtype, name="attn")(windows, mask, gate, train, window)
     y = window_reverse(windows, window, b, *padded)
     if shifted:
       y = jnp.roll(y, tuple(shift), axis=(1, 2, 3))
@@ -367,16 +428,16 @@ class BasicLayer(nn.Module):
   drop_path: Sequence[float] = ()
   downsample: bool = False
   frag_bias: bool = False
-  fragments_grid: int = 7
+  fragments_grid: int | None = 7
   remat: bool = False
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool):
+  def __call__(self, x, train: bool, resized_window: Triple | None = None):
     """(B, D, H, W, C) -> stage output (merged when `downsample`)."""
     block_cls = SwinTransformerBlock3D
     if self.remat:
-      block_cls = nn.remat(SwinTransformerBlock3D, static_argnums=(2,))
+      block_cls = nn.remat(SwinTransformerBlock3D, static_argnums=(2, 3))
     shift = tuple(s // 2 for s in self.window_size)
     for i in range(self.depth):
       x = block_cls(
@@ -387,7 +448,7 @@ class BasicLayer(nn.Module):
           attn_drop_rate=self.attn_drop_rate,
           drop_path=self.drop_path[i] if self.drop_path else 0.0,
           frag_bias=self.frag_bias, fragments_grid=self.fragments_grid,
-          dtype=self.dtype, name=f"blocks_{i}")(x, train)
+          dtype=self.dtype, name=f"blocks_{i}")(x, train, resized_window)
     if self.downsample:
       x = PatchMerging(self.dim, self.dtype, name="downsample")(x)
     return x
@@ -426,7 +487,8 @@ class SwinTransformer3D(nn.Module):
   attn_drop_rate: float = 0.0
   drop_path_rate: float = 0.1
   frag_biases: Sequence[bool] = (True, True, True, False)
-  fragments_grid: int = 7
+  fragments_grid: int | None = 7
+  base_x_size: Triple | None = None
   remat: bool = False
   dtype: Dtype = jnp.float32
 
@@ -442,7 +504,17 @@ class SwinTransformer3D(nn.Module):
     With `return_stages`, returns [patch_embed, stage_1, ..., stage_{n-1},
     final] where stage outputs are after their PatchMerging and `final` is the
     last stage after the final LayerNorm.
+
+    With `base_x_size` set (the reference uses (32, 224, 224)), the window is
+    first rescaled to the input, window * (T, H, W) // base_x_size, as the
+    reference's default adaptive-window forward does; None keeps
+    `window_size` (identical for inputs of size `base_x_size`).
     """
+    resized_window = None
+    if self.base_x_size is not None:
+      resized_window = tuple(
+          int(win * size // base) for win, size, base in zip(
+              self.window_size, x.shape[1:4], self.base_x_size))
     x = PatchEmbed3D(tuple(self.patch_size), self.embed_dim, self.dtype,
                      name="patch_embed")(x.astype(self.dtype))
     x = nn.Dropout(self.drop_rate)(x, deterministic=not train)
@@ -459,7 +531,7 @@ class SwinTransformer3D(nn.Module):
           drop_path=tuple(rates[start:start + self.depths[i]]),
           downsample=i < num_layers - 1, frag_bias=bool(self.frag_biases[i]),
           fragments_grid=self.fragments_grid, remat=self.remat,
-          dtype=self.dtype, name=f"layers_{i}")(x, train)
+          dtype=self.dtype, name=f"layers_{i}")(x, train, resized_window)
       feats.append(x)
     x = _layer_norm("norm")(x)
     if return_stages:
