@@ -14,27 +14,41 @@ Domains and splits:
   Both domains share blur, noise, jpeg, downscale and exposure at different proportions (see
   `DOMAINS`); "judder" is rare in A and common in B, and "banding" occurs only in B.
 
-Distortions (strength s in [0, 1], s = 0 is a no-op; applied in `DISTORTION_ORDER`):
+All content carries fine texture (1-4 px) whose amplitude varies smoothly, so each frame has
+detailed areas (where blur and downscaling show) and nearly flat ones (where noise shows).
+
+Distortions (strength s in [0, 1]; s = 0 is a no-op, or nearly so for jpeg (quality 90) and
+banding (64 levels); applied in `DISTORTION_ORDER`):
   overexposure   x * 2**(1.5 s) + 48 s, clipped (blown highlights)
   underexposure  x * 2**(-2.5 s) - 16 s, clipped (crushed shadows)
-  blur           Gaussian, sigma = 3 s px
-  noise          Gaussian, luma sigma = 32 s grey levels (+ a quarter of that per channel)
-  banding        posterisation to round(2**(6 - 4.5 s)) levels per channel
-  downscale      point-sampled down by 1 + 4 s, bilinear back up (aliasing + softness)
-  jpeg           per-frame cv2.imencode/imdecode at quality round(90 * (4/90)**s) (90 -> 4)
+  blur           Gaussian, sigma = 3 s**0.75 px
+  noise          Gaussian, temporally independent, luma sd 32 s plus per-channel sd 8 s
+  banding        posterisation to round(2**(6 - 4.5 s)) levels per channel (64 -> 3)
+  downscale      point-sampled down by 5**s, bilinear back up (aliasing + softness)
+  jpeg           per-frame cv2.imencode/imdecode at quality round(90 * (3/90)**s) (90 -> 3)
   judder         frame k shows frame floor(floor(k / p) * p), hold period p = 1 + 5 s
+Per video: 0 distortions (pristine) with probability 0.1, 1 with 0.6, 2 with 0.3
+(`NUM_DISTORTIONS_PROBS`), drawn by the domain's frequencies, strengths uniform in [0, 1]; pairs
+in `INCOMPATIBLE` (over+under exposure; noise with blur or downscale, which it would mask) are
+never drawn together.
 
 MOS (1-5, like KoNViD-1k): `mos_from_strengths` = 1 + 4 * prod_k (1 - w_k s_k) with the weights
-`DISTORTION_WEIGHTS`, then Gaussian label noise (sd `SyntheticSpec.label_noise`), clipped to [1, 5]
-and rounded to 4 decimals. A fraction `NUM_DISTORTIONS_PROBS[0]` of the videos is pristine.
+`DISTORTION_WEIGHTS` (0.5-0.85, so MOS > 1 + 4 * 0.15**2), then Gaussian label noise (sd
+`SyntheticSpec.label_noise` = 0.08), clipped to [1, 5] and rounded to 4 decimals.
 
 Codec: Motion-JPEG in .avi written by OpenCV's built-in writer (`cv2.CAP_OPENCV_MJPEG`) with
-`VIDEOWRITER_PROP_QUALITY` = `SyntheticSpec.codec_quality` (95), set after opening (it is
-ignored as an open parameter). Measured on textured 128x160 content, luma PSNR of the round trip:
-mp4v (FFmpeg) 34.2 dB with no working quality control (neither the open parameter nor
-OPENCV_FFMPEG_WRITER_OPTIONS changes it); FFmpeg MJPG 39.0 dB; built-in MJPG at quality 95
-43.7 dB (s = 0.1 noise alone is ~39 dB); FFV1 is lossless but ~2.5x larger. Frames are decoded by
-any cv2.VideoCapture (FFmpeg backend), exact in size and frame count.
+`VIDEOWRITER_PROP_QUALITY` = `SyntheticSpec.codec_quality` (95), set after opening (as an open
+parameter it is rejected by the FFmpeg writer and ignored by the built-in one). Round trip of
+pristine 128x160x32 clips (3 of each content kind), luma PSNR mean (min) and size:
+  built-in MJPG q95  43.0 (42.3) dB, ~400 KB   <- chosen
+  FFmpeg mp4v        37.2 (35.8) dB,  ~58 KB   (no working quality control: neither the open
+                                               parameter nor OPENCV_FFMPEG_WRITER_OPTIONS acts)
+  FFmpeg MJPG        37.7 (36.7) dB, ~220 KB
+  FFV1               lossless,       ~760 KB
+For scale, noise at s = 0.1 alone is ~38 dB, so mp4v's artefacts would rival the weakest
+distortions. Colour PSNR (~35 dB) is bounded by 4:2:0 chroma subsampling, as in real video.
+Files decode with any cv2.VideoCapture (FFmpeg backend), exact in frame size and count. The demo
+dataset is ~100 MB.
 
 Caching: `ensure_dataset` keys the dataset by a hash of the spec and `FORMAT_VERSION`, generates
 into a temporary folder, writes the completion marker last and renames the folder into place, so
@@ -62,7 +76,7 @@ import numpy as np
 from vqa_jax.data import labels as labels_lib
 
 # Bump when the generator's output changes, so that cached datasets are regenerated.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 SPLITS = ("train", "test", "cross")
 SPLIT_DOMAIN = {"train": "A", "test": "A", "cross": "B"}
@@ -85,10 +99,12 @@ DISTORTION_WEIGHTS = {
 # frame-rate conversion.
 DISTORTION_ORDER = ("overexposure", "underexposure", "blur", "noise", "banding", "downscale",
                     "jpeg", "judder")
-# Pairs that never occur in one video.
-INCOMPATIBLE = (frozenset(("overexposure", "underexposure")),)
+# Pairs that never occur in one video: opposite exposures, and noise with the softening
+# distortions (added noise restores the fine detail that blur and downscaling remove, masking them).
+INCOMPATIBLE = (frozenset(("overexposure", "underexposure")), frozenset(("noise", "blur")),
+                frozenset(("noise", "downscale")))
 # Probabilities of 0, 1 and 2 distortions per video (0 = pristine).
-NUM_DISTORTIONS_PROBS = (0.1, 0.55, 0.35)
+NUM_DISTORTIONS_PROBS = (0.1, 0.6, 0.3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +143,14 @@ class SyntheticSpec:
   codec_quality: int = 95
   label_noise: float = 0.08
 
+  def __post_init__(self):
+    """Rejects sizes that cannot make a dataset."""
+    for name in ("num_train", "num_test", "num_cross", "height", "width", "num_frames"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"SyntheticSpec.{name} must be >= 1, got {getattr(self, name)}")
+    if self.fps <= 0 or not 1 <= self.codec_quality <= 100 or self.label_noise < 0:
+      raise ValueError(f"Invalid fps, codec_quality or label_noise in {self}")
+
   @classmethod
   def demo(cls) -> "SyntheticSpec":
     """The default dataset of the demo training job."""
@@ -139,7 +163,7 @@ class SyntheticSpec:
 
   @classmethod
   def from_config(cls, cfg: Any) -> "SyntheticSpec":
-    """Builds a spec from a ConfigDict or dict with the field names; missing fields take demo defaults."""
+    """Spec from a ConfigDict or dict of these field names; missing fields take demo defaults."""
     values = dict(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
@@ -205,20 +229,26 @@ def _fractal_noise(rng: np.random.Generator, h: int, w: int, cell: float,
 
 
 def _fine_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-  """Band-pass (about 1-4 px) detail with unit std: what blur and downscaling remove."""
+  """Band-pass (about 1-4 px) texture with unit std: what blur and downscaling remove."""
   white = rng.standard_normal((h, w)).astype(np.float32)
   band = cv2.GaussianBlur(white, (0, 0), 0.6) - cv2.GaussianBlur(white, (0, 0), 2.0)
   return band / (band.std() + 1e-6)
 
 
+def _detail(rng: np.random.Generator, h: int, w: int, scale: float = 1.0) -> np.ndarray:
+  """Fine texture (about 16-24 grey levels times `scale`) whose amplitude varies smoothly.
+
+  About a sixth of the area is nearly flat (where noise shows) and the rest is detailed (where
+  blur and downscaling show).
+  """
+  amplitude = np.clip(0.7 + 0.6 * _fractal_noise(rng, h, w, cell=max(h, w) / 2.5, octaves=2),
+                      0.05, 1.5)
+  return scale * float(rng.uniform(16.0, 24.0)) * amplitude * _fine_texture(rng, h, w)
+
+
 def _colour(rng: np.random.Generator, lo: float = 40.0, hi: float = 215.0) -> np.ndarray:
   """A random BGR colour."""
   return rng.uniform(lo, hi, 3).astype(np.float32)
-
-
-def _detail_std(rng: np.random.Generator) -> float:
-  """Amplitude (grey levels) of the fine texture of pristine content."""
-  return float(rng.uniform(16.0, 24.0))
 
 
 def _bounce(p: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -241,38 +271,49 @@ def _static_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
   c0, c1 = _colour(rng), _colour(rng)
   base = c0 + (c1 - c0) * ramp[..., None]
   shading = 18.0 * _fractal_noise(rng, h, w, cell=max(h, w) / 3)
-  detail = _detail_std(rng) * _fine_texture(rng, h, w)
+  detail = _detail(rng, h, w)
   return base + (shading + detail)[..., None]
+
+
+# fill(t, shift, region): a sprite's (h', w', 3) appearance over the (rows, cols) slices `region`
+# of frame t, its texture displaced by the integer (dy, dx) `shift`.
+_Fill = Callable[[int, tuple[int, int], tuple[slice, slice]], np.ndarray]
+# pattern(u, v): values in [0, 1] at rotated coordinates u, v.
+_Pattern = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
 class _Sprite:
-  """A moving disc or box; `fill(t, dy, dx)` gives its (H, W, 3) appearance at frame t."""
+  """A moving disc or box with the appearance `fill`."""
 
   box: bool
   centre: np.ndarray  # (2,) y, x at frame 0
   velocity: np.ndarray  # (2,) pixels per frame
   radii: np.ndarray  # (2,) half-height, half-width
-  fill: Callable[[int, int, int], np.ndarray]
+  fill: _Fill
 
 
-def _sprite_alpha(sprite: _Sprite, t: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-  """Anti-aliased coverage (H, W, 1) of a sprite at frame t, and its integer displacement."""
-  pos = sprite.centre + sprite.velocity * t
-  cy = float(_bounce(pos[0], 0.0, h))
-  cx = float(_bounce(pos[1], 0.0, w))
-  yy, xx = np.ogrid[0:h, 0:w]
-  dy, dx = (yy - cy) / sprite.radii[0], (xx - cx) / sprite.radii[1]
+def _sprite_alpha(sprite: _Sprite, t: int, h: int, w: int
+                  ) -> tuple[np.ndarray, tuple[slice, slice], tuple[int, int]]:
+  """Anti-aliased coverage (h', w', 1) of a sprite at frame t, its bounding region and shift."""
+  cy = float(_bounce(sprite.centre[0] + sprite.velocity[0] * t, 0.0, h))
+  cx = float(_bounce(sprite.centre[1] + sprite.velocity[1] * t, 0.0, w))
+  ry, rx = sprite.radii
+  y0, y1 = max(0, math.floor(cy - ry) - 1), min(h, math.ceil(cy + ry) + 2)
+  x0, x1 = max(0, math.floor(cx - rx) - 1), min(w, math.ceil(cx + rx) + 2)
+  yy, xx = np.ogrid[y0:y1, x0:x1]
+  dy, dx = (yy - cy) / ry, (xx - cx) / rx
   if sprite.box:
-    inside = np.minimum((1 - np.abs(dy)) * sprite.radii[0], (1 - np.abs(dx)) * sprite.radii[1])
+    inside = np.minimum((1 - np.abs(dy)) * ry, (1 - np.abs(dx)) * rx)
   else:
-    inside = (1 - np.sqrt(dy**2 + dx**2)) * sprite.radii.min()
-  shift = np.round([cy - sprite.centre[0], cx - sprite.centre[1]]).astype(int)
-  return np.clip(inside + 0.5, 0.0, 1.0)[..., None].astype(np.float32), shift
+    inside = (1 - np.sqrt(dy**2 + dx**2)) * min(ry, rx)
+  alpha = np.clip(inside + 0.5, 0.0, 1.0)[..., None].astype(np.float32)
+  shift = (round(cy - sprite.centre[0]), round(cx - sprite.centre[1]))
+  return alpha, (slice(y0, y1), slice(x0, x1)), shift
 
 
 def _random_sprite(rng: np.random.Generator, h: int, w: int, size: tuple[float, float],
-                   fill: Callable[[int, int, int], np.ndarray]) -> _Sprite:
+                   fill: _Fill) -> _Sprite:
   """A sprite of random shape, place, size (fraction of min(h, w)) and velocity."""
   radius = rng.uniform(*size) * min(h, w)
   speed = rng.uniform(0.5, 2.5) * min(h, w) / 128
@@ -291,22 +332,27 @@ def _composite(background: np.ndarray, sprites: list[_Sprite], num_frames: int) 
   for t in range(num_frames):
     frame = background.copy()
     for sprite in sprites:
-      alpha, (dy, dx) = _sprite_alpha(sprite, t, h, w)
-      frame += alpha * (sprite.fill(t, dy, dx) - frame)
+      alpha, region, shift = _sprite_alpha(sprite, t, h, w)
+      frame[region] += alpha * (sprite.fill(t, shift, region) - frame[region])
     frames[t] = frame
   return frames
 
 
-def _textured_fill(rng: np.random.Generator, h: int, w: int) -> Callable[[int, int, int], np.ndarray]:
+def _textured_fill(rng: np.random.Generator, h: int, w: int) -> _Fill:
   """A flat colour with fine texture that moves with its sprite."""
   colour = _colour(rng)
-  texture = (_detail_std(rng) * _fine_texture(rng, h, w))[..., None]
-  return lambda t, dy, dx: colour + np.roll(texture, (dy, dx), axis=(0, 1))
+  texture = _detail(rng, h, w)[..., None]
+
+  def fill(t: int, shift: tuple[int, int], region: tuple[slice, slice]) -> np.ndarray:
+    del t  # Static texture.
+    rows = np.arange(region[0].start, region[0].stop) - shift[0]
+    cols = np.arange(region[1].start, region[1].stop) - shift[1]
+    return colour + texture[np.ix_(rows % h, cols % w)]
+
+  return fill
 
 
-def _pattern_fill(rng: np.random.Generator, h: int, w: int,
-                  pattern: Callable[[np.ndarray, np.ndarray], np.ndarray]
-                  ) -> Callable[[int, int, int], np.ndarray]:
+def _pattern_fill(rng: np.random.Generator, h: int, w: int, pattern: _Pattern) -> _Fill:
   """A two-colour `pattern(u, v)` in [0, 1] in rotated coordinates, drifting along u."""
   lo, hi = _colour(rng, 20, 110), _colour(rng, 140, 235)
   theta = rng.uniform(0, np.pi)
@@ -314,19 +360,21 @@ def _pattern_fill(rng: np.random.Generator, h: int, w: int,
   yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
   u = np.cos(theta) * xx + np.sin(theta) * yy
   v = -np.sin(theta) * xx + np.cos(theta) * yy
-  return lambda t, dy, dx: lo + (hi - lo) * pattern(u + drift * t, v)[..., None]
+  return lambda t, shift, region: lo + (hi - lo) * pattern(u[region] + drift * t,
+                                                           v[region])[..., None]
 
 
-def _grating(rng: np.random.Generator) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def _grating(rng: np.random.Generator) -> _Pattern:
   """A sinusoidal grating with a period of 4-12 px."""
   period = rng.uniform(4.0, 12.0)
   return lambda u, v: 0.5 + 0.5 * np.sin(2 * np.pi * u / period)
 
 
-def _checker(rng: np.random.Generator) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def _checker(rng: np.random.Generator) -> _Pattern:
   """An anti-aliased checkerboard with 3-10 px squares."""
   square = rng.uniform(3.0, 10.0)
-  return lambda u, v: 0.5 + 0.5 * np.tanh(4 * np.sin(np.pi * u / square) * np.sin(np.pi * v / square))
+  return lambda u, v: 0.5 + 0.5 * np.tanh(
+      4 * np.sin(np.pi * u / square) * np.sin(np.pi * v / square))
 
 
 def _render_shapes(rng: np.random.Generator, h: int, w: int, num_frames: int) -> np.ndarray:
@@ -338,8 +386,7 @@ def _render_shapes(rng: np.random.Generator, h: int, w: int, num_frames: int) ->
 
 
 def _render_pattern_windows(rng: np.random.Generator, h: int, w: int, num_frames: int,
-                            make_pattern: Callable[[np.random.Generator], Callable[..., np.ndarray]]
-                            ) -> np.ndarray:
+                            make_pattern: Callable[[np.random.Generator], _Pattern]) -> np.ndarray:
   """1-3 moving windows of a drifting pattern over a static background."""
   background = _static_background(rng, h, w)
   sprites = [_random_sprite(rng, h, w, (0.2, 0.4), _pattern_fill(rng, h, w, make_pattern(rng)))
@@ -377,17 +424,15 @@ def _landscape_canvas(rng: np.random.Generator, ch: int, cw: int) -> np.ndarray:
   """Sky gradient with soft clouds, 3 fractal ridges, textured ground (near layers sharper)."""
   yy = np.arange(ch, dtype=np.float32)[:, None, None] / ch
   top, horizon = _colour(rng, 120, 230), _colour(rng, 150, 250)
-  canvas = top + (horizon - top) * yy + 20.0 * np.clip(
-      _fractal_noise(rng, ch, cw, cell=ch / 2), 0, None)[..., None] * np.ones(3, np.float32)
-  canvas = np.broadcast_to(canvas, (ch, cw, 3)).copy()
+  clouds = 20.0 * np.clip(_fractal_noise(rng, ch, cw, cell=ch / 2), 0, None)[..., None]
+  canvas = top + (horizon - top) * yy + clouds
   rows = np.arange(ch, dtype=np.float32)[:, None]
   for layer, level in enumerate(np.sort(rng.uniform(0.3, 0.75, 3))):
     ridge = ch * (level + 0.12 * _fractal_noise(rng, 1, cw, cell=cw / 6)[0])
     cover = np.clip(rows - ridge + 0.5, 0.0, 1.0)[..., None]
-    detail = (6.0 + 8.0 * layer) / 22.0 * _detail_std(rng) * 1.5
+    detail = _detail(rng, ch, cw, scale=0.4 + 0.4 * layer)
     ground = (_colour(rng, 30, 200) * (1.0 - 0.15 * layer)
-              + (detail * _fine_texture(rng, ch, cw)
-                 + 14.0 * _fractal_noise(rng, ch, cw, cell=12))[..., None])
+              + (detail + 14.0 * _fractal_noise(rng, ch, cw, cell=12))[..., None])
     canvas += cover * (ground - canvas)
   return canvas
 
@@ -400,7 +445,7 @@ def _noise_field_canvas(rng: np.random.Generator, ch: int, cw: int) -> np.ndarra
   mix = 0.5 + 0.25 * _fractal_noise(rng, ch, cw, cell=30)
   c0, c1, c2 = _colour(rng), _colour(rng), _colour(rng)
   base = c0 + (c1 - c0) * veins[..., None] + (c2 - c0) * 0.5 * mix[..., None]
-  return base + (_detail_std(rng) * _fine_texture(rng, ch, cw))[..., None]
+  return base + _detail(rng, ch, cw)[..., None]
 
 
 def _pan_path(rng: np.random.Generator, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -474,25 +519,28 @@ def _to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def jpeg_quality(s: float) -> int:
-  """JPEG quality of the jpeg distortion at strength s: 90 at s=0 down to 4 at s=1."""
-  return int(round(90 * (4 / 90)**s))
+  """JPEG quality of the jpeg distortion at strength s: 90 at s=0 down to 3 at s=1."""
+  return int(round(90 * (3 / 90)**s))
 
 
 def _overexposure(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
   """Gain 2**(1.5 s) and offset +48 s, clipped: blown highlights."""
+  del rng  # Deterministic.
   return np.clip(frames * 2**(1.5 * s) + 48.0 * s, 0, 255)
 
 
 def _underexposure(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
   """Gain 2**(-2.5 s) and offset -16 s, clipped: crushed shadows."""
+  del rng  # Deterministic.
   return np.clip(frames * 2**(-2.5 * s) - 16.0 * s, 0, 255)
 
 
 def _blur(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
-  """Gaussian blur with sigma 3 s pixels."""
+  """Gaussian blur with sigma 3 s**0.75 pixels."""
+  del rng  # Deterministic.
   if s <= 0:
     return frames
-  return _per_frame(frames, lambda f: cv2.GaussianBlur(f, (0, 0), 3.0 * s))
+  return _per_frame(frames, lambda f: cv2.GaussianBlur(f, (0, 0), 3.0 * s**0.75))
 
 
 def _noise(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
@@ -505,14 +553,16 @@ def _noise(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray
 
 def _banding(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
   """Posterisation to round(2**(6 - 4.5 s)) levels per channel."""
+  del rng  # Deterministic.
   step = 255.0 / (round(2**(6 - 4.5 * s)) - 1)
   return np.round(np.clip(frames, 0, 255) / step) * step
 
 
 def _downscale(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
-  """Point-sampled downscale by 1 + 4 s, bilinear upscale back (aliasing plus softness)."""
+  """Point-sampled downscale by 5**s, bilinear upscale back (aliasing plus softness)."""
+  del rng  # Deterministic.
   h, w = frames.shape[1:3]
-  factor = 1.0 + 4.0 * s
+  factor = 5.0**s
   small = (max(1, round(w / factor)), max(1, round(h / factor)))
   if small == (w, h):
     return frames
@@ -523,6 +573,7 @@ def _downscale(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.nda
 
 def _jpeg(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
   """Per-frame JPEG re-encoding at `jpeg_quality(s)`."""
+  del rng  # Deterministic.
   params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality(s)]
   return _per_frame(_to_uint8(frames), lambda f: cv2.imdecode(
       cv2.imencode(".jpg", f, params)[1], cv2.IMREAD_COLOR))
@@ -536,6 +587,7 @@ def judder_indices(num_frames: int, s: float) -> np.ndarray:
 
 def _judder(frames: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
   """Dropped frames shown as repeats of the last kept one."""
+  del rng  # Deterministic.
   return frames[judder_indices(len(frames), s)]
 
 
@@ -557,7 +609,7 @@ DISTORTIONS = {
 
 def render_video(content: str, distortions: Mapping[str, float], *, height: int, width: int,
                  num_frames: int, seed: int) -> np.ndarray:
-  """Renders content kind `content` (fixed by `seed`) with the given distortion strengths: uint8 (T, H, W, 3) BGR."""
+  """Renders `content` (fixed by `seed`) with the given distortions: uint8 (T, H, W, 3) BGR."""
   if content not in CONTENT_RENDERERS:
     raise ValueError(f"Unknown content {content!r}; known: {sorted(CONTENT_RENDERERS)}")
   mos_from_strengths(distortions)  # Validates names and strengths.
@@ -688,9 +740,15 @@ def _dataset_at(root: str) -> SyntheticDataset:
       metadata_file=os.path.join(root, METADATA_FILE))
 
 
-def _default_workers() -> int:
-  """Worker processes for generation: the CPU count, at most 8."""
-  return max(1, min(8, os.cpu_count() or 1))
+# Below this many frame pixels (about 2 s of work) generation runs in-process: spawning workers,
+# which re-import the caller's main module, would cost more than it saves.
+_MIN_PIXELS_FOR_POOL = 2e7
+
+
+def _default_workers(spec: SyntheticSpec) -> int:
+  """Worker processes for generation: 1 for small specs, else the CPU count (at most 8)."""
+  pixels = sum(spec.num_videos(s) for s in SPLITS) * spec.num_frames * spec.height * spec.width
+  return 1 if pixels < _MIN_PIXELS_FOR_POOL else max(1, min(8, os.cpu_count() or 1))
 
 
 def generate(root: str, spec: SyntheticSpec, num_workers: int | None = None) -> SyntheticDataset:
@@ -707,7 +765,7 @@ def generate(root: str, spec: SyntheticSpec, num_workers: int | None = None) -> 
     os.makedirs(os.path.join(root, "videos", domain), exist_ok=True)
   os.makedirs(os.path.join(root, "labels"), exist_ok=True)
   _run_jobs([(root, meta, spec) for meta in metadata],
-            _default_workers() if num_workers is None else num_workers)
+            _default_workers(spec) if num_workers is None else num_workers)
   for split, label_file in dataset.label_files.items():
     labels_lib.write_labels(label_file, [(m["relpath"], spec.duration, spec.fps, m["mos"])
                                          for m in metadata if m["split"] == split])
@@ -782,7 +840,8 @@ def _define_flags() -> None:
                       required=True)
   flags.DEFINE_enum("preset", "demo", ["demo", "tiny"], "Dataset size preset.")
   flags.DEFINE_integer("seed", None, "Overrides the preset's seed.")
-  flags.DEFINE_integer("workers", None, "Worker processes (default: CPU count, at most 8).")
+  flags.DEFINE_integer("workers", None, "Worker processes (default: 1 for small specs, else "
+                       "the CPU count, at most 8).")
   flags.DEFINE_bool("force", False, "Regenerate even if a complete copy exists.")
 
 
@@ -791,16 +850,16 @@ def main(argv: list[str]) -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
 
   del argv
-  _FLAGS = flags.FLAGS  # pylint: disable=invalid-name
-  spec = {"demo": SyntheticSpec.demo, "tiny": SyntheticSpec.tiny}[_FLAGS.preset]()
-  if _FLAGS.seed is not None:
-    spec = dataclasses.replace(spec, seed=_FLAGS.seed)
-  root = dataset_root(_FLAGS.out, spec)
-  reused = is_complete(root, spec) and not _FLAGS.force
+  opts = flags.FLAGS
+  spec = {"demo": SyntheticSpec.demo, "tiny": SyntheticSpec.tiny}[opts.preset]()
+  if opts.seed is not None:
+    spec = dataclasses.replace(spec, seed=opts.seed)
+  root = dataset_root(opts.out, spec)
+  reused = is_complete(root, spec) and not opts.force
   start = time.perf_counter()
-  if _FLAGS.force and os.path.isdir(root):
+  if opts.force and os.path.isdir(root):
     shutil.rmtree(root)
-  dataset = ensure_dataset(_FLAGS.out, spec, _FLAGS.workers)
+  dataset = ensure_dataset(opts.out, spec, opts.workers)
   seconds = time.perf_counter() - start
   print(f"root: {dataset.root}")
   for split, label_file in dataset.label_files.items():
