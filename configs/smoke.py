@@ -4,12 +4,13 @@
 """
 
 from vqa_jax import config_base
+from vqa_jax.data.synthetic import SyntheticSpec
 
 
 def get_config():
   """The smoke-test configuration."""
   c = config_base.base_config()
-  c.data.synthetic.preset = "tiny"
+  c.data.synthetic = config_base.synthetic_config(SyntheticSpec.tiny())
 
   c.sampling.clip_len = 4
   c.sampling.frame_interval = 2

@@ -19,3 +19,13 @@ def shared_dir() -> pathlib.Path:
   if not (SHARED_DIR / "videos").is_dir():
     pytest.skip("../shared/videos is not available")
   return SHARED_DIR
+
+
+@pytest.fixture(scope="module")
+def fast_compile():
+  """Cheaper XLA compiles (jax_disable_most_optimizations) for a test module; restored afterwards."""
+  import jax  # pylint: disable=g-import-not-at-top
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)

@@ -3,7 +3,7 @@
 import ml_collections
 import numpy as np
 import pytest
-from test_video_io import write_video
+from tests.video_files import write_video
 
 from vqa_jax.data import input_pipeline
 from vqa_jax.data import video_io

@@ -16,13 +16,7 @@ FULL_INPUT = jax.ShapeDtypeStruct((1, 32, 224, 224, 3), jnp.uint8)
 TINY_INPUT_SHAPE = (2, 8, 32, 32, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-  """Cheaper XLA compiles for these CPU tests; restored afterwards."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _num_params(tree) -> int:

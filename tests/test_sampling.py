@@ -5,7 +5,7 @@ import pathlib
 import cv2
 import numpy as np
 import pytest
-from test_video_io import write_video
+from tests.video_files import write_video
 
 from vqa_jax.data import sampling
 from vqa_jax.data import video_io

@@ -14,13 +14,7 @@ FULL_WINDOW = (8, 7, 7)
 FULL_SHIFT = (4, 3, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_compile():
-  """Cheaper XLA compiles for these CPU tests; restored afterwards."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _num_params(tree) -> int:

@@ -4,9 +4,18 @@ Config files in `configs/` start from `base_config()` and change what they need;
 override single fields, e.g. `--config.train.steps=200`.
 """
 
+import dataclasses
+
 import ml_collections
 
+from vqa_jax.data.synthetic import SyntheticSpec
 from vqa_jax.train_step import PERTURBATION_KINDS
+from vqa_jax.train_step import PerturbConfig
+
+
+def synthetic_config(spec: SyntheticSpec) -> ml_collections.ConfigDict:
+  """A SyntheticSpec as a config section (so that each field can be overridden by a flag)."""
+  return ml_collections.ConfigDict(dataclasses.asdict(spec))
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -17,7 +26,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"  # 'synthetic' or 'label_files'
   c.data.cache_dir = ""  # '' -> $VQA_JAX_CACHE or ~/.cache/vqa_jax
-  c.data.synthetic = ml_collections.ConfigDict({"preset": "demo", "seed": 0})
+  # Every SyntheticSpec field (the demo preset); see vqa_jax/data/synthetic.py.
+  c.data.synthetic = synthetic_config(SyntheticSpec.demo())
   # For source 'label_files': split name -> "LABEL_FILE:DATA_ROOT" (FAST-VQA label format).
   c.data.label_files = ml_collections.ConfigDict()
   c.data.train_split = "train"
@@ -61,9 +71,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.max_checkpoints = 2
 
   c.perturb = ml_collections.ConfigDict()
-  c.perturb.kind = "awp"  # 'none' | 'awp' | 'rwp'
+  c.perturb.kind = "awp"  # 'none' | 'awp' | 'rwp' | 'sam' | 'asam'
   c.perturb.gamma = 1e-4
   c.perturb.reuse_dropout_rng = False
+  c.perturb.rho = 0.05  # absolute radius of 'sam' / 'asam' (gamma is awp/rwp's relative radius)
+  c.perturb.steps = 1  # ascent steps of radius/steps, each projected back onto the feasible set
+  c.perturb.every_k = 1  # recompute the perturbation every k steps, reuse the last one in between
+  c.perturb.combine = 0.0  # update with (1 - combine) * perturbed grad + combine * clean grad
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 4
@@ -77,6 +91,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"data.source must be 'synthetic' or 'label_files', got {config.data.source!r}")
   if config.perturb.kind not in PERTURBATION_KINDS:
     raise ValueError(f"perturb.kind must be one of {PERTURBATION_KINDS}, got {config.perturb.kind!r}")
+  try:
+    PerturbConfig.from_config(config.perturb)
+  except ValueError as e:
+    raise ValueError(f"perturb: {e}") from e
   if not set(config.eval.models) <= {"raw", "ema"}:
     raise ValueError(f"eval.models must be a subset of ('raw', 'ema'), got {config.eval.models}")
   for name in ("steps", "batch_size", "log_every", "checkpoint_every"):

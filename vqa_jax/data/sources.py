@@ -1,6 +1,5 @@
 """Resolves the configured data source into labelled splits: split name -> list of Entry."""
 
-import dataclasses
 import os
 
 import ml_collections
@@ -13,15 +12,6 @@ def cache_dir(data_cfg: ml_collections.ConfigDict) -> str:
   """Where generated data lives: data.cache_dir, else $VQA_JAX_CACHE, else ~/.cache/vqa_jax."""
   return (data_cfg.cache_dir or os.environ.get("VQA_JAX_CACHE")
           or os.path.join(os.path.expanduser("~"), ".cache", "vqa_jax"))
-
-
-def synthetic_spec(synthetic_cfg: ml_collections.ConfigDict) -> synthetic.SyntheticSpec:
-  """The SyntheticSpec of a preset ('demo' or 'tiny') with the config's other fields overriding it."""
-  fields = dict(synthetic_cfg)
-  preset = fields.pop("preset", "demo")
-  if preset not in ("demo", "tiny"):
-    raise ValueError(f"data.synthetic.preset must be 'demo' or 'tiny', got {preset!r}")
-  return dataclasses.replace(getattr(synthetic.SyntheticSpec, preset)(), **fields)
 
 
 def label_file_splits(label_files: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
@@ -39,7 +29,7 @@ def load_splits(data_cfg: ml_collections.ConfigDict) -> dict[str, list[labels.En
   """All labelled splits of the configured source (generating the synthetic set when needed)."""
   if data_cfg.source == "synthetic":
     dataset = synthetic.ensure_dataset(os.path.join(cache_dir(data_cfg), "synthetic"),
-                                       synthetic_spec(data_cfg.synthetic))
+                                       synthetic.SyntheticSpec.from_config(data_cfg.synthetic))
     return {name: labels.read_labels(path, dataset.root)
             for name, path in dataset.label_files.items()}
   return label_file_splits(data_cfg.label_files)
