@@ -6,5 +6,4 @@ cd "$(dirname "$0")/.."
 bash launch/setup_venv.sh
 export TF_CPP_MIN_LOG_LEVEL=2
 WORKDIR="${WORKDIR:-runs/demo-$(date +%Y%m%d-%H%M%S)}"
-exec .venv/bin/python -m vqa_jax.main --config=configs/demo.py --workdir="$WORKDIR" \
-  --alsologtostderr "$@"
+exec .venv/bin/python -m vqa_jax.main --config=configs/demo.py --workdir="$WORKDIR" "$@"

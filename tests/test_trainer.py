@@ -17,6 +17,8 @@ from vqa_jax import train_step
 from vqa_jax import trainer
 from vqa_jax.models import model as model_lib
 
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
 
 def load_config(name):
   """get_config() of configs/<name>.py, loaded by path as absl's config flag does."""
