@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from vqa_jax import perturb
 
@@ -62,3 +63,164 @@ def test_rwp_respects_ball_and_box():
   # A different key gives a different direction.
   out2 = perturb.rwp(params, jax.random.key(1), gamma, perturb.weight_mask(params))
   assert not np.array_equal(out2["dense"]["kernel"], w2)
+
+
+def random_tree(seed, grad_kind="normal"):
+  """Kernels (one with a zero column), scales, biases and a bias table; gradients of `grad_kind`."""
+  rng = np.random.default_rng(seed)
+  params = {"a": {"kernel": rng.normal(size=(3, 4)), "bias": rng.normal(size=4)},
+            "b": {"kernel": rng.normal(size=(4, 2)) * np.array([1.0, 0.0]),
+                  "scale": np.ones(2) + 0.1},
+            "t": {"relative_position_bias_table": rng.normal(size=(5, 2))}}
+  grads = jax.tree_util.tree_map(lambda x: rng.normal(size=x.shape), params)
+  if grad_kind == "zero":
+    grads["a"]["kernel"] = np.zeros((3, 4))
+  elif grad_kind == "nan":
+    grads["a"]["kernel"][0, 0] = np.nan
+  elif grad_kind == "inf":
+    grads["b"]["kernel"][1, 0] = np.inf
+  as_f32 = lambda t: jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), t)
+  return as_f32(params), as_f32(grads)
+
+
+def relative_perturbations(params, grads, gamma, mask):
+  """The layer-relative perturbations under test: awp, rwp and 3-step ascent on a fixed gradient."""
+  pert = perturb.make_perturbation("awp", mask)
+  multi = perturb.apply_delta(params, perturb.ascent(pert, params, grads, lambda p, i: grads, gamma,
+                                                     3, mask), mask)
+  return {"awp": perturb.awp(params, grads, gamma, mask),
+          "rwp": perturb.rwp(params, jax.random.key(0), gamma, mask), "multi": multi}
+
+
+@pytest.mark.parametrize("grad_kind", ["normal", "zero", "nan", "inf"])
+@pytest.mark.parametrize("gamma", [0.0, 1e-3, 0.3])
+def test_relative_invariants(grad_kind, gamma):
+  params, grads = random_tree(1, grad_kind)
+  mask = perturb.weight_mask(params)
+  for name, out in relative_perturbations(params, grads, gamma, mask).items():
+    for m, w, w2, g in zip(*(jax.tree_util.tree_leaves(t) for t in (mask, params, out, grads))):
+      w, w2 = np.asarray(w), np.asarray(w2)
+      assert np.all(np.isfinite(w2)), name
+      if not m:
+        np.testing.assert_array_equal(w2, w, err_msg=name)  # unmasked leaves untouched
+        continue
+      r = w2 - w
+      assert np.all(np.abs(r) <= gamma * np.abs(w) * (1 + 1e-6) + 1e-7), name  # the box
+      assert np.linalg.norm(r) <= gamma * np.linalg.norm(w) * (1 + 1e-6) + 1e-7, name  # the ball
+      if name != "rwp" and (not np.isfinite(np.linalg.norm(g)) or not np.any(g)):
+        np.testing.assert_array_equal(w2, w, err_msg=name)  # zero / non-finite direction
+
+
+@pytest.mark.parametrize("kind", ["sam", "asam"])
+@pytest.mark.parametrize("grad_kind", ["zero", "nan", "inf"])
+def test_global_kinds_leave_params_on_unusable_gradients(kind, grad_kind):
+  params, grads = random_tree(2, grad_kind)
+  if grad_kind == "zero":
+    grads = jax.tree_util.tree_map(jnp.zeros_like, grads)
+  out = getattr(perturb, kind)(params, grads, 0.1)
+  for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(params)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sam_is_absolute_radius_on_global_norm():
+  params, grads = random_tree(3)
+  out = perturb.sam(params, grads, 0.1)
+  gnorm = np.sqrt(sum(np.sum(np.square(g)) for g in jax.tree_util.tree_leaves(grads)))
+  for w, w2, g in zip(*(jax.tree_util.tree_leaves(t) for t in (params, out, grads))):
+    np.testing.assert_allclose(w2 - w, 0.1 * g / gnorm, rtol=1e-5, atol=1e-7)
+  delta = jax.tree_util.tree_map(jnp.subtract, out, params)
+  np.testing.assert_allclose(perturb.tree_norm(delta), 0.1, rtol=1e-5)
+  # With a mask, only masked leaves move and the norm is over them.
+  mask = perturb.weight_mask(params)
+  masked = perturb.sam(params, grads, 0.1, mask)
+  np.testing.assert_array_equal(masked["a"]["bias"], params["a"]["bias"])
+  moved = [np.asarray(b - a) for m, a, b in zip(*(jax.tree_util.tree_leaves(t)
+                                                  for t in (mask, params, masked))) if m]
+  np.testing.assert_allclose(np.sqrt(sum(np.sum(x * x) for x in moved)), 0.1, rtol=1e-5)
+
+
+def test_asam_elementwise_scaling_hand_computed():
+  params = {"kernel": jnp.array([1.0, -2.0, 0.0]), "bias": jnp.array([0.5])}
+  grads = {"kernel": jnp.array([1.0, 1.0, 2.0]), "bias": jnp.array([1.0])}
+  out = perturb.asam(params, grads, 0.2, eta=0.01)
+  t = {"kernel": np.array([1.01, 2.01, 0.01]), "bias": np.array([0.51])}
+  tg_norm = np.sqrt(np.sum((t["kernel"] * [1, 1, 2]) ** 2) + (0.51 * 1.0) ** 2)
+  np.testing.assert_allclose(out["kernel"] - params["kernel"],
+                             0.2 * t["kernel"] ** 2 * np.array([1, 1, 2]) / tg_norm, rtol=1e-5)
+  np.testing.assert_allclose(out["bias"] - params["bias"], 0.2 * 0.51 ** 2 / tg_norm, rtol=1e-5)
+
+
+def test_single_step_ascent_equals_awp_and_constant_gradient_multistep_too():
+  params, grads = random_tree(4)
+  mask = perturb.weight_mask(params)
+  pert = perturb.make_perturbation("awp", mask)
+  for steps in (1, 4):
+    delta = perturb.ascent(pert, params, grads, lambda p, i: grads, 0.05, steps, mask)
+    out = perturb.apply_delta(params, delta, mask)
+    for a, b in zip(jax.tree_util.tree_leaves(out),
+                    jax.tree_util.tree_leaves(perturb.awp(params, grads, 0.05, mask))):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_multistep_ascent_hand_computed_two_steps():
+  # One leaf w = [3, 4] (norm 5), γ = 0.2: ball ‖δ‖ ≤ 1, box |δ| ≤ [0.6, 0.8]. The gradient is
+  # [1, 0], then [0, 1] at the first perturbed point; each step has length γ/2·‖w‖ = 0.5:
+  # δ1 = [0.5, 0], δ2 = δ1 + [0, 0.5] = [0.5, 0.5] (inside ball and box).
+  params = {"kernel": jnp.array([3.0, 4.0])}
+  mask = {"kernel": True}
+  pert = perturb.make_perturbation("awp", mask)
+  second = {"kernel": jnp.array([0.0, 1.0])}
+  delta = perturb.ascent(pert, params, {"kernel": jnp.array([1.0, 0.0])}, lambda p, i: second, 0.2,
+                         2, mask)
+  np.testing.assert_allclose(delta["kernel"], [0.5, 0.5], rtol=1e-5)
+  # Three steps of 1/3 along [1, 0]: the box caps the first coordinate at 0.6 (not 1.0).
+  delta = perturb.ascent(pert, params, {"kernel": jnp.array([1.0, 0.0])},
+                         lambda p, i: {"kernel": jnp.array([1.0, 0.0])}, 0.2, 3, mask)
+  np.testing.assert_allclose(delta["kernel"], [0.6, 0.0], rtol=1e-5)
+
+
+def test_projection_is_ball_then_box():
+  # w = [1, 0.1], γ = 1: ball ‖δ‖ ≤ γ(‖w‖ + eps) ≈ 1.004988, box |δ| ≤ [1, 0.1]. δ = [2, 2]
+  # shrinks onto the ball to [0.710633, 0.710633], then the box clips it to [0.710633, 0.1]
+  # (the box alone would give [1, 0.1]).
+  params = {"kernel": jnp.array([1.0, 0.1])}
+  mask = {"kernel": True}
+  pert = perturb.make_perturbation("awp", mask)
+  delta = pert.project(params, {"kernel": jnp.array([2.0, 2.0])}, 1.0)
+  np.testing.assert_allclose(delta["kernel"], [0.710633, 0.1], rtol=1e-5)
+
+
+def test_multistep_sam_stays_in_ball():
+  params = {"kernel": jnp.ones(4)}
+  mask = {"kernel": True}
+  pert = perturb.make_perturbation("sam", mask)
+  e = lambda i: {"kernel": jnp.eye(4)[i % 4]}
+  # 5 steps of 0.06 along e1, e2, e3, e4, e1: the plain sum has norm 0.06·√7 = 0.159 ≤ 0.3.
+  delta = perturb.ascent(pert, params, e(0), lambda p, i: e(i), 0.3, 5, mask)
+  np.testing.assert_allclose(delta["kernel"], [0.12, 0.06, 0.06, 0.06], rtol=1e-5)
+  # The same direction every step: a straight line of length exactly ρ.
+  delta = perturb.ascent(pert, params, e(0), lambda p, i: e(0), 0.3, 5, mask)
+  np.testing.assert_allclose(delta["kernel"], [0.3, 0, 0, 0], rtol=1e-5)
+  # The projection shrinks a delta outside the ball onto ‖δ‖ = ρ and leaves one inside as it is.
+  outside = {"kernel": jnp.array([3.0, 4, 0, 0])}
+  np.testing.assert_allclose(pert.project(params, outside, 1.0)["kernel"], [0.6, 0.8, 0, 0],
+                             rtol=1e-6)
+  inside = {"kernel": jnp.array([0.3, 0.4, 0, 0])}
+  np.testing.assert_array_equal(pert.project(params, inside, 1.0)["kernel"], inside["kernel"])
+
+
+def test_switch_under_vmap_equals_each_kind():
+  params, grads = random_tree(5)
+  mask = perturb.weight_mask(params)
+  kinds = ("awp", "sam", "asam")
+  perts = [perturb.make_perturbation(k, mask) for k in kinds]
+
+  def one(index, radius):
+    p = perturb.switch(perts, index)
+    return p.project(params, p.step(params, p.direction(params, grads, None), radius), radius)
+
+  out = jax.vmap(one)(jnp.arange(3), jnp.array([0.1, 0.2, 0.3]))
+  for i, (pert, radius) in enumerate(zip(perts, (0.1, 0.2, 0.3))):
+    expected = pert.project(params, pert.step(params, grads, radius), radius)
+    for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected)):
+      np.testing.assert_allclose(a[i], b, rtol=1e-6, atol=1e-8)

@@ -1,19 +1,47 @@
-"""Weight perturbations applied before the outer optimizer update: AWP and RWP (paper §1.2).
+"""Weight perturbations applied before the outer optimizer update (paper §1.2), as pure functions.
 
-Pure functions on parameter pytrees. `awp` reproduces the reference `WP._attack_step`: a per-tensor
-(Frobenius) step of relative length γ·‖w‖ along the gradient, then an element-wise box
-[w − γ|w|, w + γ|w|]. `rwp` is the same step along a standard Gaussian direction.
+A perturbation kind is three pure functions on parameter pytrees (`Perturbation`):
+  direction(params, grads, rng) -> d       the ascent direction (the gradient, or Gaussian noise);
+  step(params, d, size) -> delta           one step of length `size` along d;
+  project(params, delta, radius) -> delta  delta mapped back into the feasible set of `radius`.
+Deltas are float32 trees shaped like the params, zero on leaves outside the mask, and the perturbed
+weights are `apply_delta(params, delta, mask)`.
+
+Kinds:
+  awp   the reference `WP._attack_step`: per tensor (Frobenius) a step of γ·‖w_l‖ along the
+        gradient; feasible set ‖δ_l‖ ≤ γ‖w_l‖ (the ball) and |δ| ≤ γ|w| element-wise (the box).
+  rwp   as awp along a standard Gaussian direction.
+  sam   an absolute radius ρ on the global norm: δ = ρ·g/‖g‖; feasible set ‖δ‖ ≤ ρ.
+  asam  element-wise adaptive SAM with T = |w| + η: δ = ρ·T²g/‖Tg‖; feasible set ‖δ/T‖ ≤ ρ.
+A leaf (awp, rwp) or a tree (sam, asam) whose direction has zero or non-finite norm is not moved.
+`ascent` runs n steps of radius/n, projecting after each, with fresh gradients in between.
 """
 
-from typing import Any
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 
 PyTree = Any
+# grad_fn(perturbed_params, i) -> gradient at the i-th intermediate point of a multi-step ascent.
+AscentGradFn = Callable[[PyTree, int], PyTree]
 
+KINDS = ("awp", "rwp", "sam", "asam")
+# Kinds whose radius is relative to each layer's norm (γ); the others take an absolute radius (ρ).
+RELATIVE_KINDS = ("awp", "rwp")
 # Flax leaf names that correspond to PyTorch parameters whose name contains "weight".
 WEIGHT_LEAF_NAMES = frozenset({"kernel", "scale", "embedding"})
+RELATIVE_EPS = 1e-6  # the reference's e
+GLOBAL_EPS = 1e-12
+ASAM_ETA = 0.01  # Kwon et al. 2021
+
+
+class Perturbation(NamedTuple):
+  """One perturbation kind as pure functions (see the module docstring)."""
+
+  direction: Callable[[PyTree, PyTree, jax.Array], PyTree]
+  step: Callable[[PyTree, PyTree, Any], PyTree]
+  project: Callable[[PyTree, PyTree, Any], PyTree]
 
 
 def _leaf_name(path) -> str:
@@ -31,29 +59,46 @@ def weight_mask(params: PyTree) -> PyTree:
       lambda path, _: _leaf_name(path) in WEIGHT_LEAF_NAMES, params)
 
 
-def _relative_step(w: jax.Array, d: jax.Array, gamma, eps: float) -> jax.Array:
-  """w moved by γ·(‖w‖+eps)·d/(‖d‖+eps), boxed to [w−γ|w|, w+γ|w|]; w itself if ‖d‖ is 0 or not finite."""
-  w32 = w.astype(jnp.float32)
-  d32 = d.astype(jnp.float32)
-  d_norm = jnp.linalg.norm(d32.reshape(-1))
-  w_norm = jnp.linalg.norm(w32.reshape(-1))
-  r = gamma * d32 / (d_norm + eps) * (w_norm + eps)
-  radius = gamma * jnp.abs(w32)
-  moved = jnp.clip(w32 + r, w32 - radius, w32 + radius)
-  ok = jnp.logical_and(d_norm > 0, jnp.isfinite(d_norm))
-  return jnp.where(ok, moved, w32).astype(w.dtype)
+def full_mask(params: PyTree) -> PyTree:
+  """True on every leaf (plain SAM perturbs all parameters)."""
+  return jax.tree_util.tree_map(lambda _: True, params)
 
 
-def perturb_along(params: PyTree, directions: PyTree, gamma, mask: PyTree,
-                  eps: float = 1e-6) -> PyTree:
-  """Applies the layer-relative boxed step along `directions` to the masked leaves only."""
+def _f32(x: jax.Array) -> jax.Array:
+  return x.astype(jnp.float32)
+
+
+def _norm(x: jax.Array) -> jax.Array:
+  return jnp.linalg.norm(_f32(x).reshape(-1))
+
+
+def _usable(norm: jax.Array) -> jax.Array:
+  """Whether a direction with this norm may be followed: non-zero and finite."""
+  return jnp.logical_and(norm > 0, jnp.isfinite(norm))
+
+
+def _shrink_to_ball(x: jax.Array, norm: jax.Array, radius) -> jax.Array:
+  """x scaled down to norm `radius` where its `norm` exceeds it (exactly x otherwise)."""
+  return x * jnp.where(norm > radius, radius / jnp.where(norm > radius, norm, 1.0), 1.0)
+
+
+def _masked(fn: Callable[..., jax.Array], mask: PyTree, tree: PyTree, *rest: PyTree) -> PyTree:
+  """fn(leaf, *other leaves) on masked leaves; float32 zeros elsewhere."""
   return jax.tree_util.tree_map(
-      lambda w, d, m: _relative_step(w, d, gamma, eps) if m else w, params, directions, mask)
+      lambda m, x, *r: fn(x, *r) if m else jnp.zeros(x.shape, jnp.float32), mask, tree, *rest)
 
 
-def awp(params: PyTree, grads: PyTree, gamma, mask: PyTree, eps: float = 1e-6) -> PyTree:
-  """Adversarial weight perturbation: the relative step along each masked leaf's gradient."""
-  return perturb_along(params, grads, gamma, mask, eps)
+def _masked_norm(tree: PyTree, mask: PyTree) -> jax.Array:
+  """Global L2 norm over the masked leaves."""
+  squares = [jnp.sum(jnp.square(_f32(x)))
+             for m, x in zip(jax.tree_util.tree_leaves(mask), jax.tree_util.tree_leaves(tree)) if m]
+  return jnp.sqrt(sum(squares)) if squares else jnp.zeros((), jnp.float32)
+
+
+def apply_delta(params: PyTree, delta: PyTree, mask: PyTree) -> PyTree:
+  """params + delta on masked leaves (added in float32, cast back); unmasked leaves as they are."""
+  return jax.tree_util.tree_map(
+      lambda m, w, d: (_f32(w) + d).astype(w.dtype) if m else w, mask, params, delta)
 
 
 def gaussian_like(rng: jax.Array, tree: PyTree) -> PyTree:
@@ -64,9 +109,151 @@ def gaussian_like(rng: jax.Array, tree: PyTree) -> PyTree:
   return jax.tree_util.tree_unflatten(treedef, noise)
 
 
-def rwp(params: PyTree, rng: jax.Array, gamma, mask: PyTree, eps: float = 1e-6) -> PyTree:
+def _gradient_direction(params: PyTree, grads: PyTree, rng: jax.Array) -> PyTree:
+  del params, rng
+  return jax.tree_util.tree_map(_f32, grads)
+
+
+def _gaussian_direction(params: PyTree, grads: PyTree, rng: jax.Array) -> PyTree:
+  del grads
+  return gaussian_like(rng, params)
+
+
+def relative(mask: PyTree, eps: float = RELATIVE_EPS,
+             direction=_gradient_direction) -> Perturbation:
+  """Layer-relative kind (awp; rwp with a Gaussian `direction`): per-leaf ball γ‖w_l‖, box γ|w|."""
+
+  def step_leaf(w, d, size):
+    d_norm = _norm(d)
+    r = size * _f32(d) / (d_norm + eps) * (_norm(w) + eps)
+    return jnp.where(_usable(d_norm), r, 0.0)
+
+  def project_leaf(w, delta, radius):
+    # The ball has radius γ(‖w‖ + eps), which a single step never leaves; the box then makes
+    # |δ| ≤ γ|w| element-wise and so ‖δ‖ ≤ γ‖w‖.
+    ball = _shrink_to_ball(delta, _norm(delta), radius * (_norm(w) + eps))
+    box = radius * jnp.abs(_f32(w))
+    return jnp.clip(ball, -box, box)
+
+  return Perturbation(
+      direction=direction,
+      step=lambda params, d, size: _masked(lambda w, g: step_leaf(w, g, size), mask, params, d),
+      project=lambda params, delta, radius: _masked(
+          lambda w, x: project_leaf(w, x, radius), mask, params, delta))
+
+
+def global_sam(mask: PyTree, eps: float = GLOBAL_EPS) -> Perturbation:
+  """SAM: δ = size·g/‖g‖ with one global norm over the masked leaves; feasible set ‖δ‖ ≤ ρ."""
+
+  def step(params, d, size):
+    norm = _masked_norm(d, mask)
+    scale = jnp.where(_usable(norm), size / (norm + eps), 0.0)
+    return _masked(lambda w, g: jnp.where(_usable(norm), scale * _f32(g), 0.0), mask, params, d)
+
+  def project(params, delta, radius):
+    norm = _masked_norm(delta, mask)
+    return _masked(lambda w, x: _shrink_to_ball(x, norm, radius), mask, params, delta)
+
+  return Perturbation(direction=_gradient_direction, step=step, project=project)
+
+
+def adaptive_sam(mask: PyTree, eta: float = ASAM_ETA, eps: float = GLOBAL_EPS) -> Perturbation:
+  """ASAM: T = |w| + η element-wise, δ = size·T²g/‖Tg‖; feasible set ‖δ/T‖ ≤ ρ (radially)."""
+
+  def scaling(w):
+    return jnp.abs(_f32(w)) + eta
+
+  def step(params, d, size):
+    scaled = _masked(lambda w, g: scaling(w) * _f32(g), mask, params, d)
+    norm = _masked_norm(scaled, mask)
+    scale = jnp.where(_usable(norm), size / (norm + eps), 0.0)
+    return _masked(lambda w, tg: jnp.where(_usable(norm), scale * scaling(w) * tg, 0.0),
+                   mask, params, scaled)
+
+  def project(params, delta, radius):
+    norm = _masked_norm(_masked(lambda w, x: x / scaling(w), mask, params, delta), mask)
+    return _masked(lambda w, x: _shrink_to_ball(x, norm, radius), mask, params, delta)
+
+  return Perturbation(direction=_gradient_direction, step=step, project=project)
+
+
+def make_perturbation(kind: str, mask: PyTree) -> Perturbation:
+  """The Perturbation of `kind` (one of KINDS) restricted to the masked leaves."""
+  if kind == "awp":
+    return relative(mask)
+  if kind == "rwp":
+    return relative(mask, direction=_gaussian_direction)
+  if kind == "sam":
+    return global_sam(mask)
+  if kind == "asam":
+    return adaptive_sam(mask)
+  raise ValueError(f"perturbation kind {kind!r} not in {KINDS}")
+
+
+def switch(perturbations: Sequence[Perturbation], index: jax.Array) -> Perturbation:
+  """`perturbations[index]` for a traced index (lax.switch; a select under vmap)."""
+  if len(perturbations) == 1:
+    return perturbations[0]
+
+  def pick(field):
+    branches = [getattr(p, field) for p in perturbations]
+    return lambda *args: jax.lax.switch(index, branches, *args)
+
+  return Perturbation(*(pick(field) for field in Perturbation._fields))
+
+
+def ascent(perturbation: Perturbation, params: PyTree, direction: PyTree, grad_fn: AscentGradFn,
+           radius, steps: int, mask: PyTree) -> PyTree:
+  """The delta after `steps` steps of radius/steps, each projected back onto the feasible set.
+
+  The first step follows `direction`; step i ≥ 1 follows grad_fn(params + delta, i), the gradient at
+  the current perturbed point. With one step this is the reference's single ascent step.
+  """
+  size = radius / steps
+  delta = perturbation.project(params, perturbation.step(params, direction, size), radius)
+  for i in range(1, steps):
+    grads = grad_fn(apply_delta(params, delta, mask), i)
+    moved = jax.tree_util.tree_map(jnp.add, delta, perturbation.step(params, grads, size))
+    delta = perturbation.project(params, moved, radius)
+  return delta
+
+
+def _single_step(perturbation: Perturbation, params: PyTree, grads: PyTree, rng, radius,
+                 mask: PyTree) -> PyTree:
+  """The perturbed params after one projected step of length `radius`."""
+  d = perturbation.direction(params, grads, rng)
+  return apply_delta(params, perturbation.project(params, perturbation.step(params, d, radius),
+                                                  radius), mask)
+
+
+def perturb_along(params: PyTree, directions: PyTree, gamma, mask: PyTree,
+                  eps: float = RELATIVE_EPS) -> PyTree:
+  """Applies the layer-relative boxed step along `directions` to the masked leaves only."""
+  return _single_step(relative(mask, eps), params, directions, None, gamma, mask)
+
+
+def awp(params: PyTree, grads: PyTree, gamma, mask: PyTree, eps: float = RELATIVE_EPS) -> PyTree:
+  """Adversarial weight perturbation: the relative step along each masked leaf's gradient."""
+  return perturb_along(params, grads, gamma, mask, eps)
+
+
+def rwp(params: PyTree, rng: jax.Array, gamma, mask: PyTree, eps: float = RELATIVE_EPS) -> PyTree:
   """Random weight perturbation: the relative step along a Gaussian direction per leaf."""
   return perturb_along(params, gaussian_like(rng, params), gamma, mask, eps)
+
+
+def sam(params: PyTree, grads: PyTree, rho, mask: PyTree | None = None,
+        eps: float = GLOBAL_EPS) -> PyTree:
+  """SAM: w + ρ·g/‖g‖ over the masked leaves (all leaves by default), global norm."""
+  mask = full_mask(params) if mask is None else mask
+  return _single_step(global_sam(mask, eps), params, grads, None, rho, mask)
+
+
+def asam(params: PyTree, grads: PyTree, rho, mask: PyTree | None = None, eta: float = ASAM_ETA,
+         eps: float = GLOBAL_EPS) -> PyTree:
+  """ASAM: w + ρ·T²g/‖Tg‖ with T = |w| + η over the masked leaves (all leaves by default)."""
+  mask = full_mask(params) if mask is None else mask
+  return _single_step(adaptive_sam(mask, eta, eps), params, grads, None, rho, mask)
 
 
 def tree_norm(tree: PyTree) -> jax.Array:

@@ -40,21 +40,17 @@ def make_apply_fn(model):
   return lambda params, video, train: model.apply({"params": params}, video, train=train)
 
 
-def perturb_config(config: ml_collections.ConfigDict) -> train_step.PerturbConfig:
-  """The PerturbConfig of config.perturb."""
-  return train_step.PerturbConfig(kind=config.perturb.kind, gamma=float(config.perturb.gamma),
-                                  reuse_dropout_rng=bool(config.perturb.reuse_dropout_rng))
-
-
 def init_state(model, tx, config, mesh) -> train_step.TrainState:
   """Initial train state, created directly with replicated shardings."""
   s = config.sampling
   size = s.grid * s.patch
   dummy = jnp.zeros((1, s.clip_len, size, size, 3), jnp.uint8)
 
+  perturb_cfg = train_step.PerturbConfig.from_config(config.perturb)
+
   def create(key):
     params = model.init({"params": key}, dummy, train=False)["params"]
-    return train_step.create_train_state(params, tx)
+    return train_step.create_train_state(params, tx, perturb_cfg)
 
   return jax.jit(create, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
 
@@ -123,12 +119,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
     logging.info("resumed from %s at step %d", manager.directory, int(state.step))
   start_step = int(state.step)
 
-  repl, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
-  step_fn = jax.jit(
+  step_fn = train_step.jit_sharded(
       train_step.make_train_step(make_loss_fn(model, config.train.rank_weight), tx,
-                                 perturb_config(config), config.train.ema_decay),
-      in_shardings=(repl, data, repl), out_shardings=(repl, repl), donate_argnums=0)
-  predict_fn = jax.jit(train_step.make_predict_fn(make_apply_fn(model)), out_shardings=repl)
+                                 train_step.PerturbConfig.from_config(config.perturb),
+                                 config.train.ema_decay), mesh)
+  predict_fn = jax.jit(train_step.make_predict_fn(make_apply_fn(model)),
+                       out_shardings=sharding.replicated(mesh))
   base_rng = jax.random.key(config.seed)
 
   dataset = input_pipeline.train_dataset(train_entries, config.sampling, config.train.batch_size,

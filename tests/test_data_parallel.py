@@ -1,0 +1,89 @@
+"""Data parallel: the jitted perturbed step on 1 and on 8 simulated CPU devices gives the same run.
+
+The batch is split on the `data` mesh axis and the params are replicated; the losses (PLCC and rank
+compare videos across the batch) and the perturbation see the global batch, so the device count only
+changes float rounding. SGD keeps that rounding visible as rounding: Adam's g/(|g| + eps) would blow
+it up for the few gradient entries that are ~eps.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from tests import test_train_step
+from tests.test_trainer import load_config
+from vqa_jax import sharding
+from vqa_jax import train_step
+from vqa_jax import trainer
+from vqa_jax.models import model as model_lib
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
+
+def smoke_batch(seed):
+  """8 uint8 smoke-sized videos whose brightness ranks like their labels."""
+  rng = np.random.default_rng(seed)
+  labels = rng.permutation(np.linspace(1.0, 5.0, 8)).astype(np.float32)
+  video = rng.integers(0, 60, size=(8, 4, 32, 32, 3)) + 40 * labels[:, None, None, None, None]
+  return {"video": video.astype(np.uint8), "label": labels}
+
+
+def run_on_mesh(num_devices, step_fn, state, batches):
+  """(final state, last metrics, mesh, a leaf of the input state) after one step per batch."""
+  mesh = sharding.make_mesh(num_devices)
+  state = jax.device_put(jax.device_get(state), sharding.replicated(mesh))  # a copy: it is donated
+  step = train_step.jit_sharded(step_fn, mesh)
+  first_leaf = jax.tree_util.tree_leaves(state.params)[0]
+  for batch in batches:
+    state, metrics = step(state, sharding.shard_batch(batch, mesh), jax.random.key(1))
+  return state, metrics, mesh, first_leaf
+
+
+def assert_same_run(one, eight, tol):
+  """Every leaf of the two trees agrees to `tol`."""
+  for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(eight)):
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def assert_replicated_and_donated(state, mesh, donated):
+  """All leaves replicated on the 8-device mesh; the donated input leaf is gone."""
+  for leaf in jax.tree_util.tree_leaves(state):
+    assert leaf.sharding.is_equivalent_to(sharding.replicated(mesh), leaf.ndim)
+    assert len(leaf.sharding.device_set) == 8
+  assert donated.is_deleted()
+
+
+def test_awp_on_the_smoke_model_one_and_eight_devices_give_the_same_params():
+  assert jax.device_count() >= 8, "tests/conftest.py should simulate 8 CPU devices"
+  config = load_config("smoke")
+  model = model_lib.build_model(config.model)
+  tx = optax.sgd(0.3, momentum=0.9)
+  params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, 4, 32, 32, 3), jnp.uint8),
+                      train=False)["params"]
+  cfg = train_step.PerturbConfig("awp", 1e-2)
+  step_fn = train_step.make_train_step(trainer.make_loss_fn(model, 0.3), tx, cfg, 0.9)
+  batches = [smoke_batch(i) for i in range(3)]
+  runs = {n: run_on_mesh(n, step_fn, train_step.create_train_state(params, tx), batches)
+          for n in (1, 8)}
+  (one, metrics_one, _, _), (eight, metrics_eight, mesh, donated) = runs[1], runs[8]
+  assert_same_run(one.params, eight.params, 1e-5)
+  for name in ("loss", "perturbed_loss", "perturbation_norm"):
+    np.testing.assert_allclose(metrics_one[name], metrics_eight[name], rtol=1e-5)
+  assert_replicated_and_donated(eight, mesh, donated)
+
+
+def test_population_with_every_k_one_and_eight_devices_give_the_same_params():
+  params, batch, _ = test_train_step.setup()
+  tx = optax.sgd(0.3, momentum=0.9)
+  cfgs = [dataclasses.replace(c, every_k=2) for c in test_train_step.POPULATION]
+  step_fn = train_step.make_population_step(test_train_step.linear_loss, tx, cfgs, 0.9)
+  states = train_step.stack_states([train_step.create_train_state(params, tx, c) for c in cfgs])
+  batches = [jax.device_get(batch)] * 3
+  (one, _, _, _), (eight, _, mesh, donated) = (run_on_mesh(n, step_fn, states, batches)
+                                               for n in (1, 8))
+  assert_same_run(one, eight, 1e-6)
+  assert_replicated_and_donated(eight, mesh, donated)

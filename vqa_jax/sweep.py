@@ -1,0 +1,171 @@
+"""Radius sweeps in one program: K models trained at once by vmapping the step over stacked states.
+
+  python -m vqa_jax.sweep --config=configs/demo.py --gammas=0,1e-4,5e-4,1e-3 --workdir=DIR
+  python -m vqa_jax.sweep --config=configs/demo.py --kinds=awp,rwp --gammas=1e-3 --workdir=DIR
+
+Members are every (kind, radius) of --kinds x --gammas; the radius is gamma for awp/rwp and rho for
+sam/asam. All members start from the config's initial state and see the same batches and dropout
+keys, so member i follows the single run `python -m vqa_jax.main` with its kind and radius to float
+rounding (AdamW amplifies that rounding on leaves whose gradient is zero in exact arithmetic, such
+as the head's last bias under the shift-invariant loss). Prints one row per member with the final
+train loss and the SRCC/PLCC of the train split and of every eval split (in-domain test,
+cross-domain), then one JSON line with all results. Writes `<workdir>/metrics.jsonl` (per-member
+training scalars) and `<workdir>/sweep.jsonl`. No checkpoints, no resume.
+"""
+
+import dataclasses
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from ml_collections import config_flags
+
+from vqa_jax import config_base
+from vqa_jax import evaluate
+from vqa_jax import metrics as metrics_lib
+from vqa_jax import optim
+from vqa_jax import perturb
+from vqa_jax import progress
+from vqa_jax import sharding
+from vqa_jax import train_step
+from vqa_jax import trainer
+from vqa_jax.data import input_pipeline
+from vqa_jax.data import sources
+from vqa_jax.models import model as model_lib
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Metrics and results go here.")
+_GAMMAS = flags.DEFINE_list("gammas", None,
+                            "Radii to sweep (gamma for awp/rwp, rho for sam/asam).")
+_KINDS = flags.DEFINE_list("kinds", None,
+                           "Perturbation kinds to sweep (default: config.perturb.kind).")
+_EVAL_MODEL = flags.DEFINE_enum("eval_model", "raw", ["raw", "ema"], "Model whose metrics the "
+                                "table shows (the JSON line has all of config.eval.models).")
+flags.mark_flags_as_required(["config", "workdir", "gammas"])
+
+
+def make_members(base: train_step.PerturbConfig, kinds: list[str],
+                 radii: list[float]) -> list[train_step.PerturbConfig]:
+  """One config per (kind, radius); the radius replaces gamma (awp, rwp) or rho (sam, asam)."""
+  return [dataclasses.replace(base, kind=kind,
+                              **{"gamma" if kind in perturb.RELATIVE_KINDS else "rho": float(r)})
+          for kind in kinds for r in radii]
+
+
+def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.PerturbConfig],
+                     mesh, splits, workdir: str) -> tuple[train_step.TrainState, np.ndarray]:
+  """Trains all members for config.train.steps; returns (stacked states, last-log-window losses)."""
+  os.makedirs(workdir, exist_ok=True)
+  model = model_lib.build_model(config.model)
+  tx = optim.make_optimizer(config.train)
+  state = trainer.init_state(model, tx, config, mesh)
+  stack = lambda s: train_step.stack_states(
+      [s.replace(perturb_state=train_step.init_perturb_state(s.params, cfgs[0]))] * len(cfgs))
+  states = jax.jit(stack, out_shardings=sharding.replicated(mesh))(state)
+  step_fn = train_step.jit_sharded(
+      train_step.make_population_step(trainer.make_loss_fn(model, config.train.rank_weight), tx,
+                                      cfgs, config.train.ema_decay), mesh)
+  base_rng = jax.random.key(config.seed)
+  dataset = input_pipeline.train_dataset(splits[config.data.train_split], config.sampling,
+                                         config.train.batch_size, seed=config.seed,
+                                         num_steps=config.train.steps, start_step=0,
+                                         num_clips=config.sampling.num_clips_train)
+  meter = progress.Progress(config.train.steps)
+  loss_sum, window, step = jnp.zeros(len(cfgs)), 0, 0
+  for batch in input_pipeline.as_numpy(dataset):
+    device_batch = sharding.shard_batch({"video": batch["video"], "label": batch["label"]}, mesh)
+    states, metrics = step_fn(states, device_batch, base_rng)
+    loss_sum, window, step = loss_sum + metrics["loss"], window + 1, step + 1
+    if step % config.train.log_every == 0 or step == config.train.steps:
+      losses = np.asarray(jax.device_get(loss_sum)) / window
+      if not np.all(np.isfinite(losses)):
+        raise FloatingPointError(f"non-finite loss {losses.tolist()} at step {step}")
+      logging.info("%s", meter.report(step, {f"loss[{i}]": v for i, v in enumerate(losses)}))
+      trainer.append_jsonl(os.path.join(workdir, "metrics.jsonl"), {
+          "step": step, **{k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}})
+      if step < config.train.steps:
+        loss_sum, window = jnp.zeros(len(cfgs)), 0
+  return states, losses
+
+
+def evaluate_population(states: train_step.TrainState, config: ml_collections.ConfigDict, splits,
+                        split_names: list[str], mesh) -> list[dict]:
+  """Per member, {split: {model: metrics}} for `split_names`, all members scored in one pass."""
+  model = model_lib.build_model(config.model)
+  predict = train_step.make_predict_fn(trainer.make_apply_fn(model))
+  predict_fn = jax.jit(jax.vmap(predict, in_axes=(0, None), out_axes=1),
+                       out_shardings=sharding.replicated(mesh))
+  batch_size = evaluate.eval_batch_size(config.eval.batch_size, mesh)
+  params_by_model = {"raw": states.params, "ema": states.ema_params}
+  num_members = int(states.step.shape[0])
+  results = [{name: {} for name in split_names} for _ in range(num_members)]
+  for name in split_names:
+    for model_name in config.eval.models:
+      preds, labels = evaluate.predict_split(predict_fn, params_by_model[model_name], splits[name],
+                                             config.sampling, batch_size,
+                                             config.sampling.num_clips_eval, mesh)
+      for i in range(num_members):
+        results[i][name][model_name] = metrics_lib.quality_metrics(preds[:, i], labels)
+  return results
+
+
+def results_table(members: list[train_step.PerturbConfig], train_losses: np.ndarray,
+                  results: list[dict], eval_model: str) -> str:
+  """One row per member: kind, radius, final train loss, then SRCC and PLCC per split."""
+  split_names = list(results[0])
+  columns = [(name, m) for name in split_names for m in ("srcc", "plcc")]
+  width = lambda name: max(len(name) + 5, 10)
+  header = f"{'kind':<5} {'radius':>8} {'train_loss':>10}" + "".join(
+      f" {name + '_' + m:>{width(name)}}" for name, m in columns)
+  lines = [f"sweep metrics of the '{eval_model}' model", header, "-" * len(header)]
+  for member, loss, res in zip(members, train_losses, results):
+    cells = "".join(f" {res[name][eval_model][m]:>{width(name)}.4f}" for name, m in columns)
+    lines.append(f"{member.kind:<5} {member.radius:>8.2g} {loss:>10.4f}{cells}")
+  return "\n".join(lines)
+
+
+def run(config: ml_collections.ConfigDict, members: list[train_step.PerturbConfig], workdir: str,
+        eval_model: str = "raw") -> list[dict]:
+  """Trains and evaluates the population, prints the table and a JSON line; returns the records."""
+  config_base.validate(config)
+  if eval_model not in config.eval.models:
+    raise ValueError(f"eval model {eval_model!r} is not in config.eval.models {config.eval.models}")
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.train.batch_size, mesh)
+  splits = sources.load_splits(config.data)
+  logging.info("sweep of %d members: %s", len(members), [(m.kind, m.radius) for m in members])
+  states, train_losses = train_population(config, members, mesh, splits, workdir)
+  split_names = [config.data.train_split] + [s for s in config.data.eval_splits
+                                             if s != config.data.train_split]
+  results = evaluate_population(states, config, splits, split_names, mesh)
+  records = [{"kind": m.kind, "radius": m.radius, "train_loss": float(loss), "results": res}
+             for m, loss, res in zip(members, train_losses, results)]
+  for record in records:
+    trainer.append_jsonl(os.path.join(workdir, "sweep.jsonl"),
+                         {"step": config.train.steps, **record})
+  print(results_table(members, train_losses, results, eval_model), flush=True)
+  print(json.dumps({"step": config.train.steps, "members": records}), flush=True)
+  return records
+
+
+def main(argv):
+  """Runs the sweep of the flags' config over --kinds x --gammas."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  base = train_step.PerturbConfig.from_config(config.perturb)
+  members = make_members(base, _KINDS.value or [base.kind], [float(g) for g in _GAMMAS.value])
+  run(config, members, _WORKDIR.value, _EVAL_MODEL.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
