@@ -15,10 +15,7 @@ from vqa_jax import config_base
 def get_config():
   """The demo configuration."""
   c = config_base.base_config()
-  c.data.synthetic.num_train = 480
-  c.data.synthetic.num_test = 128
-  c.data.synthetic.height = 64
-  c.data.synthetic.width = 80
+  # data.synthetic is SyntheticSpec.demo(): 480 + 128 + 96 videos of 64x80 pixels, 32 frames.
 
   c.sampling.clip_len = 4
   c.sampling.frame_interval = 2

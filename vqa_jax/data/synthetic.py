@@ -48,7 +48,7 @@ pristine 128x160x32 clips (3 of each content kind), luma PSNR mean (min) and siz
 For scale, noise at s = 0.1 alone is ~38 dB, so mp4v's artefacts would rival the weakest
 distortions. Colour PSNR (~35 dB) is bounded by 4:2:0 chroma subsampling, as in real video.
 Files decode with any cv2.VideoCapture (FFmpeg backend), exact in frame size and count. The demo
-dataset is ~100 MB.
+dataset (480 + 128 + 96 videos of 64x80, 32 frames) is ~71 MB and generates in ~5 s on 2 cores.
 
 Caching: `ensure_dataset` keys the dataset by a hash of the spec and `FORMAT_VERSION`, generates
 into a temporary folder, writes the completion marker last and renames the folder into place, so
@@ -133,11 +133,11 @@ class SyntheticSpec:
   """Everything that determines a synthetic dataset (its cache key)."""
 
   seed: int = 0
-  num_train: int = 160
-  num_test: int = 64
+  num_train: int = 480
+  num_test: int = 128
   num_cross: int = 96
-  height: int = 128
-  width: int = 160
+  height: int = 64
+  width: int = 80
   num_frames: int = 32
   fps: float = 16.0
   codec_quality: int = 95
