@@ -20,7 +20,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _decode(path: str) -> np.ndarray:
-  """Every frame of a video, decoded with cv2 directly (independent of synthetic.read_video)."""
+  """Every frame of a video, decoded with cv2 directly."""
   capture = cv2.VideoCapture(path)
   frames = []
   ok, frame = capture.read()

@@ -637,23 +637,6 @@ def write_video(path: str, frames: np.ndarray, fps: float, quality: int = 95) ->
     writer.release()
 
 
-def read_video(path: str) -> np.ndarray:
-  """Decodes every frame of a video with cv2: uint8 (T, H, W, 3) BGR."""
-  capture = cv2.VideoCapture(path)
-  frames = []
-  try:
-    while True:
-      ok, frame = capture.read()
-      if not ok:
-        break
-      frames.append(frame)
-  finally:
-    capture.release()
-  if not frames:
-    raise OSError(f"No frames decoded from {path}")
-  return np.stack(frames)
-
-
 # ---------------------------------------------------------------------------------------------
 # Dataset sampling and generation.
 
