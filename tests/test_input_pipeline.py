@@ -3,7 +3,7 @@
 import ml_collections
 import numpy as np
 import pytest
-from tests.video_files import write_video
+from tests.video_files import labelled_videos
 
 from vqa_jax.data import input_pipeline
 from vqa_jax.data import video_io
@@ -18,13 +18,7 @@ NUM_VIDEOS = 5
 @pytest.fixture(scope="module")
 def entries(tmp_path_factory):
   """Five 12-frame 20x24 videos; every pixel of frame t of video i holds 20 * i + t."""
-  root = tmp_path_factory.mktemp("videos")
-  result = []
-  for i in range(NUM_VIDEOS):
-    values = (20 * i + np.arange(12)).astype(np.uint8)
-    frames = np.ascontiguousarray(np.broadcast_to(values[:, None, None, None], (12, 20, 24, 3)))
-    result.append(Entry(path=write_video(root / f"v{i}.mkv", frames), mos=i + 0.5))
-  return result
+  return labelled_videos(tmp_path_factory.mktemp("videos"), NUM_VIDEOS)
 
 
 def collect(ds) -> list[dict[str, np.ndarray]]:

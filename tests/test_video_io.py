@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from tests.video_files import random_frames
+from tests.video_files import set_mp4_rotation
+from tests.video_files import write_mp4
 from tests.video_files import write_video
 from vqa_jax.data import video_io
 
@@ -97,3 +99,38 @@ def test_shared_empty_raises_naming_it(shared_dir):
   path = str(shared_dir / "videos" / "empty.mp4")
   with pytest.raises(video_io.VideoDecodeError, match="empty.mp4"):
     video_io.read_frames(path, [0])
+
+
+# Rotation metadata (phone videos): probe and read_frames both give the displayed orientation.
+
+
+@pytest.fixture(scope="module")
+def unrotated_mp4(tmp_path_factory):
+  """A 5-frame 24x32 .mp4 with a bright top-left corner, and its decoded frames."""
+  frames = np.zeros((5, 24, 32, 3), np.uint8)
+  frames[:, :8, :8] = 255
+  frames[:, :, :, 1] = 40 * np.arange(5)[:, None, None]
+  path = write_mp4(tmp_path_factory.mktemp("rot") / "upright.mp4", frames)
+  return path, video_io.read_frames(path, range(5))
+
+
+@pytest.mark.parametrize("degrees, k", [(0, 0), (90, -1), (180, 2), (270, 1)])
+def test_rotation_metadata_gives_displayed_frames(unrotated_mp4, tmp_path, degrees, k):
+  path, upright = unrotated_mp4
+  rotated = set_mp4_rotation(path, tmp_path / f"r{degrees}.mp4", degrees)
+  info = video_io.probe(rotated)
+  assert info.rotation == degrees
+  frames = video_io.read_frames(rotated, [4, 0])
+  assert frames.shape[1:3] == (info.height, info.width)
+  assert (info.height, info.width) == ((32, 24) if degrees % 180 else (24, 32))
+  # np.rot90 with k = -1 turns clockwise: the bright corner goes top-left -> top-right at 90.
+  np.testing.assert_array_equal(frames, np.rot90(upright[[4, 0]], k, axes=(1, 2)))
+
+
+def test_shared_portrait_probe_matches_frames(shared_dir):
+  path = str(shared_dir / "videos" / "lsvq_yfcc-batch3_1724_portrait.mp4")
+  info = video_io.probe(path)
+  # Stored portrait (406 wide, 720 high, identity display matrix), so no rotation to apply.
+  assert info.rotation == 0 and (info.height, info.width) == (720, 406)
+  frames = video_io.read_frames(path, [0, info.num_frames - 1])
+  assert frames.shape == (2, info.height, info.width, 3)

@@ -31,6 +31,9 @@ def base_config() -> ml_collections.ConfigDict:
   # For source 'label_files': split name -> "LABEL_FILE:DATA_ROOT" (FAST-VQA label format).
   c.data.label_files = ml_collections.ConfigDict()
   c.data.train_split = "train"
+  # 'error': a video that cannot be decoded stops the run, naming the file. 'skip': it is logged once
+  # and counted; training substitutes the next decodable video, evaluation leaves it out.
+  c.data.on_bad_video = "error"
   c.data.eval_splits = ("test", "cross")
 
   c.sampling = ml_collections.ConfigDict()
@@ -89,6 +92,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first inconsistent field."""
   if config.data.source not in ("synthetic", "label_files"):
     raise ValueError(f"data.source must be 'synthetic' or 'label_files', got {config.data.source!r}")
+  if config.data.on_bad_video not in ("error", "skip"):
+    raise ValueError(f"data.on_bad_video must be 'error' or 'skip', got {config.data.on_bad_video!r}")
   if config.perturb.kind not in PERTURBATION_KINDS:
     raise ValueError(f"perturb.kind must be one of {PERTURBATION_KINDS}, got {config.perturb.kind!r}")
   try:

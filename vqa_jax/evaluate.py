@@ -3,6 +3,7 @@
 import math
 from typing import Any, Callable
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -23,9 +24,15 @@ def eval_batch_size(requested: int, mesh: jax.sharding.Mesh) -> int:
 
 def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
                   sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
-                  mesh: jax.sharding.Mesh) -> tuple[np.ndarray, np.ndarray]:
-  """Scores every video of `entries` in file order; returns (predictions, labels)."""
-  dataset = input_pipeline.eval_dataset(entries, sampling, batch_size, num_clips)
+                  mesh: jax.sharding.Mesh,
+                  on_bad_video: str = "error") -> tuple[np.ndarray, np.ndarray]:
+  """Scores every video of `entries` in file order; returns (predictions, labels).
+
+  With on_bad_video='skip' undecodable videos are left out, counted and logged.
+  """
+  bad_videos = input_pipeline.BadVideoLog()
+  dataset = input_pipeline.eval_dataset(entries, sampling, batch_size, num_clips,
+                                        on_bad_video=on_bad_video, bad_videos=bad_videos)
   preds, labels = [], []
   for batch in input_pipeline.as_numpy(dataset):
     video = sharding.shard_batch({"video": batch["video"]}, mesh)["video"]
@@ -33,12 +40,18 @@ def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
     valid = np.asarray(batch["valid"], bool)
     preds.append(scores[valid])
     labels.append(np.asarray(batch["label"])[valid])
-  return np.concatenate(preds), np.concatenate(labels)
+  if bad_videos.count:
+    logging.warning("evaluation: %s of %d", bad_videos.summary(), len(entries))
+  preds, labels = np.concatenate(preds), np.concatenate(labels)
+  if not preds.size:
+    raise ValueError(f"no decodable video among the {len(entries)} of this split")
+  return preds, labels
 
 
 def evaluate_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
                    sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
-                   mesh: jax.sharding.Mesh) -> dict[str, float]:
+                   mesh: jax.sharding.Mesh, on_bad_video: str = "error") -> dict[str, float]:
   """SRCC, PLCC, KRCC and RMSE of the model on one split."""
-  preds, labels = predict_split(predict_fn, params, entries, sampling, batch_size, num_clips, mesh)
+  preds, labels = predict_split(predict_fn, params, entries, sampling, batch_size, num_clips, mesh,
+                                on_bad_video)
   return metrics.quality_metrics(preds, labels)

@@ -93,7 +93,8 @@ def evaluate_all(state, predict_fn, splits, config, mesh) -> report.Results:
     results[name] = {
         model: evaluate.evaluate_split(predict_fn, params_by_model[model], splits[name],
                                        config.sampling, batch_size,
-                                       config.sampling.num_clips_eval, mesh)
+                                       config.sampling.num_clips_eval, mesh,
+                                       config.data.on_bad_video)
         for model in config.eval.models}
   return results
 
@@ -127,10 +128,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
                        out_shardings=sharding.replicated(mesh))
   base_rng = jax.random.key(config.seed)
 
+  bad_videos = input_pipeline.BadVideoLog()
   dataset = input_pipeline.train_dataset(train_entries, config.sampling, config.train.batch_size,
                                          seed=config.seed, num_steps=config.train.steps,
                                          start_step=start_step,
-                                         num_clips=config.sampling.num_clips_train)
+                                         num_clips=config.sampling.num_clips_train,
+                                         on_bad_video=config.data.on_bad_video,
+                                         bad_videos=bad_videos)
   meter = progress.Progress(config.train.steps, start_step)
   metrics_file = os.path.join(workdir, "metrics.jsonl")
   step = start_step
@@ -149,7 +153,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
   if manager.latest_step() != step:
     checkpointing.save(manager, step, state, force=True)
   manager.wait_until_finished()
-  logging.info("trained %d steps in %.1f s", step - start_step, time.monotonic() - t0)
+  logging.info("trained %d steps in %.1f s; %s", step - start_step, time.monotonic() - t0,
+               bad_videos.summary())
 
   results = evaluate_all(state, predict_fn, splits, config, mesh)
   append_jsonl(os.path.join(workdir, "results.jsonl"), {"step": step, "results": results})

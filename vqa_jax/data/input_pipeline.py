@@ -10,6 +10,13 @@ from `np.random.default_rng([seed, e])`; its sampling randomness comes from
 straddle two epochs, every video is seen once per epoch, and a run started at any step yields
 exactly the batches of an uninterrupted run.
 
+Bad videos (`on_bad_video`): with 'error' (the default) a video that fails to decode stops the
+pipeline with a VideoDecodeError naming it. With 'skip' each bad video is logged once and
+recorded in a `BadVideoLog`; training substitutes the next decodable entry of the list (entry
+index + 1, + 2, ... modulo N, with the position's own sampling generator), so every batch slot
+holds a real video and the result is deterministic; evaluation keeps the slot with a zero video
+and `valid=False`, so the bad video is left out of the metrics.
+
 TensorFlow turns an exception raised inside `tf.numpy_function` into `tf.errors.UnknownError`
 whose message embeds "VideoDecodeError: <path>: <reason>" and the Python traceback.
 `as_numpy` turns it back into a `VideoDecodeError`.
@@ -18,8 +25,10 @@ whose message embeds "VideoDecodeError: <path>: <reason>" and the Python traceba
 from collections.abc import Callable, Iterator, Mapping
 import functools
 import re
+import threading
 from typing import Any
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -31,9 +40,54 @@ tf.config.set_visible_devices([], "GPU")
 
 _MAX_LISTED_MISSING = 20
 _DECODE_ERROR_PATTERN = re.compile(r"VideoDecodeError: ([^\n]+)")
+BAD_VIDEO_POLICIES = ("error", "skip")
 
 # Maps an element position to (entry index, sampling rng or None for deterministic sampling).
 Locator = Callable[[int], tuple[int, np.random.Generator | None]]
+
+
+class BadVideoLog:
+  """Thread-safe record of the videos that failed to decode: `count`, `reasons` {path: reason}."""
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._reasons: dict[str, str] = {}
+
+  def record(self, path: str, reason: str) -> None:
+    """Records a decode failure, logging a warning the first time `path` fails."""
+    with self._lock:
+      if path in self._reasons:
+        return
+      self._reasons[path] = reason
+    logging.warning("skipping bad video %s: %s", path, reason)
+
+  def is_bad(self, path: str) -> bool:
+    """Whether `path` has already failed to decode."""
+    with self._lock:
+      return path in self._reasons
+
+  @property
+  def count(self) -> int:
+    """The number of distinct videos that failed to decode."""
+    with self._lock:
+      return len(self._reasons)
+
+  @property
+  def reasons(self) -> dict[str, str]:
+    """A copy of {path: reason} for the videos that failed to decode."""
+    with self._lock:
+      return dict(self._reasons)
+
+  def summary(self) -> str:
+    """One line for an epoch or evaluation summary, e.g. '2 videos skipped (bad input)'."""
+    count = self.count
+    return f"{count} video{'' if count == 1 else 's'} skipped (bad input)"
+
+
+def _check_policy(on_bad_video: str) -> None:
+  """Raises ValueError unless `on_bad_video` is one of BAD_VIDEO_POLICIES."""
+  if on_bad_video not in BAD_VIDEO_POLICIES:
+    raise ValueError(f"on_bad_video must be one of {BAD_VIDEO_POLICIES}, got {on_bad_video!r}")
 
 
 def check_videos_exist(entries: list[labels.Entry]) -> None:
@@ -75,54 +129,107 @@ def _video_shape(sampling: Mapping[str, Any], num_clips: int, squeeze: bool) -> 
   return clip_shape if squeeze else (num_clips, *clip_shape)
 
 
-def _decode_positions(positions: tf.data.Dataset, entries: list[labels.Entry],
-                      sampling: Mapping[str, Any], num_clips: int, locate: Locator,
-                      squeeze: bool) -> tf.data.Dataset:
-  """Maps int64 positions to {video, label, index, position} by decoding in parallel, in order."""
-  shape = _video_shape(sampling, num_clips, squeeze)
+# Maps an element position to (video, label, entry index, whether a video was decoded).
+Loader = Callable[[int], tuple[np.ndarray, np.float32, np.int32, np.bool_]]
 
-  def load(position: np.int64) -> tuple[np.ndarray, np.float32, np.int32]:
-    index, rng = locate(int(position))
-    entry = entries[index]
-    video = sampling_lib.sample_clips(entry.path, sampling, num_clips, rng)
-    return video.reshape(shape), np.float32(entry.mos), np.int32(index)
+
+def _make_loader(entries: list[labels.Entry], sampling: Mapping[str, Any], num_clips: int,
+                 locate: Locator, shape: tuple[int, ...], on_bad_video: str,
+                 bad_videos: BadVideoLog | None, substitute: bool) -> Loader:
+  """The numpy loader of one element, applying the bad-video policy (see the module docstring).
+
+  With 'skip', `substitute` tries entries index + 1, + 2, ... (mod N) after a failure, each with a
+  fresh sampling generator of the position; otherwise the element becomes a zero video with
+  ok=False. Videos already recorded as bad are not decoded again.
+  """
+  num_entries = len(entries)
+  bad_videos = BadVideoLog() if bad_videos is None else bad_videos
+
+  def element(index: int, video: np.ndarray, ok: bool):
+    return video, np.float32(entries[index].mos), np.int32(index), np.bool_(ok)
+
+  def sample(position: int, index: int) -> np.ndarray:
+    _, rng = locate(position)
+    video = sampling_lib.sample_clips(entries[index].path, sampling, num_clips, rng)
+    return video.reshape(shape)
+
+  def load(position: int):
+    first, _ = locate(position)
+    if on_bad_video == "error":
+      return element(first, sample(position, first), True)
+    for k in range(num_entries if substitute else 1):
+      index = (first + k) % num_entries
+      if bad_videos.is_bad(entries[index].path):
+        continue
+      try:
+        return element(index, sample(position, index), True)
+      except video_io.VideoDecodeError as e:
+        bad_videos.record(entries[index].path, e.reason)
+    if substitute:
+      raise video_io.VideoDecodeError(entries[first].path, f"no substitute: all {num_entries} "
+                                      "videos of the dataset failed to decode")
+    return element(first, np.zeros(shape, np.uint8), False)
+
+  return load
+
+
+def _decode_positions(positions: tf.data.Dataset, shape: tuple[int, ...],
+                      load: Loader) -> tf.data.Dataset:
+  """Maps positions to {video, label, index, ok, position} with `load`, in parallel, in order."""
 
   def load_tf(position: tf.Tensor) -> dict[str, tf.Tensor]:
-    video, label, index = tf.numpy_function(load, [position], (tf.uint8, tf.float32, tf.int32),
-                                            stateful=False)
+    video, label, index, ok = tf.numpy_function(
+        lambda p: load(int(p)), [position], (tf.uint8, tf.float32, tf.int32, tf.bool),
+        stateful=False)
     video.set_shape(shape)
-    label.set_shape(())
-    index.set_shape(())
-    return {"video": video, "label": label, "index": index, "position": position}
+    for scalar in (label, index, ok):
+      scalar.set_shape(())
+    return {"video": video, "label": label, "index": index, "ok": ok, "position": position}
 
   return positions.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def train_dataset(entries: list[labels.Entry], sampling: Mapping[str, Any], batch_size: int,
-                  seed: int, num_steps: int, start_step: int = 0,
-                  num_clips: int = 1) -> tf.data.Dataset:
-  """Deterministic, resumable training batches for steps [start_step, num_steps)."""
+                  seed: int, num_steps: int, start_step: int = 0, num_clips: int = 1,
+                  on_bad_video: str = "error",
+                  bad_videos: BadVideoLog | None = None) -> tf.data.Dataset:
+  """Deterministic, resumable training batches for steps [start_step, num_steps).
+
+  With on_bad_video='skip' a bad video is replaced by the next decodable entry and recorded in
+  `bad_videos` (pass a BadVideoLog to read the count afterwards).
+  """
   if not 0 <= start_step <= num_steps:
     raise ValueError(f"need 0 <= start_step ({start_step}) <= num_steps ({num_steps})")
+  _check_policy(on_bad_video)
   check_videos_exist(entries)
+  shape = _video_shape(sampling, num_clips, squeeze=num_clips == 1)
+  load = _make_loader(entries, sampling, num_clips, _train_locator(seed, len(entries)), shape,
+                      on_bad_video, bad_videos, substitute=True)
   positions = tf.data.Dataset.range(start_step * batch_size, num_steps * batch_size)
-  ds = _decode_positions(positions, entries, sampling, num_clips,
-                         _train_locator(seed, len(entries)), squeeze=num_clips == 1)
+  ds = _decode_positions(positions, shape, load)
   ds = ds.map(lambda x: {k: x[k] for k in ("video", "label", "index")})
   return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(entries: list[labels.Entry], sampling: Mapping[str, Any], batch_size: int,
-                 num_clips: int) -> tf.data.Dataset:
-  """Deterministic evaluation batches in file order; the last is padded with copies, valid=False."""
+                 num_clips: int, on_bad_video: str = "error",
+                 bad_videos: BadVideoLog | None = None) -> tf.data.Dataset:
+  """Deterministic evaluation batches in file order; the last is padded with copies, valid=False.
+
+  With on_bad_video='skip' a bad video keeps its slot with valid=False (a zero video) and is
+  recorded in `bad_videos`.
+  """
+  _check_policy(on_bad_video)
   check_videos_exist(entries)
   num_entries = len(entries)
+  shape = _video_shape(sampling, num_clips, squeeze=False)
+  locate = lambda position: (position % num_entries, None)
+  load = _make_loader(entries, sampling, num_clips, locate, shape, on_bad_video,
+                      bad_videos, substitute=False)
   padded = -(-num_entries // batch_size) * batch_size
-  positions = tf.data.Dataset.range(padded)
-  ds = _decode_positions(positions, entries, sampling, num_clips,
-                         lambda position: (position % num_entries, None), squeeze=False)
+  ds = _decode_positions(tf.data.Dataset.range(padded), shape, load)
   ds = ds.map(lambda x: {"video": x["video"], "label": x["label"], "index": x["index"],
-                         "valid": x["position"] < num_entries})
+                         "valid": tf.logical_and(x["ok"], x["position"] < num_entries)})
   return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 

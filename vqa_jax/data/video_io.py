@@ -2,6 +2,11 @@
 
 Frames are decoded sequentially (`grab()` every frame, `retrieve()` only the requested ones),
 because seeking in long-GOP codecs such as H.264 is slow and not always frame-accurate.
+
+Rotation: phone videos often store landscape pixels with a display-matrix rotation. Captures are
+opened with OpenCV's auto-rotation on (`CAP_PROP_ORIENTATION_AUTO`), under which OpenCV reports
+the displayed (rotated) frame size and rotates every retrieved frame, so `probe` and
+`read_frames` agree on the displayed orientation; `VideoInfo.rotation` records the angle.
 """
 
 from collections.abc import Iterator, Sequence
@@ -34,12 +39,13 @@ class FrameIndexError(VideoDecodeError):
 
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
-  """Container metadata of a video: frame count, frame rate and frame size in pixels."""
+  """Container metadata of a video: frame count, frame rate, displayed size, rotation (degrees)."""
 
   num_frames: int
   fps: float
   height: int
   width: int
+  rotation: int = 0  # Clockwise display rotation from the metadata, already applied to the size.
 
 
 @contextlib.contextmanager
@@ -54,6 +60,7 @@ def _capture(path: str) -> Iterator[cv2.VideoCapture]:
     if not cap.isOpened():
       raise VideoDecodeError(path, "OpenCV cannot open it (not a video, or an unsupported "
                              "container or codec)")
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # The default of the FFmpeg backend; made explicit.
     yield cap
   except cv2.error as e:
     raise VideoDecodeError(path, f"OpenCV error: {' '.join(str(e).split())}") from e
@@ -69,9 +76,16 @@ def _count_by_grabbing(cap: cv2.VideoCapture) -> int:
   return count
 
 
+def _rotation(cap: cv2.VideoCapture) -> int:
+  """The metadata rotation in degrees (0, 90, 180 or 270); 0 when the backend reports none."""
+  angle = int(cap.get(cv2.CAP_PROP_ORIENTATION_META))
+  return angle % 360 if angle % 90 == 0 else 0
+
+
 def probe(path: str) -> VideoInfo:
-  """Returns frame count, fps and size of a video (counting frames if the container lacks it)."""
+  """Returns frame count, fps, displayed size and rotation (counting frames if not in metadata)."""
   with _capture(path) as cap:
+    rotation = _rotation(cap)
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
     fps = float(cap.get(cv2.CAP_PROP_FPS))
@@ -80,7 +94,7 @@ def probe(path: str) -> VideoInfo:
       num_frames = _count_by_grabbing(cap)
   if num_frames == 0:
     raise VideoDecodeError(path, "no decodable frames")
-  return VideoInfo(num_frames=num_frames, fps=fps, height=height, width=width)
+  return VideoInfo(num_frames=num_frames, fps=fps, height=height, width=width, rotation=rotation)
 
 
 def _to_rgb(frame: np.ndarray) -> np.ndarray:
@@ -110,7 +124,7 @@ def _decode_needed(cap: cv2.VideoCapture, path: str, needed: np.ndarray) -> dict
 
 
 def read_frames(path: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-  """Decodes the frames at `indices` (any order, repeats allowed) as uint8 RGB (len, H, W, 3)."""
+  """Decodes the frames at `indices` (any order, repeats allowed) as displayed RGB (n, H, W, 3)."""
   indices = np.asarray(indices, dtype=np.int64).reshape(-1)
   if indices.size == 0:
     raise ValueError(f"{path}: no frame indices requested")

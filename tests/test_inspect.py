@@ -1,0 +1,52 @@
+"""Tests for vqa_jax.data.inspect: evaluation fragments saved as .npy and as a contact sheet."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+from tests.conftest import REPO_ROOT
+from tests.video_files import random_frames
+from tests.video_files import write_video
+
+from vqa_jax.data import inspect
+from vqa_jax.data import sampling
+
+DEMO = REPO_ROOT / "configs" / "demo.py"
+
+
+def demo_sampling():
+  """config.sampling of configs/demo.py."""
+  spec = importlib.util.spec_from_file_location("demo_config", DEMO)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config().sampling
+
+
+def test_contact_sheet_layout():
+  fragments = random_frames(6, 5, 5).reshape(2, 3, 5, 5, 3)
+  sheet = inspect.contact_sheet(fragments, gap=2)
+  assert sheet.shape == (2 * 5 + 2, 3 * 5 + 2 * 2, 3)
+  np.testing.assert_array_equal(sheet[7:12, 14:19], fragments[1, 2])
+  assert np.all(sheet[5:7] == 255)
+
+
+def test_cli_writes_eval_fragments_and_png(tmp_path):
+  video = write_video(tmp_path / "clip.mkv", random_frames(20, 48, 72))
+  cfg = demo_sampling()
+  side, clips, frames = cfg.grid * cfg.patch, cfg.num_clips_eval, cfg.clip_len
+  out = tmp_path / "out"
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  subprocess.run([sys.executable, "-m", "vqa_jax.data.inspect", video,
+                  f"--config={DEMO}", f"--out={out}"],
+                 check=True, cwd=REPO_ROOT, env=env, capture_output=True)
+  got = np.load(out / "fragments.npy")
+  expected = sampling.sample_clips(video, cfg, clips)
+  assert got.dtype == np.uint8 and got.shape == (clips, frames, side, side, 3)
+  np.testing.assert_array_equal(got, expected)
+  png = cv2.imread(str(out / "fragments.png"))
+  gap = inspect.GAP
+  assert png.shape == (clips * (side + gap) - gap, frames * (side + gap) - gap, 3)
+  np.testing.assert_array_equal(png[..., ::-1], inspect.contact_sheet(expected))
