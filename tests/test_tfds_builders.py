@@ -1,0 +1,130 @@
+"""TFDS builders over a fake manual_dir made from the tiny synthetic dataset."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from tests.conftest import SHARED_DIR
+from vqa_jax.data import synthetic
+from vqa_jax.data import tfds_builders
+
+# Builder -> {split: (label file, synthetic split, relpath of video i)}, in the documented layout.
+LAYOUTS = {
+    tfds_builders.Konvid1k: {
+        "full": ("labels.txt", "train", lambda i: f"KoNViD_1k_videos/{4542323058 + i}.mp4")},
+    tfds_builders.LiveVqc: {"full": ("labels.txt", "test", lambda i: f"Video/A{i + 1:03d}.mp4")},
+    tfds_builders.YoutubeUgc: {
+        "full": ("labels.txt", "cross",
+                 lambda i: f"Sports_480P-{i:04x}_crf_10_ss_00_t_20.0.mp4")},
+    tfds_builders.Lsvq: {
+        "train": ("train_labels.txt", "train",
+                  lambda i: f"yfcc-batch1/{700 + i}.mp4" if i % 2 else f"ia-batch3/clip_{i}.mp4"),
+        "test": ("labels_test.txt", "test", lambda i: f"yfcc-batch2/{900 + i}.mp4"),
+        "test_1080p": ("labels_1080p.txt", "cross", lambda i: f"backup/{i}.mp4")},
+}
+# Folder of the real label files under ../shared/labels.
+SHARED_LABEL_DIRS = {tfds_builders.Konvid1k: "KoNViD", tfds_builders.LiveVqc: "LIVE_VQC",
+                     tfds_builders.YoutubeUgc: "YouTubeUGC", tfds_builders.Lsvq: "LSVQ"}
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> str:
+  """The tiny synthetic dataset (videos + label files), generated once for the module."""
+  root = str(tmp_path_factory.mktemp("synthetic"))
+  synthetic.generate(root, synthetic.SyntheticSpec.tiny(), num_workers=1)
+  return root
+
+
+def make_manual_dir(synthetic_root: str, manual_dir: str, layout) -> None:
+  """Copies synthetic videos under the dataset's names and writes its label files."""
+  for label_name, split, relpath_fn in layout.values():
+    lines = open(os.path.join(synthetic_root, "labels", f"{split}.txt")).read().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+      src, duration, fps, mos = (f.strip() for f in line.split(","))
+      relpath = relpath_fn(i)
+      os.makedirs(os.path.dirname(os.path.join(manual_dir, relpath)), exist_ok=True)
+      shutil.copyfile(os.path.join(synthetic_root, src), os.path.join(manual_dir, relpath))
+      out.append(f"{relpath}, {duration}, {fps}, {mos}\n")
+    with open(os.path.join(manual_dir, label_name), "w") as f:
+      f.writelines(out)
+
+
+def parse_label_file(path: str) -> list[tuple[str, float]]:
+  """(relpath, MOS) per line, parsed independently of vqa_jax."""
+  rows = []
+  for line in open(path):
+    fields = line.split(",")
+    rows.append((fields[0].strip(), float(fields[3])))
+  return rows
+
+
+def prepare(builder_cls, manual_dir, data_dir):
+  """Builds the dataset from `manual_dir` into `data_dir`; returns the builder."""
+  builder = builder_cls(data_dir=str(data_dir))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  return builder
+
+
+@pytest.mark.parametrize("builder_cls", list(LAYOUTS), ids=lambda c: c.name)
+def test_builds_paths_and_mos_of_label_files(builder_cls, synthetic_root, tmp_path):
+  manual_dir = tmp_path / "manual"
+  make_manual_dir(synthetic_root, str(manual_dir), LAYOUTS[builder_cls])
+  builder = prepare(builder_cls, manual_dir, tmp_path / "data")
+  assert set(builder.info.splits) == set(builder_cls.LABEL_FILES)
+  for split, (label_name, _, _) in LAYOUTS[builder_cls].items():
+    expected = parse_label_file(str(manual_dir / label_name))
+    examples = list(tfds.as_numpy(builder.as_dataset(split=split)))
+    assert builder.info.splits[split].num_examples == len(expected) == len(examples)
+    assert [e["relpath"].decode() for e in examples] == [r for r, _ in expected]
+    assert [e["path"].decode() for e in examples] == [
+        os.path.join(str(manual_dir), r) for r, _ in expected]
+    assert all(os.path.isabs(e["path"].decode()) and os.path.isfile(e["path"].decode())
+               for e in examples)
+    np.testing.assert_array_equal([e["mos"] for e in examples],
+                                  np.array([m for _, m in expected], np.float32))
+    assert examples[0]["mos"].dtype == np.float32
+
+
+def test_tfds_load_with_manual_dir(synthetic_root, tmp_path):
+  manual_dir = tmp_path / "manual"
+  make_manual_dir(synthetic_root, str(manual_dir), LAYOUTS[tfds_builders.LiveVqc])
+  ds = tfds.load("live_vqc", split="full", data_dir=str(tmp_path / "data"),
+                 download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
+                     manual_dir=str(manual_dir))})
+  assert len(list(ds)) == synthetic.SyntheticSpec.tiny().num_test
+
+
+def test_missing_video_raises_naming_it(synthetic_root, tmp_path):
+  manual_dir = tmp_path / "manual"
+  make_manual_dir(synthetic_root, str(manual_dir), LAYOUTS[tfds_builders.Lsvq])
+  os.remove(manual_dir / "labels_test.txt")
+  with pytest.raises(FileNotFoundError, match="labels_test.txt"):
+    prepare(tfds_builders.Lsvq, manual_dir, tmp_path / "data")
+  make_manual_dir(synthetic_root, str(manual_dir), LAYOUTS[tfds_builders.Lsvq])
+  os.remove(manual_dir / "backup" / "3.mp4")
+  with pytest.raises(FileNotFoundError, match=r"1 of 8 videos .*backup/3\.mp4"):
+    prepare(tfds_builders.Lsvq, manual_dir, tmp_path / "data")
+
+
+def test_missing_videos_message_lists_first_few(tmp_path):
+  (tmp_path / "labels.txt").write_text("".join(f"v{i}.mp4, -1, -1, 3.0\n" for i in range(8)))
+  with pytest.raises(FileNotFoundError, match=r"8 of 8 videos .*v4\.mp4 and 3 more$"):
+    tfds_builders.base.read_split(str(tmp_path), "labels.txt")
+
+
+@pytest.mark.parametrize("builder_cls", list(LAYOUTS), ids=lambda c: c.name)
+def test_layout_matches_shared_label_files(builder_cls):
+  label_dir = SHARED_DIR / "labels" / SHARED_LABEL_DIRS[builder_cls]
+  if not label_dir.is_dir():
+    pytest.skip(f"{label_dir} is not available")
+  instructions = builder_cls.MANUAL_DOWNLOAD_INSTRUCTIONS
+  for name in builder_cls.LABEL_FILES.values():
+    assert name in instructions
+    relpaths = [r for r, _ in parse_label_file(str(label_dir / name))]
+    folders = {r.split("/")[0].rstrip("0123456789") if "/" in r else "*.mp4" for r in relpaths}
+    assert all(folder in instructions for folder in folders), (name, folders)
