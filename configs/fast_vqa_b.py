@@ -21,7 +21,6 @@ training split is `data.train_split` ('train') and the evaluated splits are `dat
 import ml_collections
 
 from vqa_jax import config_base
-from vqa_jax.models.model import fast_vqa_b_config
 
 LSVQ_ITERS_PER_EPOCH = 1754
 
@@ -34,14 +33,8 @@ def get_config():
   c.data.train_split = "train"
   c.data.eval_splits = ("test",)
 
-  c.sampling.clip_len = 32
-  c.sampling.frame_interval = 2
-  c.sampling.grid = 7
-  c.sampling.patch = 32
-  c.sampling.num_clips_train = 1
-  c.sampling.num_clips_eval = 4
-
-  c.model = fast_vqa_b_config()
+  # Sampling (7x7 fragments of 32, 32 frames at interval 2, 1 train / 4 test clips) and the model
+  # (fast_vqa_b_config) are base_config()'s defaults already.
 
   iters = LSVQ_ITERS_PER_EPOCH
   c.train.batch_size = 16

@@ -9,6 +9,7 @@ import dataclasses
 import ml_collections
 
 from vqa_jax.data.synthetic import SyntheticSpec
+from vqa_jax.models.model import fast_vqa_b_config
 from vqa_jax.train_step import PERTURBATION_KINDS
 from vqa_jax.train_step import PerturbConfig
 
@@ -44,20 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.sampling.num_clips_train = 1
   c.sampling.num_clips_eval = 4
 
-  c.model = ml_collections.ConfigDict()
-  c.model.patch_size = (2, 4, 4)
-  c.model.embed_dim = 96
-  c.model.depths = (2, 2, 6, 2)
-  c.model.num_heads = (3, 6, 12, 24)
-  c.model.window_size = (8, 7, 7)
-  c.model.mlp_ratio = 4.0
-  c.model.drop_path_rate = 0.1
-  c.model.frag_biases = (True, True, True, False)
-  c.model.fragments_grid = 7
-  c.model.head_hidden = 64
-  c.model.head_dropout = 0.5
-  c.model.remat = False
-  c.model.dtype = "float32"
+  c.model = fast_vqa_b_config()  # FAST-VQA-B: Video Swin-T with GRPB, VQA head
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 52620
