@@ -37,7 +37,6 @@ from vqa_jax import progress
 from vqa_jax import sharding
 from vqa_jax import train_step
 from vqa_jax import trainer
-from vqa_jax.data import input_pipeline
 from vqa_jax.data import sources
 from vqa_jax.models import model as model_lib
 
@@ -75,14 +74,9 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.Pe
       train_step.make_population_step(trainer.make_loss_fn(model, config.train.rank_weight), tx,
                                       cfgs, config.train.ema_decay), mesh)
   base_rng = jax.random.key(config.seed)
-  dataset = input_pipeline.train_dataset(splits[config.data.train_split], config.sampling,
-                                         config.train.batch_size, seed=config.seed,
-                                         num_steps=config.train.steps, start_step=0,
-                                         num_clips=config.sampling.num_clips_train)
   meter = progress.Progress(config.train.steps)
   loss_sum, window, step = jnp.zeros(len(cfgs)), 0, 0
-  for batch in input_pipeline.as_numpy(dataset):
-    device_batch = sharding.shard_batch({"video": batch["video"], "label": batch["label"]}, mesh)
+  for _, device_batch in trainer.train_batches(config, splits[config.data.train_split], mesh):
     states, metrics = step_fn(states, device_batch, base_rng)
     loss_sum, window, step = loss_sum + metrics["loss"], window + 1, step + 1
     if step % config.train.log_every == 0 or step == config.train.steps:
@@ -112,7 +106,8 @@ def evaluate_population(states: train_step.TrainState, config: ml_collections.Co
     for model_name in config.eval.models:
       preds, labels = evaluate.predict_split(predict_fn, params_by_model[model_name], splits[name],
                                              config.sampling, batch_size,
-                                             config.sampling.num_clips_eval, mesh)
+                                             config.sampling.num_clips_eval, mesh,
+                                             config.data.on_bad_video)
       for i in range(num_members):
         results[i][name][model_name] = metrics_lib.quality_metrics(preds[:, i], labels)
   return results

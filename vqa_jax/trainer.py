@@ -70,6 +70,19 @@ def log_setup(config, mesh, num_params: int, splits: dict) -> None:
   logging.info("splits: %s", {k: len(v) for k, v in splits.items()})
 
 
+def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_step: int = 0,
+                  bad_videos: input_pipeline.BadVideoLog | None = None):
+  """Yields (host batch, device batch) of the configured training pipeline from `start_step` on."""
+  dataset = input_pipeline.train_dataset(entries, config.sampling, config.train.batch_size,
+                                         seed=config.seed, num_steps=config.train.steps,
+                                         start_step=start_step,
+                                         num_clips=config.sampling.num_clips_train,
+                                         on_bad_video=config.data.on_bad_video,
+                                         bad_videos=bad_videos)
+  for batch in input_pipeline.as_numpy(dataset):
+    yield batch, sharding.shard_batch({"video": batch["video"], "label": batch["label"]}, mesh)
+
+
 def check_finite(step: int, metrics: dict, batch: dict, entries: list) -> None:
   """Stops the run with the step and the batch's videos when the loss is not finite."""
   if not np.isfinite(metrics["loss"]):
@@ -129,18 +142,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
   base_rng = jax.random.key(config.seed)
 
   bad_videos = input_pipeline.BadVideoLog()
-  dataset = input_pipeline.train_dataset(train_entries, config.sampling, config.train.batch_size,
-                                         seed=config.seed, num_steps=config.train.steps,
-                                         start_step=start_step,
-                                         num_clips=config.sampling.num_clips_train,
-                                         on_bad_video=config.data.on_bad_video,
-                                         bad_videos=bad_videos)
   meter = progress.Progress(config.train.steps, start_step)
   metrics_file = os.path.join(workdir, "metrics.jsonl")
   step = start_step
   t0 = time.monotonic()
-  for batch in input_pipeline.as_numpy(dataset):
-    device_batch = sharding.shard_batch({"video": batch["video"], "label": batch["label"]}, mesh)
+  for batch, device_batch in train_batches(config, train_entries, mesh, start_step, bad_videos):
     state, metrics = step_fn(state, device_batch, base_rng)
     step += 1
     if step % config.train.log_every == 0 or step == config.train.steps:

@@ -374,8 +374,7 @@ class SwinTransformerBlock3D(nn.Module):
     mask = None
     if shifted:
       y = jnp.roll(y, tuple(-s for s in shift), axis=(1, 2, 3))
-      labels = shift_region_labels(padded, window, shift)
-      mask = mask_from_labels(jnp.asarray(labels)).astype(jnp.float32)
+      mask = jnp.asarray(compute_attention_mask(padded, window, shift))
     gate = None
     if self.frag_bias:
       coords = fragment_windows(padded, window, shift, self.fragments_grid)
