@@ -2,12 +2,14 @@
 
 Usage:
   PYTHONPATH=. .venv/bin/python bench/fragment_throughput.py [--videos '../shared/videos/*.mp4'] \
-      [--num_clips 1] [--repeats 5]
+      [--num_clips 1] [--repeats 5] [--method fragments]
 
 For each readable video, times (best of `repeats`) decoding the sampled frames with
 `video_io.read_frames` and the full `sample_clips` (probe + decode + upsample + fragments) with
 the paper's settings (clip_len 32, interval 2, 7x7 grid of 32-pixel patches, centred offsets),
-and prints clips/s for both and their ratio.
+and prints clips/s for both and their ratio. `--method` selects the sampler (fragments,
+fragments_t with FasterVQA's t_frag 8 / aligned 8, or sama); the decode-only side reads the same
+frame indices (`sampling.clip_indices`).
 """
 
 import argparse
@@ -31,13 +33,12 @@ def best_seconds(fn, repeats: int) -> float:
   return min(times)
 
 
-def bench_video(path: str, num_clips: int, repeats: int) -> tuple[float, float]:
+def bench_video(path: str, config: dict, num_clips: int, repeats: int) -> tuple[float, float]:
   """Seconds per call of decode-only and of sample_clips for one video."""
   info = video_io.probe(path)
-  indices = sampling.temporal_indices(info.num_frames, PAPER_SAMPLING["clip_len"],
-                                      PAPER_SAMPLING["frame_interval"], num_clips)
+  indices = sampling.clip_indices(info.num_frames, config, num_clips)
   decode = best_seconds(lambda: video_io.read_frames(path, indices), repeats)
-  full = best_seconds(lambda: sampling.sample_clips(path, PAPER_SAMPLING, num_clips), repeats)
+  full = best_seconds(lambda: sampling.sample_clips(path, config, num_clips), repeats)
   return decode, full
 
 
@@ -48,9 +49,13 @@ def main() -> None:
   parser.add_argument("--videos", default=default_videos)
   parser.add_argument("--num_clips", type=int, default=1)
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--method", default="fragments", choices=sampling.METHODS)
   args = parser.parse_args()
+  config = dict(PAPER_SAMPLING, method=args.method)
+  if args.method == "fragments_t":
+    config.update(t_frag=8, aligned=8)
   total_decode = total_full = 0.0
-  print(f"num_clips={args.num_clips}, best of {args.repeats}")
+  print(f"method={args.method}, num_clips={args.num_clips}, best of {args.repeats}")
   print(f"{'video':40s} {'size':>9s} {'decode clips/s':>15s} {'sample_clips/s':>15s} {'ratio':>6s}")
   for path in sorted(glob.glob(args.videos)):
     try:
@@ -58,7 +63,7 @@ def main() -> None:
     except video_io.VideoDecodeError as e:
       print(f"skip {e}")
       continue
-    decode, full = bench_video(path, args.num_clips, args.repeats)
+    decode, full = bench_video(path, config, args.num_clips, args.repeats)
     total_decode, total_full = total_decode + decode, total_full + full
     print(f"{os.path.basename(path):40s} {info.height:>4d}x{info.width:<4d} "
           f"{args.num_clips / decode:15.2f} {args.num_clips / full:15.2f} {decode / full:6.2f}")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from tests.video_files import labelled_videos
 
+from vqa_jax.data import host_split
 from vqa_jax.data import input_pipeline
 from vqa_jax.data import video_io
 from vqa_jax.data.labels import Entry
@@ -121,3 +122,60 @@ def test_bad_file_in_dataset_raises_naming_it(entries, tmp_path):
   # Iterated directly, TensorFlow's own error still names the file.
   with pytest.raises(Exception, match="bad.mp4"):
     list(ds)
+
+
+def test_train_hosts_read_disjoint_slices_of_the_global_batches(entries):
+  whole = train(entries, batch_size=4, num_steps=3, process_index=0, process_count=1)
+  hosts = [train(entries, batch_size=4, num_steps=3, process_index=p, process_count=2)
+           for p in range(2)]
+  for step, batch in enumerate(whole):
+    halves = [h[step] for h in hosts]
+    assert all(len(half["index"]) == 2 for half in halves)
+    for key in batch:
+      np.testing.assert_array_equal(np.concatenate([half[key] for half in halves]), batch[key])
+
+
+def test_eval_hosts_pad_equally_and_gather_back_in_file_order(entries):
+  def run(process_index, process_count):
+    return collect(input_pipeline.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1,
+                                               process_index=process_index,
+                                               process_count=process_count))
+  hosts = [run(p, 2) for p in range(2)]
+  assert len(hosts[0]) == len(hosts[1]) == 2  # ceil(5 / 4) global batches each
+  per_host = [{k: np.concatenate([b[k] for b in h]) for k in h[0]} for h in hosts]
+  index = host_split.gather_in_order([h["index"] for h in per_host], 4, NUM_VIDEOS)
+  np.testing.assert_array_equal(index, np.arange(NUM_VIDEOS))
+  assert sum(int(h["valid"].sum()) for h in per_host) == NUM_VIDEOS
+  single = collect(input_pipeline.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1,
+                                               process_index=0, process_count=1))
+  np.testing.assert_array_equal(
+      host_split.gather_in_order([h["video"] for h in per_host], 4, NUM_VIDEOS),
+      np.concatenate([b["video"] for b in single])[:NUM_VIDEOS])
+
+
+def test_eval_random_offsets_are_seeded_and_differ_from_centred(tmp_path):
+  # 40 frames, 2 clips: segments of 20, span 8, so the offsets range over {0, ..., 11}.
+  entry = labelled_videos(tmp_path, 1, num_frames=40)
+  def first_frames(**overrides):
+    sampling = ml_collections.ConfigDict(dict(SAMPLING) | overrides)
+    batch = collect(input_pipeline.eval_dataset(entry, sampling, batch_size=1, num_clips=2))[0]
+    return batch["video"][0, :, :, 0, 0, 0]  # (clips, T): the frame values, 20 * 0 + t
+  centred = first_frames()
+  np.testing.assert_array_equal(centred, [[6, 8, 10, 12], [26, 28, 30, 32]])
+  random_a = first_frames(eval_offsets="random", eval_seed=1)
+  np.testing.assert_array_equal(random_a, first_frames(eval_offsets="random", eval_seed=1))
+  draws = [first_frames(eval_offsets="random", eval_seed=s)[:, 0] for s in range(6)]
+  assert len({tuple(d) for d in draws}) > 1
+  for d in draws:
+    assert 0 <= d[0] <= 11 and 20 <= d[1] <= 31
+
+
+def test_train_autoaugment_changes_some_clips_deterministically(entries):
+  plain = train(entries, num_steps=4)
+  augmented = train(entries, num_steps=4, augment="autoaugment")
+  np.testing.assert_array_equal(augmented[0]["video"],
+                                train(entries, num_steps=4, augment="autoaugment")[0]["video"])
+  changed = [not np.array_equal(a["video"], p["video"]) for a, p in zip(augmented, plain)]
+  assert any(changed)
+  for a, p in zip(augmented, plain):
+    np.testing.assert_array_equal(a["index"], p["index"])

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from vqa_jax.data import labels
+from vqa_jax.data.labels import LabelFileError
+from vqa_jax.data.labels import parse_spec
+from vqa_jax.data.labels import read_labels
 
 # Counts and MOS statistics (mean, population std) of paper §9.
 REAL_FILES = [
@@ -54,3 +57,54 @@ def test_empty_file_is_an_error_and_missing_videos_are_listed(tmp_path):
   labels.write_labels(str(tmp_path / "l.txt"), [("here.mp4", -1, -1, 1.0), ("gone.mp4", -1, -1, 2.0)])
   entries = labels.read_labels(str(tmp_path / "l.txt"), str(tmp_path))
   assert labels.missing_videos(entries) == [os.path.join(str(tmp_path), "gone.mp4")]
+
+
+# The official LSVQ csv (paper §9): header-detected, columns by name, is_test subsets.
+LSVQ_HEADER = ("name,p1,p2,p3,height,width,mos_p1,mos_p2,mos_p3,mos,frame_number,fn_last_frame,"
+               "is_test,is_valid")
+
+
+def write_lsvq_csv(path, rows):
+  """Writes an LSVQ-style csv: the header, then the given row strings."""
+  path.write_text(LSVQ_HEADER + "\n" + "".join(r + "\n" for r in rows))
+  return str(path)
+
+
+def test_lsvq_csv_by_header_with_subsets(tmp_path):
+  path = write_lsvq_csv(tmp_path / "labels_train_test.csv", [
+      "yfcc-batch1/722,a,b,c,540,960,1,2,3,61.5,240,239,False,True",
+      "ia-batch2/clip.mp4,a,b,c,720,1280,1,2,3,40.25,300,299,True,True",
+      "",
+      "yfcc-batch3/9,a,b,c,480,640,1,2,3,70,150,149,0,False"])
+  every = read_labels(path, "/data")
+  assert [(e.path, e.mos) for e in every] == [
+      ("/data/yfcc-batch1/722.mp4", 61.5), ("/data/ia-batch2/clip.mp4", 40.25),
+      ("/data/yfcc-batch3/9.mp4", 70.0)]
+  assert [e.mos for e in read_labels(path, "/d", "train")] == [61.5, 70.0]
+  assert [e.mos for e in read_labels(path, "/d", "test")] == [40.25]
+
+
+def test_lsvq_csv_short_rows_and_errors_name_file_and_line(tmp_path):
+  path = write_lsvq_csv(tmp_path / "a.csv", ["ia-batch1/x,720,1280,55.5,300"])
+  assert [(e.path, e.mos) for e in read_labels(path, "r")] == [("r/ia-batch1/x.mp4", 55.5)]
+  with pytest.raises(LabelFileError, match=r"a\.csv:2: no is_test field"):
+    read_labels(path, "r", "train")
+  bad = write_lsvq_csv(tmp_path / "b.csv", ["v1,a,b,c,1,2,3,4,5,50,9,8,False,True",
+                                            "v2,a,b,c,1,2,3,4,5,high,9,8,False,True"])
+  with pytest.raises(LabelFileError, match=r"b\.csv:3: MOS 'high' is not a number"):
+    read_labels(bad, "r")
+  short = write_lsvq_csv(tmp_path / "c.csv", ["v1,a,b"])
+  with pytest.raises(LabelFileError, match=r"c\.csv:2: expected 14 fields"):
+    read_labels(short, "r")
+  flag = write_lsvq_csv(tmp_path / "d.csv", ["v1,a,b,c,1,2,3,4,5,50,9,8,maybe,True"])
+  with pytest.raises(LabelFileError, match=r"d\.csv:2: is_test 'maybe'"):
+    read_labels(flag, "r", "test")
+
+
+def test_subset_of_a_fast_vqa_file_is_an_error(tmp_path):
+  path = tmp_path / "labels.txt"
+  path.write_text("a.mp4, -1, -1, 3.0\n")
+  with pytest.raises(LabelFileError, match="labels.txt: subset 'train' needs an LSVQ csv"):
+    read_labels(str(path), "r", "train")
+  assert parse_spec("labels_train_test.csv#test") == ("labels_train_test.csv", "test")
+  assert parse_spec("x.txt") == ("x.txt", None)

@@ -177,3 +177,80 @@ def test_shared_tiny_video_fragments(shared_dir):
   clips = sampling.sample_clips(path, {"clip_len": 32, "frame_interval": 2, "grid": 7,
                                        "patch": 32}, num_clips=4, rng=np.random.default_rng(0))
   assert clips.shape == (4, 32, 224, 224, 3)
+
+
+# FasterVQA's temporal fragments, SAMA's clamping, methods on odd / short / VFR videos.
+
+
+def test_segment_indices_fastervqa_centred_and_random():
+  # f3dvqa-b.yml: clip_len 32, t_frag 8, interval 2. N=240: segments of 30, span 8, centre 11.
+  got = sampling.segment_indices(240, 32, 8, 2, 1).reshape(8, 4)
+  np.testing.assert_array_equal(got, [[30 * k + 11 + 2 * m for m in range(4)] for k in range(8)])
+  rng = np.random.default_rng(0)
+  starts = np.stack([sampling.segment_indices(240, 32, 8, 2, 2, rng).reshape(2, 8, 4)[:, :, 0]
+                     - 30 * np.arange(8) for _ in range(300)])
+  assert starts.min() == 0 and starts.max() == 21  # {0, ..., 30 - 8 - 1}
+  assert np.any(starts[:, 0] != starts[:, 1])  # each clip redraws its offsets
+  # Short video (N=20): segments of 2 <= span, offsets 0, wrap-around past the end.
+  np.testing.assert_array_equal(sampling.segment_indices(20, 8, 2, 4, 1), [0, 4, 8, 12, 10, 14, 18, 2])
+
+
+def test_temporal_clamp_overflow_for_sama():
+  np.testing.assert_array_equal(sampling.temporal_indices(50, 32, 2, 1, overflow="clamp"),
+                                list(range(0, 50, 2)) + [49] * 7)
+
+
+def test_distinct_frames_give_the_same_fragments_as_repeated_frames():
+  frames = coordinate_frames(3, 40, 60)
+  frame_index = np.array([0, 1, 2, 0, 1, 2, 2, 2])
+  for rng_seed in (None, 5):
+    rng_a = None if rng_seed is None else np.random.default_rng(rng_seed)
+    rng_b = None if rng_seed is None else np.random.default_rng(rng_seed)
+    np.testing.assert_array_equal(
+        sampling.sample_fragments(frames, 4, 16, 4, rng_a, frame_index=frame_index),
+        sampling.sample_fragments(frames[frame_index], 4, 16, 4, rng_b))
+
+
+def test_fragments_t_clip_from_file_shares_positions_per_aligned_chunk(tmp_path):
+  path = counting_video(tmp_path, 40)
+  cfg = {"method": "fragments_t", "clip_len": 8, "t_frag": 4, "aligned": 4, "frame_interval": 2,
+         "grid": 2, "patch": 8}
+  clips = sampling.sample_clips(path, cfg, num_clips=1)
+  # N=40, 4 segments of 10, 2 frames at interval 2 (span 4), centred offset 3.
+  np.testing.assert_array_equal(clips[0, :, 0, 0, 0], [3, 5, 13, 15, 23, 25, 33, 35])
+
+
+@pytest.mark.parametrize("method", sampling.METHODS)
+@pytest.mark.parametrize("num_frames, size", [(1, (17, 23)), (3, (31, 45)), (9, (25, 33))])
+def test_methods_on_odd_sizes_and_very_short_videos(tmp_path, method, num_frames, size):
+  frames = np.random.default_rng(0).integers(0, 256, (num_frames, *size, 3), np.uint8)
+  path = write_video(tmp_path / "odd.mkv", frames)
+  cfg = {"method": method, "clip_len": 4, "t_frag": 2, "frame_interval": 2, "grid": 2, "patch": 16}
+  for rng in (None, np.random.default_rng(1)):
+    clips = sampling.sample_clips(path, cfg, num_clips=2, rng=rng)
+    assert clips.shape == (2, 4, 32, 32, 3) and clips.dtype == np.uint8
+    assert clips.std() > 0  # real pixels, not zeros
+
+
+def test_variable_frame_rate_video_samples_by_decoded_frames(tmp_path):
+  """A VFR file written with PyAV (irregular timestamps): clips follow the decoded frame order."""
+  av = pytest.importorskip("av")
+  path = str(tmp_path / "vfr.mkv")
+  with av.open(path, "w") as container:
+    stream = container.add_stream("ffv1", rate=30)
+    stream.width, stream.height, stream.pix_fmt = 32, 24, "bgr0"
+    stream.time_base = __import__("fractions").Fraction(1, 1000)
+    pts = np.cumsum([0, 10, 90, 5, 200, 33, 33, 400, 1, 60, 70, 20])
+    for t, stamp in enumerate(pts):
+      image = np.full((24, 32, 3), 20 * t, np.uint8)
+      frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="bgr0")
+      frame.pts, frame.time_base = int(stamp), stream.time_base
+      container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+  decoded = sum(1 for _ in iter(cv2.VideoCapture(path).grab, False))
+  assert decoded == 12
+  clips = sampling.sample_clips(path, SMALL, num_clips=1)
+  # Whatever frame count the container reports, the 12 decodable frames are sampled: a segment
+  # of 12 (or re-sampling after an over-report) gives frames 2, 4, 6, 8 -> values 40, 80, ...
+  assert np.all(clips[0, :, 0, 0, 0] % 20 == 0)
+  np.testing.assert_array_equal(np.diff(clips[0, :, 0, 0, 0].astype(int)), [40, 40, 40])

@@ -128,3 +128,28 @@ def test_layout_matches_shared_label_files(builder_cls):
     relpaths = [r for r, _ in parse_label_file(str(label_dir / name))]
     folders = {r.split("/")[0].rstrip("0123456789") if "/" in r else "*.mp4" for r in relpaths}
     assert all(folder in instructions for folder in folders), (name, folders)
+
+
+def test_lsvq_reads_the_official_csv(synthetic_root, tmp_path):
+  """Without train_labels.txt the LSVQ builder reads labels_train_test.csv / labels_test_1080p.csv."""
+  manual_dir = tmp_path / "manual"
+  lines = open(os.path.join(synthetic_root, "labels", "train.txt")).read().splitlines()
+  header = "name,height,width,mos,frame_number,is_test,is_valid\n"
+  rows, expected = [], {"train": [], "test": []}
+  for i, line in enumerate(lines):
+    src, _, _, mos = (f.strip() for f in line.split(","))
+    name = f"yfcc-batch1/{700 + i}"
+    os.makedirs(manual_dir / "yfcc-batch1", exist_ok=True)
+    shutil.copyfile(os.path.join(synthetic_root, src), manual_dir / f"{name}.mp4")
+    split = "test" if i % 3 == 0 else "train"
+    rows.append(f"{name},64,80,{mos},8,{split == 'test'},True\n")
+    expected[split].append((f"{name}.mp4", float(mos)))
+  (manual_dir / "labels_train_test.csv").write_text(header + "".join(rows))
+  (manual_dir / "labels_test_1080p.csv").write_text(
+      "name,height,width,mos,frame_number,is_valid\n" + rows[1].rsplit(",", 2)[0] + ",True\n")
+  expected["test_1080p"] = [expected["train"][0]]
+  builder = prepare(tfds_builders.Lsvq, manual_dir, tmp_path / "data")
+  for split, rows_expected in expected.items():
+    examples = list(tfds.as_numpy(builder.as_dataset(split=split)))
+    assert [(e["relpath"].decode(), float(e["mos"])) for e in examples] == [
+        (r, float(np.float32(m))) for r, m in rows_expected]

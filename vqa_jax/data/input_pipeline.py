@@ -10,6 +10,19 @@ from `np.random.default_rng([seed, e])`; its sampling randomness comes from
 straddle two epochs, every video is seen once per epoch, and a run started at any step yields
 exactly the batches of an uninterrupted run.
 
+Multi-host (`process_index`, `process_count`, by default jax's): `batch_size` is the global batch
+B; each process reads its B / P slots of every global batch (`host_split`), so the hosts' batches
+concatenated in process order are the single-host global batch, and each host decodes only its
+share of the file list. Evaluation pads to whole global batches, so every host yields the same
+number of batches; `host_split.gather_in_order` puts per-host results back in file order.
+
+Evaluation offsets: centred (deterministic) by default; with `sampling.eval_offsets = 'random'`
+video i is sampled with `sampling.eval_rng(sampling, i)` (seeded by `sampling.eval_seed`), the
+reference's stochastic test protocol made reproducible and independent of the host layout.
+
+Augmentation (`augment`, training only): 'autoaugment' transforms each decoded clip before the
+fragments are cut, drawing from the element's generator (`augment.augment_clip`).
+
 Bad videos (`on_bad_video`): with 'error' (the default) a video that fails to decode stops the
 pipeline with a VideoDecodeError naming it. With 'skip' each bad video is logged once and
 recorded in a `BadVideoLog`; training substitutes the next decodable entry of the list (entry
@@ -32,6 +45,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from vqa_jax.data import host_split
 from vqa_jax.data import labels
 from vqa_jax.data import sampling as sampling_lib
 from vqa_jax.data import video_io
@@ -42,7 +56,7 @@ _MAX_LISTED_MISSING = 20
 _DECODE_ERROR_PATTERN = re.compile(r"VideoDecodeError: ([^\n]+)")
 BAD_VIDEO_POLICIES = ("error", "skip")
 
-# Maps an element position to (entry index, sampling rng or None for deterministic sampling).
+# Maps an element position to (entry index, sampling rng or None for centred sampling).
 Locator = Callable[[int], tuple[int, np.random.Generator | None]]
 
 
@@ -135,7 +149,7 @@ Loader = Callable[[int], tuple[np.ndarray, np.float32, np.int32, np.bool_]]
 
 def _make_loader(entries: list[labels.Entry], sampling: Mapping[str, Any], num_clips: int,
                  locate: Locator, shape: tuple[int, ...], on_bad_video: str,
-                 bad_videos: BadVideoLog | None, substitute: bool) -> Loader:
+                 bad_videos: BadVideoLog | None, substitute: bool, augment: str = "none") -> Loader:
   """The numpy loader of one element, applying the bad-video policy (see the module docstring).
 
   With 'skip', `substitute` tries entries index + 1, + 2, ... (mod N) after a failure, each with a
@@ -150,7 +164,7 @@ def _make_loader(entries: list[labels.Entry], sampling: Mapping[str, Any], num_c
 
   def sample(position: int, index: int) -> np.ndarray:
     _, rng = locate(position)
-    video = sampling_lib.sample_clips(entries[index].path, sampling, num_clips, rng)
+    video = sampling_lib.sample_clips(entries[index].path, sampling, num_clips, rng, augment)
     return video.reshape(shape)
 
   def load(position: int):
@@ -173,6 +187,15 @@ def _make_loader(entries: list[labels.Entry], sampling: Mapping[str, Any], num_c
   return load
 
 
+def _process_layout(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+  """(process_index, process_count), jax's values for those not given."""
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top  (only needed for the defaults)
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  return process_index, process_count
+
+
 def _decode_positions(positions: tf.data.Dataset, shape: tuple[int, ...],
                       load: Loader) -> tf.data.Dataset:
   """Maps positions to {video, label, index, ok, position} with `load`, in parallel, in order."""
@@ -192,45 +215,64 @@ def _decode_positions(positions: tf.data.Dataset, shape: tuple[int, ...],
 def train_dataset(entries: list[labels.Entry], sampling: Mapping[str, Any], batch_size: int,
                   seed: int, num_steps: int, start_step: int = 0, num_clips: int = 1,
                   on_bad_video: str = "error",
-                  bad_videos: BadVideoLog | None = None) -> tf.data.Dataset:
+                  bad_videos: BadVideoLog | None = None, augment: str = "none",
+                  process_index: int | None = None,
+                  process_count: int | None = None) -> tf.data.Dataset:
   """Deterministic, resumable training batches for steps [start_step, num_steps).
 
-  With on_bad_video='skip' a bad video is replaced by the next decodable entry and recorded in
-  `bad_videos` (pass a BadVideoLog to read the count afterwards).
+  `batch_size` is the global batch; this process yields its batch_size / process_count slice of
+  each. With on_bad_video='skip' a bad video is replaced by the next decodable entry and recorded
+  in `bad_videos` (pass a BadVideoLog to read the count afterwards). `augment` is 'none' or
+  'autoaugment'.
   """
   if not 0 <= start_step <= num_steps:
     raise ValueError(f"need 0 <= start_step ({start_step}) <= num_steps ({num_steps})")
   _check_policy(on_bad_video)
+  sampling_lib.check_config(sampling)
   check_videos_exist(entries)
+  process_index, process_count = _process_layout(process_index, process_count)
+  local_batch = host_split.local_batch_size(batch_size, process_count)
   shape = _video_shape(sampling, num_clips, squeeze=num_clips == 1)
   load = _make_loader(entries, sampling, num_clips, _train_locator(seed, len(entries)), shape,
-                      on_bad_video, bad_videos, substitute=True)
-  positions = tf.data.Dataset.range(start_step * batch_size, num_steps * batch_size)
+                      on_bad_video, bad_videos, substitute=True, augment=augment)
+  positions = tf.data.Dataset.from_tensor_slices(host_split.host_positions(
+      start_step, num_steps, batch_size, process_index, process_count))
   ds = _decode_positions(positions, shape, load)
   ds = ds.map(lambda x: {k: x[k] for k in ("video", "label", "index")})
-  return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  return ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(entries: list[labels.Entry], sampling: Mapping[str, Any], batch_size: int,
                  num_clips: int, on_bad_video: str = "error",
-                 bad_videos: BadVideoLog | None = None) -> tf.data.Dataset:
+                 bad_videos: BadVideoLog | None = None, process_index: int | None = None,
+                 process_count: int | None = None) -> tf.data.Dataset:
   """Deterministic evaluation batches in file order; the last is padded with copies, valid=False.
 
-  With on_bad_video='skip' a bad video keeps its slot with valid=False (a zero video) and is
-  recorded in `bad_videos`.
+  `batch_size` is the global batch; this process yields its batch_size / process_count slice of
+  each global batch (every process the same number of batches; see `host_split`). Offsets are
+  centred unless `sampling.eval_offsets` is 'random'. With on_bad_video='skip' a bad video keeps
+  its slot with valid=False (a zero video) and is recorded in `bad_videos`.
   """
   _check_policy(on_bad_video)
+  sampling_lib.check_config(sampling)
   check_videos_exist(entries)
+  process_index, process_count = _process_layout(process_index, process_count)
+  local_batch = host_split.local_batch_size(batch_size, process_count)
   num_entries = len(entries)
   shape = _video_shape(sampling, num_clips, squeeze=False)
-  locate = lambda position: (position % num_entries, None)
+
+  def locate(position: int) -> tuple[int, np.random.Generator | None]:
+    index = position % num_entries
+    return index, sampling_lib.eval_rng(sampling, index)
+
   load = _make_loader(entries, sampling, num_clips, locate, shape, on_bad_video,
                       bad_videos, substitute=False)
-  padded = -(-num_entries // batch_size) * batch_size
-  ds = _decode_positions(tf.data.Dataset.range(padded), shape, load)
+  positions = tf.data.Dataset.from_tensor_slices(host_split.eval_positions(
+      num_entries, batch_size, process_index, process_count))
+  ds = _decode_positions(positions, shape, load)
   ds = ds.map(lambda x: {"video": x["video"], "label": x["label"], "index": x["index"],
                          "valid": tf.logical_and(x["ok"], x["position"] < num_entries)})
-  return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  return ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def _unwrap_decode_error(error: tf.errors.OpError) -> video_io.VideoDecodeError | None:

@@ -1,5 +1,15 @@
-"""Label files in the FAST-VQA format: `relpath, duration, fps, MOS` per line."""
+"""Label files: the FAST-VQA format (`relpath, duration, fps, MOS`) and the official LSVQ csv.
 
+The format is detected from the first line: a header naming `name` and `mos` columns is the LSVQ
+release's csv (`labels_train_test.csv`, `labels_test_1080p.csv`: name, p1, p2, p3, height, width,
+mos_p1, mos_p2, mos_p3, mos, frame_number, ..., is_test, is_valid; paper §9). Its names carry no
+extension, so `.mp4` is appended to names without one. Rows as long as the header are read by
+column name; 5-field rows are read as (name, height, width, mos, frame_number), the short layout
+SimpleVQA's LSVQ reader expects for part of the release. `subset` 'train' / 'test' keeps the rows
+whose is_test is false / true (an error for a file without that column).
+"""
+
+import csv
 import dataclasses
 import os
 
@@ -26,27 +36,101 @@ def parse_line(line: str, label_file: str, line_number: int) -> tuple[str, float
   relpath, _, _, mos_text = fields
   if not relpath:
     raise LabelFileError(f"{where}: empty video path")
+  return relpath, _parse_mos(mos_text, where)
+
+
+CSV_SUBSETS = (None, "train", "test")
+CSV_VIDEO_EXTENSION = ".mp4"
+_SHORT_ROW = ("name", "height", "width", "mos", "frame_number")
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def is_csv_header(line: str) -> bool:
+  """Whether `line` is an LSVQ csv header (names a `name` and a `mos` column)."""
+  columns = {c.strip().lower() for c in line.split(",")}
+  return {"name", "mos"} <= columns
+
+
+def _parse_mos(text: str, where: str) -> float:
+  """A finite MOS from `text`, else LabelFileError naming `where` (file:line)."""
   try:
-    mos = float(mos_text)
+    mos = float(text)
   except ValueError:
-    raise LabelFileError(f"{where}: MOS {mos_text!r} is not a number") from None
+    raise LabelFileError(f"{where}: MOS {text!r} is not a number") from None
   if mos != mos or mos in (float("inf"), float("-inf")):
-    raise LabelFileError(f"{where}: MOS {mos_text!r} is not finite")
-  return relpath, mos
+    raise LabelFileError(f"{where}: MOS {text!r} is not finite")
+  return mos
 
 
-def read_labels(label_file: str, data_root: str) -> list[Entry]:
-  """Reads a FAST-VQA label file; paths are joined to `data_root`. Blank lines are skipped."""
-  entries = []
+def parse_csv_row(row: list[str], header: list[str], where: str,
+                  subset: str | None) -> tuple[str, float] | None:
+  """(relpath, MOS) of one LSVQ csv row, or None when the row is outside `subset`."""
+  if len(row) == len(header):
+    fields = dict(zip(header, (f.strip() for f in row)))
+  elif len(row) == len(_SHORT_ROW):
+    fields = dict(zip(_SHORT_ROW, (f.strip() for f in row)))
+  else:
+    raise LabelFileError(f"{where}: expected {len(header)} fields as the header (or the "
+                         f"{len(_SHORT_ROW)}-field {','.join(_SHORT_ROW)}), got {len(row)}")
+  name = fields["name"]
+  if not name:
+    raise LabelFileError(f"{where}: empty video name")
+  if subset is not None:
+    if "is_test" not in fields:
+      raise LabelFileError(f"{where}: no is_test field, so the row cannot be assigned to the "
+                           f"{subset!r} subset")
+    flag = fields["is_test"].lower()
+    if flag not in _TRUE + _FALSE:
+      raise LabelFileError(f"{where}: is_test {fields['is_test']!r} is not a boolean")
+    if (flag in _TRUE) != (subset == "test"):
+      return None
+  relpath = name if os.path.splitext(name)[1] else name + CSV_VIDEO_EXTENSION
+  return relpath, _parse_mos(fields["mos"], where)
+
+
+def _read_csv(label_file: str, lines: list[str], header_line: int,
+              subset: str | None) -> list[tuple[str, float]]:
+  """(relpath, MOS) rows of an LSVQ csv given its lines and the 0-based line of its header."""
+  header = [c.strip().lower() for c in next(csv.reader([lines[header_line]]))]
+  rows = []
+  for line_number, line in enumerate(lines[header_line + 1:], start=header_line + 2):
+    if not line.strip():
+      continue
+    row = next(csv.reader([line]))
+    parsed = parse_csv_row(row, header, f"{label_file}:{line_number}", subset)
+    if parsed is not None:
+      rows.append(parsed)
+  return rows
+
+
+def read_labels(label_file: str, data_root: str, subset: str | None = None) -> list[Entry]:
+  """Reads a FAST-VQA label file or an LSVQ csv (by its header); paths are joined to `data_root`.
+
+  Blank lines are skipped. `subset` ('train' or 'test') selects LSVQ csv rows by is_test; it is
+  an error for a FAST-VQA file.
+  """
+  if subset not in CSV_SUBSETS:
+    raise ValueError(f"subset must be one of {CSV_SUBSETS}, got {subset!r}")
   with open(label_file, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      relpath, mos = parse_line(line.rstrip("\n"), label_file, line_number)
-      entries.append(Entry(path=os.path.join(data_root, relpath), mos=mos))
-  if not entries:
+    lines = f.read().splitlines()
+  first = next((i for i, line in enumerate(lines) if line.strip()), None)
+  if first is not None and is_csv_header(lines[first]):
+    rows = _read_csv(label_file, lines, first, subset)
+  else:
+    if subset is not None:
+      raise LabelFileError(f"{label_file}: subset {subset!r} needs an LSVQ csv with an is_test "
+                           "column, but this is a FAST-VQA label file")
+    rows = [parse_line(line, label_file, number)
+            for number, line in enumerate(lines, start=1) if line.strip()]
+  if not rows:
     raise LabelFileError(f"{label_file}: no labelled videos")
-  return entries
+  return [Entry(path=os.path.join(data_root, relpath), mos=mos) for relpath, mos in rows]
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+  """'FILE' or 'FILE#train' / 'FILE#test' (an LSVQ csv subset) -> (file, subset)."""
+  label_file, sep, subset = spec.partition("#")
+  return label_file, (subset if sep else None)
 
 
 def format_line(relpath: str, duration: float, fps: float, mos: float) -> str:

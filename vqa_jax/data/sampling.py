@@ -1,14 +1,30 @@
-"""FAST-VQA temporal and spatial ("fragment") sampling in pure numpy (paper §8).
+"""Clip sampling in pure numpy: FAST-VQA fragments, FasterVQA's segments, SAMA (paper §8, §6.2).
 
-Follows FAST-VQA's `FragmentSampleFrames` and `get_spatial_fragments`, with two of the
-reference's faults fixed (paper §11 a, b):
+`sampling.method` chooses the sampler (`sample_clips`):
 
-* Evaluation is deterministic: with `rng=None` the temporal offset of each clip and the
-  spatial offset of each grid cell are centred in their ranges. The reference draws them at
-  random at test time too. With a `np.random.Generator` the reference's random draws are used.
+* 'fragments' (FAST-VQA, `FragmentSampleFrames(clip_len, num_clips, frame_interval)` +
+  `get_spatial_fragments`): clip k is `clip_len` frames at `frame_interval` in the k-th of
+  `num_clips` equal segments, wrapping around short videos; a grid x grid lattice of patch x patch
+  mini-patches, positions shared by the frames of each chunk of `aligned` frames (0: the clip).
+* 'fragments_t' (FasterVQA, `FragmentSampleFrames(clip_len // t_frag, t_frag, frame_interval,
+  num_clips)`): each clip is `t_frag` segments of the whole video, `clip_len // t_frag` frames at
+  `frame_interval` from each; the clips are independent redraws (identical when centred). Same
+  spatial sampler, typically with `aligned` < clip_len.
+* 'sama' (SAMA, `vqa_jax/data/sama.py`): FAST-VQA's segments with indices past the end clamped to
+  the last frame, and per-frame-pair scales.
+
+Faults of the reference fixed here (paper §11 a, b):
+
+* Evaluation is deterministic by default: with `rng=None` temporal and spatial offsets are
+  centred. The reference draws them at random at test time too (FAST-VQA, FasterVQA); with
+  `sampling.eval_offsets = 'random'` evaluation draws them from `eval_rng` (seeded by
+  `sampling.eval_seed` and the video's index), which reproduces that protocol reproducibly.
 * Small videos: when the short side is below `grid * patch`, the frames are upsampled and the
   grid is computed from the upsampled size. The reference keeps the original size for the grid
   and so takes every patch from the top-left corner of the upsampled frame.
+
+Each distinct frame is decoded, augmented and upsampled once, however often the sampled indices
+repeat it (wrap-around, clamping, several clips of a short video).
 """
 
 from collections.abc import Mapping
@@ -18,18 +34,29 @@ from absl import logging
 import cv2
 import numpy as np
 
+from vqa_jax.data import augment as augment_lib
+from vqa_jax.data import grid as grid_lib
+from vqa_jax.data import sama
 from vqa_jax.data import video_io
+
+METHODS = ("fragments", "fragments_t", "sama")
+EVAL_OFFSETS = ("centred", "random")
+OVERFLOWS = ("wrap", "clamp")
+
+# Re-exported: the grid geometry lives in grid.py, shared with SAMA.
+grid_cells = grid_lib.grid_cells
 
 
 def temporal_indices(num_frames: int, clip_len: int, frame_interval: int, num_clips: int,
-                     rng: np.random.Generator | None = None) -> np.ndarray:
+                     rng: np.random.Generator | None = None, overflow: str = "wrap") -> np.ndarray:
   """Frame indices of `num_clips` clips of `clip_len` frames, `frame_interval` apart, flattened.
 
   The video is split into `num_clips` segments of length l = num_frames // num_clips starting
   at l*k. With span = clip_len * frame_interval, each clip starts at an offset in its segment:
   uniform in {0, ..., l - span - 1} when `rng` is given (the reference), the centred
   (l - span) // 2 when `rng` is None (deterministic evaluation: the fix), and 0 when l <= span.
-  Indices are taken modulo num_frames, so short videos wrap around to frame 0.
+  With overflow='wrap' (FAST-VQA) indices are taken modulo num_frames, so short videos wrap
+  around to frame 0; with 'clamp' (SAMA) indices past the end become the last frame.
 
   Args:
     num_frames: N, the number of frames of the video.
@@ -37,6 +64,7 @@ def temporal_indices(num_frames: int, clip_len: int, frame_interval: int, num_cl
     frame_interval: stride between the frames of a clip.
     num_clips: K, the number of clips (segments).
     rng: draws random offsets when given; centred offsets when None.
+    overflow: 'wrap' or 'clamp', what happens to indices >= num_frames.
 
   Returns:
     int64 array of shape (num_clips * clip_len,), clip-major.
@@ -54,20 +82,27 @@ def temporal_indices(num_frames: int, clip_len: int, frame_interval: int, num_cl
     offsets = rng.integers(0, segment - span, size=num_clips, dtype=np.int64)
   starts = segment * np.arange(num_clips, dtype=np.int64) + offsets
   indices = starts[:, None] + frame_interval * np.arange(clip_len, dtype=np.int64)[None, :]
-  return (indices % num_frames).reshape(-1)
+  if overflow == "wrap":
+    return (indices % num_frames).reshape(-1)
+  if overflow == "clamp":
+    return np.minimum(indices, num_frames - 1).reshape(-1)
+  raise ValueError(f"overflow must be one of {OVERFLOWS}, got {overflow!r}")
 
 
-def grid_cells(size: int, grid: int, patch: int) -> tuple[np.ndarray, int]:
-  """Cell origins along one axis and the exclusive bound of the per-cell patch offset.
+def segment_indices(num_frames: int, clip_len: int, t_frag: int, frame_interval: int,
+                    num_clips: int, rng: np.random.Generator | None = None) -> np.ndarray:
+  """FasterVQA's temporal fragments: `num_clips` clips of `t_frag` segments, flattened.
 
-  cell = size // grid; origins[i] = min(cell * i, size - patch); offsets are drawn from
-  {0, ..., bound - 1} with bound = cell - patch if cell > patch else 0 (offset 0).
+  Each clip is `temporal_indices(num_frames, clip_len // t_frag, frame_interval, t_frag, rng)`:
+  the video is split into t_frag segments of num_frames // t_frag frames and each gives
+  clip_len // t_frag frames at `frame_interval` from an offset in the segment (random with `rng`,
+  else centred), wrapping around. Upstream (`FragmentSampleFrames(fsize_t, fragments_t,
+  frame_interval, num_clips)`) redraws the offsets for each clip.
   """
-  if size < patch:
-    raise ValueError(f"size {size} is smaller than the patch size {patch}")
-  cell = size // grid
-  origins = np.minimum(cell * np.arange(grid, dtype=np.int64), size - patch)
-  return origins, max(cell - patch, 0)
+  if t_frag <= 0 or clip_len % t_frag:
+    raise ValueError(f"t_frag={t_frag} must be positive and divide clip_len={clip_len}")
+  return np.concatenate([temporal_indices(num_frames, clip_len // t_frag, frame_interval, t_frag,
+                                          rng) for _ in range(num_clips)])
 
 
 def upsample_to_min_side(frames: np.ndarray, min_side: int) -> np.ndarray:
@@ -85,18 +120,9 @@ def upsample_to_min_side(frames: np.ndarray, min_side: int) -> np.ndarray:
   return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames])
 
 
-def _cell_offsets(bound: int, shape: tuple[int, ...],
-                  rng: np.random.Generator | None) -> np.ndarray:
-  """Per-cell offsets in {0, ..., bound - 1}: random with `rng`, else centred; 0 if bound is 0."""
-  if bound == 0:
-    return np.zeros(shape, dtype=np.int64)
-  if rng is None:
-    return np.full(shape, int(0.5 * bound), dtype=np.int64)
-  return rng.integers(0, bound, size=shape, dtype=np.int64)
-
-
 def sample_fragments(frames: np.ndarray, grid: int, patch: int, aligned: int,
-                     rng: np.random.Generator | None = None) -> np.ndarray:
+                     rng: np.random.Generator | None = None,
+                     frame_index: np.ndarray | None = None) -> np.ndarray:
   """Grid mini-patch sampling: (T, H, W, 3) frames to (T, grid*patch, grid*patch, 3) fragments.
 
   Frames whose short side is below grid*patch are upsampled first and the grid is computed from
@@ -110,59 +136,118 @@ def sample_fragments(frames: np.ndarray, grid: int, patch: int, aligned: int,
   fancy-indexed gather, which needs an index per output pixel.
 
   Args:
-    frames: uint8 array (T, H, W, C).
+    frames: uint8 array (U, H, W, C).
     grid: number of cells per side.
     patch: side of a mini-patch in pixels.
     aligned: frames per temporal chunk sharing patch positions.
     rng: random offsets (drawn h then w, each (chunks, grid, grid)) when given; centred
       offsets int(0.5 * bound) when None.
+    frame_index: output frame t is frames[frame_index[t]] (T entries); None for the identity.
+      Lets callers pass each distinct frame once, so it is upsampled once.
 
   Returns:
     Array of the dtype of `frames`, shape (T, grid*patch, grid*patch, C).
   """
   if frames.ndim != 4:
     raise ValueError(f"frames must be (T, H, W, C), got shape {frames.shape}")
+  if frame_index is None:
+    frame_index = np.arange(frames.shape[0])
+  frame_index = np.asarray(frame_index, dtype=np.int64)
   frames = upsample_to_min_side(frames, grid * patch)
-  num_frames, height, width, channels = frames.shape
-  h_origins, h_bound = grid_cells(height, grid, patch)
-  w_origins, w_bound = grid_cells(width, grid, patch)
+  num_frames = frame_index.size
+  _, height, width, channels = frames.shape
+  h_origins, h_bound = grid_lib.grid_cells(height, grid, patch)
+  w_origins, w_bound = grid_lib.grid_cells(width, grid, patch)
   num_chunks = -(-num_frames // aligned)
   # Patch corners indexed [chunk, i, j].
-  tops = h_origins[:, None] + _cell_offsets(h_bound, (num_chunks, grid, grid), rng)
-  lefts = w_origins[None, :] + _cell_offsets(w_bound, (num_chunks, grid, grid), rng)
+  tops = h_origins[:, None] + grid_lib.cell_offsets(h_bound, (num_chunks, grid, grid), rng)
+  lefts = w_origins[None, :] + grid_lib.cell_offsets(w_bound, (num_chunks, grid, grid), rng)
   out = np.empty((num_frames, grid * patch, grid * patch, channels), frames.dtype)
-  for chunk, i, j in np.ndindex(num_chunks, grid, grid):
-    top, left = tops[chunk, i, j], lefts[chunk, i, j]
+  for chunk in range(num_chunks):
     time_slice = slice(chunk * aligned, (chunk + 1) * aligned)
-    out[time_slice, patch * i:patch * (i + 1), patch * j:patch * (j + 1)] = (
-        frames[time_slice, top:top + patch, left:left + patch])
+    grid_lib.cut_patches(frames, frame_index[time_slice], tops[chunk], lefts[chunk], patch, out,
+                         time_slice)
   return out
 
 
-def sample_clips(path: str, sampling: Mapping[str, Any], num_clips: int,
-                 rng: np.random.Generator | None = None) -> np.ndarray:
-  """Decodes and samples `num_clips` fragment clips: uint8 (num_clips, clip_len, S, S, 3).
+def check_config(sampling: Mapping[str, Any]) -> None:
+  """Raises ValueError naming the first inconsistent `sampling` field."""
+  method = sampling.get("method", "fragments")
+  if method not in METHODS:
+    raise ValueError(f"sampling.method must be one of {METHODS}, got {method!r}")
+  eval_offsets = sampling.get("eval_offsets", "centred")
+  if eval_offsets not in EVAL_OFFSETS:
+    raise ValueError(f"sampling.eval_offsets must be one of {EVAL_OFFSETS}, got {eval_offsets!r}")
+  clip_len = sampling["clip_len"]
+  for name in ("clip_len", "frame_interval", "grid", "patch"):
+    if sampling[name] <= 0:
+      raise ValueError(f"sampling.{name} must be positive, got {sampling[name]}")
+  aligned = sampling.get("aligned", 0)
+  if aligned < 0 or (aligned and clip_len % aligned):
+    raise ValueError(f"sampling.aligned={aligned} must be 0 (the whole clip) or divide "
+                     f"clip_len={clip_len}")
+  t_frag = sampling.get("t_frag", 1)
+  if method == "fragments_t" and (t_frag <= 0 or clip_len % t_frag):
+    raise ValueError(f"sampling.t_frag={t_frag} must be positive and divide clip_len={clip_len}")
+  if method == "sama":
+    if clip_len % 2:
+      raise ValueError(f"sampling.clip_len={clip_len} must be even for SAMA (scales per frame pair)")
+    if sampling.get("sama_mask", "none") not in sama.MASKS:
+      raise ValueError(f"sampling.sama_mask must be one of {sama.MASKS}, "
+                       f"got {sampling.get('sama_mask')!r}")
 
-  `sampling` holds `clip_len`, `frame_interval`, `grid` and `patch` (S = grid * patch). Patch
-  positions are aligned within each clip and drawn independently per clip. When the container
-  over-reports the frame count (OpenCV reads it from metadata), the clips are re-sampled from
-  the frames that actually decode.
+
+def clip_indices(num_frames: int, sampling: Mapping[str, Any], num_clips: int,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+  """The frame indices of `num_clips` clips of the configured method, clip-major, flattened."""
+  method = sampling.get("method", "fragments")
+  clip_len, interval = sampling["clip_len"], sampling["frame_interval"]
+  if method == "fragments_t":
+    return segment_indices(num_frames, clip_len, sampling["t_frag"], interval, num_clips, rng)
+  overflow = "clamp" if method == "sama" else "wrap"
+  return temporal_indices(num_frames, clip_len, interval, num_clips, rng, overflow)
+
+
+def eval_rng(sampling: Mapping[str, Any], index: int) -> np.random.Generator | None:
+  """The evaluation generator of video `index`: None (centred) unless eval_offsets is 'random'."""
+  if sampling.get("eval_offsets", "centred") == "centred":
+    return None
+  seed = sampling.get("eval_seed", 0)
+  return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def sample_clips(path: str, sampling: Mapping[str, Any], num_clips: int,
+                 rng: np.random.Generator | None = None, augment: str = "none") -> np.ndarray:
+  """Decodes and samples `num_clips` clips: uint8 (num_clips, clip_len, S, S, 3), S = grid * patch.
+
+  `sampling` holds `clip_len`, `frame_interval`, `grid`, `patch` and optionally `method`
+  (default 'fragments'), `aligned`, `t_frag`, `sama_mask` (see the module docstring). With `rng`
+  the offsets are random (training, or evaluation with eval_offsets='random'); without, centred.
+  `augment` ('none' or 'autoaugment', needs `rng`) transforms the decoded clip before the
+  fragments are cut, one draw per call applied to every frame (`augment.augment_clip`).
+  When the container over-reports the frame count (OpenCV reads it from metadata), the clips are
+  re-sampled from the frames that actually decode.
   """
+  check_config(sampling)
+  method = sampling.get("method", "fragments")
   clip_len, grid, patch = sampling["clip_len"], sampling["grid"], sampling["patch"]
   num_frames = video_io.probe(path).num_frames
   try:
-    frames = _read_clips(path, num_frames, sampling, num_clips, rng)
+    frames, frame_index = video_io.read_distinct_frames(
+        path, clip_indices(num_frames, sampling, num_clips, rng))
   except video_io.FrameIndexError as e:
     logging.warning("%s: metadata says %d frames but %d decode; re-sampling from those.",
                     path, num_frames, e.num_decodable)
-    frames = _read_clips(path, e.num_decodable, sampling, num_clips, rng)
-  fragments = sample_fragments(frames, grid, patch, aligned=clip_len, rng=rng)
+    frames, frame_index = video_io.read_distinct_frames(
+        path, clip_indices(e.num_decodable, sampling, num_clips, rng))
+  if augment != "none":
+    if rng is None:
+      raise ValueError(f"augment={augment!r} needs a random generator (training only)")
+    frames = augment_lib.augment_clip(frames, rng, augment)
+  if method == "sama":
+    fragments = sama.sample_fragments(frames, frame_index, grid, patch, clip_len, rng,
+                                      sampling.get("sama_mask", "none"))
+  else:
+    aligned = sampling.get("aligned", 0) or clip_len
+    fragments = sample_fragments(frames, grid, patch, aligned, rng, frame_index)
   return fragments.reshape(num_clips, clip_len, *fragments.shape[1:])
-
-
-def _read_clips(path: str, num_frames: int, sampling: Mapping[str, Any], num_clips: int,
-                rng: np.random.Generator | None) -> np.ndarray:
-  """Decodes the frames of `num_clips` sampled clips, clip-major: (K * clip_len, H, W, 3)."""
-  indices = temporal_indices(num_frames, sampling["clip_len"], sampling["frame_interval"],
-                             num_clips, rng)
-  return video_io.read_frames(path, indices)

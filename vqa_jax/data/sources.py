@@ -15,13 +15,18 @@ def cache_dir(data_cfg: ml_collections.ConfigDict) -> str:
 
 
 def label_file_splits(label_files: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
-  """Reads each "LABEL_FILE:DATA_ROOT" value into entries."""
+  """Reads each "LABEL_FILE:DATA_ROOT" value into entries.
+
+  LABEL_FILE is a FAST-VQA label file or an official LSVQ csv; 'labels_train_test.csv#train'
+  ('#test') keeps the csv rows whose is_test is false (true).
+  """
   splits = {}
   for name, spec in label_files.items():
-    label_file, sep, root = str(spec).partition(":")
+    label_spec, sep, root = str(spec).partition(":")
     if not sep:
       raise ValueError(f"data.label_files.{name} must be 'LABEL_FILE:DATA_ROOT', got {spec!r}")
-    splits[name] = labels.read_labels(label_file, root)
+    label_file, subset = labels.parse_spec(label_spec)
+    splits[name] = labels.read_labels(label_file, root, subset)
   return splits
 
 

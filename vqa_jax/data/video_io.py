@@ -123,16 +123,29 @@ def _decode_needed(cap: cv2.VideoCapture, path: str, needed: np.ndarray) -> dict
   return frames
 
 
-def read_frames(path: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-  """Decodes the frames at `indices` (any order, repeats allowed) as displayed RGB (n, H, W, 3)."""
+def read_distinct_frames(path: str, indices: Sequence[int] | np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+  """Decodes each distinct frame of `indices` once: (frames (U, H, W, 3), inverse (n,)).
+
+  `frames[inverse[i]]` is frame `indices[i]`; U is the number of distinct indices (sorted), so
+  repeats (wrap-around, clamping, several clips on a short video) are decoded, stored and later
+  processed once.
+  """
   indices = np.asarray(indices, dtype=np.int64).reshape(-1)
   if indices.size == 0:
     raise ValueError(f"{path}: no frame indices requested")
   if indices.min() < 0:
     raise ValueError(f"{path}: negative frame index {int(indices.min())}")
+  needed, inverse = np.unique(indices, return_inverse=True)
   with _capture(path) as cap:
-    frames = _decode_needed(cap, path, np.unique(indices))
+    frames = _decode_needed(cap, path, needed)
   shapes = {f.shape for f in frames.values()}
   if len(shapes) > 1:
     raise VideoDecodeError(path, f"frame size changes within the video: {sorted(shapes)}")
-  return np.stack([frames[i] for i in indices.tolist()])
+  return np.stack([frames[i] for i in needed.tolist()]), inverse.reshape(-1)
+
+
+def read_frames(path: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+  """Decodes the frames at `indices` (any order, repeats allowed) as displayed RGB (n, H, W, 3)."""
+  frames, inverse = read_distinct_frames(path, indices)
+  return frames[inverse]

@@ -23,7 +23,8 @@ class VqaLabelFileBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Video paths and MOS from the FAST-VQA label files."}
-  # Split name -> label file name in `manual_dir`; set by each subclass.
+  # Split name -> label file name in `manual_dir` ('FILE#train' / 'FILE#test' for an LSVQ csv
+  # subset); set by each subclass.
   LABEL_FILES: ClassVar[Mapping[str, str]] = {}
   HOMEPAGE: ClassVar[str] = ""
 
@@ -45,8 +46,13 @@ class VqaLabelFileBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     """Reads every split's label file and checks that all its videos exist before generating."""
     root = os.path.abspath(os.fspath(dl_manager.manual_dir))
-    splits = {split: read_split(root, name) for split, name in self.LABEL_FILES.items()}
+    splits = {split: read_split(root, name) for split, name in self.label_files(root).items()}
     return {split: self._generate_examples(root, entries) for split, entries in splits.items()}
+
+  def label_files(self, root: str) -> Mapping[str, str]:
+    """Split name -> label file spec to read from the manual folder `root` (LABEL_FILES)."""
+    del root
+    return self.LABEL_FILES
 
   def _generate_examples(self, root: str,
                          entries: list[labels.Entry]) -> Iterator[tuple[int, dict]]:
@@ -56,13 +62,14 @@ class VqaLabelFileBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                     "mos": np.float32(entry.mos)}
 
 
-def read_split(root: str, label_file_name: str) -> list[labels.Entry]:
-  """Entries of `root/label_file_name`; raises FileNotFoundError naming missing files."""
+def read_split(root: str, label_spec: str) -> list[labels.Entry]:
+  """Entries of `root/label_spec` ('FILE' or 'FILE#subset'); FileNotFoundError names missing files."""
+  label_file_name, subset = labels.parse_spec(label_spec)
   label_file = os.path.join(root, label_file_name)
   if not os.path.isfile(label_file):
     raise FileNotFoundError(f"Label file {label_file} not found: place {label_file_name} in the "
                             f"manual folder {root} (see MANUAL_DOWNLOAD_INSTRUCTIONS).")
-  entries = labels.read_labels(label_file, root)
+  entries = labels.read_labels(label_file, root, subset)
   missing = labels.missing_videos(entries)
   if missing:
     shown = ", ".join(missing[:MAX_MISSING_SHOWN])
