@@ -1,0 +1,54 @@
+"""vqa_jax.quality_map: per-clip maps, the middle sampled frames, and the picture."""
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.video_files import labelled_videos
+from vqa_jax import quality_map
+
+SAMPLING = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 16}
+
+
+def test_clip_maps_average_over_time():
+  values = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
+  maps = quality_map.clip_maps(values)
+  # Clip 0, position (0, 0): frames hold 0, 4, 8 -> 4; clip 1 starts at 12 -> 16.
+  assert maps.shape == (2, 2, 2)
+  assert maps[0, 0, 0] == 4.0 and maps[1, 0, 0] == 16.0 and maps[1, 1, 1] == 19.0
+  with pytest.raises(ValueError, match=r"\(clips, T', H', W'\)"):
+    quality_map.clip_maps(values[0])
+
+
+def test_middle_frame_indices_by_hand():
+  # 20 frames, 2 clips: segments of 10 from 0 and 10, span 4 * 2 = 8, centred offset 1:
+  # clip 0 = 1, 3, 5, 7 and clip 1 = 11, 13, 15, 17; the middle (index 2) frames are 5 and 15.
+  np.testing.assert_array_equal(quality_map.middle_frame_indices(20, SAMPLING, 2), [5, 15])
+  # 6 frames, 1 clip: offset 0, frames 0, 2, 4, 6 -> 0 (wrap-around); the middle one is 4.
+  np.testing.assert_array_equal(quality_map.middle_frame_indices(6, SAMPLING, 1), [4])
+
+
+def test_middle_frames_decode_those_frames(tmp_path):
+  # labelled_videos: frame t of video 0 is filled with the value t.
+  entry = labelled_videos(tmp_path, 1, num_frames=20)[0]
+  frames = quality_map.middle_frames(entry.path, SAMPLING, 2)
+  assert frames.shape == (2, 20, 24, 3)
+  assert frames[0].min() == frames[0].max() == 5
+  assert frames[1].min() == frames[1].max() == 15
+
+
+def test_draw_writes_the_documented_size(tmp_path):
+  rng = np.random.default_rng(0)
+  frames = rng.integers(0, 256, (4, 54, 96, 3), np.uint8)
+  fragments = rng.integers(0, 256, (4, 64, 64, 3), np.uint8)
+  png = tmp_path / "map.png"
+  quality_map.draw(str(png), frames, fragments, rng.normal(size=(4, 8, 7, 7)), "title")
+  # FAST-VQA-B's 4 clips: (2 * 3 + 1.2) in x (4 * 3 + 0.6) in at 100 dpi.
+  assert cv2.imread(str(png)).shape == (1260, 720, 3)
+  assert quality_map.figure_pixels(4) == (720, 1260)
+
+
+def test_draw_rejects_mismatched_clips(tmp_path):
+  frames = np.zeros((2, 8, 8, 3), np.uint8)
+  with pytest.raises(ValueError, match="3 clip maps but 2 frames"):
+    quality_map.draw(str(tmp_path / "x.png"), frames, frames, np.zeros((3, 1, 2, 2)), "t")
