@@ -1,0 +1,194 @@
+"""Precomputes SimpleVQA's SlowFast motion features: one (chunks, 2304) .npy per video (paper §6.3).
+
+  python -m vqa_jax.simplevqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
+      --config.data.label_files.train=LSVQ/labels_train.txt:/data/LSVQ \
+      --config.motion.weights=SLOWFAST_8x8_R50.pyth
+
+Every video of every split of `config.data` is read with OpenCV and cut into one-second chunks
+as the reference does: with r = round(fps) and N frames, chunk i (i < max(1, N // r)) holds frames
+i*r .. i*r + 31, frames past the end repeating the last one; a video with fewer than
+`motion.min_chunks` chunks repeats its last chunk (8; 20 for YouTube-UGC in the reference). Frames
+are resized to `motion.resize` squared (OpenCV INTER_AREA when shrinking, bilinear otherwise; the
+reference uses PIL's antialiased bilinear, so features are close, not bit-identical), normalised
+with mean 0.45 / std 0.225, and the slow pathway takes the linspace frames (`slowfast.slow_indices`).
+
+Output: `<out>/<path relative to the videos' common folder>.npy`, float32 (chunks, 2304) = slow 2048
+then fast 256 (the reference's concatenation order), and `<out>/index.json` mapping each video path
+to its file. Existing files are kept (the command resumes). `motion.weights`: a pytorchvideo
+checkpoint (.pyth/.pth, needs torch to read) or an orbax directory holding {'params', 'batch_stats'};
+'' runs with random weights (tests only; a warning says so).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Any, Callable
+
+from absl import logging
+import cv2
+import jax
+import ml_collections
+import numpy as np
+
+from vqa_jax import convert_resnet
+from vqa_jax.data import sources
+from vqa_jax.data import video_io
+from vqa_jax.models import slowfast
+
+PyTree = Any
+INDEX_FILE = "index.json"
+
+
+def chunk_indices(num_frames: int, fps: float, chunk_len: int = 32,
+                  min_chunks: int = 8) -> np.ndarray:
+  """(chunks, chunk_len) frame indices of the reference's one-second chunks, padded as it pads."""
+  if num_frames < 1:
+    raise ValueError(f"a video needs at least one frame, got {num_frames}")
+  rate = max(1, int(round(fps)))
+  num_chunks = max(1, num_frames // rate)  # The reference fails on videos shorter than 1 s.
+  starts = np.arange(num_chunks) * rate
+  chunks = np.minimum(starts[:, None] + np.arange(chunk_len)[None, :], num_frames - 1)
+  if num_chunks < min_chunks:
+    chunks = np.concatenate([chunks, np.repeat(chunks[-1:], min_chunks - num_chunks, axis=0)])
+  return chunks
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+  """(T, H, W, 3) uint8 -> (T, size, size, 3): INTER_AREA when shrinking, bilinear otherwise."""
+  shrink = size < min(frames.shape[1:3])
+  interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+  return np.stack([cv2.resize(f, (size, size), interpolation=interpolation) for f in frames])
+
+
+def video_chunks(path: str, motion_cfg: ml_collections.ConfigDict) -> np.ndarray:
+  """The uint8 chunks (chunks, chunk_len, size, size, 3) of the video at `path`."""
+  info = video_io.probe(path)
+  num_frames = info.num_frames
+  while True:
+    indices = chunk_indices(num_frames, info.fps, int(motion_cfg.chunk_len),
+                            int(motion_cfg.min_chunks))
+    distinct = np.unique(indices)
+    try:
+      frames = video_io.read_frames(path, distinct)
+      break
+    except video_io.FrameIndexError as e:  # The container over-reports its frame count.
+      if e.num_decodable < 1 or e.num_decodable >= num_frames:
+        raise
+      num_frames = e.num_decodable
+  return resize_frames(frames, int(motion_cfg.resize))[np.searchsorted(distinct, indices)]
+
+
+def build_extractor(motion_cfg: ml_collections.ConfigDict) -> slowfast.SlowFast:
+  """The SlowFast of `config.motion` (slowfast_r50 with the reference fields)."""
+  return slowfast.SlowFast(tuple(motion_cfg.stage_sizes), int(motion_cfg.width),
+                           head_pool=tuple(tuple(w) for w in motion_cfg.head_pool))
+
+
+def load_extractor_variables(motion_cfg: ml_collections.ConfigDict,
+                             model: slowfast.SlowFast) -> PyTree:
+  """{'params', 'batch_stats'} from `motion_cfg.weights` (.pyth/.pth or orbax dir; '' = random)."""
+  weights = str(motion_cfg.weights)
+  if not weights:
+    logging.warning("motion.weights is empty: SlowFast features from RANDOM weights (tests only)")
+    clips = [np.zeros(c.shape, c.dtype) for c in slowfast.example_clips(model)]
+    return jax.jit(model.init)(jax.random.key(0), *clips)
+  if weights.endswith((".pyth", ".pth")):
+    params, stats = convert_resnet.convert_slowfast_r50_state_dict(
+        convert_resnet.load_pth(weights), model)
+    return {"params": params, "batch_stats": stats}
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  restored = ocp.StandardCheckpointer().restore(os.path.abspath(weights))
+  if not {"params", "batch_stats"} <= set(restored):
+    raise ValueError(f"{weights}: expected an orbax checkpoint with 'params' and 'batch_stats', "
+                     f"found {sorted(restored)}")
+  return {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+
+
+def feature_file(video_path: str, root: str) -> str:
+  """The .npy name of a video: its path relative to `root`, extension replaced by `.npy`."""
+  return os.path.splitext(os.path.relpath(video_path, root))[0] + ".npy"
+
+
+def _save_atomically(path: str, array: np.ndarray) -> None:
+  """Writes `array` to `path` via a temporary file, so a killed run leaves no partial file."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = path + ".tmp.npy"
+  np.save(tmp, array)
+  os.replace(tmp, path)
+
+
+def make_extractor(motion_cfg: ml_collections.ConfigDict) -> Callable[[np.ndarray], np.ndarray]:
+  """A function: uint8 chunks (N, T, S, S, 3) -> float32 (N, D) features, in padded batches."""
+  model = build_extractor(motion_cfg)
+  variables = load_extractor_variables(motion_cfg, model)
+  features_of = jax.jit(functools.partial(slowfast.chunk_features, model))
+  batch = int(motion_cfg.batch_chunks)
+
+  def extract(chunks: np.ndarray) -> np.ndarray:
+    padded = np.concatenate([chunks, np.repeat(chunks[-1:], -len(chunks) % batch, axis=0)])
+    features = [np.asarray(features_of(variables, padded[i:i + batch]))
+                for i in range(0, len(padded), batch)]
+    return np.concatenate(features)[:len(chunks)].astype(np.float32)
+
+  return extract
+
+
+def extract_features(config: ml_collections.ConfigDict, out_dir: str,
+                     extractor: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, str]:
+  """Writes the motion features of every video of `config.data`; returns the index written.
+
+  The extractor (default `make_extractor(config.motion)`) is built only when a file is missing.
+  """
+  splits = sources.load_splits(config.data)
+  paths = sorted({os.path.abspath(entry.path) for entries in splits.values() for entry in entries})
+  if not paths:
+    raise ValueError("config.data lists no videos")
+  root = os.path.commonpath([os.path.dirname(p) for p in paths])
+  index, skipped = {}, 0
+  for n, path in enumerate(paths):
+    name = feature_file(path, root)
+    destination = os.path.join(out_dir, name)
+    if not os.path.exists(destination):
+      try:
+        chunks = video_chunks(path, config.motion)
+      except video_io.VideoDecodeError as e:
+        if config.data.on_bad_video != "skip":
+          raise
+        logging.warning("skipping %s", e)
+        skipped += 1
+        continue
+      extractor = extractor or make_extractor(config.motion)
+      _save_atomically(destination, extractor(chunks))
+    index[path] = name
+    logging.info("%d/%d %s", n + 1, len(paths), name)
+  with open(os.path.join(out_dir, INDEX_FILE), "w", encoding="utf-8") as f:
+    json.dump(index, f, indent=0, sort_keys=True)
+  if skipped:
+    logging.warning("%d videos skipped (bad input)", skipped)
+  return index
+
+
+def main() -> None:
+  """Command line: --config (whose data and motion sections are used) and --out."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  config = config_flags.DEFINE_config_file("config", None, "Config file (configs/simple_vqa.py).")
+  out = flags.DEFINE_string("out", None, "Output folder for the .npy features and index.json.")
+  flags.mark_flags_as_required(["config", "out"])
+
+  def run(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    os.makedirs(out.value, exist_ok=True)
+    index = extract_features(config.value, out.value)
+    print(f"wrote {len(index)} feature files and {INDEX_FILE} to {out.value}")
+
+  app.run(run)
+
+
+if __name__ == "__main__":
+  main()
