@@ -1,13 +1,17 @@
 """PyTorch-layout state dicts <-> Flax params (no torch needed) and the orbax params round trip."""
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from tests.conftest import REPO_ROOT
 from vqa_jax import convert_weights
@@ -142,3 +146,154 @@ def test_fast_vqa_b_key_names_and_shapes():
   assert "fragments_backbone.layers.3.blocks.0.attn.fragment_position_bias_table" not in state
   converted = convert_weights.convert_state_dict(state, cfg)
   assert sum(v.size for v in jax.tree_util.tree_leaves(converted)) == 28_127_901
+
+
+def kinetics_layout(state):
+  """An official-layout state_dict rewritten as the Kinetics Video Swin-T checkpoint's keys."""
+  out = {k.replace("fragments_backbone.", "backbone.", 1): v for k, v in state.items()
+         if k.startswith("fragments_backbone.") and "fragment_position_bias_table" not in k}
+  channels = state["fragments_backbone.norm.weight"].shape[0]
+  out["cls_head.fc_cls.weight"] = np.zeros((400, channels), np.float32)
+  out["cls_head.fc_cls.bias"] = np.zeros(400, np.float32)
+  return out
+
+
+def test_kinetics_checkpoint_of_fast_vqa_b_initialises_as_the_reference():
+  """Kinetics Swin-T -> FAST-VQA-B: zero fragment tables, head U(+-1/sqrt(fan_in)) (paper §6.1)."""
+  cfg = fast_vqa_b_config()
+  abstract = convert_weights.abstract_params(cfg)
+  ones = jax.tree_util.tree_map(lambda s: np.ones(s.shape, np.float32), abstract)
+  state = kinetics_layout(to_torch_layout(ones))
+  assert state["backbone.layers.0.blocks.0.attn.relative_position_bias_table"].shape == (2535, 3)
+  converted = convert_weights.convert_state_dict({"state_dict": state}, cfg, seed=3)
+  flat = flax.traverse_util.flatten_dict(converted["backbone"])
+  tables = [v for k, v in flat.items() if k[-1] == "fragment_position_bias_table"]
+  assert sum(t.size for t in tables) == 228_150 and not any(t.any() for t in tables)
+  assert all((v == 1).all() for k, v in flat.items() if k[-1] != "fragment_position_bias_table")
+  for name, fan_in in (("fc_hid", 768), ("fc_last", 64)):
+    bound = 1 / np.sqrt(fan_in)
+    values = np.concatenate([np.ravel(converted["head"][name][leaf])
+                             for leaf in ("kernel", "bias")])
+    assert stats.kstest(values, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3, name
+  again = convert_weights.convert_state_dict(state, cfg, seed=3)["head"]
+  other = convert_weights.convert_state_dict(state, cfg, seed=4)["head"]
+  np.testing.assert_array_equal(again["fc_hid"]["kernel"], converted["head"]["fc_hid"]["kernel"])
+  assert not np.array_equal(other["fc_hid"]["kernel"], converted["head"]["fc_hid"]["kernel"])
+
+
+def test_kinetics_relative_tables_of_another_window_are_reinitialised(params):
+  """As the reference's loader drops mismatched keys, those tables keep trunc_normal(0.02)."""
+  cfg = smoke_model_cfg()
+  cfg.window_size = (2, 2, 2)  # Tables of 3*3*3 rows instead of the checkpoint's 3*7*7.
+  state = kinetics_layout(to_torch_layout(params))
+  converted = convert_weights.convert_state_dict(state, cfg)
+  tables = [np.asarray(converted["backbone"][f"layers_{i}"]["blocks_0"]["attn"][
+      "relative_position_bias_table"]) for i in (0, 1)]
+  assert [t.shape for t in tables] == [(27, 1), (27, 2)]
+  # timm's trunc_normal_(std=0.02) cuts at +-2 absolute: in effect N(0, 0.02).
+  values = np.concatenate([t.ravel() for t in tables])
+  assert stats.kstest(values, stats.norm(0, 0.02).cdf).pvalue > 1e-3
+  np.testing.assert_array_equal(converted["backbone"]["norm"]["scale"],
+                                params["backbone"]["norm"]["scale"])
+  official = to_torch_layout(params)
+  with pytest.raises(ValueError, match=r"relative_position_bias_table: checkpoint \(147, 1\), "
+                     r"model expects \(27, 1\)"):
+    convert_weights.convert_state_dict(official, cfg)
+
+
+def test_shape_mismatch_names_both_pytorch_shapes(params):
+  state = to_torch_layout(params)
+  key = "fragments_backbone.layers.0.blocks.0.attn.qkv.weight"
+  assert state[key].shape == (48, 16)
+  state[key] = state[key].T
+  del state["vqa_head.fc_last.bias"]
+  with pytest.raises(ValueError) as err:
+    convert_weights.convert_state_dict(state, smoke_model_cfg())
+  message = str(err.value)
+  assert f"{key}: checkpoint (16, 48), model expects (48, 16)" in message
+  assert "1 missing keys ['vqa_head.fc_last.bias']" in message
+
+
+@pytest.mark.parametrize("leaf, torch_shape, flax_shape", [
+    ("kernel", (3, 5), (5, 3)),  # Linear (out, in) -> Dense (in, out).
+    ("kernel", (4, 3, 2, 5, 6), (2, 5, 6, 3, 4)),  # Conv3d -> Conv (t, h, w, in, out).
+    ("bias", (7,), (7,)),
+    ("relative_position_bias_table", (15, 2), (15, 2)),
+])
+def test_to_torch_inverts_to_flax(leaf, torch_shape, flax_shape):
+  value = np.random.default_rng(0).normal(size=torch_shape).astype(np.float32)
+  flax_value = convert_weights.to_flax(leaf, value)
+  assert flax_value.shape == flax_shape
+  assert convert_weights.torch_shape(leaf, flax_shape) == torch_shape
+  np.testing.assert_array_equal(convert_weights.to_torch(leaf, flax_value), value)
+
+
+def test_to_state_dict_matches_the_independent_inverse(params):
+  ours = convert_weights.to_state_dict(params)
+  reference = to_torch_layout(params)
+  assert ours.keys() == reference.keys()
+  for key, value in reference.items():
+    np.testing.assert_array_equal(ours[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("entries, expected", [
+    ({"fragments_backbone.layers.0.blocks.0.attn.relative_position_bias_table": (2535, 3),
+      "fragments_backbone.layers.0.blocks.0.attn.fragment_position_bias_table": (2535, 3)},
+     "fast_vqa_b"),
+    ({"fragments_backbone.layers.0.blocks.0.attn.relative_position_bias_table": (343, 3)},
+     "fast_vqa_m"),
+    ({"backbone.layers.0.blocks.0.attn.relative_position_bias_table": (2535, 3)}, "fast_vqa_b"),
+])
+def test_infer_model_name(entries, expected):
+  state = {k: np.zeros(s, np.float32) for k, s in entries.items()}
+  assert convert_weights.infer_model_name({"state_dict": state}) == expected
+
+
+def test_infer_model_name_refuses_unknown_tables():
+  state = {"fragments_backbone.layers.0.blocks.0.attn.relative_position_bias_table":
+           np.zeros((147, 1), np.float32)}
+  with pytest.raises(ValueError, match=r"\(147, 1\).*--model or --config"):
+    convert_weights.infer_model_name(state)
+
+
+def test_model_configs():
+  m = convert_weights.model_config("fast_vqa_m")
+  assert tuple(m.window_size) == (4, 4, 4) and not any(m.frag_biases)
+  assert (convert_weights.model_config("faster_vqa").to_dict()
+          == convert_weights.model_config("fast_vqa_b").to_dict())
+  with pytest.raises(ValueError, match="fast_vqa_b"):
+    convert_weights.model_config("fast_vqa_x")
+
+
+def test_reading_pth_without_torch_names_the_file(tmp_path, monkeypatch):
+  with pytest.raises(FileNotFoundError, match="absent.pth"):
+    convert_weights.load_torch_state_dict(str(tmp_path / "absent.pth"))
+  (tmp_path / "model.pth").write_bytes(b"not a checkpoint")
+  monkeypatch.setitem(sys.modules, "torch", None)
+  with pytest.raises(ImportError, match="model.pth needs PyTorch"):
+    convert_weights.load_torch_state_dict(str(tmp_path / "model.pth"))
+
+
+def _run_cli(*args):
+  """`python -m vqa_jax.convert_weights ARGS` with this interpreter's import path."""
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *sys.path]))
+  return subprocess.run([sys.executable, "-m", "vqa_jax.convert_weights", *args], cwd=REPO_ROOT,
+                        env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_cli_converts_a_real_pth_file(params, tmp_path):
+  """End to end with a .pth written by torch: CLI -> orbax -> load_params (needs torch)."""
+  torch = pytest.importorskip("torch")
+  state = {k: torch.from_numpy(v) for k, v in to_torch_layout(params).items()}
+  torch.save({"state_dict": state, "meta": {"epoch": 3}}, tmp_path / "fast.pth")
+  result = _run_cli(f"--src={tmp_path / 'fast.pth'}", f"--dst={tmp_path / 'out'}",
+                    "--config=configs/smoke.py")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert_trees_equal(convert_weights.load_params(str(tmp_path / "out")), params)
+
+  state["fragments_backbone.extra.weight"] = torch.zeros(2)
+  torch.save(state, tmp_path / "bad.pth")
+  result = _run_cli(f"--src={tmp_path / 'bad.pth'}", f"--dst={tmp_path / 'bad'}",
+                    "--config=configs/smoke.py")
+  assert result.returncode != 0
+  assert "bad.pth" in result.stderr and "fragments_backbone.extra.weight" in result.stderr

@@ -1,0 +1,1 @@
+"""Parity with the official FAST-VQA code: golden-file generator and its shared rules."""
