@@ -1,4 +1,4 @@
-"""Label files: the FAST-VQA format (`relpath, duration, fps, MOS`) and the official LSVQ csv.
+"""Label files: the FAST-VQA format (`relpath, duration, fps, MOS`), the LSVQ and KonIQ-10k csv.
 
 The format is detected from the first line: a header naming `name` and `mos` columns is the LSVQ
 release's csv (`labels_train_test.csv`, `labels_test_1080p.csv`: name, p1, p2, p3, height, width,
@@ -7,6 +7,16 @@ extension, so `.mp4` is appended to names without one. Rows as long as the heade
 column name; 5-field rows are read as (name, height, width, mos, frame_number), the short layout
 SimpleVQA's LSVQ reader expects for part of the release. `subset` 'train' / 'test' keeps the rows
 whose is_test is false / true (an error for a file without that column).
+
+A header naming `image_name` and `MOS` columns is KonIQ-10k's
+`koniq10k_scores_and_distributions.csv` (image quality; columns image_name, c1, c2, c3, c4, c5,
+c_total, MOS, SD, MOS_zscore: vote counts per rating 1-5, their total, the MOS on 1-5, its
+standard deviation and the MOS from z-scored ratings rescaled to about 0-100; the column names
+as read by public loaders of the release, e.g. SSL92/hyperIQA `folders.py::Koniq_10kFolder`
+(`image_name`, `MOS_zscore`, images in `1024x768/`) and SAMA's `IQA/demo_train_iqa_baseline.py`;
+the full header as quoted in public READMEs). Rows are read by column name (quoted or not); the
+score is `MOS_zscore` (SAMA's IQA reader, `IQA/demo_train_iqa_baseline.py::read_info`) unless the
+spec names a column: 'koniq10k_scores_and_distributions.csv#MOS'.
 """
 
 import csv
@@ -43,6 +53,39 @@ CSV_SUBSETS = (None, "train", "test")
 CSV_VIDEO_EXTENSION = ".mp4"
 _SHORT_ROW = ("name", "height", "width", "mos", "frame_number")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+KONIQ_SCORE_COLUMNS = ("mos_zscore", "mos")
+KONIQ_DEFAULT_SCORE = "mos_zscore"
+
+
+def is_koniq_header(line: str) -> bool:
+  """Whether `line` is a KonIQ-10k csv header (names `image_name` and `MOS` columns)."""
+  columns = {c.strip().lower() for c in next(csv.reader([line]), [])}
+  return {"image_name", "mos"} <= columns
+
+
+def _read_koniq(label_file: str, lines: list[str], header_line: int,
+                score: str | None) -> list[tuple[str, float]]:
+  """(image_name, score) rows of a KonIQ-10k csv; `score` is a column (default MOS_zscore)."""
+  column = (score or KONIQ_DEFAULT_SCORE).lower()
+  header = [c.strip().lower() for c in next(csv.reader([lines[header_line]]))]
+  if column not in KONIQ_SCORE_COLUMNS or column not in header:
+    raise LabelFileError(f"{label_file}:{header_line + 1}: score column {score!r} must be one of "
+                         f"{KONIQ_SCORE_COLUMNS} and present in the header {header}")
+  rows = []
+  for line_number, line in enumerate(lines[header_line + 1:], start=header_line + 2):
+    if not line.strip():
+      continue
+    row = [f.strip() for f in next(csv.reader([line]))]
+    where = f"{label_file}:{line_number}"
+    if len(row) != len(header):
+      raise LabelFileError(f"{where}: expected {len(header)} fields as the header, got {len(row)}")
+    fields = dict(zip(header, row))
+    if not fields["image_name"]:
+      raise LabelFileError(f"{where}: empty image name")
+    rows.append((fields["image_name"], _parse_mos(fields[column], where)))
+  return rows
 
 
 def is_csv_header(line: str) -> bool:
@@ -104,17 +147,21 @@ def _read_csv(label_file: str, lines: list[str], header_line: int,
 
 
 def read_labels(label_file: str, data_root: str, subset: str | None = None) -> list[Entry]:
-  """Reads a FAST-VQA label file or an LSVQ csv (by its header); paths are joined to `data_root`.
+  """Reads a FAST-VQA label file, an LSVQ or a KonIQ-10k csv (by header); paths join `data_root`.
 
   Blank lines are skipped. `subset` ('train' or 'test') selects LSVQ csv rows by is_test; it is
-  an error for a FAST-VQA file.
+  an error for a FAST-VQA file. For a KonIQ-10k csv it names the score column ('MOS_zscore', the
+  default, or 'MOS').
   """
-  if subset not in CSV_SUBSETS:
-    raise ValueError(f"subset must be one of {CSV_SUBSETS}, got {subset!r}")
-  with open(label_file, encoding="utf-8") as f:
+  with open(label_file, encoding="utf-8-sig") as f:  # -sig: a leading byte-order mark is dropped.
     lines = f.read().splitlines()
   first = next((i for i, line in enumerate(lines) if line.strip()), None)
-  if first is not None and is_csv_header(lines[first]):
+  is_koniq = first is not None and is_koniq_header(lines[first])
+  if subset not in CSV_SUBSETS and not is_koniq:
+    raise ValueError(f"subset must be one of {CSV_SUBSETS}, got {subset!r}")
+  if is_koniq:
+    rows = _read_koniq(label_file, lines, first, subset)
+  elif first is not None and is_csv_header(lines[first]):
     rows = _read_csv(label_file, lines, first, subset)
   else:
     if subset is not None:
@@ -128,7 +175,7 @@ def read_labels(label_file: str, data_root: str, subset: str | None = None) -> l
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-  """'FILE' or 'FILE#train' / 'FILE#test' (an LSVQ csv subset) -> (file, subset)."""
+  """'FILE', 'FILE#train' / 'FILE#test' (LSVQ subset) or 'FILE#MOS' (KonIQ) -> (file, subset)."""
   label_file, sep, subset = spec.partition("#")
   return label_file, (subset if sep else None)
 

@@ -7,6 +7,12 @@ Rotation: phone videos often store landscape pixels with a display-matrix rotati
 opened with OpenCV's auto-rotation on (`CAP_PROP_ORIENTATION_AUTO`), under which OpenCV reports
 the displayed (rotated) frame size and rotates every retrieved frame, so `probe` and
 `read_frames` agree on the displayed orientation; `VideoInfo.rotation` records the angle.
+
+Images: a file whose extension is in `IMAGE_EXTENSIONS` (jpg, png, bmp, tif, ...) is read with
+`cv2.imread(IMREAD_COLOR)` as a one-frame video (fps 0), so the samplers and input pipelines work
+on images unchanged with clip_len = 1 (the IQA variant). IMREAD_COLOR honours the EXIF orientation
+(rotation 0 is reported: the size is already the displayed one), converts 16-bit and grayscale
+images to 8-bit 3-channel, and drops alpha. An unreadable image is a VideoDecodeError naming it.
 """
 
 from collections.abc import Iterator, Sequence
@@ -48,13 +54,39 @@ class VideoInfo:
   rotation: int = 0  # Clockwise display rotation from the metadata, already applied to the size.
 
 
-@contextlib.contextmanager
-def _capture(path: str) -> Iterator[cv2.VideoCapture]:
-  """Opens `path` with OpenCV, raising VideoDecodeError when it is missing, empty or unreadable."""
+IMAGE_EXTENSIONS = frozenset((".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"))
+
+
+def is_image(path: str) -> bool:
+  """Whether `path` is read as an image (by its extension, case-insensitive)."""
+  return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _check_file(path: str) -> None:
+  """Raises VideoDecodeError when `path` is missing or empty."""
   if not os.path.isfile(path):
     raise VideoDecodeError(path, "file does not exist")
   if os.path.getsize(path) == 0:
     raise VideoDecodeError(path, "file is empty (0 bytes)")
+
+
+def read_image(path: str) -> np.ndarray:
+  """Decodes an image file as displayed (EXIF orientation applied) RGB uint8 (H, W, 3)."""
+  _check_file(path)
+  try:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+  except cv2.error as e:
+    raise VideoDecodeError(path, f"OpenCV error: {' '.join(str(e).split())}") from e
+  if image is None or image.size == 0:
+    raise VideoDecodeError(path, "OpenCV cannot decode it as an image (corrupt, truncated or an "
+                           "unsupported format)")
+  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@contextlib.contextmanager
+def _capture(path: str) -> Iterator[cv2.VideoCapture]:
+  """Opens `path` with OpenCV, raising VideoDecodeError when it is missing, empty or unreadable."""
+  _check_file(path)
   cap = cv2.VideoCapture(path)
   try:
     if not cap.isOpened():
@@ -83,7 +115,13 @@ def _rotation(cap: cv2.VideoCapture) -> int:
 
 
 def probe(path: str) -> VideoInfo:
-  """Returns frame count, fps, displayed size and rotation (counting frames if not in metadata)."""
+  """Returns frame count, fps, displayed size and rotation (counting frames if not in metadata).
+
+  An image (`is_image`) is decoded and reported as 1 frame at fps 0.
+  """
+  if is_image(path):
+    height, width = read_image(path).shape[:2]
+    return VideoInfo(num_frames=1, fps=0.0, height=height, width=width)
   with _capture(path) as cap:
     rotation = _rotation(cap)
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -137,6 +175,10 @@ def read_distinct_frames(path: str, indices: Sequence[int] | np.ndarray
   if indices.min() < 0:
     raise ValueError(f"{path}: negative frame index {int(indices.min())}")
   needed, inverse = np.unique(indices, return_inverse=True)
+  if is_image(path):
+    if needed[-1] > 0:
+      raise FrameIndexError(path, int(needed[-1]), 1)
+    return read_image(path)[None], inverse.reshape(-1)
   with _capture(path) as cap:
     frames = _decode_needed(cap, path, needed)
   shapes = {f.shape for f in frames.values()}

@@ -1,0 +1,176 @@
+"""Synthetic IQA dataset: the first frames of the synthetic videos as PNG images, no download.
+
+Image i of a split is frame 0 of synthetic video i (`synthetic.sample_video` draws its content,
+seed and distortions; `synthetic.render_video` renders one frame), saved losslessly as PNG at the
+spec's size. Judder, a temporal distortion, is invisible in one frame, so it is dropped from the
+draw and the MOS is `synthetic.mos_from_strengths` of the remaining distortions plus Gaussian
+label noise (sd `label_noise`, its own stream), clipped to [1, 5] and rounded to 4 decimals.
+Domains as for the videos: "train" and "test" are domain A, "cross" is domain B.
+
+Layout: `<root>/images/<domain>/<split>_<index>.png`, FAST-VQA label files
+`<root>/labels/<split>.txt` (`relpath, 0, 0, MOS`: no duration, no frame rate), `metadata.jsonl`
+(content, distortions, MOS per image) and a completion marker holding the spec digest.
+`ensure_dataset` generates once into a temporary folder and renames it into place, like
+`synthetic.ensure_dataset` (tiny: 32 images in < 1 s; demo: 704 images of 128x160 in ~15 s).
+
+CLI: python -m vqa_jax.data.synthetic_images --out DIR [--preset demo|tiny]
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import cv2
+import numpy as np
+
+from vqa_jax.data import labels as labels_lib
+from vqa_jax.data import synthetic
+
+FORMAT_VERSION = 1
+IMAGE_EXT = ".png"
+TEMPORAL_DISTORTIONS = ("judder",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSpec:
+  """Everything that determines a synthetic image dataset (its cache key)."""
+
+  seed: int = 0
+  num_train: int = 480
+  num_test: int = 128
+  num_cross: int = 96
+  height: int = 128
+  width: int = 160
+  label_noise: float = 0.08
+
+  def __post_init__(self):
+    """Rejects sizes that cannot make a dataset."""
+    for name in ("num_train", "num_test", "num_cross", "height", "width"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"ImageSpec.{name} must be >= 1, got {getattr(self, name)}")
+    if self.label_noise < 0:
+      raise ValueError(f"ImageSpec.label_noise must be >= 0, got {self.label_noise}")
+
+  @classmethod
+  def tiny(cls) -> "ImageSpec":
+    """A few small images, generated in well under a second, for tests."""
+    return cls(num_train=16, num_test=8, num_cross=8, height=64, width=80)
+
+  def video_spec(self) -> synthetic.SyntheticSpec:
+    """The synthetic video spec whose videos' first frames these images are."""
+    return synthetic.SyntheticSpec(seed=self.seed, num_train=self.num_train,
+                                   num_test=self.num_test, num_cross=self.num_cross,
+                                   height=self.height, width=self.width, num_frames=1,
+                                   label_noise=self.label_noise)
+
+  def num_images(self, split: str) -> int:
+    """Number of images in `split`."""
+    return self.video_spec().num_videos(split)
+
+  def digest(self) -> str:
+    """Hex hash of the spec and FORMAT_VERSION: the cache key."""
+    text = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sample_image(spec: ImageSpec, split: str, index: int) -> dict:
+  """Metadata of one image: relpath, split, domain, content, seed, distortions, MOS."""
+  meta = synthetic.sample_video(spec.video_spec(), split, index)
+  distortions = {name: strength for name, strength in meta["distortions"].items()
+                 if name not in TEMPORAL_DISTORTIONS}
+  noise = np.random.default_rng([meta["seed"], 3]).standard_normal()
+  mos = synthetic.mos_from_strengths(distortions) + spec.label_noise * noise
+  return {**meta, "distortions": distortions, "mos": round(float(np.clip(mos, 1.0, 5.0)), 4),
+          "relpath": f"images/{meta['domain']}/{split}_{index:05d}{IMAGE_EXT}"}
+
+
+def render_image(meta: dict, spec: ImageSpec) -> np.ndarray:
+  """The BGR uint8 (H, W, 3) image of `meta`: frame 0 of its synthetic video."""
+  return synthetic.render_video(meta["content"], meta["distortions"], height=spec.height,
+                                width=spec.width, num_frames=1, seed=meta["seed"])[0]
+
+
+def label_files(root: str) -> dict[str, str]:
+  """Split -> label file of the dataset at `root`."""
+  return {split: os.path.join(root, "labels", f"{split}.txt") for split in synthetic.SPLITS}
+
+
+def generate(root: str, spec: ImageSpec) -> dict[str, str]:
+  """Writes the images, label files and metadata of `spec` into `root`; returns label_files."""
+  metadata = [sample_image(spec, split, i)
+              for split in synthetic.SPLITS for i in range(spec.num_images(split))]
+  for meta in metadata:
+    path = os.path.join(root, meta["relpath"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if not cv2.imwrite(path, render_image(meta, spec)):
+      raise OSError(f"cv2.imwrite could not write {path}")
+  os.makedirs(os.path.join(root, "labels"), exist_ok=True)
+  files = label_files(root)
+  for split, label_file in files.items():
+    labels_lib.write_labels(label_file, [(m["relpath"], 0, 0, m["mos"])
+                                         for m in metadata if m["split"] == split])
+  with open(os.path.join(root, synthetic.METADATA_FILE), "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(m, sort_keys=True) + "\n" for m in metadata)
+  with open(os.path.join(root, synthetic.MARKER_FILE), "w", encoding="utf-8") as f:
+    f.write(spec.digest() + "\n")
+  return files
+
+
+def dataset_root(cache_dir: str, spec: ImageSpec) -> str:
+  """The folder under `cache_dir` that holds the image dataset of `spec`."""
+  return os.path.join(cache_dir, f"synthetic_images_{spec.digest()[:16]}")
+
+
+def is_complete(root: str, spec: ImageSpec) -> bool:
+  """Whether `root` holds a fully generated image dataset of `spec`."""
+  try:
+    with open(os.path.join(root, synthetic.MARKER_FILE), encoding="utf-8") as f:
+      return f.read().strip() == spec.digest()
+  except OSError:
+    return False
+
+
+def ensure_dataset(cache_dir: str, spec: ImageSpec) -> str:
+  """The root of the cached image dataset of `spec` under `cache_dir`, generated if missing."""
+  root = dataset_root(cache_dir, spec)
+  if is_complete(root, spec):
+    return root
+  os.makedirs(cache_dir, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp", dir=cache_dir)
+  try:
+    generate(tmp, spec)
+    if os.path.isdir(root) and not is_complete(root, spec):
+      shutil.rmtree(root)  # A leftover without a valid marker.
+    if not os.path.isdir(root):
+      os.rename(tmp, root)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  return root
+
+
+def label_file_specs(root: str) -> dict[str, str]:
+  """Split -> "LABEL_FILE:DATA_ROOT", the `config.data.label_files` values of the dataset."""
+  return {split: f"{path}:{root}" for split, path in label_files(root).items()}
+
+
+def main(argv: list[str]) -> None:
+  """Generates an image dataset into --out (a fixed folder, no cache key)."""
+  del argv
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  values = flags.FLAGS
+  preset = ImageSpec.tiny() if values.preset == "tiny" else ImageSpec()
+  spec = dataclasses.replace(preset, seed=values.seed)
+  files = generate(values.out, spec)
+  print(json.dumps({"root": values.out, "label_files": files}))
+
+
+if __name__ == "__main__":
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("out", None, "Output folder.", required=True)
+  flags.DEFINE_enum("preset", "demo", ["demo", "tiny"], "Dataset size.")
+  flags.DEFINE_integer("seed", 0, "Dataset seed.")
+  app.run(main)
