@@ -2,7 +2,7 @@
 
   python -m vqa_jax.main --config=configs/iqa_demo.py --workdir=/tmp/iqa_demo
 
-Loading this config generates (once, cached under $VQA_JAX_CACHE or ~/.cache/vqa_jax) the
+The run generates (once, cached under $VQA_JAX_CACHE or ~/.cache/vqa_jax) the
 synthetic image set of `vqa_jax/data/synthetic_images.py`: the first frames of the synthetic
 videos as 128x160 PNGs, 480 training and 128 test images of domain A and 96 of domain B ('cross'),
 MOS 1-5 from the distortions (judder dropped). It then trains the IQA recipe's model shape
@@ -14,11 +14,12 @@ fragments of 16 px of one image, for 1500 AWP steps of 16 images, and evaluates 
 `--config=configs/iqa_demo.py:tiny` uses `ImageSpec.tiny()` (16 + 8 + 8 images of 64x80).
 """
 
+import dataclasses
+
 import ml_collections
 
 from configs import iqa_swin_t
 from vqa_jax import config_base
-from vqa_jax.data import sources
 from vqa_jax.data import synthetic_images
 
 
@@ -31,9 +32,8 @@ def get_config(preset: str = "demo"):
     raise ValueError(f"configs/iqa_demo.py:{preset}: the preset must be one of {sorted(PRESETS)}")
   spec = PRESETS[preset]
   c = config_base.base_config()
-  root = synthetic_images.ensure_dataset(sources.cache_dir(c.data), spec)
-  c.data.source = "label_files"
-  c.data.label_files = ml_collections.ConfigDict(synthetic_images.label_file_specs(root))
+  c.data.source = "synthetic_images"  # generated on first use, cached under $VQA_JAX_CACHE
+  c.data.synthetic_images = ml_collections.ConfigDict(dataclasses.asdict(spec))
   c.data.train_split = "train"
   c.data.eval_splits = ("test", "cross")
 

@@ -35,3 +35,21 @@ def test_random_fractions_are_shared_by_both_scales():
   scaled_image = cv2.resize(image, (43, 32), interpolation=cv2.INTER_LINEAR)
   left = min(21, 27) + int(u_w[0, 1] * 5)
   np.testing.assert_array_equal(got[:16, 16:], scaled_image[:16, left:left + 16])
+
+
+def test_sampling_method_sama_iqa_reads_an_image_file(tmp_path):
+  from vqa_jax.data import sampling  # pylint: disable=g-import-not-at-top
+  image = np.random.default_rng(2).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+  path = str(tmp_path / "x.png")
+  cv2.imwrite(path, image[..., ::-1])  # the file is BGR; decoding returns RGB
+  cfg = dict(method="sama_iqa", clip_len=1, frame_interval=1, grid=2, patch=16)
+  clips = sampling.sample_clips(path, cfg, num_clips=1)
+  assert clips.shape == (1, 1, 32, 32, 3)
+  np.testing.assert_array_equal(clips[0, 0], sama_iqa.sample_fragments(image, grid=2, patch=16))
+
+
+def test_sampling_method_sama_iqa_needs_single_frames():
+  from vqa_jax.data import sampling  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="clip_len must be 1"):
+    sampling.check_config(dict(method="sama_iqa", clip_len=2, frame_interval=1, grid=2, patch=16))

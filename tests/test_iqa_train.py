@@ -39,12 +39,14 @@ def test_iqa_swin_t_is_the_2d_swin_t_with_the_vqa_head():
 
 
 def test_iqa_demo_generates_its_images_and_validates(tmp_path, monkeypatch):
+  from vqa_jax.data import sources  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path))
   config = load_config("iqa_demo", "tiny")
   config_base.validate(config)
-  label_file, _, root = config.data.label_files.train.partition(":")
-  assert root.startswith(str(tmp_path)) and os.path.isfile(label_file)
-  assert len(open(label_file).read().splitlines()) == 16
+  assert not os.listdir(tmp_path)  # loading the config generates nothing
+  splits = sources.load_splits(config.data)
+  assert {k: len(v) for k, v in splits.items()} == {"train": 16, "test": 8, "cross": 8}
+  assert all(e.path.startswith(str(tmp_path)) and os.path.isfile(e.path) for e in splits["train"])
   with pytest.raises(ValueError, match="iqa_demo.py:huge: the preset must be one of"):
     load_config("iqa_demo", "huge")
 

@@ -65,6 +65,8 @@ def setup(fast_compile, tmp_path_factory):  # pylint: disable=unused-argument
   videos.mkdir()
   paths = [write_video(videos / f"v{i}.avi", random_frames(20, 40, 48, seed=i)) for i in range(2)]
   (videos / "notes.txt").write_text("not a video")
+  (root / "images").mkdir()
+  cv2.imwrite(str(root / "images" / "still.png"), random_frames(1, 40, 48, seed=9)[0])  # for IQA
   empty = root / "empty.mp4"
   empty.write_bytes(b"")
   return dict(root=root, config=config, model=model, params=params, raw_params=raw_params,
@@ -74,6 +76,8 @@ def setup(fast_compile, tmp_path_factory):  # pylint: disable=unused-argument
 def test_find_videos_walks_folders_and_keeps_files(setup):
   found = list(score.find_videos([str(setup["root"] / "videos"), setup["empty"]]))
   assert found == setup["paths"] + [setup["empty"]]
+  assert list(score.find_videos([str(setup["root"] / "images")])) == [
+      str(setup["root"] / "images" / "still.png")]  # images score as 1-frame clips
 
 
 def test_score_is_deterministic_and_matches_direct_apply(setup):

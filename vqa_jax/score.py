@@ -48,6 +48,8 @@ MapFn = Callable[[np.ndarray], np.ndarray]
 VIDEO_EXTENSIONS = frozenset((".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".flv", ".wmv",
                               ".mpg", ".mpeg", ".3gp", ".ts", ".mts"))
 READ_ERRORS = (video_io.VideoDecodeError, OSError)
+# Images score as 1-frame clips (the IQA models).
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | video_io.IMAGE_EXTENSIONS
 
 
 def find_videos(paths: Iterable[str]) -> Iterator[str]:
@@ -59,7 +61,7 @@ def find_videos(paths: Iterable[str]) -> Iterator[str]:
     for root, dirs, files in os.walk(path):
       dirs.sort()
       for name in sorted(files):
-        if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS:
+        if os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS:
           yield os.path.join(root, name)
 
 

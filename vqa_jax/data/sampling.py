@@ -37,9 +37,10 @@ import numpy as np
 from vqa_jax.data import augment as augment_lib
 from vqa_jax.data import grid as grid_lib
 from vqa_jax.data import sama
+from vqa_jax.data import sama_iqa
 from vqa_jax.data import video_io
 
-METHODS = ("fragments", "fragments_t", "sama")
+METHODS = ("fragments", "fragments_t", "sama", "sama_iqa")
 EVAL_OFFSETS = ("centred", "random")
 OVERFLOWS = ("wrap", "clamp")
 
@@ -195,6 +196,9 @@ def check_config(sampling: Mapping[str, Any]) -> None:
     if sampling.get("sama_mask", "none") not in sama.MASKS:
       raise ValueError(f"sampling.sama_mask must be one of {sama.MASKS}, "
                        f"got {sampling.get('sama_mask')!r}")
+  if method == "sama_iqa" and clip_len != 1:
+    raise ValueError(f"sampling.method='sama_iqa' samples single images: clip_len must be 1, "
+                     f"got {clip_len}")
 
 
 def clip_indices(num_frames: int, sampling: Mapping[str, Any], num_clips: int,
@@ -231,7 +235,8 @@ def sample_clips(path: str, sampling: Mapping[str, Any], num_clips: int,
   check_config(sampling)
   method = sampling.get("method", "fragments")
   clip_len, grid, patch = sampling["clip_len"], sampling["grid"], sampling["patch"]
-  num_frames = video_io.probe(path).num_frames
+  # An image is one frame; probing it would decode it a second time.
+  num_frames = 1 if video_io.is_image(path) else video_io.probe(path).num_frames
   try:
     frames, frame_index = video_io.read_distinct_frames(
         path, clip_indices(num_frames, sampling, num_clips, rng))
@@ -247,6 +252,9 @@ def sample_clips(path: str, sampling: Mapping[str, Any], num_clips: int,
   if method == "sama":
     fragments = sama.sample_fragments(frames, frame_index, grid, patch, clip_len, rng,
                                       sampling.get("sama_mask", "none"))
+  elif method == "sama_iqa":
+    fragments = np.stack([sama_iqa.sample_fragments(frames[i], grid, patch, rng)
+                          for i in frame_index])
   else:
     aligned = sampling.get("aligned", 0) or clip_len
     fragments = sample_fragments(frames, grid, patch, aligned, rng, frame_index)

@@ -6,6 +6,9 @@ import ml_collections
 
 from vqa_jax.data import labels
 from vqa_jax.data import synthetic
+from vqa_jax.data import synthetic_images
+
+SOURCES = ("synthetic", "synthetic_images", "label_files")
 
 
 def cache_dir(data_cfg: ml_collections.ConfigDict) -> str:
@@ -31,10 +34,16 @@ def label_file_splits(label_files: ml_collections.ConfigDict) -> dict[str, list[
 
 
 def load_splits(data_cfg: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
-  """All labelled splits of the configured source (generating the synthetic set when needed)."""
+  """All labelled splits of the configured source (generating a synthetic set when needed)."""
   if data_cfg.source == "synthetic":
     dataset = synthetic.ensure_dataset(os.path.join(cache_dir(data_cfg), "synthetic"),
                                        synthetic.SyntheticSpec.from_config(data_cfg.synthetic))
     return {name: labels.read_labels(path, dataset.root)
             for name, path in dataset.label_files.items()}
+  if data_cfg.source == "synthetic_images":
+    spec = synthetic_images.ImageSpec(**data_cfg.synthetic_images)
+    root = synthetic_images.ensure_dataset(cache_dir(data_cfg), spec)
+    return label_file_splits(ml_collections.ConfigDict(synthetic_images.label_file_specs(root)))
+  if data_cfg.source != "label_files":
+    raise ValueError(f"data.source must be one of {SOURCES}, got {data_cfg.source!r}")
   return label_file_splits(data_cfg.label_files)
