@@ -1,5 +1,6 @@
 """The reference schedule (paper §10 item 10), the two learning-rate groups and decoupled decay."""
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -33,3 +34,41 @@ def test_two_groups_and_decay_on_every_leaf():
 def test_ema_update():
   out = optim.ema_update({"w": jnp.array(1.0)}, {"w": jnp.array(3.0)}, decay=0.9)
   np.testing.assert_allclose(out["w"], 0.9 * 1.0 + 0.1 * 3.0, rtol=1e-6)
+
+
+def test_frozen_backbone_then_fresh_adam_at_the_global_schedule():
+  # Linear probe (paper §7.6): for P steps the backbone gets no update and no decay; at step P it
+  # takes a first Adam step (bias correction from 1) with lr_b * f(P), f the global schedule.
+  cfg = ml_collections.ConfigDict(dict(learning_rate=1e-2, backbone_lr_mult=0.1, weight_decay=0.0,
+                                       warmup_steps=4, cosine_steps=10, freeze_backbone_steps=3))
+  tx = optim.make_optimizer(cfg)
+  params = {"backbone": {"kernel": jnp.full(2, 1.0)}, "head": {"kernel": jnp.full(2, 1.0)}}
+  grads = {"backbone": {"kernel": jnp.array([0.5, -2.0])},
+           "head": {"kernel": jnp.array([1.0, 1.0])}}
+  state = tx.init(params)
+  f = optim.reference_schedule(4, 10)
+  for step in range(4):
+    updates, state = tx.update(grads, state, params)
+    if step < 3:
+      np.testing.assert_array_equal(updates["backbone"]["kernel"], 0.0)
+    # Adam's first step moves each coordinate by lr * sign(g) (up to eps and float32 bias
+    # correction rounding, 1e-5); the head at every step
+    # sees the same gradient, so its normalised step stays lr * f(step) * sign(g).
+    np.testing.assert_allclose(updates["head"]["kernel"], -1e-2 * float(f(step)), rtol=1e-4)
+  np.testing.assert_allclose(updates["backbone"]["kernel"],
+                             -1e-3 * float(f(3)) * np.sign([0.5, -2.0]), rtol=1e-4)
+  assert optim.learning_rates(cfg, 2) == {"lr_backbone": 0.0, "lr_head": pytest.approx(1e-2 * 0.5)}
+  assert optim.learning_rates(cfg, 3)["lr_backbone"] == pytest.approx(1e-3 * 0.75)
+
+
+def test_frozen_optimizer_state_keeps_its_shapes():
+  cfg = ml_collections.ConfigDict(dict(learning_rate=1e-2, backbone_lr_mult=0.1, weight_decay=0.05,
+                                       warmup_steps=0, cosine_steps=10, freeze_backbone_steps=2))
+  tx = optim.make_optimizer(cfg)
+  params = {"backbone": {"kernel": jnp.ones((3, 2))}, "head": {"bias": jnp.ones(1)}}
+  state = tx.init(params)
+  shapes = lambda s: [x.shape for x in jax.tree_util.tree_leaves(s)]
+  before = shapes(state)
+  for _ in range(3):
+    _, state = tx.update(params, state, params)
+    assert shapes(state) == before

@@ -1,20 +1,28 @@
-"""End to end: the smoke config trains, checkpoints, evaluates, prints, and resumes; a real model learns."""
+"""End to end on the smoke config: periodic evaluation, selection, logs, SIGTERM and resume."""
 
+import contextlib
 import importlib.util
+import io
 import json
 import math
 import os
+import signal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 
 from tests.conftest import REPO_ROOT
+from vqa_jax import checkpointing
 from vqa_jax import config_base
+from vqa_jax import logging_utils
+from vqa_jax import pretrained
 from vqa_jax import train_step
 from vqa_jax import trainer
+from vqa_jax.data.labels import Entry
 from vqa_jax.models import model as model_lib
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -33,40 +41,177 @@ def test_configs_validate(name):
   config_base.validate(load_config(name))
 
 
-def read_jsonl(path):
-  with open(path) as f:
-    return [json.loads(line) for line in f]
-
-
-def test_smoke_run_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
-  monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path / "cache"))
-  workdir = str(tmp_path / "work")
+def selection_config():
+  """The smoke config with a held-out validation split, evaluated every 2 of its 6 steps."""
   config = load_config("smoke")
-  results = trainer.train(config, workdir)
+  config.data.val_split = "val"
+  config.data.val_fraction = 0.25  # 4 of the 16 training videos
+  config.train.eval_every = 2
+  config.eval.report_best_per_metric = True
+  return config
 
+
+def saved_params(workdir):
+  """{'params', 'ema_params'} of the newest checkpoint in `workdir`, as numpy arrays."""
+  manager = checkpointing.checkpoint_manager(workdir)
+  restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+  return jax.device_get({"params": restored["params"], "ema_params": restored["ema_params"]})
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  """One uninterrupted selection_config() run: (workdir, results, printed lines)."""
+  root = tmp_path_factory.mktemp("smoke")
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv("VQA_JAX_CACHE", str(root / "cache"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      results = trainer.train(selection_config(), str(root / "work"))
+  return str(root / "work"), results, out.getvalue().strip().splitlines()
+
+
+def test_results_tables_and_json_line(smoke_run):
+  workdir, results, printed = smoke_run
   assert set(results) == {"test", "cross"}
   for by_model in results.values():
     assert set(by_model) == {"raw", "ema"}
     for m in by_model.values():
+      assert set(m) == {"srcc", "plcc", "krcc", "rmse", "plcc_logistic", "rmse_logistic"}
       assert all(math.isfinite(v) for v in m.values())
       assert -1 <= m["srcc"] <= 1 and m["rmse"] > 0
+  assert printed[0].startswith("selected checkpoint: step ")
+  assert printed[0].endswith("model ema, best val srcc+plcc")
+  assert "reference-style best" in "\n".join(printed)
+  assert "final checkpoint: step 6" in printed
+  line = json.loads(printed[-1])
+  assert line["step"] == 6 and line["results"] == results
+  assert set(line["selected"]["results"]) == {"test", "cross"}
+  assert set(line["reference_best"]) == {"test", "cross"}
 
-  printed = capsys.readouterr().out.strip().splitlines()
-  assert printed[0].split()[:3] == ["eval", "set", "model"]
-  assert json.loads(printed[-1]) == {"step": 6, "results": results}
 
-  logged = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+def test_evaluations_selection_and_best_checkpoint(smoke_run):
+  workdir, results, printed = smoke_run
+  evals = logging_utils.read_jsonl(os.path.join(workdir, "evals.jsonl"))
+  assert [r["step"] for r in evals] == [2, 4, 6]
+  for r in evals:
+    assert set(r["results"]) == {"val", "test", "cross"}
+  assert evals[-1]["results"]["test"] == results["test"]
+  # The selected evaluation is the one with the highest val SRCC + PLCC of the EMA model.
+  scores = [r["results"]["val"]["ema"]["srcc"] + r["results"]["val"]["ema"]["plcc"] for r in evals]
+  chosen = evals[int(np.argmax(scores))]
+  selected = json.loads(printed[-1])["selected"]
+  assert selected["step"] == chosen["step"]
+  assert selected["results"]["test"]["ema"] == chosen["results"]["test"]["ema"]
+  assert os.listdir(os.path.join(workdir, "best", "checkpoints")) == [str(chosen["step"])]
+  # <workdir>/best loads like a workdir (e.g. to initialise fine-tuning from the selected state).
+  best_ema = pretrained.load_params(os.path.join(workdir, "best"), use_ema=True)
+  assert set(best_ema) == {"backbone", "head"}
+  # Reference-style best: per metric over the three evaluations.
+  best = json.loads(printed[-1])["reference_best"]
+  assert best["cross"]["raw"]["srcc"] == max(r["results"]["cross"]["raw"]["srcc"] for r in evals)
+  assert best["cross"]["raw"]["rmse"] == min(r["results"]["cross"]["raw"]["rmse"] for r in evals)
+
+
+def test_training_log_and_tensorboard_events(smoke_run):
+  workdir, _, _ = smoke_run
+  logged = logging_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert [r["step"] for r in logged] == [2, 4, 6]
   for r in logged:
-    assert math.isfinite(r["loss"]) and math.isfinite(r["perturbed_loss"])
-    assert r["perturbation_norm"] > 0
+    assert math.isfinite(r["loss"]) and r["perturbation_norm"] > 0
+    assert r["loss_gap"] == pytest.approx(r["perturbed_loss"] - r["loss"])
+    for key in ("grad_norm", "clean_grad_norm", "param_norm", "lr_head", "lr_backbone"):
+      assert math.isfinite(r[key])
+  # Smoke schedule: warmup 2, cosine 6, lr 1e-3; step 2's update used f(1) = 1/2.
+  assert logged[0]["lr_head"] == pytest.approx(0.5e-3)
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
 
-  # Resume: a longer run in the same workdir continues from step 6 instead of starting over.
-  config.unlock()
-  config.train.steps = 8
-  trainer.train(config, workdir)
-  assert [r["step"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))] == [2, 4, 6, 8]
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (tests may use TF)
+  events = [os.path.join(dp, f) for dp, _, files in os.walk(os.path.join(workdir, "tensorboard"))
+            for f in files if "tfevents" in f]
+  assert events
+  scalars = {}
+  for path in events:
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, {})[event.step] = float(
+            tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value)
+  assert scalars["train/loss"] == pytest.approx({r["step"]: r["loss"] for r in logged})
+  assert set(scalars["eval/val/ema/srcc"]) == {2, 4, 6}
+
+
+def test_sigterm_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, monkeypatch):
+  reference_dir, reference_results, _ = smoke_run
+  monkeypatch.setenv("VQA_JAX_CACHE", os.path.join(os.path.dirname(reference_dir), "cache"))
+  workdir = str(tmp_path / "work")
+  original = trainer.train_batches
+
+  def terminated_at_step_2(config, entries, mesh, start_step=0, bad_videos=None):
+    for step, item in enumerate(original(config, entries, mesh, start_step, bad_videos),
+                                start=start_step + 1):
+      if step == 2:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while step 2 runs
+      yield item
+
+  monkeypatch.setattr(trainer, "train_batches", terminated_at_step_2)
+  with pytest.raises(trainer.Interrupted) as interrupted:
+    trainer.train(selection_config(), workdir)
+  assert interrupted.value.step == 2
+  assert checkpointing.checkpoint_manager(workdir).latest_step() == 2
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler removed again
+
+  monkeypatch.setattr(trainer, "train_batches", original)
+  results = trainer.train(selection_config(), workdir)
+  # Same seed, same metrics: the resumed run reproduces the uninterrupted one bit for bit (params,
+  # training scalars, rescaled metrics); the logistic fit, MINPACK least squares on a handful of
+  # points, only to ~1e-9.
+  resumed, reference = saved_params(workdir), saved_params(reference_dir)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed, reference)
+  assert (logging_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+          == logging_utils.read_jsonl(os.path.join(reference_dir, "metrics.jsonl")))
+  evals = logging_utils.read_jsonl(os.path.join(workdir, "evals.jsonl"))
+  reference_evals = logging_utils.read_jsonl(os.path.join(reference_dir, "evals.jsonl"))
+  assert [r["step"] for r in evals] == [r["step"] for r in reference_evals] == [2, 4, 6]
+  for record, reference_record in zip(evals + [{"results": results}],
+                                      reference_evals + [{"results": reference_results}]):
+    for key, value in logging_utils.flatten_results(record["results"], "").items():
+      expected = logging_utils.flatten_results(reference_record["results"], "")[key]
+      if key.endswith("logistic"):
+        assert value == pytest.approx(expected, rel=1e-6), key
+      else:
+        assert value == expected, key
+
+
+def test_non_finite_loss_names_the_step_and_its_videos():
+  entries = [Entry(f"/videos/v{i}.mp4", 1.0) for i in range(4)]
+  check = trainer.FiniteCheck(entries)
+  check.push(1, {"loss": jnp.float32(0.5), "perturbed_loss": jnp.float32(0.6)}, np.array([0, 1]))
+  check.push(2, {"loss": jnp.float32(0.4), "perturbed_loss": jnp.float32(np.inf)},
+             np.array([3, 2]))
+  with pytest.raises(FloatingPointError, match=r"at step 2; batch videos: \['/videos/v3.mp4', "
+                     r"'/videos/v2.mp4'\]"):
+    check.flush()
+  check.push(3, {"loss": jnp.float32(np.nan)}, np.array([1]))
+  with pytest.raises(FloatingPointError, match="'loss': nan.* at step 3"):
+    check.push(4, {"loss": jnp.float32(0.1)}, np.array([0]))  # checks step 3 one step behind
+
+
+def test_validation_is_held_out_of_training_deterministically():
+  config = selection_config()
+  entries = [Entry(f"v{i}", float(i)) for i in range(16)]
+  splits = trainer.prepare_splits(config, {"train": entries, "test": [], "cross": []})
+  assert len(splits["train"]) == 12 and len(splits["val"]) == 4
+  assert sorted(splits["train"] + splits["val"], key=lambda e: e.mos) == entries
+  assert trainer.prepare_splits(config, {"train": entries, "test": [], "cross": []}) == splits
+  config.data.eval_splits = ("test", "lsvq")
+  with pytest.raises(ValueError, match=r"\['lsvq'\] not in the data source"):
+    trainer.prepare_splits(config, {"train": entries, "test": [], "cross": []})
+
+
+def test_selection_never_uses_a_test_set():
+  config = selection_config()
+  config.data.val_split = "test"
+  with pytest.raises(ValueError, match="must not look at a test set"):
+    config_base.validate(config)
 
 
 def test_jitted_awp_step_lowers_loss_of_real_model_on_fixed_batch():

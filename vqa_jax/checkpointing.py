@@ -1,26 +1,50 @@
-"""Orbax checkpoints of the train state in `<workdir>/checkpoints`, with auto-resume."""
+"""Orbax checkpoints of the train state in `<workdir>/checkpoints`, with auto-resume.
+
+Layout: `<workdir>/checkpoints/<step>/default/` holds a StandardSave of the TrainState. The best
+checkpoint by validation score (trainer) lives in `<workdir>/best/checkpoints/<step>/`, so that
+`<workdir>/best` has the layout of a workdir itself and loads wherever a workdir does.
+"""
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
 
 PyTree = Any
+BEST_SUBDIR = "best"
 
 
-def checkpoint_manager(workdir: str, max_to_keep: int = 2,
-                       save_interval_steps: int = 1) -> ocp.CheckpointManager:
-  """A CheckpointManager over `<workdir>/checkpoints` keeping the newest `max_to_keep` steps."""
+def checkpoint_manager(workdir: str, max_to_keep: int = 2, save_interval_steps: int = 1,
+                       async_save: bool = True,
+                       best_fn: Callable[[dict], float] | None = None) -> ocp.CheckpointManager:
+  """A CheckpointManager over `<workdir>/checkpoints` keeping `max_to_keep` steps.
+
+  Without `best_fn` it keeps the newest steps; with it, the steps whose saved metrics score highest.
+  """
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                         save_interval_steps=save_interval_steps, create=True)
+                                         save_interval_steps=save_interval_steps, create=True,
+                                         enable_async_checkpointing=async_save, best_fn=best_fn,
+                                         best_mode="max")
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
                                options=options)
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: PyTree, force: bool = False) -> bool:
-  """Saves `state` at `step` (subject to the save interval unless `force`); True if it saved."""
-  return manager.save(step, args=ocp.args.StandardSave(state), force=force)
+def best_manager(workdir: str, async_save: bool = True) -> ocp.CheckpointManager:
+  """The manager of the single best checkpoint (`metrics['score']`) in `<workdir>/best`."""
+  return checkpoint_manager(os.path.join(workdir, BEST_SUBDIR), max_to_keep=1,
+                            async_save=async_save, best_fn=lambda m: m["score"])
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: PyTree, force: bool = False,
+         metrics: dict | None = None) -> bool:
+  """Saves `state` at `step` (subject to the save interval unless `force`); True if it saved.
+
+  A step the manager already holds (a resumed run repeating it) is not saved again.
+  """
+  if step in manager.all_steps():
+    return False
+  return manager.save(step, args=ocp.args.StandardSave(state), force=force, metrics=metrics)
 
 
 def restore_latest(manager: ocp.CheckpointManager, target: PyTree) -> PyTree | None:
@@ -28,5 +52,10 @@ def restore_latest(manager: ocp.CheckpointManager, target: PyTree) -> PyTree | N
   step = manager.latest_step()
   if step is None:
     return None
+  return restore(manager, step, target)
+
+
+def restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree:
+  """The state saved at `step`, laid out like `target`."""
   abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
   return manager.restore(step, args=ocp.args.StandardRestore(abstract))

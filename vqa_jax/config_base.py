@@ -8,6 +8,9 @@ import dataclasses
 
 import ml_collections
 
+from vqa_jax.data import augment
+from vqa_jax.data import sampling
+from vqa_jax.data import sources
 from vqa_jax.data.synthetic import SyntheticSpec
 from vqa_jax.models.model import fast_vqa_b_config
 from vqa_jax.train_step import PERTURBATION_KINDS
@@ -25,7 +28,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 42
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "synthetic"  # 'synthetic' or 'label_files'
+  # 'synthetic' (videos), 'synthetic_images' (IQA; needs a data.synthetic_images section of
+  # synthetic_images.ImageSpec fields, see configs/iqa_demo.py) or 'label_files'.
+  c.data.source = "synthetic"
   c.data.cache_dir = ""  # '' -> $VQA_JAX_CACHE or ~/.cache/vqa_jax
   # Every SyntheticSpec field (the demo preset); see vqa_jax/data/synthetic.py.
   c.data.synthetic = synthetic_config(SyntheticSpec.demo())
@@ -36,6 +41,14 @@ def base_config() -> ml_collections.ConfigDict:
   # and counted; training substitutes the next decodable video, evaluation leaves it out.
   c.data.on_bad_video = "error"
   c.data.eval_splits = ("test", "cross")
+  # Training-clip augmentation before fragment sampling: 'none' or 'autoaugment' (FAST-VQA-AuA,
+  # paper §2: torchvision's ImageNet AutoAugment policy, one draw per clip; data/augment.py).
+  c.data.augment = "none"
+  # Model selection (trainer): '' = none. With val_fraction > 0, that fraction of the training split
+  # (shuffled with `seed`) is held out under this name; otherwise it names an existing split, which
+  # must not be one of eval_splits (selection never looks at a test set).
+  c.data.val_split = ""
+  c.data.val_fraction = 0.0
 
   c.sampling = ml_collections.ConfigDict()
   c.sampling.clip_len = 32
@@ -44,6 +57,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.sampling.patch = 32
   c.sampling.num_clips_train = 1
   c.sampling.num_clips_eval = 4
+  # 'fragments' (FAST-VQA), 'fragments_t' (FasterVQA's temporal segments) or 'sama' (data/sampling.py).
+  c.sampling.method = "fragments"
+  c.sampling.aligned = 0  # frames sharing patch positions; 0 = the whole clip (FAST-VQA's 32 = clip_len)
+  c.sampling.t_frag = 1  # 'fragments_t': temporal segments per clip (FasterVQA: 8)
+  c.sampling.sama_mask = "none"  # 'sama': 'none' (upstream default), 'patch' or 'window' masking
+  # Evaluation offsets: 'centred' (deterministic, the default) or 'random' (the reference's stochastic
+  # test protocol, drawn reproducibly from eval_seed and each video's index). Training is random.
+  c.sampling.eval_offsets = "centred"
+  c.sampling.eval_seed = 0
 
   c.model = fast_vqa_b_config()  # FAST-VQA-B: Video Swin-T with GRPB, VQA head
 
@@ -60,6 +82,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.log_every = 50
   c.train.checkpoint_every = 1000
   c.train.max_checkpoints = 2
+  c.train.eval_every = 0  # evaluate val + eval splits every N steps (0: only after training)
+  c.train.freeze_backbone_steps = 0  # linear probe: backbone frozen for the first N steps (§7.6)
 
   c.perturb = ml_collections.ConfigDict()
   c.perturb.kind = "awp"  # 'none' | 'awp' | 'rwp' | 'sam' | 'asam'
@@ -73,15 +97,46 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 4
   c.eval.models = ("raw", "ema")
+  c.eval.select_model = "ema"  # whose validation SRCC + PLCC picks the best checkpoint
+  c.eval.logistic = True  # also PLCC / RMSE after the 4-parameter logistic fit (§7.5)
+  # Also print the reference's per-metric best over all evaluations ("optimistic", §7.5).
+  c.eval.report_best_per_metric = False
+
+  c.init = ml_collections.ConfigDict()
+  c.init.checkpoint = ""  # convert_weights output dir or trainer workdir; '' = random init
+  c.init.use_ema = False  # from a trainer workdir: take its EMA params
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.async_save = True
+
+  c.log = ml_collections.ConfigDict()
+  c.log.tensorboard = True  # clu metric writer: <workdir>/tensorboard event files
+
+  c.finetune = ml_collections.ConfigDict()
+  c.finetune.dataset = ""  # the labelled split that vqa_jax.finetune divides into train / test
+  c.finetune.seeds = (42,)  # one random split per seed (paper §7.6: 42; upstream: 10 splits)
+  c.finetune.train_fraction = 0.8
+  # Schedule in epochs of the split's training part (I = ceil(N_train / batch) steps per epoch):
+  # train.steps = cosine_steps = epochs I, warmup ⌊warmup_epochs I⌋, backbone frozen probe_epochs I.
+  # epochs = 0 keeps the train section's step counts as they are.
+  c.finetune.epochs = 30
+  c.finetune.probe_epochs = 10
+  c.finetune.warmup_epochs = 2.5
   return c
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first inconsistent field."""
-  if config.data.source not in ("synthetic", "label_files"):
-    raise ValueError(f"data.source must be 'synthetic' or 'label_files', got {config.data.source!r}")
+  if config.data.source not in sources.SOURCES:
+    raise ValueError(f"data.source must be one of {sources.SOURCES}, got {config.data.source!r}")
+  if config.data.source == "synthetic_images" and "synthetic_images" not in config.data:
+    raise ValueError("data.source='synthetic_images' needs a data.synthetic_images section "
+                     "(synthetic_images.ImageSpec fields)")
   if config.data.on_bad_video not in ("error", "skip"):
     raise ValueError(f"data.on_bad_video must be 'error' or 'skip', got {config.data.on_bad_video!r}")
+  if config.data.augment not in augment.POLICIES:
+    raise ValueError(f"data.augment must be one of {augment.POLICIES}, got {config.data.augment!r}")
+  sampling.check_config(config.sampling)
   if config.perturb.kind not in PERTURBATION_KINDS:
     raise ValueError(f"perturb.kind must be one of {PERTURBATION_KINDS}, got {config.perturb.kind!r}")
   try:
@@ -90,6 +145,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"perturb: {e}") from e
   if not set(config.eval.models) <= {"raw", "ema"}:
     raise ValueError(f"eval.models must be a subset of ('raw', 'ema'), got {config.eval.models}")
+  validate_selection(config)
   for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
     if config.train[name] <= 0:
       raise ValueError(f"train.{name} must be positive, got {config.train[name]}")
@@ -101,3 +157,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      f"size {config.model.patch_size[0]}")
   if (s.grid * s.patch) % config.model.patch_size[1]:
     raise ValueError(f"fragment size {s.grid * s.patch} is not a multiple of the spatial patch size")
+
+
+def validate_selection(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError unless the validation / model-selection / fine-tuning fields agree."""
+  if config.data.val_split and config.eval.select_model not in config.eval.models:
+    raise ValueError(f"eval.select_model {config.eval.select_model!r} is not in eval.models "
+                     f"{config.eval.models}")
+  if not 0 <= config.data.val_fraction < 1:
+    raise ValueError(f"data.val_fraction must be in [0, 1), got {config.data.val_fraction}")
+  if config.data.val_fraction and not config.data.val_split:
+    raise ValueError("data.val_fraction > 0 needs data.val_split, the held-out split's name")
+  if config.data.val_split and config.data.val_split in config.data.eval_splits:
+    raise ValueError(f"data.val_split {config.data.val_split!r} is also an eval split: model "
+                     "selection must not look at a test set")
+  if config.data.val_split and config.data.val_split == config.data.train_split:
+    raise ValueError("data.val_split must differ from data.train_split (use data.val_fraction to "
+                     "hold part of the training split out)")
+  if config.train.eval_every < 0 or config.train.freeze_backbone_steps < 0:
+    raise ValueError("train.eval_every and train.freeze_backbone_steps must be >= 0")
+  if config.finetune.epochs and not 0 <= config.finetune.probe_epochs <= config.finetune.epochs:
+    raise ValueError(f"finetune.probe_epochs must be in [0, finetune.epochs], got "
+                     f"{config.finetune.probe_epochs}")
+  if not 0 < config.finetune.train_fraction < 1:
+    raise ValueError(f"finetune.train_fraction must be in (0, 1), got "
+                     f"{config.finetune.train_fraction}")

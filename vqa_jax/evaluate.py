@@ -50,8 +50,9 @@ def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
 
 def evaluate_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
                    sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
-                   mesh: jax.sharding.Mesh, on_bad_video: str = "error") -> dict[str, float]:
-  """SRCC, PLCC, KRCC and RMSE of the model on one split."""
+                   mesh: jax.sharding.Mesh, on_bad_video: str = "error",
+                   logistic: bool = True) -> dict[str, float]:
+  """SRCC, PLCC, KRCC, RMSE (with `logistic` also the fitted PLCC / RMSE) on one split."""
   preds, labels = predict_split(predict_fn, params, entries, sampling, batch_size, num_clips, mesh,
                                 on_bad_video)
-  return metrics.quality_metrics(preds, labels)
+  return metrics.quality_metrics(preds, labels, logistic=logistic)

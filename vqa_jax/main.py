@@ -31,7 +31,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
   logging.info("config:\n%s", _CONFIG.value)
-  trainer.train(_CONFIG.value, _WORKDIR.value)
+  try:
+    trainer.train(_CONFIG.value, _WORKDIR.value)
+  except trainer.Interrupted as e:
+    logging.warning("%s; rerun the same command to resume", e)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,21 @@
-"""Host-side quality metrics over a whole evaluation set: SRCC, PLCC, KRCC and RMSE (paper §7.5)."""
+"""Host-side quality metrics over a whole evaluation set (paper §7.5).
 
+SRCC, PLCC, KRCC and RMSE after the reference's linear rescale (FAST-VQA, SAMA), and side by side
+PLCC and RMSE after SimpleVQA's 4-parameter logistic fit (`plcc_logistic`, `rmse_logistic`).
+"""
+
+import warnings
+
+from absl import logging
 import numpy as np
+from scipy import optimize
 from scipy import stats
 
 METRIC_NAMES = ("srcc", "plcc", "krcc", "rmse")
+LOGISTIC_METRIC_NAMES = ("plcc_logistic", "rmse_logistic")
+ALL_METRIC_NAMES = METRIC_NAMES + LOGISTIC_METRIC_NAMES
+# Metrics where smaller is better (the rest: larger is better).
+LOWER_IS_BETTER = ("rmse", "rmse_logistic")
 
 
 def rescale(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -15,18 +27,68 @@ def rescale(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
   return z * label.std() + label.mean()
 
 
-def quality_metrics(pred, label) -> dict[str, float]:
-  """SRCC, PLCC, KRCC (tau-b) and RMSE after the linear rescale, as the reference computes them."""
+def logistic_4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+  """SimpleVQA's f(x) = β2 + (β1 − β2) / (1 + exp(−(x − β3) / |β4|)) (paper §7.5)."""
+  z = np.clip(-(np.asarray(x, np.float64) - b3) / np.abs(b4), -500.0, 500.0)
+  return b2 + (b1 - b2) / (1.0 + np.exp(z))
+
+
+def fit_logistic(pred, label) -> np.ndarray | None:
+  """β of the least-squares logistic_4 fit from SimpleVQA's start [max y, min y, mean x, 0.5].
+
+  Predictions on a scale the start cannot reach are retried standardised (the fitted curve is the
+  same family: β3, β4 absorb the affine map). None if both fits fail to converge.
+  """
+  pred = np.asarray(pred, np.float64)
+  label = np.asarray(label, np.float64)
+  std = pred.std()
+  candidates = [(pred, 1.0, 0.0)]
+  if std > 0:
+    candidates.append(((pred - pred.mean()) / std, std, pred.mean()))
+  for x, scale, shift in candidates:
+    start = [label.max(), label.min(), x.mean(), 0.5]
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optimize.OptimizeWarning)
+        beta, _ = optimize.curve_fit(logistic_4, x, label, p0=start, maxfev=100_000)
+    except (RuntimeError, ValueError):
+      continue
+    if np.all(np.isfinite(beta)):
+      # Back to the raw prediction scale: x = (pred - shift) / scale.
+      return np.array([beta[0], beta[1], beta[2] * scale + shift, beta[3] * scale])
+  return None
+
+
+def logistic_metrics(pred, label) -> dict[str, float]:
+  """PLCC and RMSE between the labels and the fitted logistic_4(pred); NaN if the fit fails."""
+  beta = fit_logistic(pred, label)
+  if beta is None:
+    logging.warning("4-parameter logistic fit did not converge on %d predictions; "
+                    "plcc_logistic and rmse_logistic are NaN", np.size(pred))
+    return {name: float("nan") for name in LOGISTIC_METRIC_NAMES}
+  fitted = logistic_4(pred, *beta)
+  label = np.asarray(label, np.float64)
+  plcc = stats.pearsonr(fitted, label).statistic if fitted.std() > 0 else float("nan")
+  return {"plcc_logistic": float(plcc),
+          "rmse_logistic": float(np.sqrt(np.mean((fitted - label) ** 2)))}
+
+
+def quality_metrics(pred, label, logistic: bool = True) -> dict[str, float]:
+  """SRCC, PLCC, KRCC (tau-b), RMSE after the linear rescale; with `logistic` the fitted ones."""
   pred = np.asarray(pred, np.float64).reshape(-1)
   label = np.asarray(label, np.float64).reshape(-1)
   if pred.shape != label.shape or pred.size < 3:
-    raise ValueError(f"need >= 3 matching predictions and labels, got {pred.shape} and {label.shape}")
+    raise ValueError(f"need >= 3 matching predictions and labels, got {pred.shape} and "
+                     f"{label.shape}")
   if not np.all(np.isfinite(pred)):
     raise ValueError(f"{int(np.sum(~np.isfinite(pred)))} predictions are not finite")
   scaled = rescale(pred, label)
-  return {
+  values = {
       "srcc": float(stats.spearmanr(pred, label).statistic),
       "plcc": float(stats.pearsonr(scaled, label).statistic),
       "krcc": float(stats.kendalltau(pred, label).statistic),
       "rmse": float(np.sqrt(np.mean((scaled - label) ** 2))),
   }
+  if logistic:
+    values.update(logistic_metrics(pred, label))
+  return values

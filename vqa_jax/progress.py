@@ -1,4 +1,4 @@
-"""Training progress lines: step, losses, steps/s and ETA."""
+"""Training progress lines: step, a progress bar, losses, steps/s and ETA."""
 
 import time
 
@@ -15,6 +15,13 @@ def format_duration(seconds: float) -> str:
   return f"{secs}s"
 
 
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+  """A text bar such as '[#####...............]  25%'."""
+  fraction = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
+  filled = int(fraction * width)
+  return f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}"
+
+
 class Progress:
   """Measures steps/s between reports and estimates the time left to `total_steps`."""
 
@@ -23,6 +30,10 @@ class Progress:
     self._clock = clock
     self._last_step = start_step
     self._last_time = clock()
+
+  def restart(self, step: int) -> None:
+    """Measures the next rate from now and `step` (e.g. after an evaluation, not training)."""
+    self._last_step, self._last_time = step, self._clock()
 
   def report(self, step: int, metrics: dict[str, float]) -> str:
     """A one-line report for `step` (steps done so far) with the given scalar metrics."""
@@ -33,4 +44,5 @@ class Progress:
     eta = (self.total_steps - step) / rate if rate > 0 else float("nan")
     fields = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     eta_text = format_duration(eta) if eta == eta else "?"
-    return (f"step {step}/{self.total_steps} | {fields} | {rate:.2f} steps/s | ETA {eta_text}")
+    bar = progress_bar(step, self.total_steps)
+    return f"step {step}/{self.total_steps} {bar} | {fields} | {rate:.2f} steps/s | ETA {eta_text}"

@@ -30,6 +30,7 @@ from ml_collections import config_flags
 
 from vqa_jax import config_base
 from vqa_jax import evaluate
+from vqa_jax import logging_utils
 from vqa_jax import metrics as metrics_lib
 from vqa_jax import optim
 from vqa_jax import perturb
@@ -84,7 +85,7 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.Pe
       if not np.all(np.isfinite(losses)):
         raise FloatingPointError(f"non-finite loss {losses.tolist()} at step {step}")
       logging.info("%s", meter.report(step, {f"loss[{i}]": v for i, v in enumerate(losses)}))
-      trainer.append_jsonl(os.path.join(workdir, "metrics.jsonl"), {
+      logging_utils.append_jsonl(os.path.join(workdir, "metrics.jsonl"), {
           "step": step, **{k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}})
       if step < config.train.steps:
         loss_sum, window = jnp.zeros(len(cfgs)), 0
@@ -145,7 +146,7 @@ def run(config: ml_collections.ConfigDict, members: list[train_step.PerturbConfi
   records = [{"kind": m.kind, "radius": m.radius, "train_loss": float(loss), "results": res}
              for m, loss, res in zip(members, train_losses, results)]
   for record in records:
-    trainer.append_jsonl(os.path.join(workdir, "sweep.jsonl"),
+    logging_utils.append_jsonl(os.path.join(workdir, "sweep.jsonl"),
                          {"step": config.train.steps, **record})
   print(results_table(members, train_losses, results, eval_model), flush=True)
   print(json.dumps({"step": config.train.steps, "members": records}), flush=True)

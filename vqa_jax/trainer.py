@@ -1,7 +1,20 @@
-"""One training run: data, model, sharded state, the jitted perturbed step, checkpoints, evaluation."""
+"""One training run: data, model, sharded state, the jitted perturbed step, checkpoints, evaluation.
 
-import json
+`train(config, workdir)` trains on `data.train_split`, evaluates every `train.eval_every` steps and
+after the last step on the validation split (`data.val_split`, if any) and `data.eval_splits`, for
+the models in `eval.models`, and returns the final checkpoint's results. With a validation split,
+the evaluation with the best validation SRCC + PLCC of `eval.select_model` is the selected one: its
+state is kept in `<workdir>/best/checkpoints/` and its test numbers are printed beside the final
+ones. A run resumes from the newest checkpoint in `<workdir>/checkpoints/` (state and input
+position: the input stream is a function of the step), SIGTERM saves a checkpoint at the next step
+boundary and raises `Interrupted`, and a non-finite loss stops the run naming the step and its
+videos. Without a checkpoint to resume from, `init.checkpoint` gives the initial params.
+"""
+
+import contextlib
 import os
+import signal
+import threading
 import time
 
 from absl import logging
@@ -13,15 +26,27 @@ import numpy as np
 from vqa_jax import checkpointing
 from vqa_jax import config_base
 from vqa_jax import evaluate
+from vqa_jax import logging_utils
 from vqa_jax import losses
 from vqa_jax import optim
 from vqa_jax import progress
 from vqa_jax import report
+from vqa_jax import selection
 from vqa_jax import sharding
 from vqa_jax import train_step
 from vqa_jax.data import input_pipeline
 from vqa_jax.data import sources
 from vqa_jax.models import model as model_lib
+
+append_jsonl = logging_utils.append_jsonl  # kept for callers of trainer.append_jsonl
+
+
+class Interrupted(Exception):
+  """Training stopped on SIGTERM after saving a checkpoint at `step`."""
+
+  def __init__(self, step: int):
+    super().__init__(f"interrupted by SIGTERM; checkpoint saved at step {step}")
+    self.step = step
 
 
 def make_loss_fn(model, rank_weight: float) -> train_step.LossFn:
@@ -40,19 +65,28 @@ def make_apply_fn(model):
   return lambda params, video, train: model.apply({"params": params}, video, train=train)
 
 
-def init_state(model, tx, config, mesh) -> train_step.TrainState:
-  """Initial train state, created directly with replicated shardings."""
+def init_state(model, tx, config, mesh, params=None) -> train_step.TrainState:
+  """Initial train state (from `params` if given), created directly with replicated shardings."""
   s = config.sampling
   size = s.grid * s.patch
   dummy = jnp.zeros((1, s.clip_len, size, size, 3), jnp.uint8)
-
   perturb_cfg = train_step.PerturbConfig.from_config(config.perturb)
 
-  def create(key):
-    params = model.init({"params": key}, dummy, train=False)["params"]
-    return train_step.create_train_state(params, tx, perturb_cfg)
+  def create(key, given):
+    if given is None:
+      given = model.init({"params": key}, dummy, train=False)["params"]
+    return train_step.create_train_state(given, tx, perturb_cfg)
 
-  return jax.jit(create, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed))
+  return jax.jit(create, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed),
+                                                                  params)
+
+
+def pretrained_params(config: ml_collections.ConfigDict, like):
+  """The params of `config.init.checkpoint`, checked against `like` (vqa_jax.pretrained)."""
+  from vqa_jax import pretrained  # pylint: disable=g-import-not-at-top  (optional module)
+  logging.info("initialising from %s (%s params)", config.init.checkpoint,
+               "EMA" if config.init.use_ema else "raw")
+  return pretrained.load_params(config.init.checkpoint, like=like, use_ema=config.init.use_ema)
 
 
 def log_setup(config, mesh, num_params: int, splits: dict) -> None:
@@ -70,6 +104,26 @@ def log_setup(config, mesh, num_params: int, splits: dict) -> None:
   logging.info("splits: %s", {k: len(v) for k, v in splits.items()})
 
 
+def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
+  """`splits` with the validation split held out of the training split when val_fraction > 0.
+
+  Raises ValueError naming any configured split that does not exist.
+  """
+  data = config.data
+  splits = dict(splits)
+  if data.val_fraction:
+    if data.val_split in splits:
+      raise ValueError(f"data.val_split {data.val_split!r} is held out of the training split but "
+                       f"the data source already has a split of that name")
+    splits[data.train_split], splits[data.val_split] = selection.shuffled_split(
+        splits[data.train_split], 1.0 - data.val_fraction, config.seed)
+  wanted = [data.train_split, *data.eval_splits] + ([data.val_split] if data.val_split else [])
+  missing = [name for name in wanted if name not in splits]
+  if missing:
+    raise ValueError(f"split(s) {missing} not in the data source, which has {sorted(splits)}")
+  return splits
+
+
 def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_step: int = 0,
                   bad_videos: input_pipeline.BadVideoLog | None = None):
   """Yields (host batch, device batch) of the configured training pipeline from `start_step` on."""
@@ -78,59 +132,134 @@ def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_
                                          start_step=start_step,
                                          num_clips=config.sampling.num_clips_train,
                                          on_bad_video=config.data.on_bad_video,
-                                         bad_videos=bad_videos)
+                                         bad_videos=bad_videos,
+                                         augment=config.data.get("augment", "none"))
   for batch in input_pipeline.as_numpy(dataset):
     yield batch, sharding.shard_batch({"video": batch["video"], "label": batch["label"]}, mesh)
 
 
-def check_finite(step: int, metrics: dict, batch: dict, entries: list) -> None:
-  """Stops the run with the step and the batch's videos when the loss is not finite."""
-  if not np.isfinite(metrics["loss"]):
-    videos = [entries[i].path for i in np.asarray(batch["index"]).tolist()]
-    raise FloatingPointError(f"non-finite loss {metrics['loss']} at step {step}; batch videos: {videos}")
+def check_finite(step: int, losses_at_step: dict, batch_indices, entries: list) -> None:
+  """Raises FloatingPointError naming the step and the batch's videos if a loss is not finite."""
+  bad = {k: float(v) for k, v in losses_at_step.items() if not np.isfinite(v)}
+  if bad:
+    videos = [entries[i].path for i in np.asarray(batch_indices).tolist()]
+    raise FloatingPointError(f"non-finite loss {bad} at step {step}; batch videos: {videos}")
 
 
-def append_jsonl(path: str, record: dict) -> None:
-  """Appends one JSON record to a JSON-lines file (process 0 only)."""
-  if jax.process_index() == 0:
-    with open(path, "a", encoding="utf-8") as f:
-      f.write(json.dumps(record) + "\n")
+class FiniteCheck:
+  """Checks each step's losses one step behind, so the host never waits on the step just queued."""
+
+  def __init__(self, entries: list):
+    self._entries = entries
+    self._pending = None
+
+  def push(self, step: int, metrics: dict, batch_indices) -> None:
+    """Checks the previous step, then holds this step's losses (device scalars) for later."""
+    self.flush()
+    losses_at_step = {k: metrics[k] for k in ("loss", "perturbed_loss") if k in metrics}
+    self._pending = (step, losses_at_step, batch_indices)
+
+  def flush(self) -> None:
+    """Checks the held step now (waits for it)."""
+    if self._pending is not None:
+      step, losses_at_step, batch_indices = self._pending
+      self._pending = None
+      check_finite(step, jax.device_get(losses_at_step), batch_indices, self._entries)
 
 
-def evaluate_all(state, predict_fn, splits, config, mesh) -> report.Results:
-  """Metrics for every eval split and every requested model ('raw' and/or 'ema' params)."""
+@contextlib.contextmanager
+def sigterm_flag():
+  """Within the block, SIGTERM sets the yielded threading.Event instead of killing the process."""
+  requested = threading.Event()
+  if threading.current_thread() is not threading.main_thread():
+    yield requested  # handlers can only be installed from the main thread
+    return
+  previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.set())
+  try:
+    yield requested
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def evaluate_all(state, predict_fn, splits, config, mesh, split_names=None) -> report.Results:
+  """Metrics for every split of `split_names` (default: the eval splits) and every eval model."""
   batch_size = evaluate.eval_batch_size(config.eval.batch_size, mesh)
   params_by_model = {"raw": state.params, "ema": state.ema_params}
   results = {}
-  for name in config.data.eval_splits:
+  for name in (config.data.eval_splits if split_names is None else split_names):
     results[name] = {
         model: evaluate.evaluate_split(predict_fn, params_by_model[model], splits[name],
                                        config.sampling, batch_size,
                                        config.sampling.num_clips_eval, mesh,
-                                       config.data.on_bad_video)
+                                       config.data.on_bad_video, logistic=config.eval.logistic)
         for model in config.eval.models}
   return results
 
 
+def is_eval_step(step: int, config: ml_collections.ConfigDict) -> bool:
+  """Whether `step` evaluates: every train.eval_every steps and the last step."""
+  every = config.train.eval_every
+  return step == config.train.steps or (every > 0 and step % every == 0)
+
+
+def train_scalars(config: ml_collections.ConfigDict, step: int, metrics: dict) -> dict:
+  """The logged scalars of a step: its metrics, the learning rates and the perturbed-clean gap."""
+  scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+  if "perturbed_loss" in scalars:
+    scalars["loss_gap"] = scalars["perturbed_loss"] - scalars["loss"]
+  scalars.update(optim.learning_rates(config.train, step - 1))
+  return scalars
+
+
+def summarize(config: ml_collections.ConfigDict, step: int,
+              evaluations: list[dict]) -> report.RunSummary:
+  """The final evaluation's test results, the selected one and (on request) the per-metric best."""
+  final = {name: evaluations[-1]["results"][name] for name in config.data.eval_splits}
+  selected = selection.selected_evaluation(evaluations, config.data.val_split,
+                                           config.eval.select_model, config.data.eval_splits)
+  summary = report.RunSummary(step=step, final=final, selected=selected)
+  if config.eval.report_best_per_metric:
+    best = selection.best_per_metric(evaluations)
+    summary.reference_best = {name: best[name] for name in config.data.eval_splits}
+  return summary
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
-  """Trains per `config`, checkpointing in `workdir` (resuming from it), then evaluates."""
+  """Trains per `config`, checkpointing in `workdir` (resuming from it); returns final results."""
+  config_base.validate(config)
+  return run(config, workdir, sources.load_splits(config.data)).final
+
+
+def run(config: ml_collections.ConfigDict, workdir: str,
+        splits: dict) -> report.RunSummary:
+  """Trains and evaluates on the given {split: entries}; prints and returns the summary."""
   config_base.validate(config)
   os.makedirs(workdir, exist_ok=True)
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.train.batch_size, mesh)
-  splits = sources.load_splits(config.data)
+  splits = prepare_splits(config, splits)
   train_entries = splits[config.data.train_split]
+  for name in {config.data.train_split, config.data.val_split, *config.data.eval_splits} - {""}:
+    try:  # before the model is built: fail fast
+      input_pipeline.check_videos_exist(splits[name])
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"split {name!r}: {e}") from None
 
   model = model_lib.build_model(config.model)
   tx = optim.make_optimizer(config.train)
   state = init_state(model, tx, config, mesh)
   log_setup(config, mesh, sum(x.size for x in jax.tree_util.tree_leaves(state.params)), splits)
 
-  manager = checkpointing.checkpoint_manager(workdir, config.train.max_checkpoints)
+  async_save = config.checkpoint.async_save
+  manager = checkpointing.checkpoint_manager(workdir, config.train.max_checkpoints,
+                                             async_save=async_save)
+  best = checkpointing.best_manager(workdir, async_save) if config.data.val_split else None
   restored = checkpointing.restore_latest(manager, state)
   if restored is not None:
     state = restored
     logging.info("resumed from %s at step %d", manager.directory, int(state.step))
+  elif config.init.checkpoint:
+    state = init_state(model, tx, config, mesh, pretrained_params(config, state.params))
   start_step = int(state.step)
 
   step_fn = train_step.jit_sharded(
@@ -140,30 +269,64 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
   predict_fn = jax.jit(train_step.make_predict_fn(make_apply_fn(model)),
                        out_shardings=sharding.replicated(mesh))
   base_rng = jax.random.key(config.seed)
+  eval_names = ([config.data.val_split] if config.data.val_split else []) + list(
+      config.data.eval_splits)
 
+  def evaluate_and_select(step, state):
+    results = evaluate_all(state, predict_fn, splits, config, mesh, eval_names)
+    run_log.write_evaluation(step, results)
+    if best is not None:
+      score = selection.selection_score(results[config.data.val_split][config.eval.select_model])
+      checkpointing.save(best, step, state, force=True, metrics={"score": score})
+
+  run_log = logging_utils.RunLog(workdir, start_step, config.log.tensorboard)
   bad_videos = input_pipeline.BadVideoLog()
   meter = progress.Progress(config.train.steps, start_step)
-  metrics_file = os.path.join(workdir, "metrics.jsonl")
+  finite = FiniteCheck(train_entries)
   step = start_step
   t0 = time.monotonic()
-  for batch, device_batch in train_batches(config, train_entries, mesh, start_step, bad_videos):
-    state, metrics = step_fn(state, device_batch, base_rng)
-    step += 1
-    if step % config.train.log_every == 0 or step == config.train.steps:
-      scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      check_finite(step, scalars, batch, train_entries)
-      logging.info("%s", meter.report(step, {k: scalars[k] for k in scalars if "loss" in k}))
-      append_jsonl(metrics_file, {"step": step, **scalars})
-    if step % config.train.checkpoint_every == 0:
-      checkpointing.save(manager, step, state)
-  if manager.latest_step() != step:
-    checkpointing.save(manager, step, state, force=True)
-  manager.wait_until_finished()
-  logging.info("trained %d steps in %.1f s; %s", step - start_step, time.monotonic() - t0,
-               bad_videos.summary())
+  try:
+    with sigterm_flag() as stop:
+      for batch, device_batch in train_batches(config, train_entries, mesh, start_step,
+                                               bad_videos):
+        state, metrics = step_fn(state, device_batch, base_rng)
+        step += 1
+        finite.push(step, metrics, batch["index"])
+        log_now = step % config.train.log_every == 0 or step == config.train.steps
+        save_now = step % config.train.checkpoint_every == 0 or stop.is_set()
+        eval_now = is_eval_step(step, config) and step < config.train.steps  # last: after the loop
+        if log_now or save_now or eval_now:
+          finite.flush()
+        if log_now:
+          scalars = train_scalars(config, step, metrics)
+          logging.info("%s", meter.report(step, {k: scalars[k] for k in scalars if "loss" in k}))
+          run_log.write_scalars(step, scalars)
+        if eval_now:
+          evaluate_and_select(step, state)
+          meter.restart(step)
+        if save_now:
+          checkpointing.save(manager, step, state, force=True)
+        if stop.is_set():
+          manager.wait_until_finished()
+          raise Interrupted(step)
+      finite.flush()
+      if manager.latest_step() != step:
+        checkpointing.save(manager, step, state, force=True)
+      manager.wait_until_finished()
+      logging.info("trained %d steps in %.1f s; %s", step - start_step, time.monotonic() - t0,
+                   bad_videos.summary())
+      if not run_log.evaluations or run_log.evaluations[-1]["step"] != step:
+        evaluate_and_select(step, state)  # a resumed, already finished run has it on record
+      if stop.is_set():
+        raise Interrupted(step)
+  finally:
+    run_log.close()
+    if best is not None:
+      best.wait_until_finished()
 
-  results = evaluate_all(state, predict_fn, splits, config, mesh)
-  append_jsonl(os.path.join(workdir, "results.jsonl"), {"step": step, "results": results})
-  print(report.results_table(results), flush=True)
-  print(report.results_json(results, step), flush=True)
-  return results
+  summary = summarize(config, step, run_log.evaluations)
+  logging_utils.append_jsonl(os.path.join(workdir, "results.jsonl"),
+                             {"step": step, "results": summary.final,
+                              **({"selected": summary.selected} if summary.selected else {})})
+  report.print_summary(summary)
+  return summary

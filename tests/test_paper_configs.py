@@ -1,0 +1,58 @@
+"""The paper's experiment configs (configs/paper/): they validate, point at the FAST-VQA label
+layout, and their schedules follow paper §7.3 / §7.6."""
+
+import importlib
+import os
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from vqa_jax import config_base
+
+sys.path.insert(0, str(REPO_ROOT))  # configs/paper/*.py import configs.paper.common, as -m does
+
+LSVQ_CONFIGS = ["lsvq_fast_vqa_b", "lsvq_fast_vqa_b_wd", "lsvq_fast_vqa_b_aua",
+                "lsvq_fast_vqa_b_rwp", "lsvq_fast_vqa_b_awp", "sama_awp"]
+FINETUNE_CONFIGS = ["finetune_konvid", "finetune_livevqc", "finetune_youtube_ugc"]
+
+
+def paper_config(name, arg=""):
+  return importlib.import_module(f"configs.paper.{name}").get_config(arg)
+
+
+@pytest.mark.parametrize("name", LSVQ_CONFIGS + FINETUNE_CONFIGS)
+def test_paper_configs_validate(name):
+  config_base.validate(paper_config(name))
+
+
+def test_variants_differ_from_the_baseline_only_where_the_paper_says():
+  base = paper_config("lsvq_fast_vqa_b")
+  assert (base.perturb.kind, base.train.weight_decay, base.data.augment) == ("none", 0.05, "none")
+  assert paper_config("lsvq_fast_vqa_b_wd").train.weight_decay == 5e-4
+  assert paper_config("lsvq_fast_vqa_b_aua").data.augment == "autoaugment"
+  for name, kind in [("lsvq_fast_vqa_b_rwp", "rwp"), ("lsvq_fast_vqa_b_awp", "awp")]:
+    config = paper_config(name)
+    assert (config.perturb.kind, config.perturb.gamma) == (kind, 1e-4)  # paper §1.1
+  sama = paper_config("sama_awp")
+  assert (sama.sampling.method, sama.perturb.kind, sama.train.batch_size) == ("sama", "awp", 12)
+
+
+def test_lsvq_schedule_in_epochs():
+  # 95% of LSVQ-train's 28,056 videos at batch 16: I = ceil(26653 / 16) = 1666 (paper §7.3 with
+  # the validation hold-out); 30 epochs, warmup 2.5 epochs, evaluation once per epoch.
+  c = paper_config("lsvq_fast_vqa_b_awp")
+  assert (c.train.steps, c.train.cosine_steps, c.train.warmup_steps, c.train.eval_every) == (
+      30 * 1666, 30 * 1666, 4165, 1666)
+  assert c.data.eval_splits == ("lsvq_test", "lsvq_1080p", "konvid", "livevqc", "youtube_ugc")
+  assert c.data.val_split == "lsvq_val" and c.data.val_fraction == 0.05
+
+
+def test_label_files_resolve_against_the_shared_labels(shared_dir):
+  c = paper_config("lsvq_fast_vqa_b_awp", f"{shared_dir}/labels,/data/videos")
+  for name, spec in c.data.label_files.items():
+    label_file, _, root = spec.partition(":")
+    assert os.path.isfile(label_file), name
+    assert root.startswith("/data/videos/")
+  with pytest.raises(ValueError, match="LABELS_DIR,VIDEOS_DIR"):
+    paper_config("lsvq_fast_vqa_b", "only_one_dir")
