@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
@@ -22,6 +23,13 @@ def eval_batch_size(requested: int, mesh: jax.sharding.Mesh) -> int:
   return int(math.ceil(requested / n) * n)
 
 
+def global_rows(host_rows: np.ndarray) -> np.ndarray:
+  """This process's rows of a global batch -> all rows, in process order (as the batch is laid out)."""
+  if jax.process_count() == 1:
+    return host_rows
+  return np.asarray(multihost_utils.process_allgather(host_rows, tiled=True))
+
+
 def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
                   sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
                   mesh: jax.sharding.Mesh,
@@ -36,10 +44,10 @@ def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
   preds, labels = [], []
   for batch in input_pipeline.as_numpy(dataset):
     video = sharding.shard_batch({"video": batch["video"]}, mesh)["video"]
-    scores = np.asarray(jax.device_get(predict_fn(params, video)))
-    valid = np.asarray(batch["valid"], bool)
+    scores = np.asarray(jax.device_get(predict_fn(params, video)))  # the global batch, replicated
+    valid = global_rows(np.asarray(batch["valid"], bool))
     preds.append(scores[valid])
-    labels.append(np.asarray(batch["label"])[valid])
+    labels.append(global_rows(np.asarray(batch["label"]))[valid])
   if bad_videos.count:
     logging.warning("evaluation: %s of %d", bad_videos.summary(), len(entries))
   preds, labels = np.concatenate(preds), np.concatenate(labels)

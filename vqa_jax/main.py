@@ -9,13 +9,30 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from vqa_jax import distributed
 from vqa_jax import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and results go here; an "
                                "existing run in it is resumed.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator", None, "Multi-process runs: host:port of process 0 (default $VQA_JAX_COORDINATOR). "
+    "Not needed on TPU pods, SLURM or Open MPI, which JAX detects.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes "
+                                      "(default $VQA_JAX_NUM_PROCESSES or 1).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id "
+                                   "(default $VQA_JAX_PROCESS_ID or 0).")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def process_spec() -> distributed.ProcessSpec:
+  """The multi-process spec: flags where given, else the VQA_JAX_* environment."""
+  env = distributed.ProcessSpec.from_env()
+  return distributed.ProcessSpec(
+      coordinator=_COORDINATOR.value or env.coordinator,
+      num_processes=env.num_processes if _NUM_PROCESSES.value is None else _NUM_PROCESSES.value,
+      process_id=env.process_id if _PROCESS_ID.value is None else _PROCESS_ID.value)
 
 
 class _DropLibraryInfo(logging.logging.Filter):
@@ -29,7 +46,10 @@ def main(argv):
   """Runs training and evaluation for the flags' config."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  distributed.initialize(process_spec())
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
+  if not distributed.is_primary():
+    logging.set_verbosity(logging.WARNING)  # process 0 alone reports progress
   logging.info("config:\n%s", _CONFIG.value)
   try:
     trainer.train(_CONFIG.value, _WORKDIR.value)

@@ -28,6 +28,7 @@ from vqa_jax import config_base
 from vqa_jax import evaluate
 from vqa_jax import logging_utils
 from vqa_jax import losses
+from vqa_jax import memory_report
 from vqa_jax import optim
 from vqa_jax import progress
 from vqa_jax import report
@@ -224,6 +225,14 @@ def summarize(config: ml_collections.ConfigDict, step: int,
   return summary
 
 
+def compile_step(step_fn, state, device_batch, rng):
+  """Compiles the jitted step for these arguments and logs its per-device memory before step 1."""
+  compiled, xla_bytes = memory_report.compile_with_memory(step_fn, state, device_batch, rng)
+  logging.info("%s", memory_report.format_report(
+      memory_report.state_breakdown(state, device_batch), xla_bytes))
+  return compiled
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
   """Trains per `config`, checkpointing in `workdir` (resuming from it); returns final results."""
   config_base.validate(config)
@@ -289,6 +298,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     with sigterm_flag() as stop:
       for batch, device_batch in train_batches(config, train_entries, mesh, start_step,
                                                bad_videos):
+        if step == start_step:  # compile once, print the footprint, then step with that program
+          step_fn = compile_step(step_fn, state, device_batch, base_rng)
         state, metrics = step_fn(state, device_batch, base_rng)
         step += 1
         finite.push(step, metrics, batch["index"])
@@ -328,5 +339,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   logging_utils.append_jsonl(os.path.join(workdir, "results.jsonl"),
                              {"step": step, "results": summary.final,
                               **({"selected": summary.selected} if summary.selected else {})})
-  report.print_summary(summary)
+  if jax.process_index() == 0:
+    report.print_summary(summary)
   return summary
