@@ -31,11 +31,6 @@ from vqa_jax import selection
 from vqa_jax import trainer
 from vqa_jax.data import sources
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "One subfolder per split seed goes here.")
-flags.mark_flags_as_required(["config", "workdir"])
-
 TRAIN_SPLIT, TEST_SPLIT = "ft_train", "ft_test"
 
 
@@ -118,12 +113,21 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict:
   return result
 
 
-def main(argv):
-  """Runs the fine-tuning protocol of the flags' config."""
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  finetune(_CONFIG.value, _WORKDIR.value)
+def main() -> None:
+  """Command line: --config, --workdir; runs the fine-tuning protocol of the config."""
+  # Flags are defined here, not on import, so that tests may import this module beside others.
+  config = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config "
+                                           "file.", lock_config=True)
+  workdir = flags.DEFINE_string("workdir", None, "One subfolder per split seed goes here.")
+  flags.mark_flags_as_required(["config", "workdir"])
+
+  def run_main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    finetune(config.value, workdir.value)
+
+  app.run(run_main)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  main()
