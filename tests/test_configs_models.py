@@ -1,6 +1,7 @@
 """The reference configs (FAST-VQA-B, FasterVQA, FAST-VQA-M) load, validate and build their model."""
 
 import importlib.util
+import math
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +9,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from vqa_jax import config_base
+from vqa_jax.models import video_swin
 from vqa_jax.models.model import build_model
 from vqa_jax.models.model import fast_vqa_b_config
 
@@ -71,3 +73,52 @@ def test_fast_vqa_b_quality_map_shape():
 
 def test_fast_vqa_m_quality_map_shape():
   assert _quality_map_shape(load_config("fast_vqa_m")) == (1, 8, 4, 4)
+
+
+def _swin_t_param_count(table_rows: int, frag_stages: tuple[int, ...]) -> int:
+  """Video Swin-T (patch 2x4x4, dims 96..768, depths 2/2/6/2, heads 3/6/12/24) parameters.
+
+  Per block of width C with h heads: norm1 2C + qkv 3C²+3C + proj C²+C + norm2 2C + fc1 4C²+4C
+  + fc2 4C²+C = 12C² + 13C, plus h·rows per position table (one, two with a fragment table).
+  Patch embed 2·4·4·3·96 + 96 + LN 192; PatchMerging after stages 1-3: LN 8C + Linear 8C²;
+  final LN 2·768.
+  """
+  total = 2 * 4 * 4 * 3 * 96 + 96 + 2 * 96 + 2 * 768
+  for stage, (dim, depth, heads) in enumerate(zip((96, 192, 384, 768), (2, 2, 6, 2),
+                                                  (3, 6, 12, 24))):
+    tables = 2 if stage in frag_stages else 1
+    total += depth * (12 * dim * dim + 13 * dim + tables * heads * table_rows)
+    if stage < 3:
+      total += 8 * dim * dim + 8 * dim
+  return total
+
+
+HEAD_PARAMS = 768 * 64 + 64 + 64 * 1 + 1  # 49,281 (paper §6.1).
+
+
+def test_swin_t_param_formula_matches_paper():
+  """The formula reproduces paper §6.1/§10 item 3: window (8,7,7) has 15·13·13 = 2535 rows."""
+  assert _swin_t_param_count(2535, ()) == 27_850_470
+  assert _swin_t_param_count(2535, (0, 1, 2)) == 28_078_620
+  assert _swin_t_param_count(2535, (0, 1, 2)) + HEAD_PARAMS == 28_127_901
+
+
+def test_fast_vqa_m_model_matches_upstream():
+  """FAST-VQA-M = upstream `SwinTransformer3D(window_size=(4,4,4), frag_biases=[0,0,0,0])`.
+
+  Tables of 7·7·7 = 343 rows and no fragment tables: 27,850,470 − 138·2535 + 138·343 =
+  27,547,974 backbone parameters, 27,597,255 with the head. The reference's adaptive window
+  (base 32x224x224) is on, so the 16x128x128 input attends in (2, 2, 2) windows.
+  """
+  m = load_config("fast_vqa_m")
+  assert tuple(m.model.base_x_size) == (32, 224, 224)
+  assert m.sampling.frame_interval == 2 and m.sampling.num_clips_eval == 4
+  model = build_model(m.model)
+  s = m.sampling
+  video = jax.ShapeDtypeStruct((1, s.clip_len, s.grid * s.patch, s.grid * s.patch, 3), jnp.uint8)
+  params = jax.eval_shape(lambda v: model.init(jax.random.key(0), v, train=False), video)["params"]
+  count = lambda tree: sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree))
+  assert count(params["backbone"]) == _swin_t_param_count(343, ()) == 27_547_974
+  assert count(params) == 27_547_974 + HEAD_PARAMS == 27_597_255
+  assert video_swin.adaptive_window_size(m.model.window_size, video.shape[1:4],
+                                         m.model.base_x_size) == (2, 2, 2)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from vqa_jax import losses
 from vqa_jax.models import heads
 from vqa_jax.models import model as model_lib
 from vqa_jax.models import video_swin
@@ -67,7 +68,11 @@ def test_fast_vqa_b_config():
   assert set(cfg.keys()) == {
       "patch_size", "embed_dim", "depths", "num_heads", "window_size",
       "mlp_ratio", "drop_path_rate", "frag_biases", "fragments_grid",
-      "head_hidden", "head_dropout", "remat", "dtype"}
+      "head_hidden", "head_dropout", "remat", "remat_policy", "dtype",
+      "base_x_size"}
+  # Performance switches default off; no adaptive window.
+  assert (cfg.remat, cfg.remat_policy, cfg.dtype) == (False, "", "float32")
+  assert cfg.base_x_size is None
   assert tuple(cfg.patch_size) == (2, 4, 4)
   assert cfg.embed_dim == 96
   assert tuple(cfg.depths) == (2, 2, 6, 2)
@@ -82,6 +87,11 @@ def test_fast_vqa_b_config():
 def test_build_model_rejects_unknown_dtype():
   with pytest.raises(ValueError):
     model_lib.build_model(_tiny_config(dtype="float16"))
+
+
+def test_build_model_rejects_unknown_remat_policy():
+  with pytest.raises(ValueError, match="remat policy"):
+    model_lib.build_model(_tiny_config(remat=True, remat_policy="save_it_all"))
 
 
 # ---------------------------------------------------------------------------
@@ -210,7 +220,49 @@ def test_remat_matches(tiny):
   for train in (False, True):
     ref = _apply_fn(train)(variables, video, key)
     out = _apply_fn(train, remat=True)(variables, video, key)
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+
+
+def _tiny_loss_and_grad(cfg_overrides, variables, video):
+  """Jitted (loss, param grads) of PLCC + 0.3 rank of the tiny model in train mode."""
+  model = model_lib.build_model(_tiny_config(**cfg_overrides))
+  label = jnp.arange(video.shape[0], dtype=jnp.float32)
+
+  def loss(params):
+    qmap = model.apply({"params": params}, video, train=True,
+                       rngs={"dropout": jax.random.key(5)})
+    return losses.vqa_loss(model_lib.video_score(qmap), label)
+
+  return jax.jit(jax.value_and_grad(loss))(variables["params"])
+
+
+def test_remat_model_gradients_match(tiny):
+  """Whole-model train-mode gradients (dropout, drop path on) are unchanged by remat."""
+  variables, video = tiny
+  ref_loss, ref_grads = _tiny_loss_and_grad({}, variables, video)
+  for policy in ("", "dots_saveable"):
+    loss, grads = _tiny_loss_and_grad(dict(remat=True, remat_policy=policy),
+                                      variables, video)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+        grads, ref_grads)
+
+
+def test_remat_inserts_one_checkpoint_per_block(tiny):
+  """The gradient's jaxpr holds one remat (jax.checkpoint) per Swin block, none without remat."""
+  variables, video = tiny
+
+  def count_remat(**overrides):
+    model = model_lib.build_model(_tiny_config(**overrides))
+    loss = lambda p: jnp.sum(model.apply({"params": p}, video, train=False))
+    jaxpr = jax.make_jaxpr(jax.grad(loss))(variables["params"])
+    return str(jaxpr).count("remat2[")
+
+  num_blocks = sum(_tiny_config().depths)
+  assert count_remat() == 0
+  assert count_remat(remat=True) == num_blocks == 3
+  assert count_remat(remat=True, remat_policy="dots_saveable") == num_blocks
 
 
 def test_remat_gradients_match():
@@ -232,6 +284,7 @@ def test_remat_gradients_match():
 
 
 def test_bfloat16_close_to_float32(tiny):
+  """bf16 compute: the quality map is within 5% of its f32 scale (bf16 keeps 8 mantissa bits)."""
   variables, video = tiny
   key = jax.random.key(0)
   ref = _apply_fn(False)(variables, video, key)
@@ -240,3 +293,26 @@ def test_bfloat16_close_to_float32(tiny):
   scale = float(jnp.max(jnp.abs(ref)))
   assert float(jnp.max(jnp.abs(out - ref))) < 0.05 * scale + 1e-3
   assert float(jnp.max(jnp.abs(out - ref))) > 0.0  # Really ran in bf16.
+
+
+def test_bfloat16_params_stay_float32_and_grads_are_finite(tiny):
+  """bf16 init gives float32 params; the bf16 loss and its float32 gradients are finite and
+  point the same way as the f32 ones (cosine > 0.99 over all parameters)."""
+  _, video = tiny
+  model = model_lib.build_model(_tiny_config(dtype="bfloat16"))
+  init_key = jax.random.key(0, impl="rbg")
+  variables = jax.jit(lambda x: model.init(init_key, x, train=False))(video)
+  leaves = jax.tree_util.tree_leaves(variables["params"])
+  assert leaves and all(leaf.dtype == jnp.float32 for leaf in leaves)
+
+  loss, grads = _tiny_loss_and_grad({"dtype": "bfloat16"}, variables, video)
+  ref_loss, ref_grads = _tiny_loss_and_grad({}, variables, video)
+  assert bool(jnp.isfinite(loss))
+  grad_leaves = jax.tree_util.tree_leaves(grads)
+  assert all(g.dtype == jnp.float32 for g in grad_leaves)
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in grad_leaves)
+  flat = jnp.concatenate([g.ravel() for g in grad_leaves])
+  ref_flat = jnp.concatenate([g.ravel() for g in jax.tree_util.tree_leaves(ref_grads)])
+  cosine = jnp.dot(flat, ref_flat) / (jnp.linalg.norm(flat) * jnp.linalg.norm(ref_flat))
+  assert float(cosine) > 0.99
+  assert abs(float(loss) - float(ref_loss)) < 0.05 * abs(float(ref_loss)) + 1e-3

@@ -441,3 +441,88 @@ def test_shifted_block_differs_and_is_finite():
   assert y0.shape == y1.shape == x.shape
   assert bool(jnp.all(jnp.isfinite(y1)))
   assert float(jnp.max(jnp.abs(y0 - y1))) > 1e-4
+
+
+# ---------------------------------------------------------------------------
+# Adaptive window (FAST-VQA-M) and remat policies.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("window, x_size, expected", [
+    ((8, 7, 7), (32, 224, 224), (8, 7, 7)),  # FAST-VQA-B: a no-op.
+    ((4, 4, 4), (16, 128, 128), (2, 2, 2)),  # FAST-VQA-M: 64//32, 512//224, 512//224.
+    ((8, 7, 7), (16, 160, 96), (4, 5, 3)),   # 128//32, 1120//224, 672//224.
+])
+def test_adaptive_window_size(window, x_size, expected):
+  assert vs.adaptive_window_size(window, x_size, (32, 224, 224)) == expected
+
+
+def test_checkpoint_policy_names():
+  assert vs.checkpoint_policy("") is None
+  assert vs.checkpoint_policy("dots_saveable") is jax.checkpoint_policies.dots_saveable
+  with pytest.raises(ValueError, match="remat policy"):
+    vs.checkpoint_policy("checkpoint_everything")
+
+
+def test_shift_equal_to_rescaled_window_is_unshifted():
+  """FAST-VQA-M upstream: window (4,4,4) rescaled to (2,2,2) keeps shift (2,2,2), a whole window.
+
+  Rolling by a whole window keeps every window's tokens together and the reference's mask is
+  zero inside each window, so the odd ("shifted") blocks equal unshifted ones.
+  """
+  x = jax.random.normal(jax.random.key(3), (1, 4, 6, 6, 8))
+  kwargs = dict(dim=8, num_heads=2, window_size=(4, 4, 4))
+  plain = vs.SwinTransformerBlock3D(shift_size=(0, 0, 0), **kwargs)
+  shifted = vs.SwinTransformerBlock3D(shift_size=(2, 2, 2), **kwargs)
+  init_key = jax.random.key(0, impl="rbg")
+  variables = jax.jit(lambda x: plain.init(init_key, x, False, (2, 2, 2)))(x)
+  run = lambda block: jax.jit(lambda v, x: block.apply(v, x, False, (2, 2, 2)))(variables, x)
+  np.testing.assert_allclose(run(shifted), run(plain), rtol=1e-6, atol=1e-6)
+  mask = vs.compute_attention_mask((4, 6, 6), (2, 2, 2), (2, 2, 2))
+  assert not mask.any()
+  # With the unscaled (4, 4, 4) window the same shift does change the output.
+  wide = jax.jit(lambda v, x: shifted.apply(v, x, False))(variables, x)
+  wide_plain = jax.jit(lambda v, x: plain.apply(v, x, False))(variables, x)
+  assert float(jnp.max(jnp.abs(wide - wide_plain))) > 1e-4
+
+
+# ---------------------------------------------------------------------------
+# Custom VJPs of the position-bias arithmetic (performance only).
+# ---------------------------------------------------------------------------
+
+
+def test_leading_sum_matches_sum():
+  x = np.random.default_rng(0).normal(size=(13, 3, 2)).astype(np.float32)
+  for n in (1, 2, 5, 13):
+    np.testing.assert_allclose(vs.leading_sum(jnp.asarray(x[:n])), x[:n].sum(0), rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("batch, windows, bias_windows", [(3, 5, 5), (3, 5, 1), (4, 1, 1)])
+def test_add_window_bias_gradients_are_autodiffs(batch, windows, bias_windows):
+  """Forward and gradients equal those of the plain broadcast add attn + bias[None]."""
+  rng = np.random.default_rng(1)
+  attn = jnp.asarray(rng.normal(size=(batch, windows, 2, 6, 6)), jnp.float32)
+  bias = jnp.asarray(rng.normal(size=(bias_windows, 2, 6, 6)), jnp.float32)
+  cot = jnp.asarray(rng.normal(size=attn.shape), jnp.float32)
+  np.testing.assert_array_equal(vs.add_window_bias(attn, bias), attn + bias[None])
+  ours = jax.grad(lambda a, b: jnp.sum(vs.add_window_bias(a, b) * cot), (0, 1))(attn, bias)
+  plain = jax.grad(lambda a, b: jnp.sum((a + b[None]) * cot), (0, 1))(attn, bias)
+  for got, want in zip(ours, plain):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_gate_mix_gradients_are_autodiffs():
+  """GRPB mix: value rpb*g + fpb*(1-g) and its table gradients, as plain autodiff gives them."""
+  rng = np.random.default_rng(2)
+  rpb, fpb = (jnp.asarray(rng.normal(size=(1, 2, 6, 6)), jnp.float32) for _ in range(2))
+  gate = jnp.asarray(rng.integers(0, 4, size=(7, 1, 6, 6)), jnp.int32)
+  cot = jnp.asarray(rng.normal(size=(7, 2, 6, 6)), jnp.float32)
+  g = gate.astype(jnp.float32)
+  plain_fn = lambda r, f: r * g + f * (1 - g)
+  np.testing.assert_allclose(vs.gate_mix(rpb, fpb, gate), plain_fn(rpb, fpb), rtol=1e-6,
+                             atol=1e-6)
+  ours = jax.grad(lambda r, f: jnp.sum(vs.gate_mix(r, f, gate) * cot), (0, 1))(rpb, fpb)
+  plain = jax.grad(lambda r, f: jnp.sum(plain_fn(r, f) * cot), (0, 1))(rpb, fpb)
+  for got, want in zip(ours, plain):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@ import ml_collections
 
 from vqa_jax.models.heads import VQAHead
 from vqa_jax.models.video_swin import SwinTransformer3D
+from vqa_jax.models.video_swin import checkpoint_policy
 
 VIDEO_MEAN = (123.675, 116.28, 103.53)
 VIDEO_STD = (58.395, 57.12, 57.375)
@@ -53,8 +54,15 @@ def fast_vqa_b_config() -> ml_collections.ConfigDict:
   cfg.fragments_grid = 7
   cfg.head_hidden = 64
   cfg.head_dropout = 0.5
+  # Performance switches (no effect on the math): activation checkpointing per
+  # Swin block (remat_policy: '' or a video_swin.REMAT_POLICIES name) and the
+  # compute dtype ('float32' | 'bfloat16'; params stay float32).
   cfg.remat = False
+  cfg.remat_policy = ""
   cfg.dtype = "float32"
+  # The reference's adaptive window base clip (T, H, W), e.g. (32, 224, 224);
+  # None keeps window_size. A no-op for FAST-VQA-B's 32x224x224 input.
+  cfg.base_x_size = None
   return cfg
 
 
@@ -66,14 +74,15 @@ def _optional_triple(value):
 def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
   """Builds a `VQAModel` from a model config (see `fast_vqa_b_config`).
 
-  Besides the fields of `fast_vqa_b_config`, an optional `base_x_size` (e.g.
-  (32, 224, 224)) turns on the reference's adaptive window rescaling; it is a
-  no-op for inputs of exactly that size.
+  `base_x_size` (e.g. (32, 224, 224)) turns on the reference's adaptive
+  window rescaling; it is a no-op for inputs of exactly that size. Configs
+  without `remat_policy` or `base_x_size` get '' and None.
   """
   if model_cfg.dtype not in _DTYPES:
     raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, "
                      f"got {model_cfg.dtype!r}")
   dtype = _DTYPES[model_cfg.dtype]
+  checkpoint_policy(model_cfg.get("remat_policy", "") or "")  # Fails early.
   num_stages = len(model_cfg.depths)
   if not (len(model_cfg.num_heads) == len(model_cfg.frag_biases) == num_stages):
     raise ValueError("depths, num_heads and frag_biases need one entry per "
@@ -91,6 +100,7 @@ def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
                       else int(model_cfg.fragments_grid)),
       base_x_size=_optional_triple(model_cfg.get("base_x_size", None)),
       remat=bool(model_cfg.remat),
+      remat_policy=str(model_cfg.get("remat_policy", "") or ""),
       dtype=dtype)
   head = VQAHead(hidden_channels=int(model_cfg.head_hidden),
                  dropout_rate=float(model_cfg.head_dropout), dtype=dtype)
