@@ -7,6 +7,7 @@ import pytest
 
 from tests import torch_layouts
 from vqa_jax import convert_resnet
+from vqa_jax import convert_weights
 from vqa_jax.models import resnet
 
 TINY = dict(stage_sizes=(1, 2, 1, 1), width=8)
@@ -99,6 +100,6 @@ def test_convert_errors_list_every_bad_key():
 def test_unwrap_checkpoint_strips_dataparallel_prefix():
   """`state_dict`/`model_state` wrappers and DataParallel's `module.` prefix are removed."""
   inner = {"module.conv1.weight": 1, "module.bn1.bias": 2}
-  assert convert_resnet.unwrap_checkpoint({"state_dict": inner}) == {"conv1.weight": 1,
+  assert convert_weights.unwrap_state_dict({"state_dict": inner}) == {"conv1.weight": 1,
                                                                      "bn1.bias": 2}
-  assert convert_resnet.unwrap_checkpoint({"model_state": {"a": 1}, "epoch": 3}) == {"a": 1}
+  assert convert_weights.unwrap_state_dict({"model_state": {"a": 1}, "epoch": 3}) == {"a": 1}

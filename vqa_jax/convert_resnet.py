@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vqa_jax import convert_weights
 from vqa_jax.models.resnet import ResNet
 from vqa_jax.models.resnet import resnet50
 from vqa_jax.models.simple_vqa import POOLED_STAGES
@@ -92,20 +93,6 @@ def to_flax_layout(value: np.ndarray) -> np.ndarray:
   return value
 
 
-def unwrap_checkpoint(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
-  """The state_dict inside a checkpoint, without torch.nn.DataParallel's `module.` key prefix.
-
-  That is its `model_state` (pytorchvideo) or `state_dict` entry, or the checkpoint itself.
-  """
-  for key in ("model_state", "state_dict"):
-    if isinstance(checkpoint.get(key), Mapping):
-      checkpoint = checkpoint[key]
-      break
-  if checkpoint and all(k.startswith("module.") for k in checkpoint):
-    return {k.removeprefix("module."): v for k, v in checkpoint.items()}
-  return checkpoint
-
-
 def convert_state_dict(state_dict: Mapping[str, Any],
                        module_path: Callable[[str], tuple[str, ...] | None],
                        dropped_prefixes: tuple[str, ...],
@@ -116,7 +103,7 @@ def convert_state_dict(state_dict: Mapping[str, Any],
               for path, leaf in flax.traverse_util.flatten_dict(abstract[collection]).items()}
   converted: dict[FlaxKey, np.ndarray] = {}
   unknown, mismatched = [], []
-  for key, value in unwrap_checkpoint(state_dict).items():
+  for key, value in convert_weights.unwrap_state_dict(state_dict).items():
     if key.endswith(IGNORED_SUFFIXES) or key.startswith(dropped_prefixes):
       continue
     module, _, leaf = key.rpartition(".")
@@ -176,7 +163,7 @@ def convert_simple_vqa_state_dict(state_dict: Mapping[str, Any],
   `build_simple_vqa(model_cfg)` (default: the reference config).
   """
   model_cfg = simple_vqa_config() if model_cfg is None else model_cfg
-  state_dict = unwrap_checkpoint(state_dict)
+  state_dict = convert_weights.unwrap_state_dict(state_dict)
   head_keys = {f"quality.{i}.{leaf}": (name, flax_leaf)
                for i, name in enumerate(("hidden", "out"))
                for leaf, flax_leaf in (("weight", "kernel"), ("bias", "bias"))}
@@ -201,15 +188,9 @@ def convert_simple_vqa_state_dict(state_dict: Mapping[str, Any],
   return {"params": {"backbone": params, "head": head}, "batch_stats": {"backbone": batch_stats}}
 
 
-def load_pth(path: str) -> dict[str, np.ndarray]:
+def load_pth(path: str, trust_pickle: bool = False) -> dict[str, np.ndarray]:
   """Reads a `.pth`/`.pyth` checkpoint into numpy arrays (needs the optional torch dependency)."""
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError("reading .pth files needs PyTorch: pip install torch") from e
-  checkpoint = unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True))
-  arrays = {k: v.detach().float().numpy() for k, v in checkpoint.items()
-            if isinstance(v, torch.Tensor)}
+  arrays = convert_weights.load_torch_state_dict(path, trust_pickle)
   if not arrays:
-    raise ValueError(f"{path}: no tensors found (keys: {sorted(checkpoint)[:5]})")
+    raise ValueError(f"{path}: no tensors found")
   return arrays

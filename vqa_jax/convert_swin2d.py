@@ -20,13 +20,12 @@ Swin-V2 checkpoints (`swinv2_tiny_patch4_window8_256.pth`, SAMA's IQA init) map 
 `q_bias`, `v_bias`, `cpb_mlp.{0,2}` keep their names; the `relative_coords_table` buffer is
 ignored); `build_model` does not build that backbone yet, so there is no CLI path for it.
 
-Numpy core; torch is imported only to read a `.pth` (`load_state_dict`), never in training.
+Numpy core; torch is imported only to read a `.pth` (`convert_weights.load_torch_state_dict`), never in training.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from typing import Any, Mapping
 
@@ -43,14 +42,6 @@ DROPPED_PREFIXES = ("head.",)
 IGNORED_SUFFIXES = convert_weights.IGNORED_SUFFIXES + ("relative_coords_table",)
 _CPB_LAYER = re.compile(r"\bcpb_mlp_(\d+)\b")  # Flax 'cpb_mlp_0' <-> PyTorch 'cpb_mlp.0'.
 ZERO_INIT_LEAVES = convert_weights.ZERO_INIT_LEAVES
-
-
-def unwrap(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
-  """The `model` (Microsoft release) or `state_dict` entry of a checkpoint, else itself."""
-  for key in ("model", "state_dict"):
-    if isinstance(checkpoint.get(key), Mapping):
-      return checkpoint[key]
-  return checkpoint
 
 
 def swin2d_key(path: tuple[str, ...]) -> str | None:
@@ -106,7 +97,7 @@ def convert_tree(state_dict: Mapping[str, Any], abstract: PyTree, head: PyTree) 
 
   The ValueError lists every missing key, unknown key and shape mismatch (PyTorch layout).
   """
-  remaining = {k: v for k, v in unwrap(state_dict).items()
+  remaining = {k: v for k, v in convert_weights.unwrap_state_dict(state_dict).items()
                if not k.endswith(IGNORED_SUFFIXES) and not k.startswith(DROPPED_PREFIXES)}
   flat_shapes = flax.traverse_util.flatten_dict(abstract)
   head = flax.traverse_util.flatten_dict(head)
@@ -145,24 +136,6 @@ def to_state_dict(params: PyTree) -> dict[str, np.ndarray]:
   return out
 
 
-def load_state_dict(path: str, trust_pickle: bool = False) -> dict[str, np.ndarray]:
-  """Reads a 2D Swin `.pth` (`{'model': ...}`) into numpy arrays (needs the optional torch)."""
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError("reading .pth files needs PyTorch: pip install torch==2.13.0") from e
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path}: no such checkpoint file")
-  try:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-  except Exception as e:  # pylint: disable=broad-except  (torch raises many kinds here)
-    raise ValueError(f"{path}: not a readable PyTorch checkpoint: {e}") from e
-  if not isinstance(checkpoint, Mapping):
-    raise ValueError(f"{path}: expected a dict of tensors, got {type(checkpoint).__name__}")
-  return {k: v.detach().float().numpy() for k, v in unwrap(checkpoint).items()
-          if isinstance(v, torch.Tensor)}
-
-
 def iqa_model_config() -> ml_collections.ConfigDict:
   """The model section of configs/iqa_swin_t.py."""
   path = convert_weights.CONFIGS_DIR / "iqa_swin_t.py"
@@ -175,7 +148,7 @@ def iqa_model_config() -> ml_collections.ConfigDict:
 def convert_file(src: str, dst: str, model_cfg: ml_collections.ConfigDict | None = None,
                  seed: int = 0, trust_pickle: bool = False) -> None:
   """Converts the `.pth` file `src` for `model_cfg` (default: iqa_swin_t's) into `dst`."""
-  state_dict = load_state_dict(src, trust_pickle)
+  state_dict = convert_weights.load_torch_state_dict(src, trust_pickle)
   try:
     params = convert_state_dict(state_dict, model_cfg or iqa_model_config(), seed)
   except ValueError as e:

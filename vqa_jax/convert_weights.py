@@ -57,10 +57,23 @@ _MODEL_BY_TABLES = {(2535, True): "fast_vqa_b", (343, False): "fast_vqa_m"}
 _INDEXED = re.compile(r"^([a-z]+)_(\d+)$")
 
 
+# Entries that wrap the tensors in released checkpoints: FAST-VQA and most PyTorch code
+# ('state_dict'), Microsoft's Swin releases ('model'), pytorchvideo ('model_state').
+_WRAPPER_KEYS = ("state_dict", "model", "model_state")
+
+
 def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
-  """The `state_dict` entry of a checkpoint when it has one, else the checkpoint itself."""
-  inner = checkpoint.get("state_dict")
-  return inner if isinstance(inner, Mapping) else checkpoint
+  """The state_dict inside a checkpoint, without torch.nn.DataParallel's `module.` key prefix.
+
+  That is its first `_WRAPPER_KEYS` entry holding a mapping, or the checkpoint itself.
+  """
+  for key in _WRAPPER_KEYS:
+    if isinstance(checkpoint.get(key), Mapping):
+      checkpoint = checkpoint[key]
+      break
+  if checkpoint and all(k.startswith("module.") for k in checkpoint):
+    return {k.removeprefix("module."): v for k, v in checkpoint.items()}
+  return checkpoint
 
 
 def torch_key(path: tuple[str, ...], prefixes: Mapping[str, str | None]) -> str | None:
