@@ -761,43 +761,65 @@ def generate(root: str, spec: SyntheticSpec, num_workers: int | None = None) -> 
   return dataset
 
 
+def cache_root(cache_dir: str, prefix: str, digest: str) -> str:
+  """The folder under `cache_dir` for generated data named `prefix` with content hash `digest`."""
+  return os.path.join(cache_dir, f"{prefix}_{digest[:16]}")
+
+
+def is_marked_complete(root: str, digest: str) -> bool:
+  """Whether `root` holds the completion marker of the generation with hash `digest`."""
+  try:
+    with open(os.path.join(root, MARKER_FILE), encoding="utf-8") as f:
+      return f.read().strip() == digest
+  except OSError:
+    return False
+
+
+def cached_build(cache_dir: str, prefix: str, digest: str,
+                 build: Callable[[str], object]) -> str:
+  """The cache folder of (`prefix`, `digest`), first filled by `build(tmp)` if it is missing.
+
+  `build` writes everything, `MARKER_FILE` holding `digest` last, into a temporary folder that is
+  then renamed into place, so a crash never leaves a folder that looks complete and concurrent
+  generators settle on one copy.
+  """
+  root = cache_root(cache_dir, prefix, digest)
+  if is_marked_complete(root, digest):
+    return root
+  os.makedirs(cache_dir, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp", dir=cache_dir)
+  try:
+    build(tmp)
+    if os.path.isdir(root):  # A leftover without a valid marker: replace it.
+      if is_marked_complete(root, digest):  # Another process finished first.
+        return root
+      shutil.rmtree(root)
+    try:
+      os.rename(tmp, root)
+    except OSError:
+      if not is_marked_complete(root, digest):  # Not a concurrent generator winning the race.
+        raise
+  finally:
+    if os.path.isdir(tmp):
+      shutil.rmtree(tmp, ignore_errors=True)
+  return root
+
+
 def dataset_root(cache_dir: str, spec: SyntheticSpec) -> str:
   """The folder under `cache_dir` that holds the dataset of `spec`."""
-  return os.path.join(cache_dir, f"synthetic_{spec.digest()[:16]}")
+  return cache_root(cache_dir, "synthetic", spec.digest())
 
 
 def is_complete(root: str, spec: SyntheticSpec) -> bool:
   """Whether `root` holds a fully generated dataset of `spec`."""
-  try:
-    with open(os.path.join(root, MARKER_FILE), encoding="utf-8") as f:
-      return f.read().strip() == spec.digest()
-  except OSError:
-    return False
+  return is_marked_complete(root, spec.digest())
 
 
 def ensure_dataset(cache_dir: str, spec: SyntheticSpec,
                    num_workers: int | None = None) -> SyntheticDataset:
   """Returns the cached dataset of `spec` under `cache_dir`, generating it first if missing."""
-  root = dataset_root(cache_dir, spec)
-  if is_complete(root, spec):
-    return _dataset_at(root)
-  os.makedirs(cache_dir, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp", dir=cache_dir)
-  try:
-    generate(tmp, spec, num_workers)
-    if os.path.isdir(root):  # A leftover without a valid marker: replace it.
-      if is_complete(root, spec):  # Another process finished first.
-        return _dataset_at(root)
-      shutil.rmtree(root)
-    try:
-      os.rename(tmp, root)
-    except OSError:
-      if not is_complete(root, spec):  # Not a concurrent generator winning the race.
-        raise
-  finally:
-    if os.path.isdir(tmp):
-      shutil.rmtree(tmp, ignore_errors=True)
-  return _dataset_at(root)
+  return _dataset_at(cached_build(cache_dir, "synthetic", spec.digest(),
+                                  lambda tmp: generate(tmp, spec, num_workers)))
 
 
 def split_statistics(dataset: SyntheticDataset) -> dict[str, dict[str, float]]:

@@ -20,8 +20,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 
 import cv2
 import numpy as np
@@ -121,34 +119,18 @@ def generate(root: str, spec: ImageSpec) -> dict[str, str]:
 
 def dataset_root(cache_dir: str, spec: ImageSpec) -> str:
   """The folder under `cache_dir` that holds the image dataset of `spec`."""
-  return os.path.join(cache_dir, f"synthetic_images_{spec.digest()[:16]}")
+  return synthetic.cache_root(cache_dir, "synthetic_images", spec.digest())
 
 
 def is_complete(root: str, spec: ImageSpec) -> bool:
   """Whether `root` holds a fully generated image dataset of `spec`."""
-  try:
-    with open(os.path.join(root, synthetic.MARKER_FILE), encoding="utf-8") as f:
-      return f.read().strip() == spec.digest()
-  except OSError:
-    return False
+  return synthetic.is_marked_complete(root, spec.digest())
 
 
 def ensure_dataset(cache_dir: str, spec: ImageSpec) -> str:
   """The root of the cached image dataset of `spec` under `cache_dir`, generated if missing."""
-  root = dataset_root(cache_dir, spec)
-  if is_complete(root, spec):
-    return root
-  os.makedirs(cache_dir, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp", dir=cache_dir)
-  try:
-    generate(tmp, spec)
-    if os.path.isdir(root) and not is_complete(root, spec):
-      shutil.rmtree(root)  # A leftover without a valid marker.
-    if not os.path.isdir(root):
-      os.rename(tmp, root)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-  return root
+  return synthetic.cached_build(cache_dir, "synthetic_images", spec.digest(),
+                                lambda tmp: generate(tmp, spec))
 
 
 def label_file_specs(root: str) -> dict[str, str]:
