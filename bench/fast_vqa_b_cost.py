@@ -56,18 +56,6 @@ def load_config(path: str):
   return module.get_config()
 
 
-def make_loss_fn(model, rank_weight: float):
-  """loss_fn(params, batch, rng) -> (PLCC + rank loss, predictions) in train mode."""
-
-  def loss_fn(params, batch, rng):
-    quality_map = model.apply({"params": params}, batch["video"], train=True,
-                              rngs={"dropout": rng})
-    pred = model_lib.video_score(quality_map)
-    return losses.vqa_loss(pred, batch["label"], rank_weight), pred
-
-  return loss_fn
-
-
 def xla_figures(compiled) -> dict:
   """XLA's static memory (bytes) and flop figures of a compiled executable (absent: omitted)."""
   figures = {}
@@ -129,7 +117,7 @@ def measure(name: str, args, config) -> dict:
     kind = name.split(":", 1)[1]
     perturb_cfg = train_step.PerturbConfig(kind, float(config.perturb.gamma) or 1e-4)
     tx = optim.make_optimizer(config.train)
-    step = train_step.make_train_step(make_loss_fn(model, config.train.rank_weight), tx,
+    step = train_step.make_train_step(losses.make_loss_fn(model, config.train.rank_weight), tx,
                                       perturb_cfg, config.train.ema_decay)
     fn = jax.jit(step, donate_argnums=0)
     call_args = (train_step.create_train_state(params, tx, perturb_cfg), batch, key)

@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vqa_jax import losses
 from vqa_jax import optim
 from vqa_jax import train_step
-from vqa_jax import trainer
 from vqa_jax.models import model as model_lib
 
 
@@ -74,7 +74,7 @@ def main():
   batch = jax.device_put(batch)
   model = model_lib.build_model(config.model)
   tx = optim.make_optimizer(config.train)
-  loss_fn = trainer.make_loss_fn(model, 0.3)
+  loss_fn = losses.make_loss_fn(model, 0.3)
   params = model.init({"params": jax.random.key(0)}, batch["video"][:1], train=False)["params"]
   gamma = float(config.perturb.gamma) or 1e-3
   print(f"device {jax.devices()[0].device_kind} x{jax.device_count()}, batch "

@@ -18,10 +18,10 @@ import pytest
 
 from tests import test_train_step
 from tests.test_trainer import load_config
+from vqa_jax import losses
 from vqa_jax import optim
 from vqa_jax import sharding
 from vqa_jax import train_step
-from vqa_jax import trainer
 from vqa_jax.models import model as model_lib
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -68,7 +68,7 @@ def test_awp_on_the_smoke_model_one_and_eight_devices_give_the_same_params():
   params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, 4, 32, 32, 3), jnp.uint8),
                       train=False)["params"]
   cfg = train_step.PerturbConfig("awp", 1e-2)
-  step_fn = train_step.make_train_step(trainer.make_loss_fn(model, 0.3), tx, cfg, 0.9)
+  step_fn = train_step.make_train_step(losses.make_loss_fn(model, 0.3), tx, cfg, 0.9)
   batches = [smoke_batch(i) for i in range(3)]
   runs = {n: run_on_mesh(n, step_fn, train_step.create_train_state(params, tx), batches)
           for n in (1, 8)}
@@ -105,7 +105,7 @@ def test_reference_adamw_one_and_eight_devices_agree_except_the_shift_invariant_
   tx = optim.make_optimizer(config.train)
   params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, 4, 32, 32, 3), jnp.uint8),
                       train=False)["params"]
-  step_fn = train_step.make_train_step(trainer.make_loss_fn(model, 0.3), tx,
+  step_fn = train_step.make_train_step(losses.make_loss_fn(model, 0.3), tx,
                                        train_step.PerturbConfig("awp", 1e-2), 0.9)
   batches = [smoke_batch(i) for i in range(3)]
   one, eight = (run_on_mesh(n, step_fn, train_step.create_train_state(params, tx), batches)[0]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vqa_jax import convert_swin2d
-from vqa_jax import trainer
+from vqa_jax import losses
 from vqa_jax.models import model as model_lib
 from vqa_jax.models import video_swin
 
@@ -107,7 +107,7 @@ def test_forward_and_loss_are_finite():
   video = jax.random.randint(jax.random.key(5), (4, 1, 56, 56, 3), 0, 256).astype(jnp.uint8)
   params = jax.jit(lambda v: model.init(jax.random.key(6), v, train=False))(video)["params"]
   batch = {"video": video, "label": jnp.array([1.0, 2.0, 3.5, 4.0])}
-  loss_fn = trainer.make_loss_fn(model, 0.3)
+  loss_fn = losses.make_loss_fn(model, 0.3)
   (loss, pred), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(
       params, batch, jax.random.key(7))
   assert pred.shape == (4,) and np.isfinite(float(loss)) and np.all(np.isfinite(pred))

@@ -15,6 +15,7 @@ from tests.conftest import REPO_ROOT
 from tests.test_data_parallel import smoke_batch
 from tests.test_trainer import load_config
 from vqa_jax import checkpointing
+from vqa_jax import losses
 from vqa_jax import optim
 from vqa_jax import sharding
 from vqa_jax import sweep
@@ -36,7 +37,7 @@ def test_members_are_kinds_times_radii():
 def test_population_member_equals_single_run_on_the_smoke_model(fast_compile):
   config = load_config("smoke")
   model = model_lib.build_model(config.model)
-  loss_fn = trainer.make_loss_fn(model, 0.3)
+  loss_fn = losses.make_loss_fn(model, 0.3)
   tx = optax.sgd(0.3, momentum=0.9)  # see tests/test_data_parallel.py on Adam and rounding
   params = model.init({"params": jax.random.key(0)}, jnp.zeros((1, 4, 32, 32, 3), jnp.uint8),
                       train=False)["params"]

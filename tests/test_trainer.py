@@ -19,6 +19,7 @@ from tests.conftest import REPO_ROOT
 from vqa_jax import checkpointing
 from vqa_jax import config_base
 from vqa_jax import logging_utils
+from vqa_jax import losses
 from vqa_jax import pretrained
 from vqa_jax import train_step
 from vqa_jax import trainer
@@ -224,11 +225,11 @@ def test_jitted_awp_step_lowers_loss_of_real_model_on_fixed_batch():
   batch = {"video": jnp.asarray(video.astype(np.uint8)), "label": jnp.asarray(labels)}
   params = model.init({"params": jax.random.key(0)}, batch["video"][:1], train=False)["params"]
   tx = optax.adamw(3e-3, weight_decay=0.05)
-  step = jax.jit(train_step.make_train_step(trainer.make_loss_fn(model, 0.3), tx,
+  step = jax.jit(train_step.make_train_step(losses.make_loss_fn(model, 0.3), tx,
                                             train_step.PerturbConfig("awp", 1e-3), 0.9))
   state = train_step.create_train_state(params, tx)
-  losses = []
+  step_losses = []
   for _ in range(25):
     state, metrics = step(state, batch, jax.random.key(1))
-    losses.append(float(metrics["loss"]))
-  assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    step_losses.append(float(metrics["loss"]))
+  assert np.mean(step_losses[-5:]) < 0.5 * np.mean(step_losses[:5])

@@ -7,6 +7,8 @@ arithmetic is the same as the single-GPU reference, because the batch statistics
 import jax
 import jax.numpy as jnp
 
+from vqa_jax.models.model import video_score
+
 _STD_EPS = 1e-8
 
 
@@ -38,3 +40,17 @@ def rank_loss(pred: jax.Array, label: jax.Array) -> jax.Array:
 def vqa_loss(pred: jax.Array, label: jax.Array, rank_weight: float = 0.3) -> jax.Array:
   """The FAST-VQA objective L = L_plcc + rank_weight · L_rank (reference weight 0.3)."""
   return plcc_loss(pred, label) + rank_weight * rank_loss(pred, label)
+
+
+def make_loss_fn(model, rank_weight: float):
+  """loss_fn(params, batch, rng) -> (PLCC + rank loss, per-video predictions) in train mode.
+
+  The shape `train_step.make_train_step` expects; `model` is a VQA model returning a quality map.
+  """
+
+  def loss_fn(params, batch, rng):
+    quality_map = model.apply({"params": params}, batch["video"], train=True, rngs={"dropout": rng})
+    pred = video_score(quality_map)
+    return vqa_loss(pred, batch["label"], rank_weight), pred
+
+  return loss_fn

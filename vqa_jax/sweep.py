@@ -31,6 +31,7 @@ from ml_collections import config_flags
 from vqa_jax import config_base
 from vqa_jax import evaluate
 from vqa_jax import logging_utils
+from vqa_jax import losses
 from vqa_jax import metrics as metrics_lib
 from vqa_jax import optim
 from vqa_jax import perturb
@@ -72,7 +73,7 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.Pe
       [s.replace(perturb_state=train_step.init_perturb_state(s.params, cfgs[0]))] * len(cfgs))
   states = jax.jit(stack, out_shardings=sharding.replicated(mesh))(state)
   step_fn = train_step.jit_sharded(
-      train_step.make_population_step(trainer.make_loss_fn(model, config.train.rank_weight), tx,
+      train_step.make_population_step(losses.make_loss_fn(model, config.train.rank_weight), tx,
                                       cfgs, config.train.ema_decay), mesh)
   base_rng = jax.random.key(config.seed)
   meter = progress.Progress(config.train.steps)
@@ -81,15 +82,16 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.Pe
     states, metrics = step_fn(states, device_batch, base_rng)
     loss_sum, window, step = loss_sum + metrics["loss"], window + 1, step + 1
     if step % config.train.log_every == 0 or step == config.train.steps:
-      losses = np.asarray(jax.device_get(loss_sum)) / window
-      if not np.all(np.isfinite(losses)):
-        raise FloatingPointError(f"non-finite loss {losses.tolist()} at step {step}")
-      logging.info("%s", meter.report(step, {f"loss[{i}]": v for i, v in enumerate(losses)}))
+      window_losses = np.asarray(jax.device_get(loss_sum)) / window
+      if not np.all(np.isfinite(window_losses)):
+        raise FloatingPointError(f"non-finite loss {window_losses.tolist()} at step {step}")
+      logging.info("%s", meter.report(step, {f"loss[{i}]": v
+                                              for i, v in enumerate(window_losses)}))
       logging_utils.append_jsonl(os.path.join(workdir, "metrics.jsonl"), {
           "step": step, **{k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}})
       if step < config.train.steps:
         loss_sum, window = jnp.zeros(len(cfgs)), 0
-  return states, losses
+  return states, window_losses
 
 
 def evaluate_population(states: train_step.TrainState, config: ml_collections.ConfigDict, splits,

@@ -50,17 +50,6 @@ class Interrupted(Exception):
     self.step = step
 
 
-def make_loss_fn(model, rank_weight: float) -> train_step.LossFn:
-  """loss_fn(params, batch, rng) -> (PLCC + rank loss, per-video predictions) in train mode."""
-
-  def loss_fn(params, batch, rng):
-    quality_map = model.apply({"params": params}, batch["video"], train=True, rngs={"dropout": rng})
-    pred = model_lib.video_score(quality_map)
-    return losses.vqa_loss(pred, batch["label"], rank_weight), pred
-
-  return loss_fn
-
-
 def make_apply_fn(model):
   """apply(params, video, train) -> quality map, for evaluation."""
   return lambda params, video, train: model.apply({"params": params}, video, train=train)
@@ -272,7 +261,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   start_step = int(state.step)
 
   step_fn = train_step.jit_sharded(
-      train_step.make_train_step(make_loss_fn(model, config.train.rank_weight), tx,
+      train_step.make_train_step(losses.make_loss_fn(model, config.train.rank_weight), tx,
                                  train_step.PerturbConfig.from_config(config.perturb),
                                  config.train.ema_decay), mesh)
   predict_fn = jax.jit(train_step.make_predict_fn(make_apply_fn(model)),
