@@ -159,12 +159,7 @@ class PatchMergingV2(nn.Module):
   @nn.compact
   def __call__(self, x):
     """(B, T, H, W, C) -> (B, T, ceil(H/2), ceil(W/2), 2C)."""
-    _, _, h, w, _ = x.shape
-    if h % 2 or w % 2:
-      x = jnp.pad(x, ((0, 0), (0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-    x = jnp.concatenate([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2],
-                         x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], axis=-1)
-    x = _dense(2 * self.dim, self.dtype, "reduction", use_bias=False)(x)
+    x = _dense(2 * self.dim, self.dtype, "reduction", use_bias=False)(video_swin.merge_2x2(x))
     return _layer_norm("norm")(x)
 
 

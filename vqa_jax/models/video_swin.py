@@ -493,6 +493,18 @@ class SwinTransformerBlock3D(nn.Module):
     return x + DropPath(self.drop_path)(y, train)
 
 
+def merge_2x2(x: jax.Array) -> jax.Array:
+  """(B, D, H, W, C) -> (B, D, ceil(H/2), ceil(W/2), 4C): 2x2 neighbours stacked on channels.
+
+  The order is [x00, x10, x01, x11], the reference's patch merging; odd H / W are zero-padded.
+  """
+  _, _, h, w, _ = x.shape
+  if h % 2 or w % 2:
+    x = jnp.pad(x, ((0, 0), (0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+  return jnp.concatenate([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2],
+                          x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], axis=-1)
+
+
 class PatchMerging(nn.Module):
   """2x2 spatial merge: concat [x00, x10, x01, x11] -> LN(4C) -> Dense(2C)."""
   dim: int
@@ -501,12 +513,7 @@ class PatchMerging(nn.Module):
   @nn.compact
   def __call__(self, x):
     """(B, D, H, W, C) -> (B, D, ceil(H/2), ceil(W/2), 2C)."""
-    _, _, h, w, _ = x.shape
-    if h % 2 or w % 2:
-      x = jnp.pad(x, ((0, 0), (0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-    x = jnp.concatenate([x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2],
-                         x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], axis=-1)
-    x = _layer_norm("norm")(x)
+    x = _layer_norm("norm")(merge_2x2(x))
     return _dense(2 * self.dim, self.dtype, "reduction", use_bias=False)(x)
 
 
