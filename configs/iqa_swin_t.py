@@ -1,6 +1,6 @@
 """IQA with AWP: Swin-T on grid mini-patch fragments of one image, the SAMA-IQA recipe on KonIQ-10k.
 
-  python -m vqa_jax.convert_swin2d --src=swin_tiny_patch4_window7_224.pth --dst=/tmp/swin_t_iqa
+  python -m vqa_jax.convert_weights --src=swin_tiny_patch4_window7_224.pth --dst=/tmp/swin_t_iqa
   python -m vqa_jax.main --config=configs/iqa_swin_t.py --workdir=/tmp/iqa_koniq \
       --config.init.checkpoint=/tmp/swin_t_iqa \
       --config.data.label_files.train=koniq/train.csv:koniq/1024x768 \
@@ -34,7 +34,7 @@ This port, and where it differs (reasons in brackets):
     Swin backbone with temporal patch 1 and window (1, 7, 7), which is exactly a 2D Swin-T (V1).
     Swin-V2 (cosine attention, log-spaced continuous position bias, res-post-norm) is not ported.
   * 7x7 fragments of 32 px (224x224), not 8x8 (256): the ImageNet Swin-T V1 checkpoint
-    (`swin_tiny_patch4_window7_224.pth`, converted by `vqa_jax.convert_swin2d`) has window 7 at
+    (`swin_tiny_patch4_window7_224.pth`, converted by `vqa_jax.convert_weights`) has window 7 at
     224, so stage 4 (7x7 tokens) is one window, as in FAST-VQA.
   * No GRPB (frag_biases all False): SAMA's IQA Swin has plain relative position bias. Set
     `--config.model.frag_biases='(True,True,True,False)'` for FAST-VQA's gated bias.

@@ -15,6 +15,7 @@ from scipy import stats
 
 from tests.conftest import REPO_ROOT
 from vqa_jax import convert_weights
+from vqa_jax import state_dicts
 from vqa_jax.models.model import build_model
 from vqa_jax.models.model import fast_vqa_b_config
 
@@ -120,8 +121,10 @@ def test_orbax_round_trip(params, tmp_path):
   assert_trees_equal(convert_weights.load_params(str(tmp_path / "ckpt")), params)
 
 
-def test_no_torch_import_at_module_level():
-  source = (REPO_ROOT / "vqa_jax" / "convert_weights.py").read_text()
+@pytest.mark.parametrize("module", ["convert_weights", "convert_resnet", "convert_swin2d",
+                                    "state_dicts", "swin_layout"])
+def test_no_torch_import_at_module_level(module):
+  source = (REPO_ROOT / "vqa_jax" / f"{module}.py").read_text()
   assert not re.search(r"^(import torch|from torch)", source, re.MULTILINE)
 
 
@@ -217,15 +220,19 @@ def test_shape_mismatch_names_both_pytorch_shapes(params):
 @pytest.mark.parametrize("leaf, torch_shape, flax_shape", [
     ("kernel", (3, 5), (5, 3)),  # Linear (out, in) -> Dense (in, out).
     ("kernel", (4, 3, 2, 5, 6), (2, 5, 6, 3, 4)),  # Conv3d -> Conv (t, h, w, in, out).
+    ("kernel", (4, 3, 5, 6), (5, 6, 3, 4)),  # Conv2d (ResNet) -> Conv (h, w, in, out).
     ("bias", (7,), (7,)),
     ("relative_position_bias_table", (15, 2), (15, 2)),
 ])
 def test_to_torch_inverts_to_flax(leaf, torch_shape, flax_shape):
   value = np.random.default_rng(0).normal(size=torch_shape).astype(np.float32)
-  flax_value = convert_weights.to_flax(leaf, value)
+  flax_value = state_dicts.to_flax(leaf, value)
   assert flax_value.shape == flax_shape
-  assert convert_weights.torch_shape(leaf, flax_shape) == torch_shape
-  np.testing.assert_array_equal(convert_weights.to_torch(leaf, flax_value), value)
+  assert state_dicts.torch_shape(leaf, flax_shape) == torch_shape
+  np.testing.assert_array_equal(state_dicts.to_torch(leaf, flax_value), value)
+  if leaf == "kernel":  # Element (o, i, *k) of the PyTorch weight is element (*k, i, o).
+    index = (1, 2) + tuple(range(len(torch_shape) - 2))
+    assert flax_value[index[2:] + (2, 1)] == value[index]
 
 
 def test_to_state_dict_matches_the_independent_inverse(params):
@@ -267,11 +274,11 @@ def test_model_configs():
 
 def test_reading_pth_without_torch_names_the_file(tmp_path, monkeypatch):
   with pytest.raises(FileNotFoundError, match="absent.pth"):
-    convert_weights.load_torch_state_dict(str(tmp_path / "absent.pth"))
+    state_dicts.load_torch_state_dict(str(tmp_path / "absent.pth"))
   (tmp_path / "model.pth").write_bytes(b"not a checkpoint")
   monkeypatch.setitem(sys.modules, "torch", None)
   with pytest.raises(ImportError, match="model.pth needs PyTorch"):
-    convert_weights.load_torch_state_dict(str(tmp_path / "model.pth"))
+    state_dicts.read_state_dict(str(tmp_path / "model.pth"))
 
 
 def _run_cli(*args):

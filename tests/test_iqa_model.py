@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vqa_jax import convert_swin2d
+from vqa_jax import convert_weights
 from vqa_jax import losses
 from vqa_jax.models import model as model_lib
 from vqa_jax.models import video_swin
@@ -194,3 +195,22 @@ def test_convert_swin2d_needs_a_one_frame_model():
   cfg.patch_size = (2, 4, 4)
   with pytest.raises(ValueError, match="temporal patch 1 and window 1"):
     convert_swin2d.convert_state_dict(fake_swin2d_state_dict(), cfg)
+
+
+def test_convert_weights_command_detects_swin2d_and_reports_the_fresh_leaves():
+  """`convert_weights` tells a 2D Swin from its keys; the head and fragment tables are reported."""
+  state = fake_swin2d_state_dict()
+  options = convert_weights.Options(
+      config=ml_collections.ConfigDict({"model": tiny_iqa_model_config((True, False))}), seed=2)
+  result = convert_weights.convert({"model": state}, "auto", options)
+  assert (result.format, result.model, list(result.variables)) == ("swin2d", "config", ["params"])
+  backbone = result.variables["params"]["backbone"]
+  np.testing.assert_array_equal(backbone["norm"]["bias"], state["norm.bias"])
+  fresh_tables = {f"params/backbone/layers_0/blocks_{b}/attn/fragment_position_bias_table"
+                  for b in (0, 1)}
+  fresh_head = {f"params/head/{layer}/{leaf}" for layer in ("fc_hid", "fc_last")
+                for leaf in ("kernel", "bias")}
+  assert result.filled == {path: "absent" for path in fresh_tables | fresh_head}
+  head = convert_swin2d.convert_state_dict(state, tiny_iqa_model_config((True, False)), seed=2)
+  np.testing.assert_array_equal(result.variables["params"]["head"]["fc_hid"]["kernel"],
+                                head["head"]["fc_hid"]["kernel"])

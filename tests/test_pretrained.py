@@ -1,5 +1,6 @@
 """vqa_jax.pretrained: params from converted weights and trainer checkpoints, checked vs a model."""
 
+import dataclasses
 import os
 
 import jax
@@ -12,6 +13,7 @@ import pytest
 from vqa_jax import checkpointing
 from vqa_jax import convert_weights
 from vqa_jax import pretrained
+from vqa_jax import state_dicts
 from vqa_jax import train_step
 
 
@@ -144,3 +146,68 @@ def test_step_with_a_metrics_item_reads_the_state(tmp_path):
   assert {"default", "metrics"} <= set(os.listdir(tmp_path / "best" / "checkpoints" / "4"))
   assert_tree_equal(pretrained.load_params(str(tmp_path / "best")), tiny_params(41.0))
   assert "at step 4" in pretrained.describe(str(tmp_path / "best"))
+
+
+def batch_stats(offset: float) -> dict:
+  """A 'batch_stats' collection for the backbone of `tiny_params`."""
+  return {"backbone": {"bn": {"mean": jnp.arange(4.0) + offset, "var": jnp.ones(4) + offset}}}
+
+
+@pytest.fixture(scope="module")
+def stateful_dirs(tmp_path_factory):
+  """Converted weights with batch_stats; trainer workdirs with a model_state and an old one."""
+  root = tmp_path_factory.mktemp("pretrained_variables")
+  state_dicts.save_variables(str(root / "converted"),
+                             {"params": tiny_params(100.0), "batch_stats": batch_stats(200.0)})
+  manager = checkpointing.checkpoint_manager(str(root / "workdir"), max_to_keep=2)
+  state = train_state(50.0, 51.0, 5).replace(model_state={"batch_stats": batch_stats(52.0)})
+  checkpointing.save(manager, 5, state, force=True)
+  manager.wait_until_finished()
+  # A checkpoint written before TrainState had `model_state`: the same tree without that key.
+  old = dataclasses.asdict(train_state(60.0, 61.0, 6))
+  del old["model_state"]
+  manager = checkpointing.checkpoint_manager(str(root / "old_workdir"), max_to_keep=2)
+  checkpointing.save(manager, 6, old, force=True)
+  manager.wait_until_finished()
+  return root
+
+
+def test_load_variables_of_converted_weights(stateful_dirs, dirs):
+  path = str(stateful_dirs / "converted")
+  expected = {"params": tiny_params(100.0), "batch_stats": batch_stats(200.0)}
+  assert_tree_equal(pretrained.load_variables(path), expected)
+  assert_tree_equal(pretrained.load_params(path), tiny_params(100.0))
+  like = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), expected)
+  assert_tree_equal(pretrained.load_variables(path, like=like), expected)
+  # A params-only dir (written before batch_stats existed) still loads.
+  assert_tree_equal(pretrained.load_variables(str(dirs / "converted")),
+                    {"params": tiny_params(100.0)})
+
+
+def test_load_variables_of_a_trainer_checkpoint(stateful_dirs, dirs):
+  """(EMA) params plus the collections of `model_state`; none when it is None or absent."""
+  path = str(stateful_dirs / "workdir")
+  assert_tree_equal(pretrained.load_variables(path),
+                    {"params": tiny_params(51.0), "batch_stats": batch_stats(52.0)})
+  assert_tree_equal(pretrained.load_variables(path, use_ema=False),
+                    {"params": tiny_params(50.0), "batch_stats": batch_stats(52.0)})
+  assert_tree_equal(pretrained.load_params(path), tiny_params(51.0))
+  assert_tree_equal(pretrained.load_variables(str(dirs / "workdir")), {"params": tiny_params(71.0)})
+  old = str(stateful_dirs / "old_workdir")
+  assert "model_state" not in pretrained.locate(old).keys
+  assert_tree_equal(pretrained.load_variables(old), {"params": tiny_params(61.0)})
+
+
+def test_load_variables_like_checks_each_collection(stateful_dirs):
+  like = {"params": tiny_params(0), "batch_stats": batch_stats(0)}
+  like["batch_stats"]["backbone"]["bn"]["mean"] = jnp.zeros(5)
+  workdir = stateful_dirs / "workdir"
+  with pytest.raises(pretrained.CheckpointError) as error:
+    pretrained.load_variables(str(workdir), like=like)
+  item = workdir / "checkpoints" / "5" / "default"
+  assert str(error.value) == (f"{item} ['model_state']['batch_stats'] does not fit the model: "
+                              "shape mismatches (1): backbone/bn/mean: saved (4,) vs model (5,)")
+  with pytest.raises(pretrained.CheckpointError,
+                     match=r"converted does not fit the model: saved collections "
+                     r"\['batch_stats', 'params'\], the model has \['params'\]"):
+    pretrained.load_variables(str(stateful_dirs / "converted"), like={"params": tiny_params(0)})

@@ -7,7 +7,7 @@ import pytest
 
 from tests import torch_layouts
 from vqa_jax import convert_resnet
-from vqa_jax import convert_weights
+from vqa_jax import state_dicts
 from vqa_jax.models import resnet
 
 TINY = dict(stage_sizes=(1, 2, 1, 1), width=8)
@@ -84,7 +84,7 @@ def test_convert_full_resnet50_key_list():
 
 
 def test_convert_errors_list_every_bad_key():
-  """Missing, unknown and mis-shaped tensors are all named in one error."""
+  """Missing, unknown and mis-shaped tensors are all named in one error (PyTorch key names)."""
   state = torch_layouts.fake_state_dict(torch_layouts.torchvision_resnet_shapes(**TINY))
   del state["layer2.1.bn1.running_var"]
   state["layer9.0.conv1.weight"] = np.zeros((8, 8, 1, 1), np.float32)
@@ -92,14 +92,14 @@ def test_convert_errors_list_every_bad_key():
   with pytest.raises(ValueError) as err:
     convert_resnet.convert_resnet50_state_dict(state, resnet.ResNet(**TINY))
   message = str(err.value)
-  assert "batch_stats/layer2_1/bn1/var" in message
-  assert "layer9.0.conv1.weight" in message
-  assert "layer1.0.conv2.weight: (8, 8, 1, 1)" in message
+  assert "1 missing keys ['layer2.1.bn1.running_var']" in message
+  assert "1 unknown keys ['layer9.0.conv1.weight']" in message
+  assert "layer1.0.conv2.weight: checkpoint (8, 8, 1, 1), model expects (8, 8, 3, 3)" in message
 
 
 def test_unwrap_checkpoint_strips_dataparallel_prefix():
   """`state_dict`/`model_state` wrappers and DataParallel's `module.` prefix are removed."""
   inner = {"module.conv1.weight": 1, "module.bn1.bias": 2}
-  assert convert_weights.unwrap_state_dict({"state_dict": inner}) == {"conv1.weight": 1,
-                                                                     "bn1.bias": 2}
-  assert convert_weights.unwrap_state_dict({"model_state": {"a": 1}, "epoch": 3}) == {"a": 1}
+  assert state_dicts.unwrap_state_dict({"state_dict": inner}) == {"conv1.weight": 1,
+                                                                 "bn1.bias": 2}
+  assert state_dicts.unwrap_state_dict({"model_state": {"a": 1}, "epoch": 3}) == {"a": 1}

@@ -14,6 +14,8 @@ import pytest
 from tests import torch_layouts
 from tests import video_files
 from vqa_jax import convert_resnet
+from vqa_jax import convert_weights
+from vqa_jax import pretrained
 from vqa_jax import simplevqa_features
 from vqa_jax.models import slowfast
 
@@ -199,3 +201,34 @@ def test_feature_command_writes_one_file_per_video(tmp_path):
   (out / "b.npy").write_bytes(b"kept")
   simplevqa_features.extract_features(config, str(out))
   assert (out / "b.npy").read_bytes() == b"kept"
+
+
+def test_converted_slowfast_dir_is_what_the_feature_command_loads(tmp_path):
+  """convert_weights (auto -> slowfast_r50, --config's motion section) writes the orbax dir that
+  `config.motion.weights` reads; the .npz itself loads to the same variables; a dir of another
+  model is an error naming it."""
+  shapes = torch_layouts.pytorchvideo_slowfast_shapes(stage_sizes=(1, 1, 1, 1), width=16,
+                                                      num_classes=10)
+  state = torch_layouts.fake_state_dict(shapes, seed=4)
+  np.savez(tmp_path / "slowfast.npz", **state)
+  motion = _motion_config()
+  options = convert_weights.Options(config=ml_collections.ConfigDict({"motion": motion}))
+  result = convert_weights.convert_file(str(tmp_path / "slowfast.npz"), str(tmp_path / "sf"),
+                                        options=options)
+  assert (result.format, result.model, result.filled) == ("slowfast_r50", "config.motion", {})
+  model = simplevqa_features.build_extractor(motion)
+  params, batch_stats = convert_resnet.convert_slowfast_r50_state_dict(state, model)
+  np.testing.assert_array_equal(batch_stats["stem_slow"]["norm"]["mean"],
+                                state["blocks.0.multipathway_blocks.0.norm.running_mean"])
+  expected = {"params": params, "batch_stats": batch_stats}
+  for weights in (tmp_path / "sf", tmp_path / "slowfast.npz"):
+    motion.weights = str(weights)
+    loaded = simplevqa_features.load_extractor_variables(motion, model)
+    assert jax.tree.structure(loaded) == jax.tree.structure(expected)
+    for got, want in zip(jax.tree.leaves(loaded), jax.tree.leaves(expected)):
+      np.testing.assert_array_equal(np.asarray(got), want)
+  motion.weights = str(tmp_path / "sf")
+  with pytest.raises(pretrained.CheckpointError, match=r"sf \['params'\] does not fit.*"
+                     r"fusion_0/conv/kernel: saved \(7, 1, 1, 2, 4\) vs model \(7, 1, 1, 1, 2\)"):
+    simplevqa_features.load_extractor_variables(motion, slowfast.SlowFast(
+        (1, 1, 1, 1), 8, head_pool=((1, 1, 1), (4, 1, 1))))

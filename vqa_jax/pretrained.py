@@ -1,20 +1,24 @@
-"""Model params from any checkpoint this project writes: converted weights or a training run.
+"""Model variables from any checkpoint this project writes: converted weights or a training run.
 
-`load_params(path)` accepts
+`load_params(path)` (the params) and `load_variables(path)` (every Flax collection: 'params', and
+'batch_stats' where the model has BatchNorm) accept
 
-* a `vqa_jax.convert_weights` output directory (an orbax tree `{'params': ...}`);
+* a `vqa_jax.convert_weights` output directory (an orbax tree of collections `{'params'[,
+  'batch_stats']}`);
 * a trainer workdir, its `checkpoints/` folder, one step folder `checkpoints/<step>/`, or the
   orbax item inside a step folder (the saved `train_step.TrainState`). The latest finalized step
   is used, and only its EMA params (`use_ema=True`, the reference's `_s` model, paper §7.4) or its
   raw params (`use_ema=False`) are read: the optimizer state is never restored, so its structure
-  need not be known. The trainer's best checkpoint, `<workdir>/best`, has a workdir's layout.
-  Converted weights hold one set of params, so `use_ema` does not apply to them.
+  need not be known. The other collections come from the state's `model_state` ({'batch_stats':
+  ...}; absent or None for models without any, and in checkpoints older than that field). The
+  trainer's best checkpoint, `<workdir>/best`, has a workdir's layout. Converted weights hold one
+  set of params, so `use_ema` does not apply to them.
 
-With `like` (a params pytree of arrays or `jax.ShapeDtypeStruct`s), the saved key set and every
-shape are checked against it before anything is read, and the arrays are restored with `like`'s
-dtypes and shardings (e.g. replicated on the trainer's mesh). Without it, arrays land on the
-default device with their saved dtypes. Any problem is a `CheckpointError` (a `ValueError`) that
-names the path.
+With `like` (a params pytree, or for `load_variables` a dict of collections, of arrays or
+`jax.ShapeDtypeStruct`s), the saved key set and every shape are checked against it before anything
+is read, and the arrays are restored with `like`'s dtypes and shardings (e.g. replicated on the
+trainer's mesh). Without it, arrays land on the default device with their saved dtypes. Any
+problem is a `CheckpointError` (a `ValueError`) that names the path.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ TRAINER = "trainer checkpoint"
 PYTREE_METADATA = "_METADATA"  # The file that marks an orbax pytree item directory.
 CHECKPOINTS_DIR = "checkpoints"  # checkpointing.checkpoint_manager's folder inside a workdir.
 DEFAULT_ITEM = "default"  # The item name CheckpointManager gives a single unnamed save.
+MODEL_STATE = "model_state"  # train_step.TrainState's field of the non-params collections.
+STATE_COLLECTIONS = ("batch_stats",)  # Collections converted weights may hold besides 'params'.
 MAX_LISTED = 20  # Mismatched keys listed per category in an error message.
 
 
@@ -79,13 +85,14 @@ def _tree_metadata(item_dir: str) -> dict:
 
 
 def _kind(item_dir: str, keys: tuple[str, ...]) -> str:
-  """CONVERTED for a `{'params'}` tree, TRAINER for a saved TrainState; else an error."""
+  """CONVERTED for a tree of collections, TRAINER for a saved TrainState; else an error."""
   if "params" in keys and ("opt_state" in keys or "ema_params" in keys):
     return TRAINER
-  if keys == ("params",):
+  if "params" in keys and set(keys) <= {"params", *STATE_COLLECTIONS}:
     return CONVERTED
   raise CheckpointError(f"{item_dir}: top-level keys {list(keys)} are neither converted weights "
-                        "({'params'}) nor a train state (params, ema_params, opt_state, ...)")
+                        f"({{'params'}} and optionally {list(STATE_COLLECTIONS)}) nor a train "
+                        "state (params, ema_params, opt_state, ...)")
 
 
 def _step_of(step_dir: str) -> int | None:
@@ -191,17 +198,74 @@ def _restore_target(saved: PyTree, like: PyTree | None) -> PyTree:
   return jax.tree_util.tree_map(target, flax.core.unfreeze(like))
 
 
-def load_params(path: str, like: PyTree | None = None, use_ema: bool = True) -> PyTree:
-  """The params of a converted-weights dir or a training run (EMA by default), checked vs `like`."""
-  location = locate(path)
-  key = location.params_key(use_ema)
-  saved = _tree_metadata(location.item_dir)[key]
-  where = f"{location.item_dir} ['{key}']"
-  if like is not None:
-    check_matches(saved, like, where)
-  item = {key: _restore_target(saved, like)}
+def _subtree(tree: dict, keys: tuple[str, ...]) -> Any:
+  """`tree[keys[0]][keys[1]]...`."""
+  for key in keys:
+    tree = tree[key]
+  return tree
+
+
+def _where(item_dir: str, keys: tuple[str, ...]) -> str:
+  """Where a collection is, for messages: "ITEM_DIR ['model_state']['batch_stats']"."""
+  return item_dir + " " + "".join(f"['{key}']" for key in keys)
+
+
+def collection_sources(location: Location, use_ema: bool = True) -> dict[str, tuple[str, ...]]:
+  """Where each collection is in the saved tree: 'params' -> ('ema_params',), ...
+
+  Converted weights: each top-level key. Trainer: the (EMA) params, and every collection of the
+  state's `model_state` (none when it is absent or None).
+  """
+  if location.kind == CONVERTED:  # 'params' first, so that its problems are reported first.
+    return {collection: (collection,) for collection in sorted(
+        location.keys, key=lambda c: c != "params")}
+  sources = {"params": (location.params_key(use_ema),)}
+  model_state = _tree_metadata(location.item_dir).get(MODEL_STATE)
+  if model_state is not None and not isinstance(model_state, dict):
+    raise CheckpointError(f"{location.item_dir}: '{MODEL_STATE}' is a "
+                          f"{type(model_state).__name__}, not a dict of collections")
+  sources.update({collection: (MODEL_STATE, collection) for collection in model_state or {}})
+  return sources
+
+
+def _restore(location: Location, sources: dict[str, tuple[str, ...]],
+             like: dict[str, PyTree] | None) -> dict[str, PyTree]:
+  """Restores the collections at `sources` (checked against `like`'s, when given)."""
+  tree = _tree_metadata(location.item_dir)
+  item = {}
+  for collection, keys in sources.items():
+    saved = _subtree(tree, keys)
+    collection_like = None if like is None else like[collection]
+    if collection_like is not None:
+      check_matches(saved, collection_like, _where(location.item_dir, keys))
+    parent = item
+    for key in keys[:-1]:
+      parent = parent.setdefault(key, {})
+    parent[keys[-1]] = _restore_target(saved, collection_like)
   restore_args = ocp.checkpoint_utils.construct_restore_args(item)
   restored = ocp.PyTreeCheckpointHandler().restore(
       epath.Path(location.item_dir),
       args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True))
-  return restored[key]
+  return {collection: _subtree(restored, keys) for collection, keys in sources.items()}
+
+
+def load_params(path: str, like: PyTree | None = None, use_ema: bool = True) -> PyTree:
+  """The params of a converted-weights dir or a training run (EMA by default), checked vs `like`."""
+  location = locate(path)
+  sources = {"params": (location.params_key(use_ema),)}
+  return _restore(location, sources, None if like is None else {"params": like})["params"]
+
+
+def load_variables(path: str, like: dict[str, PyTree] | None = None,
+                   use_ema: bool = True) -> dict[str, PyTree]:
+  """Every saved Flax collection ('params' always, 'batch_stats' when saved), checked vs `like`.
+
+  `like` is a dict of collections (e.g. `jax.eval_shape(model.init, ...)`): its collection names
+  must be the saved ones, and each collection's keys and shapes must match.
+  """
+  location = locate(path)
+  sources = collection_sources(location, use_ema)
+  if like is not None and set(like) != set(sources):
+    raise CheckpointError(f"{location.item_dir} does not fit the model: saved collections "
+                          f"{sorted(sources)}, the model has {sorted(like)}")
+  return _restore(location, sources, like)

@@ -14,9 +14,10 @@ with mean 0.45 / std 0.225, and the slow pathway takes the linspace frames (`slo
 
 Output: `<out>/<path relative to the videos' common folder>.npy`, float32 (chunks, 2304) = slow 2048
 then fast 256 (the reference's concatenation order), and `<out>/index.json` mapping each video path
-to its file. Existing files are kept (the command resumes). `motion.weights`: a pytorchvideo
-checkpoint (.pyth/.pth, needs torch to read) or an orbax directory holding {'params', 'batch_stats'};
-'' runs with random weights (tests only; a warning says so).
+to its file. Existing files are kept (the command resumes). `motion.weights`: the output directory
+of `python -m vqa_jax.convert_weights --src=SLOWFAST_8x8_R50.pyth --dst=DIR` ({'params',
+'batch_stats'}), or the pytorchvideo checkpoint itself (.pyth/.pth, needs torch to read); '' runs
+with random weights (tests only; a warning says so).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import ml_collections
 import numpy as np
 
 from vqa_jax import convert_resnet
+from vqa_jax import pretrained
+from vqa_jax import state_dicts
 from vqa_jax.data import sources
 from vqa_jax.data import video_io
 from vqa_jax.models import slowfast
@@ -82,28 +85,29 @@ def video_chunks(path: str, motion_cfg: ml_collections.ConfigDict) -> np.ndarray
 
 def build_extractor(motion_cfg: ml_collections.ConfigDict) -> slowfast.SlowFast:
   """The SlowFast of `config.motion` (slowfast_r50 with the reference fields)."""
-  return slowfast.SlowFast(tuple(motion_cfg.stage_sizes), int(motion_cfg.width),
-                           head_pool=tuple(tuple(w) for w in motion_cfg.head_pool))
+  return convert_resnet.slowfast_from_config(motion_cfg)
 
 
 def load_extractor_variables(motion_cfg: ml_collections.ConfigDict,
                              model: slowfast.SlowFast) -> PyTree:
-  """{'params', 'batch_stats'} from `motion_cfg.weights` (.pyth/.pth or orbax dir; '' = random)."""
+  """{'params', 'batch_stats'} from `motion_cfg.weights`; '' = random weights (tests only).
+
+  `weights` is a `python -m vqa_jax.convert_weights` output directory (format slowfast_r50), or a
+  pytorchvideo file (.pyth/.pth, read with torch; or its state_dict as .npz) converted here.
+  """
   weights = str(motion_cfg.weights)
   if not weights:
     logging.warning("motion.weights is empty: SlowFast features from RANDOM weights (tests only)")
     clips = [np.zeros(c.shape, c.dtype) for c in slowfast.example_clips(model)]
     return jax.jit(model.init)(jax.random.key(0), *clips)
-  if weights.endswith((".pyth", ".pth")):
+  if os.path.isdir(weights):
+    return pretrained.load_variables(weights, like=convert_resnet.abstract_slowfast(model))
+  try:
     params, stats = convert_resnet.convert_slowfast_r50_state_dict(
-        convert_resnet.load_pth(weights), model)
-    return {"params": params, "batch_stats": stats}
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  restored = ocp.StandardCheckpointer().restore(os.path.abspath(weights))
-  if not {"params", "batch_stats"} <= set(restored):
-    raise ValueError(f"{weights}: expected an orbax checkpoint with 'params' and 'batch_stats', "
-                     f"found {sorted(restored)}")
-  return {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+        state_dicts.read_state_dict(weights), model)
+  except ValueError as e:
+    raise ValueError(f"{weights}: {e}") from e
+  return {"params": params, "batch_stats": stats}
 
 
 def feature_file(video_path: str, root: str) -> str:
