@@ -54,6 +54,72 @@ def set_mp4_rotation(src: str, dst: pathlib.Path, degrees: int) -> str:
   return str(dst)
 
 
+# ISO base media (MP4) boxes holding other boxes, down to the sample table.
+_CONTAINER_BOXES = frozenset((b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"))
+
+
+def _parse_boxes(data: bytes) -> list[list]:
+  """The box tree of MP4 bytes: [[type, children list or bytearray payload], ...]."""
+  boxes, pos = [], 0
+  while pos < len(data):
+    size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    assert size >= 8, "64-bit and to-end-of-file box sizes are not handled"
+    body = data[pos + 8:pos + size]
+    boxes.append([kind, _parse_boxes(body) if kind in _CONTAINER_BOXES else bytearray(body)])
+    pos += size
+  return boxes
+
+
+def _serialize_boxes(boxes: list[list]) -> bytes:
+  """MP4 bytes of a box tree, every box size recomputed from its contents."""
+  out = bytearray()
+  for kind, body in boxes:
+    payload = _serialize_boxes(body) if isinstance(body, list) else bytes(body)
+    out += struct.pack(">I4s", 8 + len(payload), kind) + payload
+  return bytes(out)
+
+
+def _box(boxes: list[list], *path: bytes):
+  """The children (container) or payload (leaf) at the box-type `path`, first match per level."""
+  for kind, body in boxes:
+    if kind == path[0]:
+      return body if len(path) == 1 else _box(body, *path[1:])
+  raise KeyError(f"no {path[0]!r} box")
+
+
+def set_mp4_frame_durations(src: str, dst: pathlib.Path, durations_ms: list[int]) -> str:
+  """Copies the one-track .mp4 `src` to `dst` with per-frame durations: variable frame rate.
+
+  Rewrites the time-to-sample table (stts: one entry per frame) in a 1 ms media timescale and the
+  track / movie / edit-list durations to their sum; the encoded frames are untouched. The index
+  ('moov') must follow the media data (OpenCV's writer puts it last), so that growing it moves no
+  frame and the chunk offsets (stco) stay valid. Frame t then starts at sum(durations_ms[:t]) ms.
+  """
+  boxes = _parse_boxes(pathlib.Path(src).read_bytes())
+  kinds = [kind for kind, _ in boxes]
+  assert kinds.index(b"moov") > kinds.index(b"mdat"), "the index must follow the media data"
+  moov = _box(boxes, b"moov")
+  stts = _box(moov, b"trak", b"mdia", b"minf", b"stbl", b"stts")
+  num_entries, num_samples = struct.unpack(">II", stts[4:12])
+  assert num_entries == 1 and num_samples == len(durations_ms), (num_entries, num_samples)
+  stts[4:] = struct.pack(f">I{2 * num_samples}I", num_samples,
+                         *[value for duration in durations_ms for value in (1, duration)])
+  total_ms = int(sum(durations_ms))
+  # Version-0 full boxes: version/flags, creation and modification times, then the fields below.
+  mdhd, mvhd = _box(moov, b"trak", b"mdia", b"mdhd"), _box(moov, b"mvhd")
+  tkhd, elst = _box(moov, b"trak", b"tkhd"), _box(moov, b"trak", b"edts", b"elst")
+  assert mdhd[0] == mvhd[0] == tkhd[0] == elst[0] == 0, "version-1 headers are not handled"
+  mdhd[12:20] = struct.pack(">II", 1000, total_ms)  # media timescale (1/s), duration
+  movie_timescale, = struct.unpack(">I", mvhd[12:16])
+  movie_duration = struct.pack(">I", total_ms * movie_timescale // 1000)
+  mvhd[16:20] = movie_duration
+  tkhd[20:24] = movie_duration  # after the track id and a reserved word
+  assert struct.unpack(">I", elst[4:8]) == (1,), "expected a single edit"
+  elst[8:12] = movie_duration  # the edit's segment duration
+  dst.write_bytes(_serialize_boxes(boxes))
+  return str(dst)
+
+
 def random_frames(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
   """Random RGB uint8 frames (num_frames, height, width, 3)."""
   return np.random.default_rng(seed).integers(0, 256, (num_frames, height, width, 3), np.uint8)

@@ -8,6 +8,20 @@ opened with OpenCV's auto-rotation on (`CAP_PROP_ORIENTATION_AUTO`), under which
 the displayed (rotated) frame size and rotates every retrieved frame, so `probe` and
 `read_frames` agree on the displayed orientation; `VideoInfo.rotation` records the angle.
 
+Variable frame rate (VFR): frames are addressed by their position in the decoded stream (the
+order the decoder returns them, i.e. presentation order), as every sampler here does (FAST-VQA's `FragmentSampleFrames` also counts frames, not seconds); timestamps are never
+read, so a VFR video gives exactly the frames asked for and `num_frames` counts them all.
+`VideoInfo.fps` is the AVERAGE frame rate, num_frames / duration: it is what OpenCV's FFmpeg
+backend reports (the stream's avg_frame_rate; for MP4 that is the sample count over the summed
+time-to-sample durations), so for constant-rate video it is the nominal rate, and a
+"one frame per second" sampler (SimpleVQA: every round(fps)-th frame) takes one frame per second
+of playback on average. When the container gives no usable rate (missing, zero, negative or not
+finite), `fps` is 0.0: callers must treat 0 as unknown. MP4/MOV list the frame count exactly
+(tested on a VFR MP4 in tests/test_video_io.py). Containers without a count (Matroska, WebM)
+get OpenCV's estimate duration x fps, which a VFR stream can make wrong: an over-estimate is
+caught when decoding stops early (`FrameIndexError`, and `read_sampled_frames` / the samplers
+re-sample from the frames that decode); an under-estimate leaves the last frames unsampled.
+
 Images: a file whose extension is in `IMAGE_EXTENSIONS` (jpg, png, bmp, tif, ...) is read with
 `cv2.imread(IMREAD_COLOR)` as a one-frame video (fps 0), so the samplers and input pipelines work
 on images unchanged with clip_len = 1 (the IQA variant). IMREAD_COLOR honours the EXIF orientation
@@ -15,11 +29,13 @@ on images unchanged with clip_len = 1 (the IQA variant). IMREAD_COLOR honours th
 images to 8-bit 3-channel, and drops alpha. An unreadable image is a VideoDecodeError naming it.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 import contextlib
 import dataclasses
+import math
 import os
 
+from absl import logging
 import cv2
 import numpy as np
 
@@ -48,7 +64,7 @@ class VideoInfo:
   """Container metadata of a video: frame count, frame rate, displayed size, rotation (degrees)."""
 
   num_frames: int
-  fps: float
+  fps: float  # Average frames per second (num_frames / duration, also for VFR); 0.0 if unknown.
   height: int
   width: int
   rotation: int = 0  # Clockwise display rotation from the metadata, already applied to the size.
@@ -114,51 +130,97 @@ def _rotation(cap: cv2.VideoCapture) -> int:
   return angle % 360 if angle % 90 == 0 else 0
 
 
-def probe(path: str) -> VideoInfo:
-  """Returns frame count, fps, displayed size and rotation (counting frames if not in metadata).
+def _average_fps(cap: cv2.VideoCapture) -> float:
+  """The stream's average frame rate (frames / duration: module docstring); 0.0 if unknown."""
+  fps = float(cap.get(cv2.CAP_PROP_FPS))
+  return fps if math.isfinite(fps) and fps > 0 else 0.0
 
-  An image (`is_image`) is decoded and reported as 1 frame at fps 0.
-  """
-  if is_image(path):
-    height, width = read_image(path).shape[:2]
-    return VideoInfo(num_frames=1, fps=0.0, height=height, width=width)
-  with _capture(path) as cap:
-    rotation = _rotation(cap)
-    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-    fps = float(cap.get(cv2.CAP_PROP_FPS))
-    num_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    if num_frames <= 0:
-      num_frames = _count_by_grabbing(cap)
+
+def _metadata(cap: cv2.VideoCapture) -> VideoInfo:
+  """The container's metadata of an open capture; num_frames <= 0 when it lists no count."""
+  return VideoInfo(num_frames=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), fps=_average_fps(cap),
+                   height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                   width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), rotation=_rotation(cap))
+
+
+def _image_info(image: np.ndarray) -> VideoInfo:
+  """An image as a video: 1 frame, fps 0 (unknown), its size."""
+  return VideoInfo(num_frames=1, fps=0.0, height=image.shape[0], width=image.shape[1])
+
+
+def _counted(path: str, cap: cv2.VideoCapture, info: VideoInfo) -> VideoInfo:
+  """`info` with the frames left in `cap` counted by grabbing; VideoDecodeError if none decode."""
+  num_frames = _count_by_grabbing(cap)
   if num_frames == 0:
     raise VideoDecodeError(path, "no decodable frames")
-  return VideoInfo(num_frames=num_frames, fps=fps, height=height, width=width, rotation=rotation)
+  return dataclasses.replace(info, num_frames=num_frames)
 
 
-def _to_rgb(frame: np.ndarray) -> np.ndarray:
-  """Converts an OpenCV frame (BGR, BGRA or grayscale) to 3-channel RGB."""
+def probe(path: str) -> VideoInfo:
+  """Returns frame count, average fps, displayed size and rotation (frames counted if unlisted).
+
+  An image (`is_image`) is decoded and reported as 1 frame at fps 0. For a variable-frame-rate
+  video `fps` is the average rate, num_frames / duration (module docstring).
+  """
+  if is_image(path):
+    return _image_info(read_image(path))
+  with _capture(path) as cap:
+    info = _metadata(cap)
+    return info if info.num_frames > 0 else _counted(path, cap, info)
+
+
+def _rgb_conversion(frame: np.ndarray) -> int:
+  """The cv2.cvtColor code taking an OpenCV frame (BGR, BGRA or grayscale) to 3-channel RGB."""
   if frame.ndim == 2 or frame.shape[-1] == 1:
-    return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    return cv2.COLOR_GRAY2RGB
   if frame.shape[-1] == 4:
-    return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
-  return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    return cv2.COLOR_BGRA2RGB
+  return cv2.COLOR_BGR2RGB
 
 
-def _decode_needed(cap: cv2.VideoCapture, path: str, needed: np.ndarray) -> dict[int, np.ndarray]:
-  """Grabs frames 0..max(needed) and retrieves those in `needed` (sorted, unique) as RGB."""
-  frames = {}
-  wanted = set(needed.tolist())
+def _decode_needed(cap: cv2.VideoCapture, path: str, needed: np.ndarray) -> np.ndarray:
+  """Grabs frames 0..max(needed), retrieves those in `needed` (sorted, unique): RGB (U, H, W, 3).
+
+  Each retrieved frame is colour-converted straight into its slot of the output array.
+  """
+  frames = None
+  slots = {index: slot for slot, index in enumerate(needed.tolist())}
   for i in range(int(needed[-1]) + 1):
     if not cap.grab():
       if i == 0:
         raise VideoDecodeError(path, "no decodable frames")
       raise FrameIndexError(path, int(needed[-1]), i)
-    if i in wanted:
-      ok, frame = cap.retrieve()
-      if not ok or frame is None:
-        raise VideoDecodeError(path, f"frame {i} was grabbed but could not be retrieved")
-      frames[i] = _to_rgb(frame)
+    if i not in slots:
+      continue
+    ok, frame = cap.retrieve()
+    if not ok or frame is None:
+      raise VideoDecodeError(path, f"frame {i} was grabbed but could not be retrieved")
+    if frames is None:
+      frames = np.empty((needed.size, *frame.shape[:2], 3), np.uint8)
+    if frame.shape[:2] != frames.shape[1:3]:
+      raise VideoDecodeError(path, f"frame size changes within the video: frame {needed[0]} is "
+                             f"{frames.shape[1:3]}, frame {i} is {frame.shape[:2]}")
+    cv2.cvtColor(frame, _rgb_conversion(frame), dst=frames[slots[i]])
   return frames
+
+
+def _distinct_indices(path: str, indices: Sequence[int] | np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """(needed, inverse): the sorted distinct `indices` and each index's position among them."""
+  indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+  if indices.size == 0:
+    raise ValueError(f"{path}: no frame indices requested")
+  if indices.min() < 0:
+    raise ValueError(f"{path}: negative frame index {int(indices.min())}")
+  needed, inverse = np.unique(indices, return_inverse=True)
+  return needed, inverse.reshape(-1)
+
+
+def _image_frames(path: str, image: np.ndarray, needed: np.ndarray) -> np.ndarray:
+  """The image as frames (1, H, W, 3), checking that only frame 0 is `needed`."""
+  if needed[-1] > 0:
+    raise FrameIndexError(path, int(needed[-1]), 1)
+  return image[None]
 
 
 def read_distinct_frames(path: str, indices: Sequence[int] | np.ndarray
@@ -169,25 +231,47 @@ def read_distinct_frames(path: str, indices: Sequence[int] | np.ndarray
   repeats (wrap-around, clamping, several clips on a short video) are decoded, stored and later
   processed once.
   """
-  indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-  if indices.size == 0:
-    raise ValueError(f"{path}: no frame indices requested")
-  if indices.min() < 0:
-    raise ValueError(f"{path}: negative frame index {int(indices.min())}")
-  needed, inverse = np.unique(indices, return_inverse=True)
+  needed, inverse = _distinct_indices(path, indices)
   if is_image(path):
-    if needed[-1] > 0:
-      raise FrameIndexError(path, int(needed[-1]), 1)
-    return read_image(path)[None], inverse.reshape(-1)
+    return _image_frames(path, read_image(path), needed), inverse
   with _capture(path) as cap:
-    frames = _decode_needed(cap, path, needed)
-  shapes = {f.shape for f in frames.values()}
-  if len(shapes) > 1:
-    raise VideoDecodeError(path, f"frame size changes within the video: {sorted(shapes)}")
-  return np.stack([frames[i] for i in needed.tolist()]), inverse.reshape(-1)
+    return _decode_needed(cap, path, needed), inverse
+
+
+def read_sampled_frames(path: str,
+                        choose_indices: Callable[[VideoInfo], Sequence[int] | np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+  """Probes and decodes with one opening of the file: `read_distinct_frames(choose_indices(info))`.
+
+  `choose_indices` picks the frame indices from the metadata (`probe`'s VideoInfo: frame count,
+  average fps, size). When the container over-reports its frame count (decoding stops before a
+  chosen index), a warning is logged and the indices are chosen again from a VideoInfo whose
+  num_frames is the number of frames that decoded. An image is decoded once (1 frame, fps 0).
+  Opening a file costs about 1 ms (like decoding eight 192x144 frames), which matters for short,
+  small videos.
+  """
+  if is_image(path):
+    image = read_image(path)
+    needed, inverse = _distinct_indices(path, choose_indices(_image_info(image)))
+    return _image_frames(path, image, needed), inverse
+  with _capture(path) as cap:
+    info = _metadata(cap)
+    if info.num_frames > 0:
+      needed, inverse = _distinct_indices(path, choose_indices(info))
+      try:
+        return _decode_needed(cap, path, needed), inverse
+      except FrameIndexError as e:
+        logging.warning("%s: metadata says %d frames but %d decode; re-sampling from those.",
+                        path, info.num_frames, e.num_decodable)
+        info = dataclasses.replace(info, num_frames=e.num_decodable)
+    else:
+      info = _counted(path, cap, info)
+  return read_distinct_frames(path, choose_indices(info))
 
 
 def read_frames(path: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
   """Decodes the frames at `indices` (any order, repeats allowed) as displayed RGB (n, H, W, 3)."""
   frames, inverse = read_distinct_frames(path, indices)
+  if np.array_equal(inverse, np.arange(frames.shape[0])):
+    return frames  # Sorted distinct indices: already in order, no copy.
   return frames[inverse]
