@@ -1,25 +1,45 @@
 """SimpleVQA with AWP (paper §6.3): ResNet-50 on 1 frame/s + precomputed SlowFast-R50 motion features.
 
-Model only for now: the trainer does not build SimpleVQA yet (its data loader and train-step wiring
-come later). What works today is the motion-feature precompute:
+Two commands: the motion features once (SlowFast-R50, Kinetics-400 weights from pytorchvideo),
+then training (LSVQ train -> LSVQ test by default; add splits by flag):
 
   python -m vqa_jax.simplevqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
       --config.data.label_files.train=LSVQ/labels_train.txt:/data/LSVQ \
       --config.data.label_files.test=LSVQ/labels_test.txt:/data/LSVQ \
       --config.motion.weights=SLOWFAST_8x8_R50.pyth
+  python -m vqa_jax.main --config=configs/simple_vqa.py --workdir=/tmp/simple_vqa \
+      --config.data.label_files.train=LSVQ/labels_train.txt:/data/LSVQ \
+      --config.data.label_files.test=LSVQ/labels_test.txt:/data/LSVQ \
+      --config.data.motion_dir=/data/lsvq_motion --config.init.checkpoint=/data/simple_vqa_init
 
-The reference recipe, recorded here for the trainer: 8 frames per video (1 per second; 20 for
-YouTube-UGC), short side 520, random 448 crop in training and centre crop at test; ImageNet
-ResNet-50 init (`convert_resnet.convert_resnet50_state_dict`); Adam lr 1e-5, weight decay 1e-7,
-StepLR every 2 epochs x0.95, 10 epochs, batch 8; loss L1 + rank (`losses_simplevqa.l1_rank_loss`,
-arguments in the intended order, unlike the reference); AWP gamma 1e-4 perturbing conv kernels,
-BatchNorm scales and both Linear kernels (`perturb.weight_mask`).
+`init.checkpoint`: ImageNet ResNet-50 (torchvision `resnet50-19c8e357.pth`) converted with
+`python -m vqa_jax.convert_weights --format=resnet50 --src=resnet50-19c8e357.pth
+--dst=/data/simple_vqa_init` (params and BatchNorm statistics; the regressor freshly initialised);
+'' trains from scratch. configs/paper/lsvq_simple_vqa_awp.py is the paper's run on the standard
+label layout (validation hold-out, cross-dataset tests).
+
+The reference recipe (upstream SimpleVQA `train.py`, `data_loader.py`, `extract_frame_LSVQ.py`):
+8 frames per video at 1 frame/s, the last repeated for short videos (20 for YouTube-UGC in its
+cross-dataset loader; here `clip_len` is one value for all splits); short side 520 (OpenCV
+bilinear), RandomCrop 448 drawn per frame in training, CenterCrop at test; ImageNet mean/std;
+Adam lr 1e-5 with weight_decay 1e-7 (coupled L2) on every parameter, StepLR every 2 epochs x0.95,
+10 epochs of batch 8 (28,056 LSVQ-train videos: 3,507 steps per epoch), no EMA. Loss L1 + rank
+with the arguments in the intended order (`losses_simplevqa.l1_rank_loss`; the reference swaps them,
+paper §11 f). AWP gamma 1e-4 perturbs conv kernels, BatchNorm scales and both Linear kernels
+(`perturb.weight_mask`); BatchNorm statistics are updated once per step, from the clean pass
+(the reference updates them in both passes, §11 j).
 """
+
+import math
 
 import ml_collections
 
 from vqa_jax import config_base
 from vqa_jax.models.simple_vqa import simple_vqa_config
+
+LSVQ_TRAIN_VIDEOS = 28056
+EPOCHS = 10
+LR_STEP_EPOCHS = 2
 
 
 def motion_config() -> ml_collections.ConfigDict:
@@ -36,32 +56,59 @@ def motion_config() -> ml_collections.ConfigDict:
   return m
 
 
-def get_config():
-  """The SimpleVQA reference configuration (model, frames, loss, motion extractor)."""
-  c = config_base.base_config()
-  c.data.source = "label_files"
-  c.data.label_files = ml_collections.ConfigDict({"train": "", "test": ""})
-  c.data.eval_splits = ("test",)
+def set_epochs(c: ml_collections.ConfigDict, num_train: int, epochs: int = EPOCHS,
+               lr_step_epochs: int = LR_STEP_EPOCHS) -> int:
+  """Steps, StepLR period, evaluation and checkpoint period from epochs; returns I (steps/epoch).
 
+  The reference's DataLoader keeps the last partial batch: I = ceil(num_train / batch_size).
+  """
+  iters = math.ceil(num_train / c.train.batch_size)
+  c.train.steps = epochs * iters
+  c.train.lr_step_every = lr_step_epochs * iters
+  c.train.eval_every = iters
+  c.train.checkpoint_every = iters
+  return iters
+
+
+def make_simple_vqa(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Turns a config's model, sampling, loss, optimizer and perturbation into SimpleVQA-AWP's."""
   c.model = simple_vqa_config()
   c.motion = motion_config()
 
-  c.frames = ml_collections.ConfigDict()
-  c.frames.num_frames = 8
-  c.frames.short_side = 520
-  c.frames.crop = 448
+  c.sampling.method = "frames_1fps"
+  c.sampling.clip_len = 8  # frames per video
+  c.sampling.short_side = 520
+  c.sampling.crop = 448
+  c.sampling.num_clips_train = 1
+  c.sampling.num_clips_eval = 1  # centred crops: more clips would be identical
 
-  c.loss = ml_collections.ConfigDict()
-  c.loss.name = "l1_rank"
   c.loss.l1_weight = 1.0
   c.loss.rank_weight = 1.0
   c.loss.hard_threshold = 1.0  # on the label scale (MOS 0-100 for LSVQ)
 
   c.train.batch_size = 8
+  c.train.optimizer = "adam_l2"
   c.train.learning_rate = 1e-5
   c.train.backbone_lr_mult = 1.0
   c.train.weight_decay = 1e-7  # Adam's coupled L2 in the reference, not AdamW's decay
-  c.train.ema_decay = 0.0
+  c.train.schedule = "step"
+  c.train.lr_step_gamma = 0.95
+  c.train.warmup_steps = 0
+  c.train.ema_decay = 0.0  # no EMA in the reference: the 'ema' params equal the raw ones
+  c.eval.models = ("raw",)
+  c.eval.select_model = "raw"
+  c.eval.batch_size = 8
+
   c.perturb.kind = "awp"
   c.perturb.gamma = 1e-4
+  return c
+
+
+def get_config():
+  """The SimpleVQA-AWP reference configuration (label files and motion_dir set by flag)."""
+  c = make_simple_vqa(config_base.base_config())
+  c.data.source = "label_files"
+  c.data.label_files = ml_collections.ConfigDict({"train": "", "test": ""})
+  c.data.eval_splits = ("test",)
+  set_epochs(c, LSVQ_TRAIN_VIDEOS)
   return c

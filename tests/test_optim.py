@@ -72,3 +72,53 @@ def test_frozen_optimizer_state_keeps_its_shapes():
   for _ in range(3):
     _, state = tx.update(params, state, params)
     assert shapes(state) == before
+
+
+def simple_vqa_train_cfg(**overrides):
+  """SimpleVQA's optimizer fields: Adam + coupled L2, StepLR."""
+  fields = dict(learning_rate=1e-5, backbone_lr_mult=1.0, weight_decay=1e-7, warmup_steps=0,
+                cosine_steps=1, optimizer="adam_l2", schedule="step", lr_step_every=4,
+                lr_step_gamma=0.95)
+  return ml_collections.ConfigDict(fields | overrides)
+
+
+@pytest.mark.parametrize("step,lr", [(0, 1e-5), (3, 1e-5), (4, 9.5e-6), (7, 9.5e-6),
+                                     (8, 9.025e-6), (13, 1e-5 * 0.95**3)])
+def test_step_schedule_learning_rates(step, lr):
+  # StepLR(step_size=2 epochs, gamma=0.95) with 2 steps per epoch: x0.95 every 4 steps.
+  rates = optim.learning_rates(simple_vqa_train_cfg(backbone_lr_mult=0.5), step)
+  np.testing.assert_allclose(rates["lr_head"], lr, rtol=1e-6)
+  np.testing.assert_allclose(rates["lr_backbone"], 0.5 * lr, rtol=1e-6)
+
+
+def test_adam_with_coupled_l2_by_hand():
+  # PyTorch Adam(weight_decay=wd): g' = g + wd p, m = b1 m + (1-b1) g', v = b2 v + (1-b2) g'^2,
+  # p -= lr_k * m / (1 - b1^k) / (sqrt(v / (1 - b2^k)) + eps). lr halves after the first step.
+  cfg = simple_vqa_train_cfg(learning_rate=0.01, weight_decay=0.1, lr_step_every=1,
+                             lr_step_gamma=0.5)
+  tx = optim.make_optimizer(cfg)
+  params = {"backbone": {"kernel": jnp.array(2.0)}, "head": {"bias": jnp.array(2.0)}}
+  grads = {"backbone": {"kernel": jnp.array(-0.1)}, "head": {"bias": jnp.array(-0.1)}}
+  state = tx.init(params)
+  p, m, v = 2.0, 0.0, 0.0
+  for k, lr in ((1, 0.01), (2, 0.005)):
+    g = -0.1 + 0.1 * p
+    m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+    p -= lr * (m / (1 - 0.9**k)) / (np.sqrt(v / (1 - 0.999**k)) + 1e-8)
+    updates, state = tx.update(grads, state, params)
+    params = jax.tree_util.tree_map(lambda a, u: a + u, params, updates)
+    np.testing.assert_allclose(params["backbone"]["kernel"], p, rtol=1e-6)
+    np.testing.assert_allclose(params["head"]["bias"], p, rtol=1e-6)
+  # The L2 term flips the first step's sign: plain Adam would move p up (gradient -0.1).
+  # Step 1: g' = 0.1, p = 2 - 0.01; step 2: g' = 0.099, m = 0.0189, v = 1.9791e-5, p = 1.985001.
+  np.testing.assert_allclose(p, 2.0 - 0.01 - 0.005 * (0.0189 / 0.19)
+                             / np.sqrt(1.9791e-5 / (1 - 0.999**2)), rtol=1e-5)
+
+
+def test_unknown_optimizer_and_schedule_are_rejected():
+  with pytest.raises(ValueError, match="train.optimizer"):
+    optim.make_optimizer(simple_vqa_train_cfg(optimizer="sgd"))
+  with pytest.raises(ValueError, match="train.schedule"):
+    optim.learning_rates(simple_vqa_train_cfg(schedule="linear"), 0)
+  with pytest.raises(ValueError, match="lr_step_every"):
+    optim.make_optimizer(simple_vqa_train_cfg(lr_step_every=0))

@@ -13,7 +13,7 @@ from vqa_jax import config_base
 sys.path.insert(0, str(REPO_ROOT))  # configs/paper/*.py import configs.paper.common, as -m does
 
 LSVQ_CONFIGS = ["lsvq_fast_vqa_b", "lsvq_fast_vqa_b_wd", "lsvq_fast_vqa_b_aua",
-                "lsvq_fast_vqa_b_rwp", "lsvq_fast_vqa_b_awp", "sama_awp"]
+                "lsvq_fast_vqa_b_rwp", "lsvq_fast_vqa_b_awp", "sama_awp", "lsvq_simple_vqa_awp"]
 FINETUNE_CONFIGS = ["finetune_konvid", "finetune_livevqc", "finetune_youtube_ugc"]
 
 
@@ -56,3 +56,28 @@ def test_label_files_resolve_against_the_shared_labels(shared_dir):
     assert root.startswith("/data/videos/")
   with pytest.raises(ValueError, match="LABELS_DIR,VIDEOS_DIR"):
     paper_config("lsvq_fast_vqa_b", "only_one_dir")
+
+
+def test_simple_vqa_awp_follows_the_reference_recipe():
+  # Upstream SimpleVQA (paper §6.3): 10 epochs of batch 8 on the 95% training part,
+  # I = ceil(26653 / 8) = 3332; StepLR every 2 epochs x0.95; Adam 1e-5 with coupled L2 1e-7.
+  c = paper_config("lsvq_simple_vqa_awp", "/l,/v,/m")
+  assert (c.model.name, c.sampling.method, c.sampling.clip_len) == ("simple_vqa", "frames_1fps", 8)
+  assert (c.sampling.short_side, c.sampling.crop) == (520, 448)
+  assert (c.train.steps, c.train.lr_step_every, c.train.eval_every) == (33320, 6664, 3332)
+  assert (c.train.optimizer, c.train.learning_rate, c.train.weight_decay) == ("adam_l2", 1e-5, 1e-7)
+  assert (c.train.schedule, c.train.lr_step_gamma, c.train.ema_decay) == ("step", 0.95, 0.0)
+  assert (c.perturb.kind, c.perturb.gamma) == ("awp", 1e-4)
+  assert c.data.motion_dir == "/m" and c.data.label_files.konvid == "/l/KoNViD/labels.txt:/v/KoNViD"
+  assert paper_config("lsvq_simple_vqa_awp", "/l,/v").data.motion_dir == "/v/simplevqa_motion"
+  with pytest.raises(ValueError, match="MOTION_DIR"):
+    paper_config("lsvq_simple_vqa_awp", "/l,/v,/m,/x")
+
+
+@pytest.mark.parametrize("name", ["simple_vqa", "simple_vqa_demo"])
+def test_simple_vqa_configs_validate_once_motion_features_are_given(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  with pytest.raises(ValueError, match="data.motion_dir"):
+    config_base.validate(config)
+  config.data.motion_dir = "/m"
+  config_base.validate(config)

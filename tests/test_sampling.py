@@ -1,10 +1,13 @@
 """Tests for vqa_jax.data.sampling: paper §10 items 4-6 and fragment geometry."""
 
+import hashlib
 import pathlib
 
 import cv2
 import numpy as np
 import pytest
+from tests.video_files import set_mp4_frame_durations
+from tests.video_files import write_mp4
 from tests.video_files import write_video
 
 from vqa_jax.data import sampling
@@ -130,6 +133,95 @@ def test_small_video_grid_uses_upsampled_size():
   np.testing.assert_array_equal(out[0, 96:, 96:], expected[96:128, 152:184])
 
 
+def naive_fragments(frames, grid, patch, aligned, rng, frame_index):
+  """The fragment definition written out one frame and one patch at a time, for comparison.
+
+  Upsample (cv2 bilinear, short side to grid * patch, long side floored) when the short side is
+  smaller; cell c of an axis starts at min(cell * c, size - patch) plus an offset in
+  {0, ..., cell - patch - 1} (h offsets drawn before w, each (chunks, grid, grid), int64), centred
+  int(0.5 * bound) without `rng`, 0 when cell <= patch; one offset per chunk of `aligned` frames.
+  """
+  size, channels = grid * patch, frames.shape[-1]
+  height, width = frames.shape[1:3]
+  short = min(height, width)
+  if short < size:
+    height, width = height * size // short, width * size // short
+    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR).reshape(
+        height, width, channels) for f in frames]
+  num_chunks = -(-len(frame_index) // aligned)
+
+  def offsets(bound):
+    if bound <= 0:
+      return np.zeros((num_chunks, grid, grid), np.int64)
+    if rng is None:
+      return np.full((num_chunks, grid, grid), int(0.5 * bound), np.int64)
+    return rng.integers(0, bound, size=(num_chunks, grid, grid), dtype=np.int64)
+
+  h_cell, w_cell = height // grid, width // grid
+  dh, dw = offsets(h_cell - patch), offsets(w_cell - patch)
+  out = np.zeros((len(frame_index), size, size, channels), np.uint8)
+  for t, source in enumerate(frame_index):
+    for i in range(grid):
+      for j in range(grid):
+        top = min(h_cell * i, height - patch) + dh[t // aligned, i, j]
+        left = min(w_cell * j, width - patch) + dw[t // aligned, i, j]
+        out[t, patch * i:patch * (i + 1), patch * j:patch * (j + 1)] = (
+            frames[source][top:top + patch, left:left + patch])
+  return out
+
+
+@pytest.mark.parametrize("size, grid, patch", [((40, 60), 4, 16), ((70, 100), 2, 16),
+                                               ((33, 21), 3, 10)])
+@pytest.mark.parametrize("frame_index", [
+    [0, 1, 2, 3, 4, 5, 6, 7],  # consecutive, each once (a long video)
+    [0, 0, 1, 2, 2, 3, 4, 4],  # sorted repeats
+    [5, 1, 2, 0, 5, 1, 7, 0],  # unordered repeats, frames 3, 4 and 6 unused
+    [6, 7, 0, 1, 6, 7, 0, 1],  # wrap-around
+])
+@pytest.mark.parametrize("aligned, seed", [(8, None), (8, 4), (2, None), (2, 4), (3, 4)])
+@pytest.mark.parametrize("channels", [3, 1])
+def test_fragments_match_the_frame_by_frame_definition(size, grid, patch, frame_index, aligned,
+                                                       seed, channels):
+  frames = np.random.default_rng(0).integers(0, 256, (8, *size, channels), np.uint8)
+  rng = None if seed is None else np.random.default_rng(seed)
+  expected = naive_fragments(frames, grid, patch, aligned,
+                             None if seed is None else np.random.default_rng(seed), frame_index)
+  got = sampling.sample_fragments(frames, grid, patch, aligned, rng, np.array(frame_index))
+  assert got.shape == expected.shape and got.dtype == np.uint8
+  np.testing.assert_array_equal(got, expected)
+
+
+# SHA-256 prefixes of sample_clips on ../shared/videos/tiny_192x144.mp4 (FAST-VQA-B sampling),
+# recorded with the implementation of git 7ae02e8, before the fragment fast path (see the test).
+TINY_GOLDEN = {
+    ("fragments", 1, None): "60fdcaa4ff10c573",
+    ("fragments", 1, 0): "91169df3b7021b8a",
+    ("fragments", 4, None): "6a7ddcba0ed37a0a",
+    ("fragments", 4, 0): "2c04ba7fc8ad7803",
+    ("fragments_t", 4, None): "1b641d0b2d633946",
+    ("fragments_t", 4, 0): "fca015017802e66a",
+}
+
+
+@pytest.mark.parametrize("method, num_clips, seed", sorted(TINY_GOLDEN, key=str))
+def test_shared_tiny_video_clips_match_recorded_golden(shared_dir, method, num_clips, seed):
+  """Bit-identical to the pre-fast-path clips. The goldens were printed at git 7ae02e8 by
+
+  for each key: hashlib.sha256(sampling.sample_clips(TINY, dict(clip_len=32, frame_interval=2,
+  grid=7, patch=32, method=method, **({'t_frag': 8, 'aligned': 8} if method == 'fragments_t'
+  else {})), num_clips, None if seed is None else np.random.default_rng(seed)).tobytes())
+  .hexdigest()[:16]
+  """
+  extra = {"t_frag": 8, "aligned": 8} if method == "fragments_t" else {}
+  cfg = {"clip_len": 32, "frame_interval": 2, "grid": 7, "patch": 32, "method": method, **extra}
+  rng = None if seed is None else np.random.default_rng(seed)
+  clips = sampling.sample_clips(str(shared_dir / "videos" / "tiny_192x144.mp4"), cfg, num_clips,
+                                rng)
+  assert clips.shape == (num_clips, 32, 224, 224, 3)
+  digest = hashlib.sha256(clips.tobytes()).hexdigest()[:16]
+  assert digest == TINY_GOLDEN[(method, num_clips, seed)]
+
+
 # Clips from files.
 
 
@@ -227,7 +319,7 @@ def test_methods_on_odd_sizes_and_very_short_videos(tmp_path, method, num_frames
   path = write_video(tmp_path / "odd.mkv", frames)
   clip_len = 1 if method == "sama_iqa" else 4  # the IQA sampler takes single frames
   cfg = {"method": method, "clip_len": clip_len, "t_frag": 2 if clip_len > 1 else 1,
-         "frame_interval": 2, "grid": 2, "patch": 16}
+         "frame_interval": 2, "grid": 2, "patch": 16, "short_side": 32, "crop": 32}
   for rng in (None, np.random.default_rng(1)):
     clips = sampling.sample_clips(path, cfg, num_clips=2, rng=rng)
     assert clips.shape == (2, clip_len, 32, 32, 3) and clips.dtype == np.uint8
@@ -235,24 +327,14 @@ def test_methods_on_odd_sizes_and_very_short_videos(tmp_path, method, num_frames
 
 
 def test_variable_frame_rate_video_samples_by_decoded_frames(tmp_path):
-  """A VFR file written with PyAV (irregular timestamps): clips follow the decoded frame order."""
-  av = pytest.importorskip("av")
-  path = str(tmp_path / "vfr.mkv")
-  with av.open(path, "w") as container:
-    stream = container.add_stream("ffv1", rate=30)
-    stream.width, stream.height, stream.pix_fmt = 32, 24, "bgr0"
-    stream.time_base = __import__("fractions").Fraction(1, 1000)
-    pts = np.cumsum([0, 10, 90, 5, 200, 33, 33, 400, 1, 60, 70, 20])
-    for t, stamp in enumerate(pts):
-      image = np.full((24, 32, 3), 20 * t, np.uint8)
-      frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="bgr0")
-      frame.pts, frame.time_base = int(stamp), stream.time_base
-      container.mux(stream.encode(frame))
-    container.mux(stream.encode(None))
-  decoded = sum(1 for _ in iter(cv2.VideoCapture(path).grab, False))
-  assert decoded == 12
-  clips = sampling.sample_clips(path, SMALL, num_clips=1)
-  # Whatever frame count the container reports, the 12 decodable frames are sampled: a segment
-  # of 12 (or re-sampling after an over-report) gives frames 2, 4, 6, 8 -> values 40, 80, ...
-  assert np.all(clips[0, :, 0, 0, 0] % 20 == 0)
-  np.testing.assert_array_equal(np.diff(clips[0, :, 0, 0, 0].astype(int)), [40, 40, 40])
+  """A VFR .mp4 (irregular frame durations): clips take frames by decode index, ignoring time."""
+  values = 20 * np.arange(12, dtype=np.uint8)
+  frames = np.ascontiguousarray(np.broadcast_to(values[:, None, None, None], (12, 24, 32, 3)))
+  cfr = write_mp4(tmp_path / "cfr.mp4", frames, fps=10.0)
+  vfr = set_mp4_frame_durations(cfr, tmp_path / "vfr.mp4",
+                                [10, 90, 5, 200, 33, 33, 400, 1, 60, 70, 20, 50])
+  clips = sampling.sample_clips(vfr, SMALL, num_clips=1)
+  np.testing.assert_array_equal(clips, sampling.sample_clips(cfr, SMALL, num_clips=1))
+  # N=12, K=1: a segment of 12, span 8, centred offset 2: frames 2, 4, 6, 8 (values 40 ... 160,
+  # moved a few levels by the lossy coding).
+  np.testing.assert_allclose(clips[0].mean(axis=(1, 2, 3)), [40, 80, 120, 160], atol=8)

@@ -146,8 +146,8 @@ def test_sigterm_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, mo
   workdir = str(tmp_path / "work")
   original = trainer.train_batches
 
-  def terminated_at_step_2(config, entries, mesh, start_step=0, bad_videos=None):
-    for step, item in enumerate(original(config, entries, mesh, start_step, bad_videos),
+  def terminated_at_step_2(config, entries, mesh, start_step=0, bad_videos=None, motion=None):
+    for step, item in enumerate(original(config, entries, mesh, start_step, bad_videos, motion),
                                 start=start_step + 1):
       if step == 2:
         os.kill(os.getpid(), signal.SIGTERM)  # arrives while step 2 runs

@@ -8,7 +8,10 @@ import dataclasses
 
 import ml_collections
 
+from vqa_jax import families
+from vqa_jax import optim
 from vqa_jax.data import augment
+from vqa_jax.data import frames_1fps
 from vqa_jax.data import sampling
 from vqa_jax.data import sources
 from vqa_jax.data.synthetic import SyntheticSpec
@@ -49,6 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
   # must not be one of eval_splits (selection never looks at a test set).
   c.data.val_split = ""
   c.data.val_fraction = 0.0
+  # SimpleVQA (model.name 'simple_vqa'): the folder of precomputed SlowFast motion features
+  # (`python -m vqa_jax.simplevqa_features --out=DIR`: index.json + one .npy per video).
+  c.data.motion_dir = ""
 
   c.sampling = ml_collections.ConfigDict()
   c.sampling.clip_len = 32
@@ -66,8 +72,20 @@ def base_config() -> ml_collections.ConfigDict:
   # test protocol, drawn reproducibly from eval_seed and each video's index). Training is random.
   c.sampling.eval_offsets = "centred"
   c.sampling.eval_seed = 0
+  # 'frames_1fps' (SimpleVQA, data/frames_1fps.py): clip_len frames at 1 fps, short side resized to
+  # short_side, a crop x crop square per frame (random in training, centred in evaluation).
+  c.sampling.short_side = 520
+  c.sampling.crop = 448
 
-  c.model = fast_vqa_b_config()  # FAST-VQA-B: Video Swin-T with GRPB, VQA head
+  # FAST-VQA-B: Video Swin-T with GRPB, VQA head. Another family sets model.name (families.py),
+  # e.g. 'simple_vqa' with models/simple_vqa.simple_vqa_config().
+  c.model = fast_vqa_b_config()
+
+  # SimpleVQA's L1 + rank loss (losses_simplevqa.py); FAST-VQA's loss uses train.rank_weight.
+  c.loss = ml_collections.ConfigDict()
+  c.loss.l1_weight = 1.0
+  c.loss.rank_weight = 1.0
+  c.loss.hard_threshold = 1.0  # on the label scale
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 52620
@@ -75,8 +93,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.learning_rate = 1e-3  # head; the backbone gets learning_rate * backbone_lr_mult
   c.train.backbone_lr_mult = 0.1
   c.train.weight_decay = 0.05
+  # 'adamw' (decoupled decay, FAST-VQA) or 'adam_l2' (PyTorch Adam's coupled L2, SimpleVQA).
+  c.train.optimizer = "adamw"
+  # 'warmup_cosine' (FAST-VQA, paper §7.3) or 'step' (StepLR: x lr_step_gamma every lr_step_every
+  # steps; SimpleVQA: every 2 epochs x 0.95).
+  c.train.schedule = "warmup_cosine"
   c.train.warmup_steps = 4385
   c.train.cosine_steps = 52620  # M in the reference schedule (paper §7.3)
+  c.train.lr_step_every = 0
+  c.train.lr_step_gamma = 0.95
   c.train.ema_decay = 0.999
   c.train.rank_weight = 0.3
   c.train.log_every = 50
@@ -151,7 +176,38 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"train.{name} must be positive, got {config.train[name]}")
   if config.train.batch_size < 2:
     raise ValueError("train.batch_size must be >= 2: the PLCC and rank losses compare videos")
+  validate_optimizer(config.train)
+  validate_model_inputs(config)
+
+
+def validate_optimizer(train_cfg: ml_collections.ConfigDict) -> None:
+  """Raises ValueError unless train.optimizer / train.schedule name known ones, with their fields."""
+  if train_cfg.get("optimizer", "adamw") not in optim.OPTIMIZERS:
+    raise ValueError(f"train.optimizer must be one of {optim.OPTIMIZERS}, got "
+                     f"{train_cfg.optimizer!r}")
+  schedule = train_cfg.get("schedule", "warmup_cosine")
+  if schedule not in optim.SCHEDULES:
+    raise ValueError(f"train.schedule must be one of {optim.SCHEDULES}, got {schedule!r}")
+  if schedule == "step" and not (train_cfg.lr_step_every > 0 and train_cfg.lr_step_gamma > 0):
+    raise ValueError(f"train.schedule='step' needs train.lr_step_every > 0 and lr_step_gamma > 0, "
+                     f"got {train_cfg.lr_step_every} and {train_cfg.lr_step_gamma}")
+
+
+def validate_model_inputs(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError unless the model family and the sampler fit together."""
   s = config.sampling
+  frames = s.get("method", "fragments") == frames_1fps.METHOD
+  if families.family_name(config.model) == "simple_vqa":
+    if not frames:
+      raise ValueError(f"model.name='simple_vqa' takes whole frames: sampling.method must be "
+                       f"{frames_1fps.METHOD!r}, got {s.get('method')!r}")
+    if not config.data.get("motion_dir", ""):
+      raise ValueError("model.name='simple_vqa' needs data.motion_dir, the motion features of "
+                       "`python -m vqa_jax.simplevqa_features --out=DIR`")
+    return
+  if frames:
+    raise ValueError(f"sampling.method={frames_1fps.METHOD!r} feeds whole frames to SimpleVQA; "
+                     "set model.name='simple_vqa'")
   if s.clip_len % config.model.patch_size[0]:
     raise ValueError(f"sampling.clip_len {s.clip_len} is not a multiple of the temporal patch "
                      f"size {config.model.patch_size[0]}")

@@ -1,4 +1,10 @@
-"""Evaluation over a labelled split: multi-clip predictions gathered to the host, then metrics."""
+"""Evaluation over a labelled split: multi-clip predictions gathered to the host, then metrics.
+
+`predict_fn(params, *inputs)` gets the batch's model inputs (`input_pipeline.MODEL_INPUTS` present
+in it: `video`, and with motion features `motion`) in that order, each a global jax.Array split on
+the data axis, and returns the (B,) scores; `params` is whatever the function takes (FAST-VQA's
+params, or SimpleVQA's {'params', 'batch_stats'} variables, see `families`).
+"""
 
 import math
 from typing import Any, Callable
@@ -32,19 +38,22 @@ def global_rows(host_rows: np.ndarray) -> np.ndarray:
 
 def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
                   sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
-                  mesh: jax.sharding.Mesh,
-                  on_bad_video: str = "error") -> tuple[np.ndarray, np.ndarray]:
+                  mesh: jax.sharding.Mesh, on_bad_video: str = "error",
+                  motion: Any = None) -> tuple[np.ndarray, np.ndarray]:
   """Scores every video of `entries` in file order; returns (predictions, labels).
 
-  With on_bad_video='skip' undecodable videos are left out, counted and logged.
+  With on_bad_video='skip' undecodable videos are left out, counted and logged. `motion` (a
+  `data.motion.MotionFeatures`) adds each video's `motion` input (SimpleVQA).
   """
   bad_videos = input_pipeline.BadVideoLog()
   dataset = input_pipeline.eval_dataset(entries, sampling, batch_size, num_clips,
-                                        on_bad_video=on_bad_video, bad_videos=bad_videos)
+                                        on_bad_video=on_bad_video, bad_videos=bad_videos,
+                                        motion=motion)
   preds, labels = [], []
   for batch in input_pipeline.as_numpy(dataset):
-    video = sharding.shard_batch({"video": batch["video"]}, mesh)["video"]
-    scores = np.asarray(jax.device_get(predict_fn(params, video)))  # the global batch, replicated
+    inputs = sharding.shard_batch(input_pipeline.model_inputs(batch), mesh)
+    # The global batch's scores, replicated.
+    scores = np.asarray(jax.device_get(predict_fn(params, *inputs.values())))
     valid = global_rows(np.asarray(batch["valid"], bool))
     preds.append(scores[valid])
     labels.append(global_rows(np.asarray(batch["label"]))[valid])
@@ -59,8 +68,8 @@ def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
 def evaluate_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
                    sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
                    mesh: jax.sharding.Mesh, on_bad_video: str = "error",
-                   logistic: bool = True) -> dict[str, float]:
+                   logistic: bool = True, motion: Any = None) -> dict[str, float]:
   """SRCC, PLCC, KRCC, RMSE (with `logistic` also the fitted PLCC / RMSE) on one split."""
   preds, labels = predict_split(predict_fn, params, entries, sampling, batch_size, num_clips, mesh,
-                                on_bad_video)
+                                on_bad_video, motion)
   return metrics.quality_metrics(preds, labels, logistic=logistic)

@@ -36,3 +36,24 @@ def l1_rank_loss(pred: jax.Array, label: jax.Array, *, l1_weight: float = 1.0,
   y = label.astype(jnp.float32).reshape(-1)
   l1 = jnp.mean(jnp.abs(p - y))
   return l1_weight * l1 + rank_weight * hard_pair_rank_loss(p, y, hard_threshold)
+
+
+def make_loss_fn(model, loss_cfg):
+  """Stateful loss_fn(params, model_state, batch, rng) -> (loss, (preds, new model_state)).
+
+  The form `train_step.make_train_step(..., stateful=True)` expects. `model` is a `SimpleVQA`
+  (frames `batch['video']`, motion `batch['motion']`) run in train mode, so BatchNorm normalises
+  with batch statistics and returns updated running statistics; a video's prediction is the mean
+  of its per-frame scores. `loss_cfg` holds l1_weight, rank_weight and hard_threshold.
+  """
+  weights = dict(l1_weight=float(loss_cfg.l1_weight), rank_weight=float(loss_cfg.rank_weight),
+                 hard_threshold=float(loss_cfg.hard_threshold))
+
+  def loss_fn(params, model_state, batch, rng):
+    del rng  # SimpleVQA has no dropout.
+    scores, new_state = model.apply({"params": params, **model_state}, batch["video"],
+                                    batch["motion"], train=True, mutable=list(model_state))
+    pred = jnp.mean(scores, axis=1)
+    return l1_rank_loss(pred, batch["label"], **weights), (pred, dict(new_state))
+
+  return loss_fn

@@ -1,5 +1,12 @@
-"""The reference optimizer in optax: AdamW with backbone/head learning-rate groups and the FAST-VQA
-warmup + cosine schedule (paper §7.2–7.3)."""
+"""The reference optimizers in optax, with backbone/head learning-rate groups (paper §7.2–7.3, §6.3).
+
+`train.optimizer`: 'adamw' (FAST-VQA: decoupled weight decay scaled by the learning rate, as
+PyTorch AdamW) or 'adam_l2' (SimpleVQA: PyTorch Adam's coupled L2, `weight_decay * param` added to
+the gradient before the Adam moments, `optax.add_decayed_weights` before `optax.adam`).
+`train.schedule`: 'warmup_cosine' (FAST-VQA's warmup + cosine multiplier, `reference_schedule`) or
+'step' (PyTorch StepLR: the rate is multiplied by `lr_step_gamma` every `lr_step_every` steps,
+`optax.exponential_decay(..., staircase=True)`; the configs convert StepLR's epochs to steps).
+"""
 
 from typing import Any, NamedTuple
 
@@ -9,6 +16,9 @@ import ml_collections
 import optax
 
 PyTree = Any
+
+OPTIMIZERS = ("adamw", "adam_l2")
+SCHEDULES = ("warmup_cosine", "step")
 
 
 def reference_schedule(warmup_steps: int, cosine_steps: int) -> optax.Schedule:
@@ -65,9 +75,27 @@ def freeze_for(num_steps: int, inner: optax.GradientTransformation) -> optax.Gra
   return optax.GradientTransformation(init, update)
 
 
+def step_schedule(every: int, gamma: float) -> optax.Schedule:
+  """PyTorch StepLR as a multiplier: gamma ** floor(count / every)."""
+  if every <= 0:
+    raise ValueError(f"train.lr_step_every must be positive, got {every}")
+  return optax.exponential_decay(1.0, transition_steps=int(every), decay_rate=float(gamma),
+                                 staircase=True)
+
+
+def lr_multiplier(train_cfg: ml_collections.ConfigDict) -> optax.Schedule:
+  """The configured schedule's multiplier of the base rates (`train.schedule`)."""
+  name = train_cfg.get("schedule", "warmup_cosine")
+  if name == "warmup_cosine":
+    return reference_schedule(train_cfg.warmup_steps, train_cfg.cosine_steps)
+  if name == "step":
+    return step_schedule(train_cfg.lr_step_every, train_cfg.lr_step_gamma)
+  raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {name!r}")
+
+
 def group_learning_rates(train_cfg: ml_collections.ConfigDict) -> dict[str, optax.Schedule]:
-  """{'backbone': lr_b(step), 'head': lr_h(step)}: base rates times the reference multiplier."""
-  multiplier = reference_schedule(train_cfg.warmup_steps, train_cfg.cosine_steps)
+  """{'backbone': lr_b(step), 'head': lr_h(step)}: base rates times the schedule's multiplier."""
+  multiplier = lr_multiplier(train_cfg)
   lr = train_cfg.learning_rate
   return {"backbone": lambda k: lr * train_cfg.backbone_lr_mult * multiplier(k),
           "head": lambda k: lr * multiplier(k)}
@@ -81,24 +109,33 @@ def learning_rates(train_cfg: ml_collections.ConfigDict, step: int) -> dict[str,
           "lr_head": float(rates["head"](step))}
 
 
-def make_optimizer(train_cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW(β=(0.9, 0.999), eps 1e-8) with lr_head = lr and lr_backbone = lr·backbone_lr_mult.
+def adam_family(name: str, schedule: optax.Schedule,
+                weight_decay: float) -> optax.GradientTransformation:
+  """Adam(β=(0.9, 0.999), eps 1e-8) with decoupled ('adamw') or coupled L2 ('adam_l2') decay."""
+  if name == "adamw":
+    return optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay)
+  if name == "adam_l2":
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8))
+  raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}")
 
-  Decoupled weight decay applies to every leaf, scaled by the group's learning rate (as PyTorch
-  AdamW).
+
+def make_optimizer(train_cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """`train.optimizer` with lr_head = lr and lr_backbone = lr·backbone_lr_mult (times the schedule).
+
+  'adamw': decoupled weight decay on every leaf, scaled by the group's learning rate (as PyTorch
+  AdamW); 'adam_l2': PyTorch Adam's weight_decay, an L2 term added to the gradient.
   With `freeze_backbone_steps` = P > 0 (linear probe, paper §7.6) the backbone is frozen for the
   first P steps (`freeze_for`), then follows the same global schedule as the head.
   """
   rates = group_learning_rates(train_cfg)
   frozen_steps = int(train_cfg.get("freeze_backbone_steps", 0))
-
-  def adamw(schedule):
-    return optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=train_cfg.weight_decay)
-
+  name = train_cfg.get("optimizer", "adamw")
+  make = lambda schedule: adam_family(name, schedule, train_cfg.weight_decay)
   # The frozen wrapper does not advance the backbone's own count, so its schedule is shifted by P.
-  backbone = adamw(lambda k: rates["backbone"](k + frozen_steps))
+  backbone = make(lambda k: rates["backbone"](k + frozen_steps))
   return optax.multi_transform(
-      {"backbone": freeze_for(frozen_steps, backbone), "head": adamw(rates["head"])},
+      {"backbone": freeze_for(frozen_steps, backbone), "head": make(rates["head"])},
       group_labels)
 
 

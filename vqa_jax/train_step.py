@@ -4,6 +4,19 @@
 in `perturb.py`) with the outer optimizer: it returns `step(state, batch, rng) -> (state, metrics)`,
 a pure function to `jax.jit` (`jit_sharded` for a data-parallel mesh). `make_population_step` vmaps
 the same step over K stacked states, one perturbation config per member, for radius sweeps.
+
+Model state (non-parameter Flax collections such as BatchNorm's `batch_stats`) lives in
+`TrainState.model_state` (None for models without any, e.g. FAST-VQA). A loss that updates it is
+passed with `stateful=True` as `loss_fn(params, model_state, batch, rng) -> (loss, (predictions,
+new_model_state))`; the plain `loss_fn(params, batch, rng) -> (loss, predictions)` keeps the state
+as it is. Which pass's new state is kept (the paper's "BatchNorm statistics updated once per step"
+under AWP; the reference SimpleVQA updates them in both passes, §11 j):
+
+* plain step: its one pass;
+* perturbed step: the CLEAN pass (the ascent and perturbed passes start from the same old state and
+  their new states are discarded), so running statistics are never computed at perturbed weights;
+* every_k reuse steps (no clean pass): the step's only pass, the perturbed one, so the statistics
+  still advance once per step.
 """
 
 import dataclasses
@@ -22,6 +35,9 @@ from vqa_jax import sharding
 PyTree = Any
 # loss_fn(params, batch, rng) -> (loss, predictions)
 LossFn = Callable[[PyTree, dict, jax.Array], tuple[jax.Array, jax.Array]]
+# stateful loss_fn(params, model_state, batch, rng) -> (loss, (predictions, new model_state))
+StatefulLossFn = Callable[[PyTree, PyTree, dict, jax.Array],
+                          tuple[jax.Array, tuple[jax.Array, PyTree]]]
 
 PERTURBATION_KINDS = ("none",) + perturb.KINDS
 # PerturbConfig fields that all members of a population must share (one program runs them all).
@@ -38,6 +54,8 @@ class TrainState:
   ema_params: PyTree
   # The last perturbation (a float32 delta shaped like params) when every_k > 1, else None.
   perturb_state: PyTree = None
+  # Non-parameter model collections, e.g. {'batch_stats': ...}; None for models without any.
+  model_state: PyTree = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,11 +121,23 @@ def init_perturb_state(params: PyTree, perturb_cfg: PerturbConfig | None) -> PyT
 
 
 def create_train_state(params: PyTree, tx: optax.GradientTransformation,
-                       perturb_cfg: PerturbConfig | None = None) -> TrainState:
+                       perturb_cfg: PerturbConfig | None = None,
+                       model_state: PyTree = None) -> TrainState:
   """A fresh state at step 0 whose EMA starts at the initial parameters (as the reference)."""
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                     ema_params=jax.tree_util.tree_map(jnp.copy, params),
-                    perturb_state=init_perturb_state(params, perturb_cfg))
+                    perturb_state=init_perturb_state(params, perturb_cfg),
+                    model_state=model_state)
+
+
+def as_stateful(loss_fn: LossFn) -> StatefulLossFn:
+  """A plain loss in the stateful form; the model state passes through unchanged."""
+
+  def stateful(params, model_state, batch, rng):
+    loss, preds = loss_fn(params, batch, rng)
+    return loss, (preds, model_state)
+
+  return stateful
 
 
 def _all(*preds):
@@ -140,33 +170,39 @@ def _zeros_like_output(fn: Callable, *args) -> PyTree:
   return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
 
 
-def _make_core(loss_fn: LossFn, tx: optax.GradientTransformation, cfg: PerturbConfig,
+def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: PerturbConfig,
                kinds: tuple[str, ...], ema_decay: float, mask: PyTree | None):
   """core(state, batch, rng, radius, kind_index, recompute) -> (state, metrics).
 
-  `cfg` gives the fields in SHARED_FIELDS; `kinds` the perturbation kinds `kind_index` selects from
-  (empty: the plain step). `radius` and `kind_index` may be traced (per population member); a member
-  with radius 0 updates with its clean gradient, so it equals the plain step.
+  `loss_fn` is stateful (`as_stateful` wraps a plain one). `cfg` gives the fields in
+  SHARED_FIELDS; `kinds` the perturbation kinds `kind_index` selects from (empty: the plain step).
+  `radius` and `kind_index` may be traced (per population member); a member with radius 0 updates
+  with its clean gradient, so it equals the plain step.
   """
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
 
-  def update(state, grads, metrics, perturb_state):
+  def grad_fn(params, model_state, batch, rng):
+    """((loss, new model state), grads); the predictions are not needed here."""
+    (loss, (_, new_model_state)), grads = value_and_grad(params, model_state, batch, rng)
+    return (loss, new_model_state), grads
+
+  def update(state, grads, metrics, perturb_state, model_state):
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               ema_params=optim.ema_update(state.ema_params, params, ema_decay),
-                              perturb_state=perturb_state)
+                              perturb_state=perturb_state, model_state=model_state)
     metrics.update(grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params))
     return new_state, metrics
 
   def core(state, batch, rng, radius, kind_index, recompute):
     rng = jax.random.fold_in(rng, state.step)
     clean_rng, perturbed_rng, noise_rng = jax.random.split(rng, 3)
-    params = state.params
+    params, old_model_state = state.params, state.model_state
     if not kinds:
-      (loss, _), grads = grad_fn(params, batch, clean_rng)
+      (loss, model_state), grads = grad_fn(params, old_model_state, batch, clean_rng)
       return update(state, grads, {"loss": loss, "clean_grad_norm": optax.tree.norm(grads)},
-                    state.perturb_state)
+                    state.perturb_state, model_state)
     if cfg.every_k > 1 and state.perturb_state is None:
       raise ValueError("every_k > 1 keeps the last perturbation in TrainState.perturb_state; "
                        "build the state with create_train_state(params, tx, perturb_cfg)")
@@ -175,26 +211,31 @@ def _make_core(loss_fn: LossFn, tx: optax.GradientTransformation, cfg: PerturbCo
     fresh_rng = clean_rng if cfg.reuse_dropout_rng else perturbed_rng
 
     def fresh():
-      (clean_loss, _), clean_grads = grad_fn(params, batch, clean_rng)
+      (clean_loss, clean_model_state), clean_grads = grad_fn(params, old_model_state, batch,
+                                                             clean_rng)
       direction = pert.direction(params, clean_grads, noise_rng)
       # Intermediate ascent points (steps > 1) get their own fresh keys unless keys are reused.
       ascent_rng = lambda i: fresh_rng if cfg.reuse_dropout_rng else jax.random.fold_in(fresh_rng, i)
-      ascent_grad = lambda p, i: grad_fn(p, batch, ascent_rng(i))[1]
+      ascent_grad = lambda p, i: grad_fn(p, old_model_state, batch, ascent_rng(i))[1]
       delta = perturb.ascent(pert, params, direction, ascent_grad, radius, cfg.steps, leaf_mask)
-      return clean_loss, clean_grads, delta, fresh_rng
+      return clean_loss, clean_grads, delta, fresh_rng, clean_model_state
 
     def reuse():
       # The last perturbation, projected onto the current weights' feasible set. There is no clean
       # pass: the step's only pass uses the clean pass's dropout key.
-      (no_loss, _), no_grads = _zeros_like_output(lambda: grad_fn(params, batch, clean_rng))
-      return no_loss, no_grads, pert.project(params, state.perturb_state, radius), clean_rng
+      (no_loss, _), no_grads = _zeros_like_output(
+          lambda: grad_fn(params, old_model_state, batch, clean_rng))
+      return (no_loss, no_grads, pert.project(params, state.perturb_state, radius), clean_rng,
+              old_model_state)
 
     if recompute is True:
-      clean_loss, clean_grads, delta, pass_rng = fresh()
+      clean_loss, clean_grads, delta, pass_rng, clean_model_state = fresh()
     else:
-      clean_loss, clean_grads, delta, pass_rng = jax.lax.cond(recompute, fresh, reuse)
+      clean_loss, clean_grads, delta, pass_rng, clean_model_state = jax.lax.cond(
+          recompute, fresh, reuse)
     perturbed = jax.lax.stop_gradient(perturb.apply_delta(params, delta, leaf_mask))
-    (perturbed_loss, _), grads = grad_fn(perturbed, batch, pass_rng)
+    (perturbed_loss, perturbed_model_state), grads = grad_fn(perturbed, old_model_state, batch,
+                                                             pass_rng)
     if cfg.combine:
       grads = jax.tree_util.tree_map(lambda p, c: (1 - cfg.combine) * p + cfg.combine * c,
                                      grads, clean_grads)
@@ -204,13 +245,22 @@ def _make_core(loss_fn: LossFn, tx: optax.GradientTransformation, cfg: PerturbCo
                "perturbed_loss": perturbed_loss, "perturbation_norm": perturb.tree_norm(delta)}
     if cfg.every_k > 1:
       metrics["recomputed"] = jnp.asarray(recompute, jnp.float32)
-    return update(state, grads, metrics, delta if cfg.every_k > 1 else state.perturb_state)
+    # The clean pass's model state; on reuse steps the only (perturbed) pass's (module docstring).
+    model_state = _where(recompute, clean_model_state, perturbed_model_state)
+    return update(state, grads, metrics, delta if cfg.every_k > 1 else state.perturb_state,
+                  model_state)
 
   return core
 
 
-def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, perturb_cfg: PerturbConfig,
-                    ema_decay: float, mask: PyTree | None = None):
+def _stateful(loss_fn, stateful: bool) -> StatefulLossFn:
+  """`loss_fn` in the stateful form (`stateful` says which form it is in)."""
+  return loss_fn if stateful else as_stateful(loss_fn)
+
+
+def make_train_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTransformation,
+                    perturb_cfg: PerturbConfig, ema_decay: float, mask: PyTree | None = None,
+                    *, stateful: bool = False):
   """Builds `step(state, batch, rng) -> (state, metrics)`.
 
   With a perturbation the optimizer sees only the gradient at the perturbed point w + r (the clean
@@ -219,10 +269,11 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, perturb_c
   An inactive config (kind 'none' or radius 0) gives the plain one-pass step. `mask` defaults to
   `perturb.weight_mask(params)`. Metrics: loss (clean; on every_k reuse steps, where no clean pass
   runs, the perturbed loss), perturbed_loss, perturbation_norm, clean_grad_norm, grad_norm,
-  param_norm, and with every_k > 1 `recomputed`.
+  param_norm, and with every_k > 1 `recomputed`. With `stateful=True`, `loss_fn` is a
+  `StatefulLossFn` and the new `model_state` is kept as the module docstring says.
   """
   kinds = (perturb_cfg.kind,) if perturb_cfg.active else ()
-  core = _make_core(loss_fn, tx, perturb_cfg, kinds, ema_decay, mask)
+  core = _make_core(_stateful(loss_fn, stateful), tx, perturb_cfg, kinds, ema_decay, mask)
 
   def step(state: TrainState, batch: dict, rng: jax.Array):
     return core(state, batch, rng, perturb_cfg.radius, 0,
@@ -241,9 +292,9 @@ def _shared_config(perturb_cfgs: Sequence[PerturbConfig]) -> PerturbConfig:
   return perturb_cfgs[0]
 
 
-def make_population_step(loss_fn: LossFn, tx: optax.GradientTransformation,
+def make_population_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTransformation,
                          perturb_cfgs: Sequence[PerturbConfig], ema_decay: float,
-                         mask: PyTree | None = None):
+                         mask: PyTree | None = None, *, stateful: bool = False):
   """Builds `step(states, batch, rng) -> (states, metrics)` over K stacked states (`stack_states`).
 
   Member i trains with perturb_cfgs[i] (kinds and radii may differ; SHARED_FIELDS may not) on the
@@ -257,7 +308,7 @@ def make_population_step(loss_fn: LossFn, tx: optax.GradientTransformation,
   kinds = tuple(k for k in perturb.KINDS if any(c.active and c.kind == k for c in cfgs))
   radii = jnp.asarray([c.radius for c in cfgs], jnp.float32)
   kind_index = jnp.asarray([kinds.index(c.kind) if c.kind in kinds else 0 for c in cfgs], jnp.int32)
-  core = _make_core(loss_fn, tx, shared, kinds, ema_decay, mask)
+  core = _make_core(_stateful(loss_fn, stateful), tx, shared, kinds, ema_decay, mask)
 
   def step(states: TrainState, batch: dict, rng: jax.Array):
     recompute = _recompute(states.step[0], shared.every_k)

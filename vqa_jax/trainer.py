@@ -8,7 +8,11 @@ state is kept in `<workdir>/best/checkpoints/` and its test numbers are printed 
 ones. A run resumes from the newest checkpoint in `<workdir>/checkpoints/` (state and input
 position: the input stream is a function of the step), SIGTERM saves a checkpoint at the next step
 boundary and raises `Interrupted`, and a non-finite loss stops the run naming the step and its
-videos. Without a checkpoint to resume from, `init.checkpoint` gives the initial params.
+videos. Without a checkpoint to resume from, `init.checkpoint` gives the initial params (and, for
+models with state such as BatchNorm statistics, the initial model state).
+
+The model family (`config.model.name`, see `families`) decides the model, its inputs, loss and
+score; everything else here is shared. SimpleVQA's motion features come from `data.motion_dir`.
 """
 
 import contextlib
@@ -19,15 +23,14 @@ import time
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from vqa_jax import checkpointing
 from vqa_jax import config_base
 from vqa_jax import evaluate
+from vqa_jax import families
 from vqa_jax import logging_utils
-from vqa_jax import losses
 from vqa_jax import memory_report
 from vqa_jax import optim
 from vqa_jax import progress
@@ -36,8 +39,8 @@ from vqa_jax import selection
 from vqa_jax import sharding
 from vqa_jax import train_step
 from vqa_jax.data import input_pipeline
+from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import sources
-from vqa_jax.models import model as model_lib
 
 append_jsonl = logging_utils.append_jsonl  # kept for callers of trainer.append_jsonl
 
@@ -51,32 +54,51 @@ class Interrupted(Exception):
 
 
 def make_apply_fn(model):
-  """apply(params, video, train) -> quality map, for evaluation."""
+  """apply(params, video, train) -> quality map, for evaluation (FAST-VQA family)."""
   return lambda params, video, train: model.apply({"params": params}, video, train=train)
 
 
-def init_state(model, tx, config, mesh, params=None) -> train_step.TrainState:
-  """Initial train state (from `params` if given), created directly with replicated shardings."""
-  s = config.sampling
-  size = s.grid * s.patch
-  dummy = jnp.zeros((1, s.clip_len, size, size, 3), jnp.uint8)
+def init_state(model, tx, config, mesh, params=None, model_state=None) -> train_step.TrainState:
+  """Initial train state (from `params` / `model_state` if given), created replicated.
+
+  `model` is the family's module (`families.build(config).model`); without `params` the
+  variables are initialised from `config.seed`.
+  """
+  family = families.build(config, model)
   perturb_cfg = train_step.PerturbConfig.from_config(config.perturb)
 
-  def create(key, given):
-    if given is None:
-      given = model.init({"params": key}, dummy, train=False)["params"]
-    return train_step.create_train_state(given, tx, perturb_cfg)
+  def create(key, given_params, given_state):
+    if given_params is None:
+      given_params, given_state = family.init_variables(key)
+    return train_step.create_train_state(given_params, tx, perturb_cfg, given_state)
 
   return jax.jit(create, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed),
-                                                                  params)
+                                                                  params, model_state)
 
 
-def pretrained_params(config: ml_collections.ConfigDict, like):
-  """The params of `config.init.checkpoint`, checked against `like` (vqa_jax.pretrained)."""
+def pretrained_variables(config: ml_collections.ConfigDict, state: train_step.TrainState):
+  """(params, model_state) of `config.init.checkpoint`, checked against `state`'s.
+
+  Models without state read params only (`pretrained.load_params`); models with state read all
+  their collections (`pretrained.load_variables`), e.g. ImageNet ResNet-50 weights and BatchNorm
+  statistics converted by `vqa_jax.convert_weights --format=resnet50`.
+  """
   from vqa_jax import pretrained  # pylint: disable=g-import-not-at-top  (optional module)
   logging.info("initialising from %s (%s params)", config.init.checkpoint,
                "EMA" if config.init.use_ema else "raw")
-  return pretrained.load_params(config.init.checkpoint, like=like, use_ema=config.init.use_ema)
+  if state.model_state is None:
+    return pretrained.load_params(config.init.checkpoint, like=state.params,
+                                  use_ema=config.init.use_ema), None
+  loaded = dict(pretrained.load_variables(
+      config.init.checkpoint, like=families.variables(state.params, state.model_state),
+      use_ema=config.init.use_ema))
+  return loaded.pop("params"), loaded
+
+
+def motion_features(config: ml_collections.ConfigDict) -> motion_lib.MotionFeatures:
+  """The precomputed motion features of `data.motion_dir` (SimpleVQA's `motion` input)."""
+  return motion_lib.MotionFeatures(config.data.motion_dir, config.sampling.clip_len,
+                                   config.model.motion_dim)
 
 
 def log_setup(config, mesh, num_params: int, splits: dict) -> None:
@@ -115,17 +137,23 @@ def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
 
 
 def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_step: int = 0,
-                  bad_videos: input_pipeline.BadVideoLog | None = None):
-  """Yields (host batch, device batch) of the configured training pipeline from `start_step` on."""
+                  bad_videos: input_pipeline.BadVideoLog | None = None,
+                  motion: motion_lib.MotionFeatures | None = None):
+  """Yields (host batch, device batch) of the configured training pipeline from `start_step` on.
+
+  The device batch holds the model inputs (video, and motion when `motion` is given) and labels.
+  """
   dataset = input_pipeline.train_dataset(entries, config.sampling, config.train.batch_size,
                                          seed=config.seed, num_steps=config.train.steps,
                                          start_step=start_step,
                                          num_clips=config.sampling.num_clips_train,
                                          on_bad_video=config.data.on_bad_video,
                                          bad_videos=bad_videos,
-                                         augment=config.data.get("augment", "none"))
+                                         augment=config.data.get("augment", "none"),
+                                         motion=motion)
   for batch in input_pipeline.as_numpy(dataset):
-    yield batch, sharding.shard_batch({"video": batch["video"], "label": batch["label"]}, mesh)
+    yield batch, sharding.shard_batch(
+        {**input_pipeline.model_inputs(batch), "label": batch["label"]}, mesh)
 
 
 def check_finite(step: int, losses_at_step: dict, batch_indices, entries: list) -> None:
@@ -171,17 +199,24 @@ def sigterm_flag():
     signal.signal(signal.SIGTERM, previous)
 
 
-def evaluate_all(state, predict_fn, splits, config, mesh, split_names=None) -> report.Results:
-  """Metrics for every split of `split_names` (default: the eval splits) and every eval model."""
+def evaluate_all(state, predict_fn, splits, config, mesh, split_names=None,
+                 motion: motion_lib.MotionFeatures | None = None) -> report.Results:
+  """Metrics for every split of `split_names` (default: the eval splits) and every eval model.
+
+  `predict_fn(variables, *inputs)` as `families.Family.predict_fn`. The 'ema' model is the EMA
+  params with the model state (BatchNorm running statistics) of the raw model, which has no EMA.
+  """
   batch_size = evaluate.eval_batch_size(config.eval.batch_size, mesh)
-  params_by_model = {"raw": state.params, "ema": state.ema_params}
+  variables_by_model = {"raw": families.variables(state.params, state.model_state),
+                        "ema": families.variables(state.ema_params, state.model_state)}
   results = {}
   for name in (config.data.eval_splits if split_names is None else split_names):
     results[name] = {
-        model: evaluate.evaluate_split(predict_fn, params_by_model[model], splits[name],
+        model: evaluate.evaluate_split(predict_fn, variables_by_model[model], splits[name],
                                        config.sampling, batch_size,
                                        config.sampling.num_clips_eval, mesh,
-                                       config.data.on_bad_video, logistic=config.eval.logistic)
+                                       config.data.on_bad_video, logistic=config.eval.logistic,
+                                       motion=motion)
         for model in config.eval.models}
   return results
 
@@ -237,15 +272,18 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   sharding.check_batch_size(config.train.batch_size, mesh)
   splits = prepare_splits(config, splits)
   train_entries = splits[config.data.train_split]
+  family = families.build(config)
+  motion = motion_features(config) if "motion" in family.input_keys else None
   for name in {config.data.train_split, config.data.val_split, *config.data.eval_splits} - {""}:
-    try:  # before the model is built: fail fast
+    try:  # before the model is compiled: fail fast
       input_pipeline.check_videos_exist(splits[name])
+      if motion is not None:
+        motion.check(splits[name], config.data.on_bad_video)
     except FileNotFoundError as e:
       raise FileNotFoundError(f"split {name!r}: {e}") from None
 
-  model = model_lib.build_model(config.model)
   tx = optim.make_optimizer(config.train)
-  state = init_state(model, tx, config, mesh)
+  state = init_state(family.model, tx, config, mesh)
   log_setup(config, mesh, sum(x.size for x in jax.tree_util.tree_leaves(state.params)), splits)
 
   async_save = config.checkpoint.async_save
@@ -257,21 +295,20 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     state = restored
     logging.info("resumed from %s at step %d", manager.directory, int(state.step))
   elif config.init.checkpoint:
-    state = init_state(model, tx, config, mesh, pretrained_params(config, state.params))
+    state = init_state(family.model, tx, config, mesh, *pretrained_variables(config, state))
   start_step = int(state.step)
 
   step_fn = train_step.jit_sharded(
-      train_step.make_train_step(losses.make_loss_fn(model, config.train.rank_weight), tx,
+      train_step.make_train_step(family.loss_fn, tx,
                                  train_step.PerturbConfig.from_config(config.perturb),
-                                 config.train.ema_decay), mesh)
-  predict_fn = jax.jit(train_step.make_predict_fn(make_apply_fn(model)),
-                       out_shardings=sharding.replicated(mesh))
+                                 config.train.ema_decay, stateful=True), mesh)
+  predict_fn = jax.jit(family.predict_fn, out_shardings=sharding.replicated(mesh))
   base_rng = jax.random.key(config.seed)
   eval_names = ([config.data.val_split] if config.data.val_split else []) + list(
       config.data.eval_splits)
 
   def evaluate_and_select(step, state):
-    results = evaluate_all(state, predict_fn, splits, config, mesh, eval_names)
+    results = evaluate_all(state, predict_fn, splits, config, mesh, eval_names, motion)
     run_log.write_evaluation(step, results)
     if best is not None:
       score = selection.selection_score(results[config.data.val_split][config.eval.select_model])
@@ -286,7 +323,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   try:
     with sigterm_flag() as stop:
       for batch, device_batch in train_batches(config, train_entries, mesh, start_step,
-                                               bad_videos):
+                                               bad_videos, motion=motion):
         if step == start_step:  # compile once, print the footprint, then step with that program
           step_fn = compile_step(step_fn, state, device_batch, base_rng)
         state, metrics = step_fn(state, device_batch, base_rng)

@@ -1,4 +1,4 @@
-"""tf.data pipelines of FAST-VQA fragment clips: resumable training, padded evaluation.
+"""tf.data pipelines of model inputs (fragment clips, frames, motion): resumable training, padded eval.
 
 This is the only module of the package that imports TensorFlow (the GPU machines have none).
 Decoding and sampling run in numpy (`sampling.sample_clips`) inside `tf.numpy_function`.
@@ -30,6 +30,11 @@ index + 1, + 2, ... modulo N, with the position's own sampling generator), so ev
 holds a real video and the result is deterministic; evaluation keeps the slot with a zero video
 and `valid=False`, so the bad video is left out of the metrics.
 
+Model inputs (`MODEL_INPUTS`): every element has `video` (the sampler's clips or frames); with a
+`motion.MotionFeatures` (SimpleVQA) it also has `motion`, float32 (clip_len, D) per video, loaded
+beside the frames. Unusable motion features count as a bad video (the error names the feature
+file), and the datasets list all of them up front (`MotionFeatures.check`).
+
 TensorFlow turns an exception raised inside `tf.numpy_function` into `tf.errors.UnknownError`
 whose message embeds "VideoDecodeError: <path>: <reason>" and the Python traceback.
 `as_numpy` turns it back into a `VideoDecodeError`.
@@ -45,14 +50,18 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from vqa_jax.data import frames_1fps
 from vqa_jax.data import host_split
 from vqa_jax.data import labels
+from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import sampling as sampling_lib
 from vqa_jax.data import video_io
 
 tf.config.set_visible_devices([], "GPU")
 
 _MAX_LISTED_MISSING = 20
+# Batch keys that are model inputs, in the order the models take them.
+MODEL_INPUTS = ("video", "motion")
 _DECODE_ERROR_PATTERN = re.compile(r"VideoDecodeError: ([^\n]+)")
 BAD_VIDEO_POLICIES = ("error", "skip")
 
@@ -137,35 +146,70 @@ def _train_locator(seed: int, num_entries: int) -> Locator:
 
 
 def _video_shape(sampling: Mapping[str, Any], num_clips: int, squeeze: bool) -> tuple[int, ...]:
-  """Shape of one element's video: (num_clips, T, S, S, 3), without the clip axis if `squeeze`."""
-  side = sampling["grid"] * sampling["patch"]
+  """Shape of one element's video: (num_clips, T, S, S, 3), without the clip axis if `squeeze`.
+
+  S is grid * patch for the fragment samplers and `crop` for 'frames_1fps'.
+  """
+  if sampling.get("method", "fragments") == frames_1fps.METHOD:
+    side = sampling["crop"]
+  else:
+    side = sampling["grid"] * sampling["patch"]
   clip_shape = (sampling["clip_len"], side, side, 3)
   return clip_shape if squeeze else (num_clips, *clip_shape)
 
 
-# Maps an element position to (video, label, entry index, whether a video was decoded).
-Loader = Callable[[int], tuple[np.ndarray, np.float32, np.int32, np.bool_]]
+# name -> (shape, dtype) of one element's model inputs.
+InputSpec = dict[str, tuple[tuple[int, ...], Any]]
+
+
+def _input_spec(sampling: Mapping[str, Any], num_clips: int, squeeze: bool,
+                motion: motion_lib.MotionFeatures | None) -> InputSpec:
+  """The model inputs of one element: `video`, plus `motion` (clip_len, D) when given."""
+  spec = {"video": (_video_shape(sampling, num_clips, squeeze), np.uint8)}
+  if motion is not None:
+    spec["motion"] = ((motion.num_frames, motion.dim), np.float32)
+  return spec
+
+
+def _check_inputs(entries: list[labels.Entry], sampling: Mapping[str, Any],
+                  motion: motion_lib.MotionFeatures | None, on_bad_video: str) -> None:
+  """Fails early on a bad policy or config, missing videos, or (with 'error') motion features."""
+  _check_policy(on_bad_video)
+  sampling_lib.check_config(sampling)
+  check_videos_exist(entries)
+  if motion is not None:
+    if motion.num_frames != sampling["clip_len"]:
+      raise ValueError(f"motion features for {motion.num_frames} frames, but the sampler takes "
+                       f"clip_len={sampling['clip_len']}")
+    motion.check(entries, on_bad_video)
+
+
+# Maps an element position to ({input name: array}, label, entry index, whether it was decoded).
+Loader = Callable[[int], tuple[dict[str, np.ndarray], np.float32, np.int32, np.bool_]]
 
 
 def _make_loader(entries: list[labels.Entry], sampling: Mapping[str, Any], num_clips: int,
-                 locate: Locator, shape: tuple[int, ...], on_bad_video: str,
-                 bad_videos: BadVideoLog | None, substitute: bool, augment: str = "none") -> Loader:
+                 locate: Locator, spec: InputSpec, on_bad_video: str,
+                 bad_videos: BadVideoLog | None, substitute: bool, augment: str = "none",
+                 motion: motion_lib.MotionFeatures | None = None) -> Loader:
   """The numpy loader of one element, applying the bad-video policy (see the module docstring).
 
   With 'skip', `substitute` tries entries index + 1, + 2, ... (mod N) after a failure, each with a
-  fresh sampling generator of the position; otherwise the element becomes a zero video with
+  fresh sampling generator of the position; otherwise the element's inputs become zeros with
   ok=False. Videos already recorded as bad are not decoded again.
   """
   num_entries = len(entries)
   bad_videos = BadVideoLog() if bad_videos is None else bad_videos
 
-  def element(index: int, video: np.ndarray, ok: bool):
-    return video, np.float32(entries[index].mos), np.int32(index), np.bool_(ok)
+  def element(index: int, inputs: dict[str, np.ndarray], ok: bool):
+    return inputs, np.float32(entries[index].mos), np.int32(index), np.bool_(ok)
 
-  def sample(position: int, index: int) -> np.ndarray:
+  def sample(position: int, index: int) -> dict[str, np.ndarray]:
     _, rng = locate(position)
-    video = sampling_lib.sample_clips(entries[index].path, sampling, num_clips, rng, augment)
-    return video.reshape(shape)
+    path = entries[index].path
+    inputs = {"motion": motion.load(path)} if motion is not None else {}
+    video = sampling_lib.sample_clips(path, sampling, num_clips, rng, augment)
+    return {"video": video.reshape(spec["video"][0]), **inputs}
 
   def load(position: int):
     first, _ = locate(position)
@@ -182,7 +226,7 @@ def _make_loader(entries: list[labels.Entry], sampling: Mapping[str, Any], num_c
     if substitute:
       raise video_io.VideoDecodeError(entries[first].path, f"no substitute: all {num_entries} "
                                       "videos of the dataset failed to decode")
-    return element(first, np.zeros(shape, np.uint8), False)
+    return element(first, {k: np.zeros(s, d) for k, (s, d) in spec.items()}, False)
 
   return load
 
@@ -196,18 +240,24 @@ def _process_layout(process_index: int | None, process_count: int | None) -> tup
   return process_index, process_count
 
 
-def _decode_positions(positions: tf.data.Dataset, shape: tuple[int, ...],
+def _decode_positions(positions: tf.data.Dataset, spec: InputSpec,
                       load: Loader) -> tf.data.Dataset:
-  """Maps positions to {video, label, index, ok, position} with `load`, in parallel, in order."""
+  """Maps positions to {inputs..., label, index, ok, position} with `load`, in parallel, in order."""
+  names = list(spec)
+
+  def load_flat(position):
+    inputs, label, index, ok = load(int(position))
+    return (*[inputs[k] for k in names], label, index, ok)
 
   def load_tf(position: tf.Tensor) -> dict[str, tf.Tensor]:
-    video, label, index, ok = tf.numpy_function(
-        lambda p: load(int(p)), [position], (tf.uint8, tf.float32, tf.int32, tf.bool),
-        stateful=False)
-    video.set_shape(shape)
+    dtypes = [tf.as_dtype(spec[k][1]) for k in names] + [tf.float32, tf.int32, tf.bool]
+    *inputs, label, index, ok = tf.numpy_function(load_flat, [position], dtypes, stateful=False)
+    for name, tensor in zip(names, inputs):
+      tensor.set_shape(spec[name][0])
     for scalar in (label, index, ok):
       scalar.set_shape(())
-    return {"video": video, "label": label, "index": index, "ok": ok, "position": position}
+    return {**dict(zip(names, inputs)), "label": label, "index": index, "ok": ok,
+            "position": position}
 
   return positions.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
@@ -217,62 +267,66 @@ def train_dataset(entries: list[labels.Entry], sampling: Mapping[str, Any], batc
                   on_bad_video: str = "error",
                   bad_videos: BadVideoLog | None = None, augment: str = "none",
                   process_index: int | None = None,
-                  process_count: int | None = None) -> tf.data.Dataset:
+                  process_count: int | None = None,
+                  motion: motion_lib.MotionFeatures | None = None) -> tf.data.Dataset:
   """Deterministic, resumable training batches for steps [start_step, num_steps).
 
   `batch_size` is the global batch; this process yields its batch_size / process_count slice of
   each. With on_bad_video='skip' a bad video is replaced by the next decodable entry and recorded
   in `bad_videos` (pass a BadVideoLog to read the count afterwards). `augment` is 'none' or
-  'autoaugment'.
+  'autoaugment'. Batches: video, label, index, and with `motion` the (B, clip_len, D) `motion`.
   """
   if not 0 <= start_step <= num_steps:
     raise ValueError(f"need 0 <= start_step ({start_step}) <= num_steps ({num_steps})")
-  _check_policy(on_bad_video)
-  sampling_lib.check_config(sampling)
-  check_videos_exist(entries)
+  _check_inputs(entries, sampling, motion, on_bad_video)
   process_index, process_count = _process_layout(process_index, process_count)
   local_batch = host_split.local_batch_size(batch_size, process_count)
-  shape = _video_shape(sampling, num_clips, squeeze=num_clips == 1)
-  load = _make_loader(entries, sampling, num_clips, _train_locator(seed, len(entries)), shape,
-                      on_bad_video, bad_videos, substitute=True, augment=augment)
+  spec = _input_spec(sampling, num_clips, num_clips == 1, motion)
+  load = _make_loader(entries, sampling, num_clips, _train_locator(seed, len(entries)), spec,
+                      on_bad_video, bad_videos, substitute=True, augment=augment, motion=motion)
   positions = tf.data.Dataset.from_tensor_slices(host_split.host_positions(
       start_step, num_steps, batch_size, process_index, process_count))
-  ds = _decode_positions(positions, shape, load)
-  ds = ds.map(lambda x: {k: x[k] for k in ("video", "label", "index")})
+  ds = _decode_positions(positions, spec, load)
+  ds = ds.map(lambda x: {k: x[k] for k in (*spec, "label", "index")})
   return ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(entries: list[labels.Entry], sampling: Mapping[str, Any], batch_size: int,
                  num_clips: int, on_bad_video: str = "error",
                  bad_videos: BadVideoLog | None = None, process_index: int | None = None,
-                 process_count: int | None = None) -> tf.data.Dataset:
+                 process_count: int | None = None,
+                 motion: motion_lib.MotionFeatures | None = None) -> tf.data.Dataset:
   """Deterministic evaluation batches in file order; the last is padded with copies, valid=False.
 
   `batch_size` is the global batch; this process yields its batch_size / process_count slice of
   each global batch (every process the same number of batches; see `host_split`). Offsets are
   centred unless `sampling.eval_offsets` is 'random'. With on_bad_video='skip' a bad video keeps
-  its slot with valid=False (a zero video) and is recorded in `bad_videos`.
+  its slot with valid=False (a zero video) and is recorded in `bad_videos`. With `motion` each
+  element also has its video's `motion` (clip_len, D), one per video (no clips axis).
   """
-  _check_policy(on_bad_video)
-  sampling_lib.check_config(sampling)
-  check_videos_exist(entries)
+  _check_inputs(entries, sampling, motion, on_bad_video)
   process_index, process_count = _process_layout(process_index, process_count)
   local_batch = host_split.local_batch_size(batch_size, process_count)
   num_entries = len(entries)
-  shape = _video_shape(sampling, num_clips, squeeze=False)
+  spec = _input_spec(sampling, num_clips, False, motion)
 
   def locate(position: int) -> tuple[int, np.random.Generator | None]:
     index = position % num_entries
     return index, sampling_lib.eval_rng(sampling, index)
 
-  load = _make_loader(entries, sampling, num_clips, locate, shape, on_bad_video,
-                      bad_videos, substitute=False)
+  load = _make_loader(entries, sampling, num_clips, locate, spec, on_bad_video,
+                      bad_videos, substitute=False, motion=motion)
   positions = tf.data.Dataset.from_tensor_slices(host_split.eval_positions(
       num_entries, batch_size, process_index, process_count))
-  ds = _decode_positions(positions, shape, load)
-  ds = ds.map(lambda x: {"video": x["video"], "label": x["label"], "index": x["index"],
+  ds = _decode_positions(positions, spec, load)
+  ds = ds.map(lambda x: {**{k: x[k] for k in spec}, "label": x["label"], "index": x["index"],
                          "valid": tf.logical_and(x["ok"], x["position"] < num_entries)})
   return ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def model_inputs(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The model-input arrays of a batch (`MODEL_INPUTS` present in it), in the models' order."""
+  return {k: batch[k] for k in MODEL_INPUTS if k in batch}
 
 
 def _unwrap_decode_error(error: tf.errors.OpError) -> video_io.VideoDecodeError | None:

@@ -12,6 +12,8 @@
   spatial sampler, typically with `aligned` < clip_len.
 * 'sama' (SAMA, `vqa_jax/data/sama.py`): FAST-VQA's segments with indices past the end clamped to
   the last frame, and per-frame-pair scales.
+* 'frames_1fps' (SimpleVQA, `vqa_jax/data/frames_1fps.py`): `clip_len` whole frames at one per
+  second, short side resized to `short_side`, a `crop` square per frame.
 
 Faults of the reference fixed here (paper §11 a, b):
 
@@ -30,17 +32,17 @@ repeat it (wrap-around, clamping, several clips of a short video).
 from collections.abc import Mapping
 from typing import Any
 
-from absl import logging
 import cv2
 import numpy as np
 
 from vqa_jax.data import augment as augment_lib
+from vqa_jax.data import frames_1fps
 from vqa_jax.data import grid as grid_lib
 from vqa_jax.data import sama
 from vqa_jax.data import sama_iqa
 from vqa_jax.data import video_io
 
-METHODS = ("fragments", "fragments_t", "sama", "sama_iqa")
+METHODS = ("fragments", "fragments_t", "sama", "sama_iqa", frames_1fps.METHOD)
 EVAL_OFFSETS = ("centred", "random")
 OVERFLOWS = ("wrap", "clamp")
 
@@ -110,15 +112,21 @@ def upsample_to_min_side(frames: np.ndarray, min_side: int) -> np.ndarray:
   """Bilinearly upsamples (T, H, W, C) frames so the short side is `min_side`; else returns them.
 
   The long side becomes floor(long * min_side / short), as in the reference's
-  floor(H / ratio). cv2.resize works on one image at a time: stacking frames into channels
-  is capped at 128 channels in OpenCV 5 and measured slower than this per-frame call.
+  floor(H / ratio). cv2.resize works on one image at a time (stacking frames into channels
+  is capped at 128 channels in OpenCV 5 and measured slower); each frame is resized straight
+  into its slot of the output array.
   """
-  _, height, width, _ = frames.shape
+  num_frames, height, width, channels = frames.shape
   short = min(height, width)
   if short >= min_side:
     return frames
-  size = (width * min_side // short, height * min_side // short)  # cv2 takes (width, height).
-  return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames])
+  new_height, new_width = height * min_side // short, width * min_side // short
+  out = np.empty((num_frames, new_height, new_width, channels), frames.dtype)
+  for frame, resized in zip(frames, out):
+    # cv2 takes (width, height); a one-channel image is (H, W) to it.
+    cv2.resize(frame, (new_width, new_height), dst=resized[..., 0] if channels == 1 else resized,
+               interpolation=cv2.INTER_LINEAR)
+  return out
 
 
 def sample_fragments(frames: np.ndarray, grid: int, patch: int, aligned: int,
@@ -134,7 +142,10 @@ def sample_fragments(frames: np.ndarray, grid: int, patch: int, aligned: int,
 
   Vectorised over frames and pixels: each of the chunks * grid**2 slice copies moves one patch
   of all the frames of a chunk. On 128 frames of 540x960 this measured 10-15x faster than one
-  fancy-indexed gather, which needs an index per output pixel.
+  fancy-indexed gather, which needs an index per output pixel. Chunks that share their patch
+  positions (centred offsets, or a single chunk) are cut together; the patches of each distinct
+  frame are cut once (from a view when the frames are consecutive) and repeats are copied; only
+  the frames the output uses are upsampled, each once.
 
   Args:
     frames: uint8 array (U, H, W, C).
@@ -153,8 +164,11 @@ def sample_fragments(frames: np.ndarray, grid: int, patch: int, aligned: int,
     raise ValueError(f"frames must be (T, H, W, C), got shape {frames.shape}")
   if frame_index is None:
     frame_index = np.arange(frames.shape[0])
-  frame_index = np.asarray(frame_index, dtype=np.int64)
-  frames = upsample_to_min_side(frames, grid * patch)
+  frame_index = np.asarray(frame_index, dtype=np.int64).reshape(-1)
+  if min(frames.shape[1:3]) < grid * patch:
+    used, frame_index = np.unique(frame_index, return_inverse=True)
+    frames = upsample_to_min_side(frames if used.size == frames.shape[0] else frames[used],
+                                  grid * patch)
   num_frames = frame_index.size
   _, height, width, channels = frames.shape
   h_origins, h_bound = grid_lib.grid_cells(height, grid, patch)
@@ -163,12 +177,29 @@ def sample_fragments(frames: np.ndarray, grid: int, patch: int, aligned: int,
   # Patch corners indexed [chunk, i, j].
   tops = h_origins[:, None] + grid_lib.cell_offsets(h_bound, (num_chunks, grid, grid), rng)
   lefts = w_origins[None, :] + grid_lib.cell_offsets(w_bound, (num_chunks, grid, grid), rng)
+  chunk_len = aligned
+  if num_chunks > 1 and np.all(tops == tops[:1]) and np.all(lefts == lefts[:1]):
+    chunk_len = num_frames  # Every chunk has the same positions: cut them all at once.
   out = np.empty((num_frames, grid * patch, grid * patch, channels), frames.dtype)
-  for chunk in range(num_chunks):
-    time_slice = slice(chunk * aligned, (chunk + 1) * aligned)
-    grid_lib.cut_patches(frames, frame_index[time_slice], tops[chunk], lefts[chunk], patch, out,
-                         time_slice)
+  for chunk in range(-(-num_frames // chunk_len)):
+    time_slice = slice(chunk * chunk_len, (chunk + 1) * chunk_len)
+    _cut_each_frame_once(frames, frame_index[time_slice], tops[chunk], lefts[chunk], patch,
+                         out[time_slice])
   return out
+
+
+def _cut_each_frame_once(frames: np.ndarray, frame_index: np.ndarray, tops: np.ndarray,
+                         lefts: np.ndarray, patch: int, out: np.ndarray) -> None:
+  """Writes the patch grid of frames[frame_index] into out, cutting each distinct frame once."""
+  used, inverse = np.unique(frame_index, return_inverse=True)
+  # Consecutive frames are a view (one copy per patch); others a gather per patch.
+  source = slice(used[0], used[-1] + 1) if used[-1] - used[0] + 1 == used.size else used
+  if np.array_equal(used, frame_index):
+    grid_lib.cut_patches(frames, source, tops, lefts, patch, out, slice(None))
+    return
+  distinct = np.empty((used.size, *out.shape[1:]), out.dtype)
+  grid_lib.cut_patches(frames, source, tops, lefts, patch, distinct, slice(None))
+  np.take(distinct, inverse, axis=0, out=out, mode="clip")  # inverse is in range.
 
 
 def check_config(sampling: Mapping[str, Any]) -> None:
@@ -196,6 +227,8 @@ def check_config(sampling: Mapping[str, Any]) -> None:
     if sampling.get("sama_mask", "none") not in sama.MASKS:
       raise ValueError(f"sampling.sama_mask must be one of {sama.MASKS}, "
                        f"got {sampling.get('sama_mask')!r}")
+  if method == frames_1fps.METHOD:
+    frames_1fps.check_config(sampling)
   if method == "sama_iqa" and clip_len != 1:
     raise ValueError(f"sampling.method='sama_iqa' samples single images: clip_len must be 1, "
                      f"got {clip_len}")
@@ -205,6 +238,8 @@ def clip_indices(num_frames: int, sampling: Mapping[str, Any], num_clips: int,
                  rng: np.random.Generator | None = None) -> np.ndarray:
   """The frame indices of `num_clips` clips of the configured method, clip-major, flattened."""
   method = sampling.get("method", "fragments")
+  if method == frames_1fps.METHOD:
+    raise ValueError("'frames_1fps' indices depend on the frame rate: frames_1fps.frame_indices")
   clip_len, interval = sampling["clip_len"], sampling["frame_interval"]
   if method == "fragments_t":
     return segment_indices(num_frames, clip_len, sampling["t_frag"], interval, num_clips, rng)
@@ -234,17 +269,11 @@ def sample_clips(path: str, sampling: Mapping[str, Any], num_clips: int,
   """
   check_config(sampling)
   method = sampling.get("method", "fragments")
+  if method == frames_1fps.METHOD:  # SimpleVQA: whole frames at 1 fps (data/frames_1fps.py)
+    return frames_1fps.sample_clips(path, sampling, num_clips, rng, augment)
   clip_len, grid, patch = sampling["clip_len"], sampling["grid"], sampling["patch"]
-  # An image is one frame; probing it would decode it a second time.
-  num_frames = 1 if video_io.is_image(path) else video_io.probe(path).num_frames
-  try:
-    frames, frame_index = video_io.read_distinct_frames(
-        path, clip_indices(num_frames, sampling, num_clips, rng))
-  except video_io.FrameIndexError as e:
-    logging.warning("%s: metadata says %d frames but %d decode; re-sampling from those.",
-                    path, num_frames, e.num_decodable)
-    frames, frame_index = video_io.read_distinct_frames(
-        path, clip_indices(e.num_decodable, sampling, num_clips, rng))
+  frames, frame_index = video_io.read_sampled_frames(
+      path, lambda info: clip_indices(info.num_frames, sampling, num_clips, rng))
   if augment != "none":
     if rng is None:
       raise ValueError(f"augment={augment!r} needs a random generator (training only)")

@@ -1,0 +1,158 @@
+"""SimpleVQA-AWP end to end through trainer.run on a tiny synthetic set (the SimpleVQA family).
+
+The configs/simple_vqa_demo.py recipe shrunk: 16 + 8 + 8 synthetic videos of 4 s (4 fps), 4 frames
+at 1 frame/s, a tiny ResNet and random 8-d motion features written as `simplevqa_features` writes
+them (index.json + one .npy per video).
+"""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from vqa_jax import checkpointing
+from vqa_jax import config_base
+from vqa_jax import families
+from vqa_jax import trainer
+from vqa_jax.data import sources
+from vqa_jax.data.synthetic import SyntheticSpec
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
+MOTION_DIM = 8
+
+
+def write_random_motion(splits, out_dir, rows=4):
+  """index.json + <name>.npy of random (rows, MOTION_DIM) features for every video of `splits`."""
+  os.makedirs(out_dir)
+  rng = np.random.default_rng(0)
+  index = {}
+  for entries in splits.values():
+    for entry in entries:
+      name = f"{len(index)}.npy"
+      np.save(os.path.join(out_dir, name), rng.normal(size=(rows, MOTION_DIM)).astype(np.float32))
+      index[os.path.abspath(entry.path)] = name
+  with open(os.path.join(out_dir, "index.json"), "w", encoding="utf-8") as f:
+    json.dump(index, f)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  """(config factory, splits): the demo config shrunk, its tiny data and motion features."""
+  root = tmp_path_factory.mktemp("simple_vqa")
+  import sys  # pylint: disable=g-import-not-at-top
+  from tests.conftest import REPO_ROOT  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, str(REPO_ROOT))
+  from configs import simple_vqa_demo  # pylint: disable=g-import-not-at-top
+
+  def make_config(steps=4):
+    c = simple_vqa_demo.get_config()
+    c.data.cache_dir = str(root / "cache")
+    c.data.synthetic = config_base.synthetic_config(SyntheticSpec(
+        num_train=16, num_test=8, num_cross=8, height=64, width=80, num_frames=16, fps=4.0))
+    c.data.motion_dir = str(root / "motion")
+    c.model.width = 4
+    c.model.hidden = 8
+    c.model.motion_dim = MOTION_DIM
+    c.sampling.clip_len = 4
+    c.sampling.short_side = 48
+    c.sampling.crop = 48
+    c.train.steps = steps
+    c.train.batch_size = 8
+    c.train.log_every = 2
+    c.train.checkpoint_every = 2
+    c.train.lr_step_every = 2
+    c.eval.batch_size = 8
+    c.log.tensorboard = False
+    c.checkpoint.async_save = False
+    return c
+
+  splits = sources.load_splits(make_config().data)
+  write_random_motion(splits, str(root / "motion"))
+  return make_config, splits
+
+
+def saved_state(workdir):
+  """The newest checkpoint of `workdir` as numpy arrays."""
+  manager = checkpointing.checkpoint_manager(workdir)
+  restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+  return jax.device_get(restored)
+
+
+def test_simple_vqa_awp_trains_and_evaluates(setup, tmp_path):
+  make_config, splits = setup
+  config = make_config()
+  config_base.validate(config)
+  summary = trainer.run(config, str(tmp_path / "full"), splits)
+  for split in ("test", "cross"):
+    assert set(summary.final[split]) == {"raw"}
+    assert all(np.isfinite(v) for v in summary.final[split]["raw"].values())
+  with open(tmp_path / "full" / "metrics.jsonl", encoding="utf-8") as f:
+    logged = [json.loads(line) for line in f]
+  assert all(np.isfinite(r["loss"]) and np.isfinite(r["perturbed_loss"]) for r in logged)
+  # StepLR every 2 steps x0.7 (step 3's update used the second period's rate).
+  np.testing.assert_allclose(logged[-1]["lr_head"], 1e-3 * 0.7, rtol=1e-6)
+
+  full = saved_state(tmp_path / "full")
+  _, init_state = families.build(config).init_variables(jax.random.key(config.seed))
+  init_stats = jax.device_get(init_state["batch_stats"])
+  changed = jax.tree_util.tree_map(lambda a, b: not np.array_equal(a, b),
+                                   full["model_state"]["batch_stats"], init_stats)
+  assert all(jax.tree_util.tree_leaves(changed))  # every running statistic moved
+
+
+@pytest.mark.slow
+def test_simple_vqa_awp_resumes_bit_identically(setup, tmp_path):
+  """As if interrupted after step 2: resumed from that checkpoint, steps 3-4 give the same state,
+  model_state included."""
+  make_config, splits = setup
+  config = make_config()
+  trainer.run(config, str(tmp_path / "full"), splits)
+  full = saved_state(tmp_path / "full")
+  shutil.rmtree(tmp_path / "full" / "checkpoints" / "4")
+  trainer.run(config, str(tmp_path / "full"), splits)
+  resumed = saved_state(tmp_path / "full")
+  for key in ("params", "model_state", "opt_state", "ema_params"):
+    for a, b in zip(jax.tree_util.tree_leaves(full[key]), jax.tree_util.tree_leaves(resumed[key])):
+      np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def test_missing_motion_features_fail_before_training(setup, tmp_path):
+  make_config, splits = setup
+  config = make_config()
+  config.data.motion_dir = str(tmp_path / "nowhere")
+  with pytest.raises(FileNotFoundError, match="nowhere/index.json"):
+    trainer.run(config, str(tmp_path / "w"), splits)
+  os.makedirs(tmp_path / "partial")
+  with open(tmp_path / "partial" / "index.json", "w", encoding="utf-8") as f:
+    json.dump({}, f)
+  config.data.motion_dir = str(tmp_path / "partial")
+  with pytest.raises(FileNotFoundError, match=r"split '\w+': \d+ of \d+ videos lack usable motion"):
+    trainer.run(config, str(tmp_path / "w"), splits)
+
+
+def test_init_checkpoint_gives_params_and_batch_stats(setup, tmp_path):
+  """init.checkpoint with {'params', 'batch_stats'} (convert_weights' layout) sets both."""
+  from vqa_jax import optim  # pylint: disable=g-import-not-at-top
+  from vqa_jax import sharding  # pylint: disable=g-import-not-at-top
+  from vqa_jax import state_dicts  # pylint: disable=g-import-not-at-top
+  make_config, _ = setup
+  config = make_config()
+  family = families.build(config)
+  saved_params, saved_state = family.init_variables(jax.random.key(123))
+  saved_state = jax.tree_util.tree_map(lambda x: x + 0.5, saved_state)  # not a fresh init's
+  state_dicts.save_variables(str(tmp_path / "init"), {"params": saved_params, **saved_state})
+  config.init.checkpoint = str(tmp_path / "init")
+  mesh = sharding.make_mesh()
+  tx = optim.make_optimizer(config.train)
+  fresh = trainer.init_state(family.model, tx, config, mesh)
+  state = trainer.init_state(family.model, tx, config, mesh,
+                             *trainer.pretrained_variables(config, fresh))
+  for got, want in ((state.params, saved_params), (state.model_state, saved_state),
+                    (state.ema_params, saved_params)):
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+      np.testing.assert_array_equal(a, b)
