@@ -32,7 +32,8 @@ score = mean over the 8x8 tokens; test offsets centred.
 This port, and where it differs (reasons in brackets):
   * An image is a 1-frame clip (`video_io` reads jpg/png/... as one frame): clip_len 1, the Video
     Swin backbone with temporal patch 1 and window (1, 7, 7), which is exactly a 2D Swin-T (V1).
-    Swin-V2 (cosine attention, log-spaced continuous position bias, res-post-norm) is not ported.
+    Upstream's Swin-V2-T (cosine attention, log-spaced continuous position bias, res-post-norm)
+    is configs/iqa_swin_v2.py, with SAMA-IQA's sampler and SmoothL1 loss.
   * 7x7 fragments of 32 px (224x224), not 8x8 (256): the ImageNet Swin-T V1 checkpoint
     (`swin_tiny_patch4_window7_224.pth`, converted by `vqa_jax.convert_weights`) has window 7 at
     224, so stage 4 (7x7 tokens) is one window, as in FAST-VQA.
@@ -40,9 +41,9 @@ This port, and where it differs (reasons in brackets):
     `--config.model.frag_biases='(True,True,True,False)'` for FAST-VQA's gated bias.
   * Sampling 'fragments' (FAST-VQA's grid mini-patches at native resolution, SAMA-IQA's
     'fragment' stype). SAMA-IQA's default 'sama' stype (native and short-side-256 fragments mixed
-    by a 32x32 window checkerboard) needs an image method in `data/sampling.py`: not wired.
-  * Loss PLCC + 0.3 rank (this project's; SAMA-IQA trains SmoothL1 on MOS_zscore: needs a
-    `train.loss` config field). Constant lr after warmup: cosine_steps is set so large that the
+    by a 32x32 window checkerboard) is `sampling.method='sama_iqa'` (configs/iqa_swin_v2.py).
+  * Loss PLCC + 0.3 rank (this project's; SAMA-IQA trains SmoothL1 on MOS_zscore:
+    `train.loss='smooth_l1'`, as configs/iqa_swin_v2.py sets). Constant lr after warmup: cosine_steps is set so large that the
     cosine factor stays 1 to 1e-9. Warmup k/W (upstream max(0.01, k/W)).
   * No flip / RandomRotation(45) augmentation (upstream trains with both; data.augment offers
     AutoAugment only).

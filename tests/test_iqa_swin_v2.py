@@ -149,3 +149,77 @@ def test_convert_swin_v2_round_trip():
   assert sorted(back) == sorted(kept)
   for key, value in kept.items():
     np.testing.assert_array_equal(back[key], value, err_msg=key)
+
+
+def tiny_v2_config():
+  """configs/iqa_swin_v2.py's model shrunk to fake_swin_v2_state_dict's sizes (window 4)."""
+  from tests.test_trainer import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config("iqa_swin_v2")
+  m = config.model
+  m.embed_dim, m.depths, m.num_heads, m.window_size = 8, (2, 1), (1, 2), (1, 4, 4)
+  m.frag_biases, m.head_hidden = (False, False), 4
+  return config
+
+
+def test_iqa_swin_v2_config_builds_swin_v2_t_with_the_vqa_head():
+  """The config's model: Swin-V2-T (hand count above) + the 768-64-1 head (49,281)."""
+  from tests.test_trainer import load_config  # pylint: disable=g-import-not-at-top
+  from vqa_jax import config_base  # pylint: disable=g-import-not-at-top
+  from vqa_jax import swin_layout  # pylint: disable=g-import-not-at-top
+  config = load_config("iqa_swin_v2")
+  config_base.validate(config)
+  abstract = swin_layout.abstract_params(config.model)
+  count = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))
+  assert count(abstract["backbone"]) == swin_v2_t_parameters()
+  assert count(abstract["head"]) == 768 * 64 + 64 + 64 + 1
+  assert (config.sampling.method, config.sampling.grid * config.sampling.patch) == ("sama_iqa", 256)
+
+
+def test_convert_weights_swin2d_format_fills_the_configured_swin_v2():
+  """`convert_weights --format=swin2d --config=<a Swin-V2 config>` reads a V2 checkpoint."""
+  from vqa_jax import convert_weights  # pylint: disable=g-import-not-at-top
+  state = fake_swin_v2_state_dict()
+  result = convert_weights.convert(state, "swin2d",
+                                   convert_weights.Options(config=tiny_v2_config()))
+  params = result.variables["params"]
+  assert set(result.filled) == {"params/head/fc_hid/kernel", "params/head/fc_hid/bias",
+                                "params/head/fc_last/kernel", "params/head/fc_last/bias"}
+  np.testing.assert_array_equal(params["backbone"]["layers_0"]["blocks_1"]["attn"]["q_bias"],
+                                state["layers.0.blocks.1.attn.q_bias"])
+  np.testing.assert_array_equal(params["backbone"]["patch_embed"]["proj"]["kernel"][0],
+                                state["patch_embed.proj.weight"].transpose(2, 3, 1, 0))
+
+
+def test_swin_v2_rejects_the_video_swin_only_switches():
+  from vqa_jax.models import model as model_lib  # pylint: disable=g-import-not-at-top
+  config = tiny_v2_config()
+  config.model.frag_biases = (True, False)
+  with pytest.raises(ValueError, match="frag_biases"):
+    model_lib.build_model(config.model)
+  config = tiny_v2_config()
+  config.model.window_size = (2, 4, 4)
+  with pytest.raises(ValueError, match=r"window_size \(1, w, w\)"):
+    model_lib.build_model(config.model)
+
+
+def test_swin_v2_iqa_awp_step_trains_with_smooth_l1():
+  """One jitted AWP step of the tiny Swin-V2 IQA model: its loss is SmoothL1 of its predictions."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from vqa_jax import families  # pylint: disable=g-import-not-at-top
+  from vqa_jax import losses  # pylint: disable=g-import-not-at-top
+  from vqa_jax import train_step  # pylint: disable=g-import-not-at-top
+  config = tiny_v2_config()
+  config.sampling.grid, config.sampling.patch = 2, 16
+  family = families.build(config)
+  params, model_state = family.init_variables(jax.random.key(0))
+  video = jax.random.randint(jax.random.key(1), (4, 1, 32, 32, 3), 0, 256).astype(jnp.uint8)
+  batch = {"video": video, "label": jnp.asarray([-1.0, 0.0, 0.5, 2.0])}
+  (loss, (pred, _)) = family.loss_fn(params, model_state, batch, jax.random.key(2))
+  np.testing.assert_allclose(loss, losses.smooth_l1_loss(pred, batch["label"]), rtol=1e-6)
+  tx = optax.adamw(1e-3)
+  step = jax.jit(train_step.make_train_step(
+      family.loss_fn, tx, train_step.PerturbConfig(kind="awp", gamma=1e-3), 0.9, stateful=True))
+  state, metrics = step(train_step.create_train_state(params, tx), batch, jax.random.key(3))
+  # The step draws its own dropout masks (head dropout 0.5), so its loss is another sample.
+  assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["perturbed_loss"]) and metrics["perturbation_norm"] > 0
+  assert int(state.step) == 1

@@ -48,3 +48,10 @@ def test_rank_normaliser_is_differentiated():
   fd = [(losses.rank_loss(p.at[i].add(eps), y) - losses.rank_loss(p.at[i].add(-eps), y)) / (2 * eps)
         for i in range(3)]
   np.testing.assert_allclose(g, fd, atol=1e-3)
+
+
+def test_smooth_l1_loss_by_hand():
+  """SmoothL1 (beta 1): differences -0.5, 2, 0 give 0.125, 1.5, 0 -> mean 1.625 / 3."""
+  pred = jnp.asarray([0.0, 2.0, 0.5])
+  label = jnp.asarray([0.5, 0.0, 0.5])
+  np.testing.assert_allclose(losses.smooth_l1_loss(pred, label), 1.625 / 3, rtol=1e-6)

@@ -66,13 +66,14 @@ def test_video_score_is_mean_over_positions():
 def test_fast_vqa_b_config():
   cfg = model_lib.fast_vqa_b_config()
   assert set(cfg.keys()) == {
-      "patch_size", "embed_dim", "depths", "num_heads", "window_size",
+      "backbone", "patch_size", "embed_dim", "depths", "num_heads", "window_size",
       "mlp_ratio", "drop_path_rate", "frag_biases", "fragments_grid",
       "head_hidden", "head_dropout", "remat", "remat_policy", "dtype",
       "base_x_size"}
   # Performance switches default off; no adaptive window.
   assert (cfg.remat, cfg.remat_policy, cfg.dtype) == (False, "", "float32")
   assert cfg.base_x_size is None
+  assert cfg.backbone == "video_swin"
   assert tuple(cfg.patch_size) == (2, 4, 4)
   assert cfg.embed_dim == 96
   assert tuple(cfg.depths) == (2, 2, 6, 2)

@@ -9,6 +9,7 @@ import dataclasses
 import ml_collections
 
 from vqa_jax import families
+from vqa_jax import losses
 from vqa_jax import optim
 from vqa_jax.data import augment
 from vqa_jax.data import frames_1fps
@@ -104,6 +105,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.lr_step_gamma = 0.95
   c.train.ema_decay = 0.999
   c.train.rank_weight = 0.3
+  # FAST-VQA-family loss: 'plcc_rank' (PLCC + rank_weight * rank) or 'smooth_l1' (SAMA-IQA).
+  c.train.loss = "plcc_rank"
   c.train.log_every = 50
   c.train.checkpoint_every = 1000
   c.train.max_checkpoints = 2
@@ -177,6 +180,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.train.batch_size < 2:
     raise ValueError("train.batch_size must be >= 2: the PLCC and rank losses compare videos")
   validate_optimizer(config.train)
+  if config.train.get("loss", "plcc_rank") not in losses.LOSSES:
+    raise ValueError(f"train.loss must be one of {losses.LOSSES}, got {config.train.loss!r}")
   validate_model_inputs(config)
 
 

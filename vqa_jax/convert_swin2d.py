@@ -19,7 +19,8 @@ missing one or a shape that does not fit is an error listing all of them.
 Swin-V2 checkpoints (`swinv2_tiny_patch4_window8_256.pth`, SAMA's IQA init) map onto
 `models/swin_v2.SwinTransformerV2` params with `convert_tree` (their extra leaves `logit_scale`,
 `q_bias`, `v_bias`, `cpb_mlp.{0,2}` keep their names; the `relative_coords_table` buffer is
-ignored); `build_model` does not build that backbone yet, so there is no command-line path for it.
+ignored); `build_model` builds it for `model.backbone='swin_v2'`, so `--format=swin2d
+--config=configs/iqa_swin_v2.py` converts `swinv2_tiny_patch4_window8_256.pth`.
 
 Numpy core; torch is needed only to read a `.pth` (`state_dicts.read_state_dict`), never in
 training.

@@ -3,7 +3,8 @@
 `config.model.name` selects the family ('fast_vqa' when absent):
 
 * 'fast_vqa' (FAST-VQA / FasterVQA / SAMA backbones, `models/model.build_model`): input `video`
-  (B, T, S, S, 3) fragments; no model state; loss PLCC + `train.rank_weight` rank
+  (B, T, S, S, 3) fragments; no model state; loss PLCC + `train.rank_weight` rank, or SmoothL1
+  on the labels with `train.loss='smooth_l1'`
   (`losses.make_loss_fn`); a video's score is the mean of its quality map over clips.
 * 'simple_vqa' (paper §6.3, `models/simple_vqa.build_simple_vqa`): inputs `video` (B, T, H, W, 3)
   frames at 1 frame/s and `motion` (B, T, motion_dim) SlowFast features; model state
@@ -75,7 +76,8 @@ def _fast_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
   return Family(
       name="fast_vqa", model=model, input_keys=("video",),
       example_inputs=(jnp.zeros((1, s.clip_len, size, size, 3), jnp.uint8),),
-      loss_fn=train_step.as_stateful(losses.make_loss_fn(model, config.train.rank_weight)),
+      loss_fn=train_step.as_stateful(losses.make_loss_fn(
+          model, config.train.rank_weight, config.train.get("loss", "plcc_rank"))),
       predict_fn=train_step.make_predict_fn(apply))
 
 

@@ -6,6 +6,7 @@ arithmetic is the same as the single-GPU reference, because the batch statistics
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from vqa_jax.models.model import video_score
 
@@ -42,15 +43,29 @@ def vqa_loss(pred: jax.Array, label: jax.Array, rank_weight: float = 0.3) -> jax
   return plcc_loss(pred, label) + rank_weight * rank_loss(pred, label)
 
 
-def make_loss_fn(model, rank_weight: float):
-  """loss_fn(params, batch, rng) -> (PLCC + rank loss, per-video predictions) in train mode.
+def smooth_l1_loss(pred: jax.Array, label: jax.Array) -> jax.Array:
+  """PyTorch's SmoothL1Loss (beta 1, mean) of scores against labels: SAMA-IQA's objective."""
+  return jnp.mean(optax.losses.huber_loss(pred.astype(jnp.float32).reshape(-1),
+                                          label.astype(jnp.float32).reshape(-1), delta=1.0))
 
-  The shape `train_step.make_train_step` expects; `model` is a VQA model returning a quality map.
+
+LOSSES = ("plcc_rank", "smooth_l1")
+
+
+def make_loss_fn(model, rank_weight: float, kind: str = "plcc_rank"):
+  """loss_fn(params, batch, rng) -> (loss, per-video predictions) in train mode.
+
+  `kind` 'plcc_rank' is PLCC + rank_weight * rank (FAST-VQA); 'smooth_l1' regresses the labels
+  (SAMA-IQA). The shape `train_step.make_train_step` expects; `model` returns a quality map.
   """
+  if kind not in LOSSES:
+    raise ValueError(f"train.loss must be one of {LOSSES}, got {kind!r}")
 
   def loss_fn(params, batch, rng):
     quality_map = model.apply({"params": params}, batch["video"], train=True, rngs={"dropout": rng})
     pred = video_score(quality_map)
+    if kind == "smooth_l1":
+      return smooth_l1_loss(pred, batch["label"]), pred
     return vqa_loss(pred, batch["label"], rank_weight), pred
 
   return loss_fn

@@ -36,12 +36,13 @@ import numpy as np
 from vqa_jax import convert_resnet
 from vqa_jax import pretrained
 from vqa_jax import state_dicts
+from vqa_jax.data import motion
 from vqa_jax.data import sources
 from vqa_jax.data import video_io
 from vqa_jax.models import slowfast
 
 PyTree = Any
-INDEX_FILE = "index.json"
+INDEX_FILE = motion.INDEX_FILE
 
 
 def chunk_indices(num_frames: int, fps: float, chunk_len: int = 32,

@@ -23,7 +23,7 @@ import numpy as np
 from vqa_jax.data import labels
 from vqa_jax.data import video_io
 
-INDEX_FILE = "index.json"  # simplevqa_features.INDEX_FILE (that module needs jax; this one not)
+INDEX_FILE = "index.json"  # written by simplevqa_features, which imports it from here
 _MAX_LISTED = 20
 
 

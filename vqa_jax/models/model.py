@@ -1,4 +1,10 @@
-"""FAST-VQA model (Video Swin-T with GRPB + VQA head) and its factory."""
+"""FAST-VQA model (Video Swin-T with GRPB + VQA head) and its factory.
+
+`model.backbone` picks the backbone under the VQA head: 'video_swin' (default; FAST-VQA-B,
+FasterVQA, FAST-VQA-M, and with temporal patch 1 and window (1, w, w) the 2D Swin-T of the IQA
+configs) or 'swin_v2' (`models/swin_v2.py`, SAMA's IQA backbone: per-frame Swin-V2 with square
+window `window_size[-1]` and patch `patch_size[-1]`; no fragment bias, no remat).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from vqa_jax.models.heads import VQAHead
+from vqa_jax.models.swin_v2 import SwinTransformerV2
 from vqa_jax.models.video_swin import SwinTransformer3D
 from vqa_jax.models.video_swin import checkpoint_policy
 
@@ -43,6 +50,7 @@ class VQAModel(nn.Module):
 def fast_vqa_b_config() -> ml_collections.ConfigDict:
   """FAST-VQA-B model config (Video Swin-T, GRPB in stages 1-3, head 64)."""
   cfg = ml_collections.ConfigDict()
+  cfg.backbone = "video_swin"  # or "swin_v2" (IQA, see the module docstring)
   cfg.patch_size = (2, 4, 4)
   cfg.embed_dim = 96
   cfg.depths = (2, 2, 6, 2)
@@ -87,6 +95,13 @@ def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
   if not (len(model_cfg.num_heads) == len(model_cfg.frag_biases) == num_stages):
     raise ValueError("depths, num_heads and frag_biases need one entry per "
                      "stage")
+  head = VQAHead(hidden_channels=int(model_cfg.head_hidden),
+                 dropout_rate=float(model_cfg.head_dropout), dtype=dtype)
+  kind = model_cfg.get("backbone", "video_swin")
+  if kind == "swin_v2":
+    return VQAModel(backbone=_swin_v2(model_cfg, dtype), head=head)
+  if kind != "video_swin":
+    raise ValueError(f"model.backbone must be one of {BACKBONES}, got {kind!r}")
   backbone = SwinTransformer3D(
       patch_size=tuple(model_cfg.patch_size),
       embed_dim=int(model_cfg.embed_dim),
@@ -102,6 +117,27 @@ def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
       remat=bool(model_cfg.remat),
       remat_policy=str(model_cfg.get("remat_policy", "") or ""),
       dtype=dtype)
-  head = VQAHead(hidden_channels=int(model_cfg.head_hidden),
-                 dropout_rate=float(model_cfg.head_dropout), dtype=dtype)
   return VQAModel(backbone=backbone, head=head)
+
+
+BACKBONES = ("video_swin", "swin_v2")
+
+
+def _swin_v2(model_cfg: ml_collections.ConfigDict, dtype) -> SwinTransformerV2:
+  """The per-frame Swin-V2 of `model_cfg`; rejects the Video Swin-only switches it would ignore."""
+  patch, window = tuple(model_cfg.patch_size), tuple(model_cfg.window_size)
+  if patch[0] != 1 or patch[1] != patch[2] or window[0] != 1 or window[1] != window[2]:
+    raise ValueError(f"model.backbone='swin_v2' works frame by frame with square patches and "
+                     f"windows: needs patch_size (1, p, p) and window_size (1, w, w), got "
+                     f"{patch} and {window}")
+  unsupported = [name for name, on in (("frag_biases", any(model_cfg.frag_biases)),
+                                       ("remat", model_cfg.remat),
+                                       ("base_x_size", model_cfg.get("base_x_size", None)))
+                 if on]
+  if unsupported:
+    raise ValueError(f"model.backbone='swin_v2' does not support {unsupported}")
+  return SwinTransformerV2(patch_size=patch[1], embed_dim=int(model_cfg.embed_dim),
+                           depths=tuple(int(d) for d in model_cfg.depths),
+                           num_heads=tuple(int(h) for h in model_cfg.num_heads),
+                           window=window[1], mlp_ratio=float(model_cfg.mlp_ratio),
+                           drop_path_rate=float(model_cfg.drop_path_rate), dtype=dtype)
