@@ -195,6 +195,24 @@ def test_hvp_equals_matrix_product():
   np.testing.assert_allclose(flat_hv, a @ flat_v, rtol=1e-5, atol=1e-5)
 
 
+@jax.custom_vjp
+def cube(x):
+  """x³ with a hand-written VJP whose forward rule calls the function itself, as the Video Swin's
+  gate_mix / add_window_bias do (jax.jvp of jax.grad then raises on it)."""
+  return x ** 3
+
+
+cube.defvjp(lambda x: (cube(x), x), lambda x, g: (3 * x ** 2 * g,))
+
+
+def test_hvp_goes_through_custom_vjp_functions():
+  """Forward mode (jax.jvp) rejects custom_vjp; the HVP must still work (H of Σ x³ = diag(6x))."""
+  x = jnp.array([1.0, -2.0, 0.5])
+  loss_fn = lambda p: jnp.sum(cube(p["w"]))
+  hv = sharpness.hvp(loss_fn, {"w": x}, {"w": jnp.array([1.0, 1.0, 2.0])})
+  np.testing.assert_allclose(hv["w"], [6.0, -12.0, 6.0], rtol=1e-6)
+
+
 def test_hutchinson_trace_of_known_hessian():
   # Diagonal Hessian: every Rademacher probe gives vᵀAv = tr(A) exactly.
   loss_fn, params, a, _ = quadratic(diagonal=True)
@@ -253,14 +271,76 @@ def test_correlation_matches_scipy_and_hand_pearson():
   assert c["n"] == 6
 
 
-def test_gap_signs_and_table():
+def test_gap_is_train_minus_test_for_srcc_and_loss():
+  """Issue 7: train metric minus test metric; a lower training loss makes the loss gap negative."""
   g = gap.generalization_gap({"srcc": 0.9, "loss": 0.1}, {"srcc": 0.7, "loss": 0.25})
-  np.testing.assert_allclose([g["srcc_gap"], g["loss_gap"]], [0.2, 0.15])
+  np.testing.assert_allclose([g["srcc_gap"], g["loss_gap"]], [0.2, -0.15])
   rows = [{"name": str(i), "sharp": s, "srcc_gap": s * 2 + 1} for i, s in enumerate([1, 3, 2, 5])]
   table = gap.correlation_table(rows, ["sharp"], ["srcc_gap"])
   np.testing.assert_allclose(table["sharp"]["srcc_gap"]["pearson_r"], 1.0)
   with pytest.raises(KeyError, match="row 0"):
     gap.correlation_table([{"name": "0"}] * 3, ["sharp"], ["srcc_gap"])
+
+
+# Two seeds of three runs. Seed means: x 2 and 11, y 2 and 6. Demeaned x: -1 0 1 | -1 0 1;
+# demeaned y: -1 1 0 | -1 -1 2 -> Sxy = 1 + 3 = 4, Sxx = 4, Syy = 2 + 6 = 8, r = 4 / sqrt(32).
+# Within-seed ranks: x 1 2 3 | 1 2 3, y 1 3 2 | 1.5 1.5 3 -> centred y -1 1 0 | -.5 -.5 1:
+# Sxy = 1 + 1.5 = 2.5, Sxx = 4, Syy = 2 + 1.5 = 3.5, rho = 2.5 / sqrt(14). dof = 6 - 2 - 1 = 3.
+WITHIN_X = [1.0, 2.0, 3.0, 10.0, 11.0, 12.0]
+WITHIN_Y = [1.0, 3.0, 2.0, 5.0, 5.0, 8.0]
+WITHIN_SEED = [0, 0, 0, 1, 1, 1]
+
+
+def ols_slope_p(x, y, groups):
+  """Two-sided p of x's slope in y ~ x + one intercept per group (least squares, t test)."""
+  labels = sorted(set(groups))
+  design = np.column_stack([x] + [[float(g == l) for g in groups] for l in labels])
+  coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+  resid = y - design @ coef
+  dof = len(y) - design.shape[1]
+  cov = (resid @ resid / dof) * np.linalg.inv(design.T @ design)
+  return 2 * stats.t.sf(abs(coef[0] / np.sqrt(cov[0, 0])), dof)
+
+
+def test_within_group_correlation_matches_hand_values_and_dummy_regression():
+  c = gap.within_group_correlation(WITHIN_X, WITHIN_Y, WITHIN_SEED)
+  np.testing.assert_allclose(c["pearson_r"], 4 / np.sqrt(32), rtol=1e-12)
+  np.testing.assert_allclose(c["spearman_rho"], 2.5 / np.sqrt(14), rtol=1e-12)
+  assert (c["n"], c["groups"], c["dof"]) == (6, 2, 3)
+  # The within-seed test is the test of x's slope once every seed has its own intercept.
+  np.testing.assert_allclose(c["pearson_p"], ols_slope_p(np.asarray(WITHIN_X),
+                                                         np.asarray(WITHIN_Y), WITHIN_SEED),
+                             rtol=1e-9)
+  rho = 2.5 / np.sqrt(14)
+  t = rho * np.sqrt(3 / (1 - rho ** 2))  # the t statistic of a correlation with dof = 3
+  np.testing.assert_allclose(c["spearman_p"], 2 * stats.t.sf(t, 3), rtol=1e-9)
+  # Pooled, the seed offset alone makes x and y look strongly related.
+  assert gap.correlation(WITHIN_X, WITHIN_Y)["pearson_r"] > 0.85
+
+
+def test_within_group_spearman_is_mean_of_per_group_spearman():
+  """Equal groups without ties: the pooled within-group ranks give the mean per-group rho."""
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=12), rng.normal(size=12)
+  groups = np.repeat([0, 1, 2], 4)
+  per_group = [stats.spearmanr(x[groups == g], y[groups == g]).statistic for g in range(3)]
+  c = gap.within_group_correlation(x, y, groups.tolist())
+  np.testing.assert_allclose(c["spearman_rho"], np.mean(per_group), rtol=1e-12)
+
+
+def test_within_group_correlation_rejects_singleton_groups_and_table_uses_it():
+  with pytest.raises(ValueError, match="fewer than 2 members"):
+    gap.within_group_correlation([1, 2, 3, 4], [1, 3, 2, 4], [0, 0, 0, 1])
+  # A measure constant within every seed (it varies only between seeds) has no within-seed r.
+  assert np.isnan(gap.within_group_correlation([1, 1, 2, 2, 2], [1, 2, 3, 5, 4],
+                                               [0, 0, 1, 1, 1])["pearson_r"])
+  rows = [{"name": str(i), "x": x, "y": y, "seed": s}
+          for i, (x, y, s) in enumerate(zip(WITHIN_X, WITHIN_Y, WITHIN_SEED))]
+  table = gap.correlation_table(rows, ["x"], ["y"], within="seed")
+  np.testing.assert_allclose(table["x"]["y"]["pearson_r"], 4 / np.sqrt(32), rtol=1e-12)
+  with pytest.raises(KeyError, match="lacks \\['seed'\\]"):
+    gap.correlation_table([{k: v for k, v in r.items() if k != "seed"} for r in rows], ["x"],
+                          ["y"], within="seed")
 
 
 def test_spread_indices():

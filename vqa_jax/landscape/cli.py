@@ -46,7 +46,8 @@ _CHECKPOINT_B = flags.DEFINE_string("checkpoint_b", "",
                                     "Interpolate from the first checkpoint to it.")
 _DATA = flags.DEFINE_string("data", "train", "Split whose fixed clips the landscape uses.")
 _GAP_SPLITS = flags.DEFINE_list("gap_splits", ["train", "test"],
-                                "TRAIN,TEST splits of the gap (empty: no gap).")
+                                "TRAIN,TEST splits of the gap, TRAIN metric minus TEST metric "
+                                "(empty: no gap).")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
 _USE_EMA = flags.DEFINE_bool("use_ema", False, "Analyse the EMA params of trainer checkpoints.")
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", 64,
@@ -154,10 +155,10 @@ def main(argv):
                      os.path.join(out, "interpolation_loss.png"),
                      xlabel="t (0: first checkpoint, 1: checkpoint_b)", ylabel="training loss")
   if _GAP_SPLITS.value and len(records) >= 3:
-    rows = [{"name": n, "variant": n, **r["sharpness"], **r["gaps"]} for n, r in records.items()]
+    rows = [{"name": n, **r["sharpness"], **r["gaps"]} for n, r in records.items()]
     measures = analysis.SHARPNESS_MEASURES
     result["correlations"] = gap_lib.correlation_table(rows, measures, GAPS)
-    figures.scatter_figures(rows, measures, GAPS[0], result["correlations"], out)
+    figures.scatter_figures(rows, measures, GAPS, result["correlations"], out, colour_key="name")
   with open(os.path.join(out, "landscape.json"), "w", encoding="utf-8") as f:
     json.dump(result, f)
   print(os.path.join(out, "landscape.json"), flush=True)

@@ -46,18 +46,33 @@ def overlay_figure(records: Mapping[str, Mapping[str, Any]], out_path: str, valu
   return plots.plot_lines(x, curves, out_path, xlabel=xlabel, ylabel=VALUE_LABELS[value])
 
 
-def scatter_figures(rows: Sequence[Mapping[str, Any]], measures: Sequence[str], gap: str,
-                    correlations: Mapping[str, Mapping[str, Mapping[str, float]]],
-                    out_dir: str, group_key: str = "variant") -> list[str]:
-  """One scatter of each sharpness measure against `gap`, titled with Pearson and Spearman."""
+def _describe(label: str, c: Mapping[str, float]) -> str:
+  return (f"{label}: Pearson {c['pearson_r']:+.2f} (p={c['pearson_p']:.2g}), "
+          f"Spearman {c['spearman_rho']:+.2f} (p={c['spearman_p']:.2g})")
+
+
+def scatter_figures(rows: Sequence[Mapping[str, Any]], measures: Sequence[str],
+                    gaps: Sequence[str], pooled: Mapping[str, Mapping[str, Mapping[str, float]]],
+                    out_dir: str, *, colour_key: str = "variant", marker_key: str | None = None,
+                    within: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+                    ) -> list[str]:
+  """One scatter of each sharpness measure against each gap (scatter_<measure>_vs_<gap>.png).
+
+  Points are coloured by row[colour_key] and shaped by row[marker_key]; the title gives the pooled
+  correlations (`pooled[measure][gap]`) and, with `within` (correlations within the colour groups),
+  those too, and each colour group then gets its own fit line.
+  """
   paths = []
+  markers = [r[marker_key] for r in rows] if marker_key else None
   for measure in measures:
-    c = correlations[measure][gap]
-    title = (f"Pearson {c['pearson_r']:+.2f} (p={c['pearson_p']:.2g}), "
-             f"Spearman {c['spearman_rho']:+.2f} (p={c['spearman_p']:.2g})")
-    paths.append(plots.plot_scatter(
-        np.asarray([r[measure] for r in rows]), np.asarray([r[gap] for r in rows]),
-        [str(r.get(group_key, "")) for r in rows],
-        os.path.join(out_dir, f"scatter_{measure}_vs_{gap}.png"), xlabel=measure, ylabel=gap,
-        title=title))
+    for gap in gaps:
+      title = _describe("pooled", pooled[measure][gap])
+      if within is not None:
+        title += "\n" + _describe(f"within {colour_key}", within[measure][gap])
+      paths.append(plots.plot_scatter(
+          np.asarray([r[measure] for r in rows]), np.asarray([r[gap] for r in rows]),
+          [r.get(colour_key, "") for r in rows],
+          os.path.join(out_dir, f"scatter_{measure}_vs_{gap}.png"), xlabel=measure, ylabel=gap,
+          title=title, markers=markers, colour_title=colour_key, marker_title=marker_key or "",
+          fit_per_colour=within is not None))
   return paths

@@ -1,10 +1,11 @@
 """PNG plots of landscapes and correlations (matplotlib, Agg backend: no display needed)."""
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
+from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 
@@ -42,20 +43,49 @@ def plot_contour(alphas: Sequence[float], betas: Sequence[float], values, path: 
   return _save(fig, path)
 
 
-def plot_scatter(x: Sequence[float], y: Sequence[float], groups: Sequence[str], path: str, *,
-                 xlabel: str, ylabel: str, title: str = "") -> str:
-  """Points coloured by group (e.g. training variant) and a least-squares line; returns the path."""
-  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-  fig, ax = plt.subplots(figsize=(4.8, 3.8))
-  for group in dict.fromkeys(groups):
-    chosen = np.asarray([g == group for g in groups])
-    ax.scatter(x[chosen], y[chosen], label=group, s=28)
+_MARKERS = "os^DvPX*<>"
+
+
+def _fit_line(ax, x: np.ndarray, y: np.ndarray, **style) -> None:
   if x.size >= 2 and np.ptp(x) > 0:
     slope, intercept = np.polyfit(x, y, 1)
     xs = np.linspace(x.min(), x.max(), 2)
-    ax.plot(xs, slope * xs + intercept, "k--", linewidth=0.8)
+    ax.plot(xs, slope * xs + intercept, **style)
+
+
+def plot_scatter(x: Sequence[float], y: Sequence[float], colours: Sequence[Any], path: str, *,
+                 xlabel: str, ylabel: str, title: str = "", markers: Sequence[Any] | None = None,
+                 colour_title: str = "", marker_title: str = "",
+                 fit_per_colour: bool = False) -> str:
+  """Points coloured by one label (e.g. seed), shaped by another (e.g. variant); returns the path.
+
+  The black dashed line is the least-squares fit over all points; with `fit_per_colour` each
+  colour group gets its own fit line in its colour (the within-group trend).
+  """
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  colours = [str(c) for c in colours]
+  has_markers = markers is not None
+  markers = [str(m) for m in markers] if has_markers else [""] * len(colours)
+  colour_of = {c: f"C{i % 10}" for i, c in enumerate(dict.fromkeys(colours))}
+  marker_of = {m: _MARKERS[i % len(_MARKERS)] for i, m in enumerate(dict.fromkeys(markers))}
+  fig, ax = plt.subplots(figsize=(5.2, 4.0))
+  for c in colour_of:
+    for m in marker_of:
+      chosen = np.asarray([ci == c and mi == m for ci, mi in zip(colours, markers)])
+      if chosen.any():
+        ax.scatter(x[chosen], y[chosen], color=colour_of[c], marker=marker_of[m], s=34,
+                   edgecolors="k", linewidths=0.4)
+    if fit_per_colour:
+      chosen = np.asarray([ci == c for ci in colours])
+      _fit_line(ax, x[chosen], y[chosen], color=colour_of[c], linewidth=1.0)
+  _fit_line(ax, x, y, color="k", linestyle="--", linewidth=0.8)
+  handles = [Line2D([], [], color=colour_of[c], marker="o", linestyle="-" if fit_per_colour else "",
+                    label=f"{colour_title} {c}".strip()) for c in colour_of]
+  if has_markers:
+    handles += [Line2D([], [], color="0.4", marker=marker_of[m], linestyle="",
+                       label=f"{marker_title} {m}".strip()) for m in marker_of]
   ax.set(xlabel=xlabel, ylabel=ylabel)
-  ax.set_title(title, fontsize=8)
+  ax.set_title(title, fontsize=7.5)
   ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
+  ax.legend(handles=handles, fontsize=6.5, loc="best")
   return _save(fig, path)

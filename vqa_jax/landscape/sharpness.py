@@ -5,7 +5,8 @@
   worst_case_in_ball max L(w + δ) over the AWP set (‖δ_l‖ ≤ γ‖w_l‖ per layer and |δ| ≤ γ|w|),
                      found by `perturb.ascent`: projected multi-step ascent from the gradient.
   top_eigenvalue     the Hessian eigenvalue of largest magnitude, by power iteration on
-                     Hessian-vector products (forward-over-reverse: jax.jvp of jax.grad).
+                     Hessian-vector products (reverse-over-reverse: the gradient of ⟨∇L, v⟩,
+                     which, unlike jax.jvp, goes through the models' custom_vjp layers).
   hutchinson_trace   tr(H) ≈ mean over Rademacher probes v of vᵀHv, with its standard error.
 """
 
@@ -22,9 +23,13 @@ LossFn = Callable[..., jax.Array]
 
 
 def hvp(loss_fn: LossFn, params: PyTree, vector: PyTree, *data) -> PyTree:
-  """The Hessian-vector product H(params)·vector of loss_fn(·, *data)."""
-  grad = lambda p: jax.grad(loss_fn)(p, *data)
-  return jax.jvp(grad, (params,), (vector,))[1]
+  """The Hessian-vector product H(params)·vector of loss_fn(·, *data).
+
+  Reverse over reverse, ∇_w ⟨∇L(w), v⟩: forward mode (jax.jvp of jax.grad) cannot differentiate
+  a jax.custom_vjp function, and the Video Swin's gate_mix / add_window_bias are ones.
+  """
+  directional = lambda p: optax.tree.vdot(jax.grad(loss_fn)(p, *data), vector)
+  return jax.grad(directional)(params)
 
 
 def _f32_tree(tree: PyTree) -> PyTree:

@@ -1,14 +1,17 @@
 """The landscape study: baseline / AWP / RWP / weight-decay runs x seeds on synthetic data.
 
   python -m vqa_jax.landscape.study --out=/tmp/landscape_study [--steps=300] [--seeds=0,1,2]
+  python -m vqa_jax.landscape.study --out=/tmp/landscape_study --report_only   # report only
 
 Each run is `trainer.train` on configs/demo.py (synthetic domain A train, test on domain A 'test'
 and domain B 'cross') with its variant's overrides and `--steps` steps (cosine over the same steps).
 Its final raw params (`pretrained.load_params(workdir, use_ema=False)`) are then analysed on fixed
 clips (1 clip per video, centred offsets, eval mode): metrics on a train subset, 'test' and 'cross',
-landscapes and sharpness on the train subset (`analysis.Analyzer`). Gaps and their correlation with
-each sharpness measure across all runs go to OUT/study.json and OUT/report.md with the PNGs.
-Finished runs are kept in OUT/runs/<run>.json and not repeated when the study is restarted.
+landscapes and sharpness on the train subset (`analysis.Analyzer`). Gaps (train metric minus test
+metric) and their correlation with each sharpness measure, pooled over all runs and within seed, go
+to OUT/study.json and OUT/report.md with the PNGs (`study_report.save_study`). Finished runs are
+kept in OUT/runs/<run>.json and not repeated when the study is restarted; --report_only rebuilds
+study.json and the report from them without training (`study_report.rebuild`).
 """
 
 import dataclasses
@@ -28,7 +31,7 @@ from vqa_jax import trainer
 from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import fixed_set
-from vqa_jax.landscape import gap as gap_lib
+from vqa_jax.landscape import study_records
 from vqa_jax.landscape import study_report
 from vqa_jax.landscape import surface
 
@@ -38,13 +41,10 @@ VARIANTS = {
     "awp": {"perturb.kind": "awp", "perturb.gamma": 1e-3},
     "rwp": {"perturb.kind": "rwp", "perturb.gamma": 1e-3},
     "wd": {"perturb.kind": "none", "train.weight_decay": 0.5},
+    # Larger AWP radii: flatness that varies within a seed, for the within-seed correlation.
+    "awp_3e-3": {"perturb.kind": "awp", "perturb.gamma": 3e-3},
+    "awp_1e-2": {"perturb.kind": "awp", "perturb.gamma": 1e-2},
 }
-# loss_increase: at α_s = 0.1 (evaluated directly); loss_increase_line: at α = ±LINE_ALPHA, read off
-# the 1-D random lines.
-MEASURES = analysis.SHARPNESS_MEASURES + ("loss_increase_line",)
-LINE_ALPHA = 0.5
-GAPS = ("srcc_gap", "loss_gap", "cross_srcc_gap", "cross_loss_gap")
-LANDSCAPE_SET = "train"
 
 FLAGS = flags.FLAGS
 
@@ -55,10 +55,13 @@ def define_flags() -> None:
   flags.DEFINE_string("config", "configs/demo.py", "Base config file (get_config()).")
   flags.DEFINE_integer("steps", 300, "Training steps per run.")
   flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (init and data order) per variant.")
-  flags.DEFINE_list("variants", list(VARIANTS), f"Variants among {list(VARIANTS)}.")
+  flags.DEFINE_list("variants", ["baseline", "awp", "rwp", "wd"],
+                    f"Variants among {list(VARIANTS)}.")
   flags.DEFINE_integer("train_videos", 64, "Train subset size (a multiple of the batch size).")
   flags.DEFINE_integer("line_points", 21, "Points per 1-D landscape.")
   flags.DEFINE_integer("plane_points", 9, "Points per axis of the 2-D landscape.")
+  flags.DEFINE_bool("report_only", False,
+                    "Rebuild OUT/study.json and the report from OUT/runs/*.json; train nothing.")
 
 
 def load_config(path: str) -> ml_collections.ConfigDict:
@@ -88,16 +91,9 @@ def run_config(base: ml_collections.ConfigDict, variant: str, seed: int,
 def fixed_sets(config: ml_collections.ConfigDict, train_videos: int) -> dict:
   """The fixed clips: a train subset, domain-A 'test' and domain-B 'cross' (1 clip per video)."""
   splits = sources.load_splits(config.data)
-  sizes = {LANDSCAPE_SET: train_videos, "test": 0, "cross": 0}
+  sizes = {study_records.LANDSCAPE_SET: train_videos, "test": 0, "cross": 0}
   return {name: fixed_set.sample_fixed_set(splits[name], config.sampling, size, num_clips=1)
           for name, size in sizes.items()}
-
-
-def gaps(metrics: dict) -> dict[str, float]:
-  """In-domain (train vs test) and cross-domain (train vs cross) gaps of one checkpoint."""
-  in_domain = gap_lib.generalization_gap(metrics[LANDSCAPE_SET], metrics["test"])
-  cross = gap_lib.generalization_gap(metrics[LANDSCAPE_SET], metrics["cross"])
-  return {**in_domain, **{f"cross_{k}": v for k, v in cross.items()}}
 
 
 def run_one(analyzer: analysis.Analyzer, config, sets: dict, workdir: str) -> dict:
@@ -107,26 +103,20 @@ def run_one(analyzer: analysis.Analyzer, config, sets: dict, workdir: str) -> di
   train_seconds = time.monotonic() - t0
   params = pretrained.load_params(workdir, use_ema=False)
   t0 = time.monotonic()
-  record = analyzer.checkpoint(params, sets, LANDSCAPE_SET)
-  record.update(trainer_results=results, gaps=gaps(record["metrics"]),
+  record = analyzer.checkpoint(params, sets, study_records.LANDSCAPE_SET)
+  record.update(trainer_results=results, gaps=study_records.gaps(record["metrics"]),
                 seconds={"train": train_seconds, "analysis": time.monotonic() - t0})
   return record
-
-
-def study_row(name: str, record: dict) -> dict:
-  """One correlation row: the run's sharpness measures and gaps.
-
-  Adds the derived `loss_increase_line` (from the stored 1-D lines) to the record's sharpness.
-  """
-  record["sharpness"]["loss_increase_line"] = analysis.line_increase(record["landscape"],
-                                                                     LINE_ALPHA)
-  return {"name": name, "variant": record["variant"], **record["sharpness"], **record["gaps"]}
 
 
 def main(argv):
   """Runs every variant x seed, then the interpolation, correlations and the report."""
   del argv
   out = FLAGS.out
+  if FLAGS.report_only:
+    command = f"python -m vqa_jax.landscape.study --out={out} --report_only"
+    print(study_report.rebuild(out, command), flush=True)
+    return
   os.makedirs(os.path.join(out, "runs"), exist_ok=True)
   base = load_config(FLAGS.config)
   cfg = analysis.AnalysisConfig(line_points=FLAGS.line_points, plane_points=FLAGS.plane_points,
@@ -141,8 +131,7 @@ def main(argv):
       name = f"{variant}_s{seed}"
       path = os.path.join(out, "runs", f"{name}.json")
       if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-          runs[name] = json.load(f)
+        runs[name] = study_records.load_json(path)
         continue
       logging.info("run %s", name)
       record = run_one(analyzer, run_config(base, variant, seed, FLAGS.steps), sets,
@@ -159,22 +148,17 @@ def main(argv):
     load = lambda n: pretrained.load_params(os.path.join(out, "work", n), use_ema=False)
     interpolation = surface.interpolation(
         analyzer.ev, load(f"baseline_s{seed0}"), load(f"awp_s{seed0}"),
-        [i / 10 for i in range(-5, 16)], sets[LANDSCAPE_SET])
-  rows = [study_row(n, r) for n, r in runs.items()]
-  correlations = gap_lib.correlation_table(rows, MEASURES, GAPS) if len(rows) >= 3 else {}
+        [i / 10 for i in range(-5, 16)], sets[study_records.LANDSCAPE_SET])
   meta = {"command": "python -m vqa_jax.landscape.study " + " ".join(
               f"--{k}={v}" for k, v in (("out", out), ("steps", FLAGS.steps),
+                                         ("train_videos", FLAGS.train_videos),
                                          ("seeds", ",".join(FLAGS.seeds)),
                                          ("variants", ",".join(FLAGS.variants)))),
           "steps": FLAGS.steps, "variants": {v: VARIANTS[v] for v in FLAGS.variants},
           "analysis": dataclasses.asdict(cfg),
           "fixed_sets": {k: len(v.label) for k, v in sets.items()},
           "wall_seconds_this_invocation": time.monotonic() - t_start}
-  with open(os.path.join(out, "study.json"), "w", encoding="utf-8") as f:
-    json.dump({"meta": meta, "runs": runs, "rows": rows, "correlations": correlations,
-               "interpolation": interpolation}, f)
-  study_report.write_report(out, meta, runs, rows, correlations, interpolation, MEASURES, GAPS)
-  print(os.path.join(out, "report.md"), flush=True)
+  print(study_report.save_study(out, meta, runs, interpolation), flush=True)
 
 
 if __name__ == "__main__":
