@@ -5,14 +5,17 @@ checkpoint by validation score (trainer) lives in `<workdir>/best/checkpoints/<s
 `<workdir>/best` has the layout of a workdir itself and loads wherever a workdir does.
 """
 
+import dataclasses
 import os
 from typing import Any, Callable
 
+from etils import epath
 import jax
 import orbax.checkpoint as ocp
 
 PyTree = Any
 BEST_SUBDIR = "best"
+ITEM_NAME = "default"  # the CheckpointManager's single item: <dir>/<step>/default
 
 
 def checkpoint_manager(workdir: str, max_to_keep: int = 2, save_interval_steps: int = 1,
@@ -55,7 +58,33 @@ def restore_latest(manager: ocp.CheckpointManager, target: PyTree) -> PyTree | N
   return restore(manager, step, target)
 
 
+def fields_absent_on_disk(manager: ocp.CheckpointManager, step: int, target: PyTree) -> set[str]:
+  """Fields of the dataclass `target` that the checkpoint at `step` does not hold (older layouts)."""
+  if not dataclasses.is_dataclass(target):
+    return set()
+  metadata = manager.item_metadata(step)
+  if metadata is None:  # a manager that has not saved or restored yet knows no item handler
+    item_dir = epath.Path(manager.directory) / str(step) / ITEM_NAME
+    metadata = ocp.PyTreeCheckpointHandler().metadata(item_dir)
+  saved = getattr(metadata, "tree", metadata)
+  return {f.name for f in dataclasses.fields(target) if f.name not in saved}
+
+
 def restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree:
-  """The state saved at `step`, laid out like `target`."""
+  """The state saved at `step`, laid out like `target`.
+
+  A checkpoint written before a TrainState field existed (e.g. `model_state`, added for BatchNorm
+  models) restores when the target's value of that field is None: it keeps None. A missing field
+  the target does fill is an error naming it.
+  """
   abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
-  return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  absent = fields_absent_on_disk(manager, step, target)
+  if not absent:
+    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  needed = sorted(name for name in absent if getattr(target, name) is not None)
+  if needed:
+    raise ValueError(f"checkpoint {manager.directory}/{step} has no {needed}, which this run's "
+                     "state needs (a checkpoint of another model or an older version)")
+  parts = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)
+           if f.name not in absent}
+  return target.replace(**manager.restore(step, args=ocp.args.StandardRestore(parts)))
