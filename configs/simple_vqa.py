@@ -15,7 +15,9 @@ then training (LSVQ train -> LSVQ test by default; add splits by flag):
 `init.checkpoint`: ImageNet ResNet-50 (torchvision `resnet50-19c8e357.pth`) converted with
 `python -m vqa_jax.convert_weights --format=resnet50 --src=resnet50-19c8e357.pth
 --dst=/data/simple_vqa_init` (params and BatchNorm statistics; the regressor freshly initialised);
-'' trains from scratch. configs/paper/lsvq_simple_vqa_awp.py is the paper's run on the standard
+'' trains from scratch. Scoring a video (its motion features computed on the fly):
+`python -m vqa_jax.score --config=configs/simple_vqa.py --checkpoint=/tmp/simple_vqa/best
+--config.motion.weights=SLOWFAST_8x8_R50.pyth VIDEO`. configs/paper/lsvq_simple_vqa_awp.py is the paper's run on the standard
 label layout (validation hold-out, cross-dataset tests).
 
 The reference recipe (upstream SimpleVQA `train.py`, `data_loader.py`, `extract_frame_LSVQ.py`):

@@ -19,6 +19,10 @@ clips, reduced in float64 on the host from the float32 map. Each readable video 
 mosaic (see `vqa_jax.quality_map`). When the PATHs hold one video the picture is FILE.png; with
 several, FILE-<video stem>.png each (FILE-<stem>-2.png, ... when stems repeat). The JSON line
 names the picture under "quality_map".
+
+A SimpleVQA config (`model.name='simple_vqa'`) scores with `vqa_jax.simple_vqa_scoring`: the mean
+per-frame score of the 1-fps test frames, with motion features from `data.motion_dir` or computed
+from the video by `config.motion`'s SlowFast; it draws no quality map.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vqa_jax import families
 from vqa_jax import pretrained
 from vqa_jax import quality_map as quality_map_lib
 from vqa_jax.data import sampling
@@ -168,18 +173,31 @@ def write_csv(csv_path: str, results: list[dict]) -> None:
     writer.writerows([r["path"], r["score"]] for r in results if "score" in r)
 
 
+def _video_scorer(config: ml_collections.ConfigDict, checkpoint: str, use_ema: bool,
+                  quality_map_path: str | None) -> Callable[[str, str | None], dict]:
+  """`score(path, png_path) -> result` of the config's model family with the checkpoint loaded."""
+  if families.family_name(config.model) == "simple_vqa":
+    from vqa_jax import simple_vqa_scoring  # pylint: disable=g-import-not-at-top
+    if quality_map_path:
+      raise ValueError("--quality-map draws FAST-VQA's local quality map; SimpleVQA has none")
+    scorer = simple_vqa_scoring.make_scorer(
+        config, simple_vqa_scoring.load_variables(config, checkpoint, use_ema))
+    return lambda path, png_path: {"path": path, "score": scorer(path)}
+  map_fn = make_map_fn(config, load_checkpoint(config, checkpoint, use_ema))
+  return lambda path, png_path: score_video(config, map_fn, path, png_path)
+
+
 def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str],
         csv_path: str | None = None, out=sys.stdout, use_ema: bool = True,
         quality_map_path: str | None = None) -> int:
   """Scores `paths`, printing JSON lines to `out` (and CSV rows, PNGs); returns the exit code."""
-  params = load_checkpoint(config, checkpoint, use_ema)
   params_key = pretrained.locate(checkpoint).params_key(use_ema)
   print(f"scoring with {pretrained.describe(checkpoint)}, '{params_key}'", file=sys.stderr)
-  map_fn = make_map_fn(config, params)
+  score_one = _video_scorer(config, checkpoint, use_ema, quality_map_path)
   videos = list(find_videos(paths))
   png_paths = quality_map_paths(quality_map_path, videos) if quality_map_path and videos else None
   results = []
-  for result in score_videos(videos, lambda v, p: score_video(config, map_fn, v, p), png_paths):
+  for result in score_videos(videos, score_one, png_paths):
     print(json.dumps(result), file=out, flush=True)
     results.append(result)
   if csv_path:
