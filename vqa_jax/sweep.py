@@ -30,8 +30,8 @@ from ml_collections import config_flags
 
 from vqa_jax import config_base
 from vqa_jax import evaluate
+from vqa_jax import families
 from vqa_jax import logging_utils
-from vqa_jax import losses
 from vqa_jax import metrics as metrics_lib
 from vqa_jax import optim
 from vqa_jax import perturb
@@ -40,7 +40,6 @@ from vqa_jax import sharding
 from vqa_jax import train_step
 from vqa_jax import trainer
 from vqa_jax.data import sources
-from vqa_jax.models import model as model_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
                                           lock_config=True)
@@ -62,23 +61,29 @@ def make_members(base: train_step.PerturbConfig, kinds: list[str],
           for kind in kinds for r in radii]
 
 
+def motion_features(config: ml_collections.ConfigDict, family: families.Family):
+  """The `motion` input source of a family that reads one (SimpleVQA), else None."""
+  return trainer.motion_features(config) if "motion" in family.input_keys else None
+
+
 def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.PerturbConfig],
                      mesh, splits, workdir: str) -> tuple[train_step.TrainState, np.ndarray]:
   """Trains all members for config.train.steps; returns (stacked states, last-log-window losses)."""
   os.makedirs(workdir, exist_ok=True)
-  model = model_lib.build_model(config.model)
+  family = families.build(config)
   tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(model, tx, config, mesh)
+  state = trainer.init_state(family.model, tx, config, mesh)
   stack = lambda s: train_step.stack_states(
       [s.replace(perturb_state=train_step.init_perturb_state(s.params, cfgs[0]))] * len(cfgs))
   states = jax.jit(stack, out_shardings=sharding.replicated(mesh))(state)
   step_fn = train_step.jit_sharded(
-      train_step.make_population_step(losses.make_loss_fn(model, config.train.rank_weight), tx,
-                                      cfgs, config.train.ema_decay), mesh)
+      train_step.make_population_step(family.loss_fn, tx, cfgs, config.train.ema_decay,
+                                      stateful=True), mesh)
   base_rng = jax.random.key(config.seed)
   meter = progress.Progress(config.train.steps)
   loss_sum, window, step = jnp.zeros(len(cfgs)), 0, 0
-  for _, device_batch in trainer.train_batches(config, splits[config.data.train_split], mesh):
+  for _, device_batch in trainer.train_batches(config, splits[config.data.train_split], mesh,
+                                               motion=motion_features(config, family)):
     states, metrics = step_fn(states, device_batch, base_rng)
     loss_sum, window, step = loss_sum + metrics["loss"], window + 1, step + 1
     if step % config.train.log_every == 0 or step == config.train.steps:
@@ -97,12 +102,14 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.Pe
 def evaluate_population(states: train_step.TrainState, config: ml_collections.ConfigDict, splits,
                         split_names: list[str], mesh) -> list[dict]:
   """Per member, {split: {model: metrics}} for `split_names`, all members scored in one pass."""
-  model = model_lib.build_model(config.model)
-  predict = train_step.make_predict_fn(trainer.make_apply_fn(model))
-  predict_fn = jax.jit(jax.vmap(predict, in_axes=(0, None), out_axes=1),
-                       out_shardings=sharding.replicated(mesh))
+  family = families.build(config)
+  # Members on the variables' leading axis; every model input shared.
+  member_predict = lambda variables, *inputs: jax.vmap(
+      lambda v: family.predict_fn(v, *inputs))(variables).T
+  predict_fn = jax.jit(member_predict, out_shardings=sharding.replicated(mesh))
   batch_size = evaluate.eval_batch_size(config.eval.batch_size, mesh)
-  params_by_model = {"raw": states.params, "ema": states.ema_params}
+  params_by_model = {"raw": families.variables(states.params, states.model_state),
+                     "ema": families.variables(states.ema_params, states.model_state)}
   num_members = int(states.step.shape[0])
   results = [{name: {} for name in split_names} for _ in range(num_members)]
   for name in split_names:
@@ -110,7 +117,8 @@ def evaluate_population(states: train_step.TrainState, config: ml_collections.Co
       preds, labels = evaluate.predict_split(predict_fn, params_by_model[model_name], splits[name],
                                              config.sampling, batch_size,
                                              config.sampling.num_clips_eval, mesh,
-                                             config.data.on_bad_video)
+                                             config.data.on_bad_video,
+                                             motion_features(config, family))
       for i in range(num_members):
         results[i][name][model_name] = metrics_lib.quality_metrics(preds[:, i], labels)
   return results
