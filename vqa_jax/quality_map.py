@@ -54,12 +54,9 @@ def middle_frames(path: str, sampling: Mapping[str, Any], num_clips: int,
   does, the indices are recomputed from the decodable frame count when the container
   over-reports its frames.
   """
-  num_frames = video_io.probe(path).num_frames
-  try:
-    return video_io.read_frames(path, middle_frame_indices(num_frames, sampling, num_clips, rng))
-  except video_io.FrameIndexError as e:
-    return video_io.read_frames(path,
-                                middle_frame_indices(e.num_decodable, sampling, num_clips, rng))
+  frames, inverse = video_io.read_sampled_frames(
+      path, lambda info: middle_frame_indices(info.num_frames, sampling, num_clips, rng))
+  return frames[inverse]
 
 
 def figure_pixels(num_clips: int) -> tuple[int, int]:

@@ -68,20 +68,12 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
 
 def video_chunks(path: str, motion_cfg: ml_collections.ConfigDict) -> np.ndarray:
   """The uint8 chunks (chunks, chunk_len, size, size, 3) of the video at `path`."""
-  info = video_io.probe(path)
-  num_frames = info.num_frames
-  while True:
-    indices = chunk_indices(num_frames, info.fps, int(motion_cfg.chunk_len),
-                            int(motion_cfg.min_chunks))
-    distinct = np.unique(indices)
-    try:
-      frames = video_io.read_frames(path, distinct)
-      break
-    except video_io.FrameIndexError as e:  # The container over-reports its frame count.
-      if e.num_decodable < 1 or e.num_decodable >= num_frames:
-        raise
-      num_frames = e.num_decodable
-  return resize_frames(frames, int(motion_cfg.resize))[np.searchsorted(distinct, indices)]
+  chunk_len, size = int(motion_cfg.chunk_len), int(motion_cfg.resize)
+  # One open; re-sampled from the decodable frames when the container over-reports its count.
+  frames, inverse = video_io.read_sampled_frames(
+      path, lambda info: chunk_indices(info.num_frames, info.fps, chunk_len,
+                                       int(motion_cfg.min_chunks)))
+  return resize_frames(frames, size)[inverse].reshape(-1, chunk_len, size, size, 3)
 
 
 def build_extractor(motion_cfg: ml_collections.ConfigDict) -> slowfast.SlowFast:

@@ -53,11 +53,6 @@ class Interrupted(Exception):
     self.step = step
 
 
-def make_apply_fn(model):
-  """apply(params, video, train) -> quality map, for evaluation (FAST-VQA family)."""
-  return lambda params, video, train: model.apply({"params": params}, video, train=train)
-
-
 def init_state(model, tx, config, mesh, params=None, model_state=None) -> train_step.TrainState:
   """Initial train state (from `params` / `model_state` if given), created replicated.
 
