@@ -12,7 +12,7 @@ otherwise computed from the video by the SlowFast of `config.motion` (`motion.we
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import ml_collections
@@ -24,21 +24,14 @@ from vqa_jax import simplevqa_features
 from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import sampling
 from vqa_jax.data import video_io
-
-PyTree = Any
-
-
-def abstract_variables(config: ml_collections.ConfigDict) -> dict:
-  """Shapes of the model's variables {'params', 'batch_stats'} (nothing computed)."""
-  family = families.build(config)
-  params, model_state = jax.eval_shape(family.init_variables, jax.random.key(0))
-  return families.variables(params, model_state)
+from vqa_jax.models import simple_vqa
 
 
 def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
                    use_ema: bool = True) -> dict:
   """The variables of `checkpoint` (`pretrained.load_variables`), checked against the config."""
-  return pretrained.load_variables(checkpoint, like=abstract_variables(config), use_ema=use_ema)
+  return pretrained.load_variables(checkpoint, like=simple_vqa.abstract_variables(config.model),
+                                   use_ema=use_ema)
 
 
 class MotionSource:
