@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from tests.video_files import labelled_videos
 
+from vqa_jax.data import elements
 from vqa_jax.data import input_pipeline
 from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import video_io
@@ -75,7 +76,7 @@ def test_pipelines_carry_motion_and_skip_videos_without_it(tmp_path, entries):
   motion = motion_lib.MotionFeatures(motion_dir, NUM_FRAMES, DIM)
   with pytest.raises(FileNotFoundError, match="sub/v2.npy"):
     input_pipeline.eval_dataset(entries, SAMPLING, 4, 1, motion=motion)
-  bad = input_pipeline.BadVideoLog()
+  bad = elements.BadVideoLog()
   batch = next(input_pipeline.as_numpy(input_pipeline.eval_dataset(
       entries, SAMPLING, 4, 1, on_bad_video="skip", bad_videos=bad, motion=motion,
       process_index=0, process_count=1)))
@@ -85,7 +86,7 @@ def test_pipelines_carry_motion_and_skip_videos_without_it(tmp_path, entries):
   np.testing.assert_array_equal(batch["motion"][3], features_of(3)[:NUM_FRAMES])
   np.testing.assert_array_equal(batch["motion"][2], 0.0)
   assert list(bad.reasons) == [entries[2].path]
-  assert list(input_pipeline.model_inputs(batch)) == ["video", "motion"]
+  assert list(elements.model_inputs(batch)) == ["video", "motion"]
 
   train = input_pipeline.train_dataset(entries, SAMPLING, 4, seed=0, num_steps=1,
                                        on_bad_video="skip", motion=motion, process_index=0,

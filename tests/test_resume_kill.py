@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.test_trainer import learning_scalars
 from tests.test_trainer import saved_params
-from vqa_jax import logging_utils
 
 STEPS = 60
 FLAGS = ["--config=configs/smoke.py", f"--config.train.steps={STEPS}",
@@ -70,5 +70,5 @@ def test_sigkill_and_sigterm_then_resume_reach_bit_identical_params(tmp_path):
                  timeout=600)
   jax.tree_util.tree_map(np.testing.assert_array_equal, saved_params(interrupted),
                          saved_params(reference))
-  assert (logging_utils.read_jsonl(os.path.join(interrupted, "metrics.jsonl"))
-          == logging_utils.read_jsonl(os.path.join(reference, "metrics.jsonl")))
+  assert (learning_scalars(os.path.join(interrupted, "metrics.jsonl"))
+          == learning_scalars(os.path.join(reference, "metrics.jsonl")))

@@ -19,6 +19,7 @@ from tests.conftest import REPO_ROOT
 from vqa_jax import checkpointing
 from vqa_jax import config_base
 from vqa_jax import logging_utils
+from vqa_jax import throughput
 from vqa_jax import losses
 from vqa_jax import pretrained
 from vqa_jax import train_step
@@ -57,6 +58,12 @@ def saved_params(workdir):
   manager = checkpointing.checkpoint_manager(workdir)
   restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
   return jax.device_get({"params": restored["params"], "ema_params": restored["ema_params"]})
+
+
+def learning_scalars(metrics_file):
+  """The records of a metrics.jsonl without the timing scalars (which differ between runs)."""
+  return [{k: v for k, v in r.items() if k not in throughput.KEYS}
+          for r in logging_utils.read_jsonl(metrics_file)]
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +129,11 @@ def test_training_log_and_tensorboard_events(smoke_run):
     assert r["loss_gap"] == pytest.approx(r["perturbed_loss"] - r["loss"])
     for key in ("grad_norm", "clean_grad_norm", "param_norm", "lr_head", "lr_backbone"):
       assert math.isfinite(r[key])
+    # Input accounting per log interval: a fraction of the wall time, and clips/s = the interval's
+    # clips (2 steps x batch 8 x 1 clip) over its wall time = batch 8 / step time.
+    assert 0.0 <= r["input_wait_fraction"] <= 1.0
+    assert r["step_time_s"] > 0
+    assert r["clips_per_s"] == pytest.approx(8 / r["step_time_s"])
   # Smoke schedule: warmup 2, cosine 6, lr 1e-3; step 2's update used f(1) = 1/2.
   assert logged[0]["lr_head"] == pytest.approx(0.5e-3)
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
@@ -138,6 +150,8 @@ def test_training_log_and_tensorboard_events(smoke_run):
             tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value)
   assert scalars["train/loss"] == pytest.approx({r["step"]: r["loss"] for r in logged})
   assert set(scalars["eval/val/ema/srcc"]) == {2, 4, 6}
+  assert scalars["train/input_wait_fraction"] == pytest.approx(
+      {r["step"]: r["input_wait_fraction"] for r in logged})
 
 
 def test_sigterm_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, monkeypatch):
@@ -167,8 +181,8 @@ def test_sigterm_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, mo
   # points, only to ~1e-9.
   resumed, reference = saved_params(workdir), saved_params(reference_dir)
   jax.tree_util.tree_map(np.testing.assert_array_equal, resumed, reference)
-  assert (logging_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-          == logging_utils.read_jsonl(os.path.join(reference_dir, "metrics.jsonl")))
+  assert (learning_scalars(os.path.join(workdir, "metrics.jsonl"))
+          == learning_scalars(os.path.join(reference_dir, "metrics.jsonl")))
   evals = logging_utils.read_jsonl(os.path.join(workdir, "evals.jsonl"))
   reference_evals = logging_utils.read_jsonl(os.path.join(reference_dir, "evals.jsonl"))
   assert [r["step"] for r in evals] == [r["step"] for r in reference_evals] == [2, 4, 6]

@@ -12,7 +12,9 @@ from vqa_jax import families
 from vqa_jax import losses
 from vqa_jax import optim
 from vqa_jax.data import augment
+from vqa_jax.data import elements
 from vqa_jax.data import frames_1fps
+from vqa_jax.data import loaders
 from vqa_jax.data import sampling
 from vqa_jax.data import sources
 from vqa_jax.data.synthetic import SyntheticSpec
@@ -44,6 +46,12 @@ def base_config() -> ml_collections.ConfigDict:
   # 'error': a video that cannot be decoded stops the run, naming the file. 'skip': it is logged once
   # and counted; training substitutes the next decodable video, evaluation leaves it out.
   c.data.on_bad_video = "error"
+  # Input loader: 'tf_data' (tf.data + OpenCV, the default) or 'grain' (grain worker processes; no
+  # TensorFlow anywhere, for hosts without it). Both yield bit-identical batches (data/elements.py).
+  c.data.loader = "tf_data"
+  # Decode workers (tf.data threads or grain processes), each single-threaded: -1 = the host's
+  # cores, 0 = decode in the main process.
+  c.data.workers = -1
   c.data.eval_splits = ("test", "cross")
   # Training-clip augmentation before fragment sampling: 'none' or 'autoaugment' (FAST-VQA-AuA,
   # paper §2: torchvision's ImageNet AutoAugment policy, one draw per clip; data/augment.py).
@@ -162,6 +170,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      "(synthetic_images.ImageSpec fields)")
   if config.data.on_bad_video not in ("error", "skip"):
     raise ValueError(f"data.on_bad_video must be 'error' or 'skip', got {config.data.on_bad_video!r}")
+  loaders.check_loader(config.data.loader)
+  elements.default_workers(config.data.workers)
   if config.data.augment not in augment.POLICIES:
     raise ValueError(f"data.augment must be one of {augment.POLICIES}, got {config.data.augment!r}")
   sampling.check_config(config.sampling)

@@ -1,6 +1,6 @@
 """Evaluation over a labelled split: multi-clip predictions gathered to the host, then metrics.
 
-`predict_fn(params, *inputs)` gets the batch's model inputs (`input_pipeline.MODEL_INPUTS` present
+`predict_fn(params, *inputs)` gets the batch's model inputs (`elements.MODEL_INPUTS` present
 in it: `video`, and with motion features `motion`) in that order, each a global jax.Array split on
 the data axis, and returns the (B,) scores; `params` is whatever the function takes (FAST-VQA's
 params, or SimpleVQA's {'params', 'batch_stats'} variables, see `families`).
@@ -17,7 +17,8 @@ import numpy as np
 
 from vqa_jax import metrics
 from vqa_jax import sharding
-from vqa_jax.data import input_pipeline
+from vqa_jax.data import elements
+from vqa_jax.data import loaders
 from vqa_jax.data.labels import Entry
 
 PyTree = Any
@@ -36,40 +37,67 @@ def global_rows(host_rows: np.ndarray) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(host_rows, tiled=True))
 
 
+def predict_split_models(predict_fn: Callable, params_by_model: dict[str, PyTree],
+                         entries: list[Entry], sampling: ml_collections.ConfigDict,
+                         batch_size: int, num_clips: int, mesh: jax.sharding.Mesh,
+                         on_bad_video: str = "error", motion: Any = None,
+                         loader: str = "tf_data",
+                         workers: int = -1) -> tuple[dict[str, np.ndarray], np.ndarray]:
+  """Scores every video of `entries` in file order with each model; ({model: preds}, labels).
+
+  The split is decoded once and each batch scored by every model of `params_by_model`. With
+  on_bad_video='skip' undecodable videos are left out, counted and logged. `motion` (a
+  `data.motion.MotionFeatures`) adds each video's `motion` input (SimpleVQA). `loader` and
+  `workers` choose the input loader (`data.loader`, `data.workers`).
+  """
+  plan = elements.eval_plan(entries, sampling, batch_size, num_clips, on_bad_video=on_bad_video,
+                            motion=motion)
+  preds = {name: [] for name in params_by_model}
+  labels = []
+  for batch in loaders.batches(plan, loader, workers):
+    inputs = sharding.shard_batch(elements.model_inputs(batch), mesh)
+    valid = global_rows(np.asarray(batch["valid"], bool))
+    for name, params in params_by_model.items():
+      # The global batch's scores, replicated.
+      scores = np.asarray(jax.device_get(predict_fn(params, *inputs.values())))
+      preds[name].append(scores[valid])
+    labels.append(global_rows(np.asarray(batch["label"]))[valid])
+  if plan.bad_videos.count:
+    logging.warning("evaluation: %s of %d", plan.bad_videos.summary(), len(entries))
+  labels = np.concatenate(labels)
+  if not labels.size:
+    raise ValueError(f"no decodable video among the {len(entries)} of this split")
+  return {name: np.concatenate(p) for name, p in preds.items()}, labels
+
+
 def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
                   sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
-                  mesh: jax.sharding.Mesh, on_bad_video: str = "error",
-                  motion: Any = None) -> tuple[np.ndarray, np.ndarray]:
-  """Scores every video of `entries` in file order; returns (predictions, labels).
+                  mesh: jax.sharding.Mesh, on_bad_video: str = "error", motion: Any = None,
+                  loader: str = "tf_data", workers: int = -1) -> tuple[np.ndarray, np.ndarray]:
+  """Scores every video of `entries` in file order with one model; (predictions, labels)."""
+  preds, labels = predict_split_models(predict_fn, {"model": params}, entries, sampling,
+                                       batch_size, num_clips, mesh, on_bad_video, motion, loader,
+                                       workers)
+  return preds["model"], labels
 
-  With on_bad_video='skip' undecodable videos are left out, counted and logged. `motion` (a
-  `data.motion.MotionFeatures`) adds each video's `motion` input (SimpleVQA).
-  """
-  bad_videos = input_pipeline.BadVideoLog()
-  dataset = input_pipeline.eval_dataset(entries, sampling, batch_size, num_clips,
-                                        on_bad_video=on_bad_video, bad_videos=bad_videos,
-                                        motion=motion)
-  preds, labels = [], []
-  for batch in input_pipeline.as_numpy(dataset):
-    inputs = sharding.shard_batch(input_pipeline.model_inputs(batch), mesh)
-    # The global batch's scores, replicated.
-    scores = np.asarray(jax.device_get(predict_fn(params, *inputs.values())))
-    valid = global_rows(np.asarray(batch["valid"], bool))
-    preds.append(scores[valid])
-    labels.append(global_rows(np.asarray(batch["label"]))[valid])
-  if bad_videos.count:
-    logging.warning("evaluation: %s of %d", bad_videos.summary(), len(entries))
-  preds, labels = np.concatenate(preds), np.concatenate(labels)
-  if not preds.size:
-    raise ValueError(f"no decodable video among the {len(entries)} of this split")
-  return preds, labels
+
+def evaluate_split_models(predict_fn: Callable, params_by_model: dict[str, PyTree],
+                          entries: list[Entry], sampling: ml_collections.ConfigDict,
+                          batch_size: int, num_clips: int, mesh: jax.sharding.Mesh,
+                          on_bad_video: str = "error", logistic: bool = True, motion: Any = None,
+                          loader: str = "tf_data", workers: int = -1) -> dict[str, dict]:
+  """{model: SRCC, PLCC, KRCC, RMSE (and with `logistic` the fitted PLCC / RMSE)} on one split."""
+  preds, labels = predict_split_models(predict_fn, params_by_model, entries, sampling, batch_size,
+                                       num_clips, mesh, on_bad_video, motion, loader, workers)
+  return {name: metrics.quality_metrics(p, labels, logistic=logistic) for name, p in preds.items()}
 
 
 def evaluate_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
                    sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
                    mesh: jax.sharding.Mesh, on_bad_video: str = "error",
-                   logistic: bool = True, motion: Any = None) -> dict[str, float]:
+                   logistic: bool = True, motion: Any = None, loader: str = "tf_data",
+                   workers: int = -1) -> dict[str, float]:
   """SRCC, PLCC, KRCC, RMSE (with `logistic` also the fitted PLCC / RMSE) on one split."""
-  preds, labels = predict_split(predict_fn, params, entries, sampling, batch_size, num_clips, mesh,
-                                on_bad_video, motion)
-  return metrics.quality_metrics(preds, labels, logistic=logistic)
+  return evaluate_split_models(predict_fn, {"model": params}, entries, sampling, batch_size,
+                               num_clips, mesh, on_bad_video, logistic, motion, loader,
+                               workers)["model"]

@@ -1,15 +1,18 @@
-"""Run logs in the workdir: JSON lines of every scalar, TensorBoard events through clu.
+"""Run logs in the workdir: JSON lines of every scalar, and TensorBoard event files.
 
 `<workdir>/metrics.jsonl` gets one record per log step, `<workdir>/evals.jsonl` one per evaluation,
-`<workdir>/tensorboard/` the same scalars as event files (process 0 only).
+`<workdir>/tensorboard/` the same scalars as event files (process 0 only), written with the
+`tensorboard` package's own event writer, which needs no TensorFlow (the grain path runs where
+TensorFlow is absent); without the `tensorboard` package the run says so once and writes JSON only.
 On resume, records beyond the restored step are dropped, so each file reads like one run.
 """
 
 import json
 import os
+import time
 
+from absl import logging
 import jax
-from clu import metric_writers
 
 
 def append_jsonl(path: str, record: dict) -> None:
@@ -61,11 +64,8 @@ class RunLog:
     truncate_jsonl(self.metrics_file, start_step)
     self.evaluations = truncate_jsonl(self.evals_file, start_step)
     self._writer = None
-    if tensorboard and jax.process_index() == 0:
-      # clu's default writer minus its LoggingWriter: the progress line already logs the losses,
-      # and a line with every scalar per log step would bury it. Other processes write nothing.
-      self._writer = metric_writers.AsyncMultiWriter(
-          [metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))])
+    if tensorboard and jax.process_index() == 0:  # other processes write nothing
+      self._writer = ScalarEventWriter.create(os.path.join(workdir, "tensorboard"))
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
     """One training record: JSON line and TensorBoard scalars."""
@@ -87,3 +87,41 @@ class RunLog:
       self._writer.flush()
       self._writer.close()
       self._writer = None
+
+
+class ScalarEventWriter:
+  """TensorBoard scalars through tensorboard's EventFileWriter (asynchronous, no TensorFlow)."""
+
+  def __init__(self, logdir: str):
+    # pylint: disable=g-import-not-at-top  (the tensorboard package is optional)
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.summary.writer import event_file_writer
+    # pylint: enable=g-import-not-at-top
+    self._event_pb2, self._summary_pb2 = event_pb2, summary_pb2
+    self._writer = event_file_writer.EventFileWriter(logdir)
+
+  @classmethod
+  def create(cls, logdir: str) -> "ScalarEventWriter | None":
+    """A writer into `logdir`, or None (said once in the log) without the tensorboard package."""
+    try:
+      return cls(logdir)
+    except ImportError as e:
+      logging.warning("TensorBoard events are not written (%s); metrics.jsonl has every scalar", e)
+      return None
+
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    """One event holding every scalar of `scalars` at `step`."""
+    summary = self._summary_pb2.Summary(value=[
+        self._summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
+        for tag, value in scalars.items()])
+    self._writer.add_event(self._event_pb2.Event(step=step, wall_time=time.time(),
+                                                 summary=summary))
+
+  def flush(self) -> None:
+    """Writes the queued events to disk."""
+    self._writer.flush()
+
+  def close(self) -> None:
+    """Flushes and closes the event file."""
+    self._writer.close()

@@ -1,4 +1,8 @@
-"""Entry point: `python -m vqa_jax.main --config=configs/demo.py --workdir=DIR [--config.x=y ...]`."""
+"""Entry point: `python -m vqa_jax.main --config=configs/demo.py --workdir=DIR [--config.x=y ...]`.
+
+Thin on purpose: jax and the trainer are imported inside `main`, so the grain loader's spawned
+worker processes, which re-import this module, start without them.
+"""
 
 import os
 
@@ -8,9 +12,6 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
-
-from vqa_jax import distributed
-from vqa_jax import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
                                           lock_config=True)
@@ -26,8 +27,9 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id "
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def process_spec() -> distributed.ProcessSpec:
-  """The multi-process spec: flags where given, else the VQA_JAX_* environment."""
+def process_spec():
+  """The multi-process spec (`distributed.ProcessSpec`): flags where given, else VQA_JAX_* env."""
+  from vqa_jax import distributed  # pylint: disable=g-import-not-at-top  (see the docstring)
   env = distributed.ProcessSpec.from_env()
   return distributed.ProcessSpec(
       coordinator=_COORDINATOR.value or env.coordinator,
@@ -46,6 +48,10 @@ def main(argv):
   """Runs training and evaluation for the flags' config."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  # pylint: disable=g-import-not-at-top  (see the module docstring)
+  from vqa_jax import distributed
+  from vqa_jax import trainer
+  # pylint: enable=g-import-not-at-top
   distributed.initialize(process_spec())
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
   if not distributed.is_primary():

@@ -112,15 +112,17 @@ def evaluate_population(states: train_step.TrainState, config: ml_collections.Co
                      "ema": families.variables(states.ema_params, states.model_state)}
   num_members = int(states.step.shape[0])
   results = [{name: {} for name in split_names} for _ in range(num_members)]
+  models = {model_name: params_by_model[model_name] for model_name in config.eval.models}
   for name in split_names:
-    for model_name in config.eval.models:
-      preds, labels = evaluate.predict_split(predict_fn, params_by_model[model_name], splits[name],
-                                             config.sampling, batch_size,
-                                             config.sampling.num_clips_eval, mesh,
-                                             config.data.on_bad_video,
-                                             motion_features(config, family))
+    preds, labels = evaluate.predict_split_models(predict_fn, models, splits[name],
+                                                  config.sampling, batch_size,
+                                                  config.sampling.num_clips_eval, mesh,
+                                                  config.data.on_bad_video,
+                                                  motion_features(config, family),
+                                                  config.data.loader, config.data.workers)
+    for model_name, model_preds in preds.items():
       for i in range(num_members):
-        results[i][name][model_name] = metrics_lib.quality_metrics(preds[:, i], labels)
+        results[i][name][model_name] = metrics_lib.quality_metrics(model_preds[:, i], labels)
   return results
 
 

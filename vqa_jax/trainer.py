@@ -37,8 +37,10 @@ from vqa_jax import progress
 from vqa_jax import report
 from vqa_jax import selection
 from vqa_jax import sharding
+from vqa_jax import throughput
 from vqa_jax import train_step
-from vqa_jax.data import input_pipeline
+from vqa_jax.data import elements
+from vqa_jax.data import loaders
 from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import sources
 
@@ -132,23 +134,26 @@ def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
 
 
 def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_step: int = 0,
-                  bad_videos: input_pipeline.BadVideoLog | None = None,
+                  bad_videos: elements.BadVideoLog | None = None,
                   motion: motion_lib.MotionFeatures | None = None):
-  """Yields (host batch, device batch) of the configured training pipeline from `start_step` on.
+  """Yields (host batch, device batch) of the configured training loader from `start_step` on.
 
-  The device batch holds the model inputs (video, and motion when `motion` is given) and labels.
+  The loader is `data.loader` with `data.workers` decode workers. The device batch holds the
+  model inputs (video, and motion when `motion` is given) and labels. Closing the generator stops
+  the loader's workers.
   """
-  dataset = input_pipeline.train_dataset(entries, config.sampling, config.train.batch_size,
-                                         seed=config.seed, num_steps=config.train.steps,
-                                         start_step=start_step,
-                                         num_clips=config.sampling.num_clips_train,
-                                         on_bad_video=config.data.on_bad_video,
-                                         bad_videos=bad_videos,
-                                         augment=config.data.get("augment", "none"),
-                                         motion=motion)
-  for batch in input_pipeline.as_numpy(dataset):
-    yield batch, sharding.shard_batch(
-        {**input_pipeline.model_inputs(batch), "label": batch["label"]}, mesh)
+  plan = elements.train_plan(entries, config.sampling, config.train.batch_size, seed=config.seed,
+                             num_steps=config.train.steps, start_step=start_step,
+                             num_clips=config.sampling.num_clips_train,
+                             on_bad_video=config.data.on_bad_video, bad_videos=bad_videos,
+                             augment=config.data.augment, motion=motion)
+  host_batches = loaders.batches(plan, config.data.loader, config.data.workers)
+  try:
+    for batch in host_batches:
+      yield batch, sharding.shard_batch(
+          {**elements.model_inputs(batch), "label": batch["label"]}, mesh)
+  finally:
+    host_batches.close()
 
 
 def check_finite(step: int, losses_at_step: dict, batch_indices, entries: list) -> None:
@@ -204,15 +209,15 @@ def evaluate_all(state, predict_fn, splits, config, mesh, split_names=None,
   batch_size = evaluate.eval_batch_size(config.eval.batch_size, mesh)
   variables_by_model = {"raw": families.variables(state.params, state.model_state),
                         "ema": families.variables(state.ema_params, state.model_state)}
+  models = {model: variables_by_model[model] for model in config.eval.models}
   results = {}
   for name in (config.data.eval_splits if split_names is None else split_names):
-    results[name] = {
-        model: evaluate.evaluate_split(predict_fn, variables_by_model[model], splits[name],
-                                       config.sampling, batch_size,
-                                       config.sampling.num_clips_eval, mesh,
-                                       config.data.on_bad_video, logistic=config.eval.logistic,
-                                       motion=motion)
-        for model in config.eval.models}
+    # One decoding pass per split, each batch scored by every model.
+    results[name] = evaluate.evaluate_split_models(
+        predict_fn, models, splits[name], config.sampling, batch_size,
+        config.sampling.num_clips_eval, mesh, config.data.on_bad_video,
+        logistic=config.eval.logistic, motion=motion, loader=config.data.loader,
+        workers=config.data.workers)
   return results
 
 
@@ -229,6 +234,21 @@ def train_scalars(config: ml_collections.ConfigDict, step: int, metrics: dict) -
     scalars["loss_gap"] = scalars["perturbed_loss"] - scalars["loss"]
   scalars.update(optim.learning_rates(config.train, step - 1))
   return scalars
+
+
+def log_training(config: ml_collections.ConfigDict, step: int, metrics: dict,
+                 meter: throughput.InputMeter, progress_meter: progress.Progress,
+                 run_log: logging_utils.RunLog) -> None:
+  """Logs a step's losses, learning rates and the interval's input wait, clips/s and step time."""
+  scalars = {**train_scalars(config, step, metrics), **meter.report()}
+  losses_now = {k: scalars[k] for k in scalars if "loss" in k}
+  logging.info("%s | %s", progress_meter.report(step, losses_now), throughput.describe(scalars))
+  if throughput.is_input_bound(scalars):
+    logging.warning("input-bound: the host waited %.0f%% of steps %d..%d for batches (%.1f "
+                    "clips/s); raise data.workers (now %d) or use data.loader='grain'",
+                    100 * scalars["input_wait_fraction"], step - config.train.log_every + 1, step,
+                    scalars["clips_per_s"], elements.default_workers(config.data.workers))
+  run_log.write_scalars(step, scalars)
 
 
 def summarize(config: ml_collections.ConfigDict, step: int,
@@ -271,7 +291,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   motion = motion_features(config) if "motion" in family.input_keys else None
   for name in {config.data.train_split, config.data.val_split, *config.data.eval_splits} - {""}:
     try:  # before the model is compiled: fail fast
-      input_pipeline.check_videos_exist(splits[name])
+      elements.check_videos_exist(splits[name])
       if motion is not None:
         motion.check(splits[name], config.data.on_bad_video)
     except FileNotFoundError as e:
@@ -310,19 +330,26 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       checkpointing.save(best, step, state, force=True, metrics={"score": score})
 
   run_log = logging_utils.RunLog(workdir, start_step, config.log.tensorboard)
-  bad_videos = input_pipeline.BadVideoLog()
-  meter = progress.Progress(config.train.steps, start_step)
+  bad_videos = elements.BadVideoLog()
+  progress_meter = progress.Progress(config.train.steps, start_step)
   finite = FiniteCheck(train_entries)
   step = start_step
   t0 = time.monotonic()
+  meter = throughput.InputMeter(config.train.batch_size * config.sampling.num_clips_train)
+  batches = train_batches(config, train_entries, mesh, start_step, bad_videos, motion=motion)
   try:
     with sigterm_flag() as stop:
-      for batch, device_batch in train_batches(config, train_entries, mesh, start_step,
-                                               bad_videos, motion=motion):
+      while True:
+        try:
+          batch, device_batch = meter.next_batch(batches)
+        except StopIteration:
+          break
         if step == start_step:  # compile once, print the footprint, then step with that program
-          step_fn = compile_step(step_fn, state, device_batch, base_rng)
+          with meter.paused():
+            step_fn = compile_step(step_fn, state, device_batch, base_rng)
         state, metrics = step_fn(state, device_batch, base_rng)
         step += 1
+        meter.step_done()
         finite.push(step, metrics, batch["index"])
         log_now = step % config.train.log_every == 0 or step == config.train.steps
         save_now = step % config.train.checkpoint_every == 0 or stop.is_set()
@@ -330,17 +357,18 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         if log_now or save_now or eval_now:
           finite.flush()
         if log_now:
-          scalars = train_scalars(config, step, metrics)
-          logging.info("%s", meter.report(step, {k: scalars[k] for k in scalars if "loss" in k}))
-          run_log.write_scalars(step, scalars)
+          log_training(config, step, metrics, meter, progress_meter, run_log)
         if eval_now:
-          evaluate_and_select(step, state)
-          meter.restart(step)
+          with meter.paused():
+            evaluate_and_select(step, state)
+          progress_meter.restart(step)
         if save_now:
-          checkpointing.save(manager, step, state, force=True)
+          with meter.paused():
+            checkpointing.save(manager, step, state, force=True)
         if stop.is_set():
           manager.wait_until_finished()
           raise Interrupted(step)
+      batches.close()  # the loader's workers are done
       finite.flush()
       if manager.latest_step() != step:
         checkpointing.save(manager, step, state, force=True)
@@ -352,6 +380,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       if stop.is_set():
         raise Interrupted(step)
   finally:
+    batches.close()  # stop the loader's threads or processes before anything else unwinds
     run_log.close()
     if best is not None:
       best.wait_until_finished()

@@ -48,6 +48,9 @@ class VideoDecodeError(RuntimeError):
     self.path = path
     self.reason = reason
 
+  def __reduce__(self):
+    return type(self), (self.path, self.reason)
+
 
 class FrameIndexError(VideoDecodeError):
   """A requested frame lies beyond the decodable end; `num_decodable` frames could be decoded."""
@@ -57,6 +60,9 @@ class FrameIndexError(VideoDecodeError):
                      f"frames are decodable")
     self.index = index
     self.num_decodable = num_decodable
+
+  def __reduce__(self):
+    return type(self), (self.path, self.index, self.num_decodable)
 
 
 @dataclasses.dataclass(frozen=True)

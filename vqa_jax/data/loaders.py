@@ -1,0 +1,33 @@
+"""The two input loaders behind one call: `data.loader` 'tf_data' (default) or 'grain'.
+
+Both read the same `elements.ElementPlan` and yield bit-identical batches. TensorFlow is imported
+only when 'tf_data' is asked for, so the 'grain' path runs where TensorFlow is absent.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from vqa_jax.data import elements
+
+LOADERS = ("tf_data", "grain")
+
+
+def check_loader(loader: str) -> None:
+  """Raises ValueError unless `loader` is one of LOADERS."""
+  if loader not in LOADERS:
+    raise ValueError(f"data.loader must be one of {LOADERS}, got {loader!r}")
+
+
+def batches(plan: elements.ElementPlan, loader: str = "tf_data",
+            workers: int = -1) -> Iterator[dict[str, np.ndarray]]:
+  """The plan's batches as numpy dicts from `loader` with `workers` decode workers.
+
+  A generator: close it (or exhaust it) to stop the loader's threads or processes.
+  """
+  check_loader(loader)
+  if loader == "grain":
+    from vqa_jax.data import grain_pipeline  # pylint: disable=g-import-not-at-top
+    return grain_pipeline.batches(plan, workers)
+  from vqa_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top  (imports TF)
+  return input_pipeline.batches(plan, workers)
