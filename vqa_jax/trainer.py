@@ -264,6 +264,14 @@ def summarize(config: ml_collections.ConfigDict, step: int,
   return summary
 
 
+def make_step_fn(config: ml_collections.ConfigDict, family: families.Family, tx, mesh):
+  """The run's jitted, sharded train step `step(state, batch, rng) -> (state, metrics)`."""
+  return train_step.jit_sharded(
+      train_step.make_train_step(family.loss_fn, tx,
+                                 train_step.PerturbConfig.from_config(config.perturb),
+                                 config.train.ema_decay, stateful=True), mesh)
+
+
 def compile_step(step_fn, state, device_batch, rng):
   """Compiles the jitted step for these arguments and logs its per-device memory before step 1."""
   compiled, xla_bytes = memory_report.compile_with_memory(step_fn, state, device_batch, rng)
@@ -313,10 +321,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     state = init_state(family.model, tx, config, mesh, *pretrained_variables(config, state))
   start_step = int(state.step)
 
-  step_fn = train_step.jit_sharded(
-      train_step.make_train_step(family.loss_fn, tx,
-                                 train_step.PerturbConfig.from_config(config.perturb),
-                                 config.train.ema_decay, stateful=True), mesh)
+  step_fn = make_step_fn(config, family, tx, mesh)
   predict_fn = jax.jit(family.predict_fn, out_shardings=sharding.replicated(mesh))
   base_rng = jax.random.key(config.seed)
   eval_names = ([config.data.val_split] if config.data.val_split else []) + list(
