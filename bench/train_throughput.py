@@ -13,7 +13,8 @@ For each loader and worker count it reports, in clips/s of the config's training
   input   the loader alone, from its first batch on (startup excluded; reported beside it);
   step    the compiled train step alone on one in-memory batch (once: it does not depend on the loader);
   e2e     `trainer.run` for --steps steps, from the trainer's own metrics.jsonl (input-wait accounting,
-          `throughput.InputMeter`), the first log interval (loader startup) left out;
+          `throughput.InputMeter`), the first --skip_intervals log intervals left out (startup, and
+          the batches the loader prefetched while the step compiled, which would flatter the rate);
   wait    the e2e run's input-wait fraction over the same intervals;
   e2e / min(input, step): the loop's efficiency (target >= 0.9).
 The loop's evaluation runs on --eval_videos videos and is not timed. Compiled programs are cached
@@ -51,6 +52,9 @@ _LOADERS = flags.DEFINE_list("loaders", ["tf_data", "grain"], "Loaders to measur
 _WORKERS = flags.DEFINE_list("workers", ["2"], "Decode worker counts to measure (-1: all cores).")
 _STEPS = flags.DEFINE_integer("steps", 24, "Training steps per measurement.")
 _LOG_EVERY = flags.DEFINE_integer("log_every", 4, "Steps per e2e log interval.")
+_SKIP_INTERVALS = flags.DEFINE_integer(
+    "skip_intervals", 2, "e2e log intervals left out: the first holds the loader's startup, the "
+    "second drains what the loader prefetched while the step compiled.")
 _STEP_REPEATS = flags.DEFINE_integer("step_repeats", 10, "Steps timed for the step-only rate.")
 _VIDEOS = flags.DEFINE_list("videos", [], "PATH:COPIES,... : train on COPIES copies of each video "
                             "under a label file (random MOS) instead of the config's data source.")
@@ -117,10 +121,15 @@ def step_only(config, batch: dict) -> tuple[float, float]:
 
 
 def end_to_end(config, splits: dict, workdir: str) -> tuple[float, float, float]:
-  """(clips/s, input-wait fraction, seconds per step) of trainer.run, first interval left out."""
+  """(clips/s, input-wait fraction, seconds per step) of trainer.run past the skipped intervals."""
   trainer.run(config, workdir, splits)
-  records = logging_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))[1:]
-  steps = np.diff([config.train.log_every] + [r["step"] for r in records])
+  records = logging_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  skip = _SKIP_INTERVALS.value
+  if len(records) <= skip:
+    raise ValueError(f"{len(records)} log intervals, {skip} left out: raise --steps")
+  steps = np.diff([r["step"] for r in records[skip - 1:]] if skip else
+                  [0] + [r["step"] for r in records])
+  records = records[skip:]
   wall = np.array([r["step_time_s"] for r in records]) * steps
   clips = steps.sum() * config.train.batch_size * config.sampling.num_clips_train
   waited = np.array([r["input_wait_fraction"] for r in records]) * wall

@@ -9,6 +9,7 @@ compiling, evaluating or saving is excluded (`paused`), so the rate is the train
 
 from collections.abc import Iterator
 import contextlib
+import os
 import time
 from typing import TypeVar
 
@@ -73,3 +74,15 @@ def describe(scalars: dict[str, float]) -> str:
 def is_input_bound(scalars: dict[str, float]) -> bool:
   """Whether an interval's host waited at least INPUT_BOUND_FRACTION of its time for input."""
   return scalars["input_wait_fraction"] >= INPUT_BOUND_FRACTION
+
+
+def advice(loader: str, workers: int) -> str:
+  """What an input-bound run can change, given its loader and decode worker count."""
+  cores = os.cpu_count() or 1
+  if loader == "tf_data":
+    return (f"data.loader='grain' decodes in {workers} processes instead of threads "
+            f"(data.workers={workers}, {cores} cores)")
+  if workers < cores:
+    return f"raise data.workers (now {workers}; the host has {cores} cores)"
+  return (f"all {cores} cores decode already: the input needs a faster decoder or more hosts "
+          "(shorter clips, lower-resolution copies of the videos)")

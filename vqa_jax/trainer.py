@@ -245,9 +245,10 @@ def log_training(config: ml_collections.ConfigDict, step: int, metrics: dict,
   logging.info("%s | %s", progress_meter.report(step, losses_now), throughput.describe(scalars))
   if throughput.is_input_bound(scalars):
     logging.warning("input-bound: the host waited %.0f%% of steps %d..%d for batches (%.1f "
-                    "clips/s); raise data.workers (now %d) or use data.loader='grain'",
-                    100 * scalars["input_wait_fraction"], step - config.train.log_every + 1, step,
-                    scalars["clips_per_s"], elements.default_workers(config.data.workers))
+                    "clips/s); %s", 100 * scalars["input_wait_fraction"],
+                    step - config.train.log_every + 1, step, scalars["clips_per_s"],
+                    throughput.advice(config.data.loader,
+                                      elements.default_workers(config.data.workers)))
   run_log.write_scalars(step, scalars)
 
 
