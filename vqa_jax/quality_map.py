@@ -134,18 +134,20 @@ def _outline_cells(ax, image: np.ndarray, values: np.ndarray, cmap, norm) -> Non
   rows, cols = values.shape
   cell_w, cell_h = width / cols, height / rows
   for (row, col), value in np.ndenumerate(values):
-    ax.add_patch(patches.Rectangle((col * cell_w + 1, row * cell_h + 1), cell_w - 2, cell_h - 2,
-                                   fill=False, edgecolor=cmap(norm(value)), linewidth=2))
+    corner, size = (col * cell_w + 1, row * cell_h + 1), (cell_w - 2, cell_h - 2)
+    ax.add_patch(patches.Rectangle(corner, *size, fill=False, edgecolor="white", linewidth=3.5))
+    ax.add_patch(patches.Rectangle(corner, *size, fill=False, edgecolor=cmap(norm(value)),
+                                   linewidth=2.5))
   ax.set_xticks([])
   ax.set_yticks([])
 
 
 def _overlay(ax, image: np.ndarray, values: np.ndarray, limits: tuple[float, float],
-             annotate: bool):
-  """Draws `image` with `values` stretched over it (nearest); returns the map's artist."""
+             annotate: bool) -> None:
+  """Draws `image` with `values` stretched over it (nearest), values written in."""
   height, width = image.shape[:2]
   ax.imshow(image, extent=(0, width, height, 0))
-  artist = ax.imshow(values, cmap=CMAP, vmin=limits[0], vmax=limits[1], alpha=ALPHA,
+  ax.imshow(values, cmap=CMAP, vmin=limits[0], vmax=limits[1], alpha=ALPHA,
                      interpolation="nearest", extent=(0, width, height, 0))
   if annotate:
     rows, cols = values.shape
@@ -156,7 +158,6 @@ def _overlay(ax, image: np.ndarray, values: np.ndarray, limits: tuple[float, flo
               path_effects=outline)
   ax.set_xticks([])
   ax.set_yticks([])
-  return artist
 
 
 def shown_limits(values: np.ndarray, display: Display) -> tuple[float, float]:
@@ -176,7 +177,6 @@ def _curve(ax, values: np.ndarray, frame_indices: np.ndarray,
             color="#1f4e79", label="per clip segment" if clip == 0 else None)
   ax.set_ylim(*limits)
   ax.set_xlabel("frame", fontsize=8)
-  ax.set_ylabel("score", fontsize=8)
   ax.tick_params(labelsize=7)
   ax.grid(True, linewidth=0.5, alpha=0.5)
 
@@ -188,6 +188,7 @@ def draw(png_path: str, frames: np.ndarray, fragments: np.ndarray, quality_map: 
   With `frame_indices` (clips, clip_len), the frames each clip was sampled from, the score-over-
   time curve is drawn below.
   """
+  from matplotlib import cm  # pylint: disable=g-import-not-at-top
   from matplotlib import colors  # pylint: disable=g-import-not-at-top
   from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
   maps = np.asarray(display.transform(clip_maps(quality_map)))
@@ -208,20 +209,20 @@ def draw(png_path: str, frames: np.ndarray, fragments: np.ndarray, quality_map: 
   limits = shown_limits(np.concatenate([maps.ravel(), values.ravel()]), display)
   cmap, norm = colormaps[CMAP], colors.Normalize(*limits)
   annotate = maps[0].size <= MAX_ANNOTATED
-  artist = None
   for clip in range(num_clips):
     _outline_cells(axes[clip, 0], frames[clip], maps[clip], cmap, norm)
-    artist = _overlay(axes[clip, 1], fragments[clip], maps[clip], limits, annotate)
+    _overlay(axes[clip, 1], fragments[clip], maps[clip], limits, annotate)
     axes[clip, 0].set_ylabel(f"clip {clip}: mean {maps[clip].mean():.4g}", fontsize=8)
   axes[0, 0].set_title("middle sampled frame", fontsize=8)
   axes[0, 1].set_title("its fragments", fontsize=8)
   figure.suptitle(title, fontsize=9)
   colorbar_axes = figure.add_axes((right + 0.1 * (1 - right), bottom + 0.05 * (1 - bottom),
                                    0.12 * (1 - right), 0.8 * (1 - bottom)))
-  colorbar = figure.colorbar(artist, cax=colorbar_axes)
+  colorbar = figure.colorbar(cm.ScalarMappable(norm, cmap), cax=colorbar_axes)  # opaque
   colorbar.set_label(display.label, fontsize=8)
   colorbar.ax.tick_params(labelsize=7)
   if curve:
     curve_axes = figure.add_axes((left, 0.35 * bottom, right - left, 0.55 * bottom))
     _curve(curve_axes, values, frame_indices, limits)
+    curve_axes.set_ylabel(display.label.split(",")[0].split(" (")[0], fontsize=8)
   figure.savefig(png_path, dpi=DPI)
