@@ -3,11 +3,11 @@
 
 Usage (from the repository root; minutes on 2 cores, run it once):
   PYTHONPATH=. nice -n 5 .venv/bin/python bench/score_cpu_chunks.py [--config=configs/fast_vqa_b.py]
-      [--repeats=2]
+      [--repeats=3]
 
 Random-init params of the config's model (no weights needed) and one fixed random uint8 video of
-`num_clips_eval` clips (FAST-VQA-B: 4 x 32 x 224 x 224). After one untimed call of each program
-(compilation), times the best of `--repeats` of:
+`num_clips_eval` clips (FAST-VQA-B: 4 x 32 x 224 x 224). Times the first call of each way
+(compilation included), then `--repeats` interleaved rounds of all three (min and median) of:
   batch     all clips in one forward pass (`make_map_fn(..., clip_chunk=0)`);
   singles   each clip alone, one after the other (`clip_chunk=1`), the reference cost;
   score     `make_map_fn` with its default chunk (`default_clip_chunk()`), what `score` runs;
@@ -17,6 +17,7 @@ and checks the three maps agree. Prints one JSON line with the seconds and the r
 import argparse
 import importlib.util
 import json
+import statistics
 import time
 
 import jax
@@ -35,22 +36,18 @@ def load_config(path: str):
   return module.get_config()
 
 
-def best_time(fn, clips, repeats: int) -> tuple[float, np.ndarray]:
-  """(fastest of `repeats` timed calls after one warm-up call, the map)."""
+def timed(fn, clips) -> tuple[float, np.ndarray]:
+  """(seconds of one call, its map)."""
+  start = time.perf_counter()
   out = fn(clips)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    out = fn(clips)
-    times.append(time.perf_counter() - start)
-  return min(times), out
+  return time.perf_counter() - start, out
 
 
 def main() -> None:
   """Times batch / single-clip / score-path maps and prints the JSON line."""
   parser = argparse.ArgumentParser()
   parser.add_argument("--config", default="configs/fast_vqa_b.py")
-  parser.add_argument("--repeats", type=int, default=2)
+  parser.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args()
   config = load_config(args.config)
   s = config.sampling
@@ -62,12 +59,22 @@ def main() -> None:
       0, 256, (s.num_clips_eval, s.clip_len, size, size, 3), np.uint8)
   results = {"backend": jax.default_backend(), "clips": list(clips.shape),
              "default_clip_chunk": score.default_clip_chunk()}
-  maps = {}
-  for name, chunk in (("batch", 0), ("singles", 1), ("score", None)):
-    results[f"{name}_s"], maps[name] = best_time(score.make_map_fn(config, params, chunk), clips,
-                                                 args.repeats)
+  fns = {name: score.make_map_fn(config, params, chunk)
+         for name, chunk in (("batch", 0), ("singles", 1), ("score", None))}
+  maps, times = {}, {name: [] for name in fns}
+  for name, fn in fns.items():  # first calls: compilation included
+    results[f"{name}_first_call_s"], maps[name] = timed(fn, clips)
+  for _ in range(args.repeats):  # interleaved, so that load from other processes hits all alike
+    for name, fn in fns.items():
+      seconds, maps[name] = timed(fn, clips)
+      times[name].append(seconds)
+  for name in fns:
+    results[f"{name}_s"] = min(times[name])
+    results[f"{name}_median_s"] = statistics.median(times[name])
   for name in ("batch", "score"):
     results[f"{name}_over_singles"] = results[f"{name}_s"] / results["singles_s"]
+    results[f"{name}_over_singles_median"] = (results[f"{name}_median_s"]
+                                              / results["singles_median_s"])
   results["max_map_diff"] = float(max(np.abs(maps[n] - maps["singles"]).max()
                                       for n in ("batch", "score")))
   print(json.dumps(results))
