@@ -8,8 +8,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import jax
@@ -99,7 +101,7 @@ def test_score_is_deterministic_and_matches_direct_apply(setup):
   assert scorer(setup["paths"][1]) != first
 
 
-def test_run_reports_failures_and_writes_csv(setup, tmp_path):
+def test_run_reports_failures_and_writes_csv(setup, tmp_path, capsys):
   out = io.StringIO()
   csv_path = tmp_path / "new" / "folder" / "scores.csv"  # made by run
   code = score.run(setup["config"], str(setup["root"] / "ckpt"),
@@ -117,6 +119,9 @@ def test_run_reports_failures_and_writes_csv(setup, tmp_path):
   assert rows[2]["score"] == "" and rows[2]["error"] == lines[2]["error"]
   assert "0 bytes" in rows[2]["error"]  # the failed file is in the CSV with its reason
   assert int(rows[0]["size"]) == os.path.getsize(setup["paths"][0])
+  progress = capsys.readouterr().err  # the tqdm bar: count, rate, failures
+  assert "3/3" in progress and "video/s" in progress and "failed=1" in progress
+  assert "no calibration" in progress
 
 
 def test_run_succeeds_when_all_readable(setup):
@@ -333,3 +338,30 @@ def test_a_trained_run_reports_calibrated_mos_in_its_label_range(setup, tmp_path
   np.testing.assert_allclose(score_01, (by_hand - 0.5) / 7.0, rtol=1e-9)
   order = np.argsort(raw)  # monotone in raw, in the direction the fit found
   assert np.all(np.sign(b1 - b2) * np.diff(mos[order]) >= -1e-12)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(setup, tmp_path):
+  """A real kill: the process dies after its second row; --resume finishes the folder."""
+  videos = four_videos(tmp_path / "videos")
+  jsonl = tmp_path / "out" / "r.jsonl"
+  command = [sys.executable, "-m", "vqa_jax.score", f"--config={SMOKE}",
+             f"--checkpoint={setup['root'] / 'ckpt'}", f"--jsonl={jsonl}", str(tmp_path / "videos")]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 120
+  while time.monotonic() < deadline and proc.poll() is None:
+    if jsonl.is_file() and jsonl.read_text().count("\n") >= 2:
+      proc.send_signal(signal.SIGKILL)
+      break
+    time.sleep(0.01)
+  proc.wait()
+  done_before = jsonl.read_text().count("\n")
+  print("rows before the resume:", done_before)
+  finished = subprocess.run(command + ["--resume"], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+  assert finished.returncode == 0, finished.stderr[-2000:]
+  assert f"{done_before} of 4 videos already in the output" in finished.stderr or done_before == 4
+  paths = [json.loads(line)["path"] for line in jsonl.read_text().splitlines()]
+  assert sorted(paths) == videos and len(paths) == 4
