@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -365,3 +366,15 @@ def test_resume_after_sigkill(setup, tmp_path):
   assert f"{done_before} of 4 videos already in the output" in finished.stderr or done_before == 4
   paths = [json.loads(line)["path"] for line in jsonl.read_text().splitlines()]
   assert sorted(paths) == videos and len(paths) == 4
+
+
+def test_converted_upstream_weights_get_the_official_sigmoid(setup, monkeypatch):
+  config = setup["config"]
+  signature = ("fragments", 2, 16, 4, config.model.embed_dim, tuple(config.model.depths))
+  monkeypatch.setitem(calibration.UPSTREAM_CONFIGS, signature, "FAST-VQA-M")  # smoke as if M
+  out = io.StringIO()
+  assert score.run(config, str(setup["root"] / "ckpt"), setup["paths"], out=out) == 0
+  for line in map(json.loads, out.getvalue().splitlines()):
+    # vqa.py @9f264e4: FAST-VQA-M's mean 0.023889644, std 0.030781006.
+    expected = 1 / (1 + math.exp(-(line["score"] - 0.023889644) / 0.030781006))
+    assert line["mos"] is None and line["score_01"] == pytest.approx(expected, rel=1e-12)

@@ -24,6 +24,7 @@ from vqa_jax import pretrained
 from vqa_jax import sharding
 
 MAX_FIT_VIDEOS = 2000  # Enough for 4 parameters; bounds the cost on a large training split.
+FEW_FIT_VIDEOS = 20  # Below this a warning says the 4-parameter fit is poorly determined.
 PARAMS_KEYS = {"ema_params": True, "params": False}  # params key -> use_ema
 
 
@@ -56,6 +57,9 @@ def store(config: ml_collections.ConfigDict, workdir: str, splits: dict, state, 
   predict_fn = jax.jit(family.predict_fn, out_shardings=sharding.replicated(mesh))
   like = families.variables(state.params, state.model_state)
   split, entries = fit_entries(config, splits)
+  if len(entries) < FEW_FIT_VIDEOS:
+    logging.warning("score calibration: fitting 4 parameters on %d videos of split '%s'; the "
+                    "calibrated scale is poorly determined", len(entries), split)
   labels_range = label_range(splits[config.data.train_split])
   batch_size = evaluate.eval_batch_size(config.eval.batch_size, mesh)
   for run_dir in run_dirs(workdir):
