@@ -10,7 +10,9 @@ map's values) with each value written in white on a black outline. Below, the cu
 over time: one point per temporal map position of every clip (FAST-VQA-B: 8 per clip), placed at
 the mean frame index it covers.
 
-Values are shown on a `Display` scale: with a calibration (`vqa_jax.calibration`), the calibrated
+Values are shown on a `Display` scale, each cell's raw value mapped as a video's raw score is (so
+with a non-linear calibration the cells' mean is not the video's MOS; the clip labels and the
+curve map the mean raw value): with a calibration (`vqa_jax.calibration`), the calibrated
 MOS scale (or the upstream [0, 1] score) with fixed limits, so that pictures of different videos
 compare; without one, or with `per_video=True`, the limits stretch to the video's own values
 (said on the colour bar). The colormap is cividis (colour-blind safe, monotone lightness).
@@ -212,7 +214,8 @@ def draw(png_path: str, frames: np.ndarray, fragments: np.ndarray, quality_map: 
   for clip in range(num_clips):
     _outline_cells(axes[clip, 0], frames[clip], maps[clip], cmap, norm)
     _overlay(axes[clip, 1], fragments[clip], maps[clip], limits, annotate)
-    axes[clip, 0].set_ylabel(f"clip {clip}: mean {maps[clip].mean():.4g}", fontsize=8)
+    clip_score = float(display.transform(np.mean(quality_map[clip], dtype=np.float64)))
+    axes[clip, 0].set_ylabel(f"clip {clip}: {clip_score:.4g}", fontsize=8)
   axes[0, 0].set_title("middle sampled frame", fontsize=8)
   axes[0, 1].set_title("its fragments", fontsize=8)
   figure.suptitle(title, fontsize=9)
