@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any, Callable
 
 import jax
@@ -32,6 +33,7 @@ import ml_collections
 import numpy as np
 
 from vqa_jax import calibration as calibration_lib
+from vqa_jax import pretrained
 from vqa_jax.models.model import build_model
 
 PyTree = Any
@@ -141,8 +143,12 @@ def main() -> None:
 
   def run_main(argv):
     del argv
-    params = score.load_checkpoint(config.value, checkpoint.value, ema.value)
-    found, note = calibration_lib.for_checkpoint(config.value, checkpoint.value, ema.value)
+    try:
+      params = score.load_checkpoint(config.value, checkpoint.value, ema.value)
+      found, note = calibration_lib.for_checkpoint(config.value, checkpoint.value, ema.value)
+    except pretrained.CheckpointError as e:  # as score: an unusable checkpoint is exit code 2
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
     export(config.value, params, out.value, tuple(formats.value), checkpoint.value, found, note)
     print(f"exported {formats.value} to {out.value}")
 
