@@ -144,8 +144,9 @@ def main() -> None:
   def run_main(argv):
     del argv
     try:
-      params = score.load_checkpoint(config.value, checkpoint.value, ema.value)
-      found, note = calibration_lib.for_checkpoint(config.value, checkpoint.value, ema.value)
+      with score.reading_checkpoint(checkpoint.value):
+        params = score.load_checkpoint(config.value, checkpoint.value, ema.value)
+        found, note = calibration_lib.for_checkpoint(config.value, checkpoint.value, ema.value)
     except pretrained.CheckpointError as e:  # as score: an unusable checkpoint is exit code 2
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)

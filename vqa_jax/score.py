@@ -43,6 +43,7 @@ from the video by `config.motion`'s SlowFast; it draws no quality map.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -229,13 +230,26 @@ def shard(videos: list, num_shards: int, shard_index: int) -> list:
   return videos[shard_index::num_shards]
 
 
+@contextlib.contextmanager
+def reading_checkpoint(checkpoint: str) -> Iterator[None]:
+  """Turns any error raised inside (orbax, tensorstore, OS: a damaged checkpoint, a calibration
+  file that is not JSON) into a CheckpointError naming `checkpoint`."""
+  try:
+    yield
+  except pretrained.CheckpointError:
+    raise
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    raise pretrained.CheckpointError(
+        f"{checkpoint}: cannot be read ({type(e).__name__}: {e})") from e
+
+
 def load_scorer(config: ml_collections.ConfigDict, checkpoint: str, use_ema: bool,
                 clip_chunk: int | None = None,
                 display: quality_map_lib.Display | None = None,
                 per_video_scale: bool = False) -> Callable[[str, str | None], dict]:
   """`score(path, png_path) -> result` of the config's model family with the checkpoint and its
   calibration loaded; any failure to read the checkpoint is a CheckpointError."""
-  try:
+  with reading_checkpoint(checkpoint):
     calibration, described = calibration_lib.for_checkpoint(config, checkpoint, use_ema)
     print(described, file=sys.stderr)
     if families.family_name(config.model) == "simple_vqa":
@@ -244,11 +258,6 @@ def load_scorer(config: ml_collections.ConfigDict, checkpoint: str, use_ema: boo
           config, simple_vqa_scoring.load_variables(config, checkpoint, use_ema))
       return lambda path, png_path: {"path": path, **calibrated(scorer(path), calibration)}
     params = load_checkpoint(config, checkpoint, use_ema)
-  except pretrained.CheckpointError:
-    raise
-  except Exception as e:  # orbax / tensorstore / OS errors of a damaged checkpoint
-    raise pretrained.CheckpointError(
-        f"{checkpoint}: cannot be read ({type(e).__name__}: {e})") from e
   map_fn = make_map_fn(config, params, clip_chunk)
   display = display or quality_map_lib.display_for(calibration, per_video_scale)
   return lambda path, png_path: score_video(config, map_fn, path, png_path, calibration, display)
