@@ -29,6 +29,7 @@ from vqa_jax import calibration
 from vqa_jax import checkpointing
 from vqa_jax import convert_weights
 from vqa_jax import pretrained
+from vqa_jax import quality_map as quality_map_lib
 from vqa_jax import run_calibration
 from vqa_jax import score
 from vqa_jax import sharding
@@ -311,8 +312,8 @@ def test_shards_cover_the_folder_once_and_concatenate(setup, tmp_path):
     score.shard([1, 2], 2, 2)
 
 
-def test_a_trained_run_reports_calibrated_mos_in_its_label_range(setup, tmp_path):
-  config = smoke_config()
+def calibrated_run(setup, tmp_path):
+  """(setup's trainer workdir copied with its calibration stored, 8 videos with MOS i + 0.5)."""
   entries = labelled_videos(tmp_path, 8)  # MOS 0.5, 1.5, ..., 7.5
   run_dir = tmp_path / "run"
   shutil.copytree(setup["root"] / "workdir", run_dir)
@@ -321,7 +322,13 @@ def test_a_trained_run_reports_calibrated_mos_in_its_label_range(setup, tmp_path
       train_step.create_train_state(setup["raw_params"], optax.adamw(1e-3)).replace(
           step=jnp.asarray(6, jnp.int32), ema_params=setup["params"]),
       sharding.replicated(mesh))
-  run_calibration.store(config, str(run_dir), {"train": entries}, state, mesh)
+  run_calibration.store(setup["config"], str(run_dir), {"train": entries}, state, mesh)
+  return run_dir, entries
+
+
+def test_a_trained_run_reports_calibrated_mos_in_its_label_range(setup, tmp_path):
+  config = setup["config"]
+  run_dir, entries = calibrated_run(setup, tmp_path)
   stored = json.loads((run_dir / calibration.FILE_NAME).read_text())
   assert set(stored) == {"ema_params", "params"} and stored["ema_params"]["step"] == 6
   assert stored["ema_params"]["label_range"] == [0.5, 7.5]
@@ -339,6 +346,22 @@ def test_a_trained_run_reports_calibrated_mos_in_its_label_range(setup, tmp_path
   np.testing.assert_allclose(score_01, (by_hand - 0.5) / 7.0, rtol=1e-9)
   order = np.argsort(raw)  # monotone in raw, in the direction the fit found
   assert np.all(np.sign(b1 - b2) * np.diff(mos[order]) >= -1e-12)
+
+
+def test_two_videos_maps_share_the_calibrated_scale(setup, tmp_path, monkeypatch):
+  run_dir, entries = calibrated_run(setup, tmp_path)
+  limits = []
+  real_limits = quality_map_lib.shown_limits
+  monkeypatch.setattr(quality_map_lib, "shown_limits",
+                      lambda values, display: limits.append(real_limits(values, display))
+                      or limits[-1])
+  assert score.run(setup["config"], str(run_dir), [entries[0].path, entries[7].path],
+                   out=io.StringIO(), quality_map_path=str(tmp_path / "maps") + os.sep) == 0
+  assert limits == [(0.5, 7.5), (0.5, 7.5)]  # the training MOS range, for both videos
+  limits.clear()
+  score.run(setup["config"], str(run_dir), [entries[0].path, entries[7].path], out=io.StringIO(),
+            quality_map_path=str(tmp_path / "stretched") + os.sep, per_video_scale=True)
+  assert len(limits) == 2 and limits[0] != limits[1]  # each video's own range
 
 
 @pytest.mark.slow
