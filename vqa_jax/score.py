@@ -354,6 +354,8 @@ def main() -> None:
       raise app.UsageError("give at least one video file or folder")
     if not 0 <= shard_index.value < num_shards.value:
       raise app.UsageError("need 0 <= --shard_index < --num_shards")
+    if resume.value and not (jsonl_path.value or csv_path.value):
+      raise app.UsageError("--resume continues the --jsonl / --csv files: give one")
     sys.exit(cli(config.value, checkpoint.value, argv[1:], csv_path=csv_path.value,
                  use_ema=ema.value, quality_map_path=map_path.value, jsonl_path=jsonl_path.value,
                  resume=resume.value, num_shards=num_shards.value, shard_index=shard_index.value,
