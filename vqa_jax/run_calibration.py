@@ -64,13 +64,15 @@ def store(config: ml_collections.ConfigDict, workdir: str, splits: dict, state, 
   batch_size = evaluate.eval_batch_size(config.eval.batch_size, mesh)
   for run_dir in run_dirs(workdir):
     step = pretrained.locate(run_dir).step
-    for params_key, use_ema in PARAMS_KEYS.items():
-      variables = pretrained.load_variables(run_dir, like=like, use_ema=use_ema)
-      preds, labels = evaluate.predict_split(
-          predict_fn, variables, entries, config.sampling, batch_size,
-          config.sampling.num_clips_eval, mesh, config.data.on_bad_video, motion)
-      fitted = calibration_lib.fit(preds, labels, labels_range,
-                                   f"split '{split}' ({preds.size} videos), step {step}", step)
+    variables = {key: pretrained.load_variables(run_dir, like=like, use_ema=use_ema)
+                 for key, use_ema in PARAMS_KEYS.items()}
+    preds, labels = evaluate.predict_split_models(  # one decoding pass for both params
+        predict_fn, variables, entries, config.sampling, batch_size,
+        config.sampling.num_clips_eval, mesh, config.data.on_bad_video, motion,
+        config.data.get("loader", "tf_data"), config.data.get("workers", -1))
+    for params_key, pred in preds.items():
+      fitted = calibration_lib.fit(pred, labels, labels_range,
+                                   f"split '{split}' ({pred.size} videos), step {step}", step)
       if fitted is None:
         logging.warning("calibration of %s '%s': the logistic fit did not converge; none stored",
                         run_dir, params_key)
