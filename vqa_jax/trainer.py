@@ -35,6 +35,7 @@ from vqa_jax import memory_report
 from vqa_jax import optim
 from vqa_jax import progress
 from vqa_jax import report
+from vqa_jax import run_calibration
 from vqa_jax import selection
 from vqa_jax import sharding
 from vqa_jax import throughput
@@ -391,6 +392,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     if best is not None:
       best.wait_until_finished()
 
+  run_calibration.store(config, workdir, splits, state, mesh, motion)  # issue 20: score's scale
   summary = summarize(config, step, run_log.evaluations)
   logging_utils.append_jsonl(os.path.join(workdir, "results.jsonl"),
                              {"step": step, "results": summary.final,
