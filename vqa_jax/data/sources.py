@@ -2,6 +2,7 @@
 
 import os
 
+from absl import logging
 import ml_collections
 
 from vqa_jax.data import labels
@@ -22,15 +23,27 @@ def label_file_splits(label_files: ml_collections.ConfigDict) -> dict[str, list[
 
   LABEL_FILE is a FAST-VQA label file or an official LSVQ csv; 'labels_train_test.csv#train'
   ('#test') keeps the csv rows whose is_test is false (true).
+  Either path may contain colons (`labels.split_source`). Videos listed in more than one split
+  are a warning listing them (`warn_overlaps`).
   """
   splits = {}
   for name, spec in label_files.items():
-    label_spec, sep, root = str(spec).partition(":")
-    if not sep:
-      raise ValueError(f"data.label_files.{name} must be 'LABEL_FILE:DATA_ROOT', got {spec!r}")
+    try:
+      label_spec, root = labels.split_source(str(spec))
+    except ValueError as e:
+      raise ValueError(f"data.label_files.{name}: {e}") from None
     label_file, subset = labels.parse_spec(label_spec)
     splits[name] = labels.read_labels(label_file, root, subset)
+  warn_overlaps(splits)
   return splits
+
+
+def warn_overlaps(splits: dict[str, list[labels.Entry]], max_listed: int = 20) -> None:
+  """Logs a warning per pair of splits sharing videos, listing (up to `max_listed` of) them."""
+  for (a, b), videos in labels.overlapping_videos(splits).items():
+    logging.warning("%d videos are in both split %r and split %r (first %d listed):\n  %s",
+                    len(videos), a, b, min(len(videos), max_listed),
+                    "\n  ".join(videos[:max_listed]))
 
 
 def load_splits(data_cfg: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
