@@ -66,6 +66,14 @@ class NoReadableCheckpoint(RuntimeError):
   """Every checkpoint of a manager failed to restore; the message names each one and its error."""
 
 
+def error_summary(error: BaseException) -> str:
+  """'Type: first line' of the innermost cause of `error` (tensorstore wraps the real one)."""
+  while error.__cause__ is not None:
+    error = error.__cause__
+  lines = str(error).splitlines()
+  return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 def restore_newest_readable(manager: ocp.CheckpointManager, target: PyTree,
                             ) -> tuple[int | None, PyTree | None, list[tuple[int, str]]]:
   """(step, state, unreadable) of the newest checkpoint that restores like `target`.
@@ -79,7 +87,7 @@ def restore_newest_readable(manager: ocp.CheckpointManager, target: PyTree,
     try:
       state = restore(manager, step, target)
     except Exception as e:  # pylint: disable=broad-except  (any failure: try an older step)
-      error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+      error = error_summary(e)
       logging.warning("checkpoint %s/%d is unreadable (%s); trying an older one",
                       manager.directory, step, error)
       unreadable.append((step, error))
