@@ -158,18 +158,22 @@ def saved_steps(workdir, steps=(3, 6)):
   manager.close()
 
 
-def truncate_largest_data_file(step_dir):
-  """Halves the largest array data file of a checkpoint step (as a full disk or a crash would)."""
+def truncate_data_files(step_dir):
+  """Halves every array data file of a checkpoint step, as a full disk or a crash would.
+
+  (Every one: an asynchronous save may leave data files its manifest no longer refers to.)
+  """
   files = glob.glob(os.path.join(step_dir, "**", "d", "*"), recursive=True)
-  largest = max(files, key=os.path.getsize)
-  with open(largest, "r+b") as f:
-    f.truncate(os.path.getsize(largest) // 2)
+  assert files
+  for path in files:
+    with open(path, "r+b") as f:
+      f.truncate(os.path.getsize(path) // 2)
 
 
 def test_truncated_latest_checkpoint_falls_back_and_is_set_aside(tmp_path, caplog):
   workdir = str(tmp_path)
   saved_steps(workdir)
-  truncate_largest_data_file(os.path.join(workdir, "checkpoints", "6"))
+  truncate_data_files(os.path.join(workdir, "checkpoints", "6"))
   target = {"a": jnp.zeros(1000, jnp.float32)}
   manager = checkpointing.checkpoint_manager(workdir, max_to_keep=5)
   step, state, unreadable = checkpointing.restore_newest_readable(manager, target)
@@ -189,7 +193,7 @@ def test_no_readable_checkpoint_is_an_error_naming_each(tmp_path):
   workdir = str(tmp_path)
   saved_steps(workdir)
   for step in (3, 6):
-    truncate_largest_data_file(os.path.join(workdir, "checkpoints", str(step)))
+    truncate_data_files(os.path.join(workdir, "checkpoints", str(step)))
   manager = checkpointing.checkpoint_manager(workdir, max_to_keep=5)
   with pytest.raises(checkpointing.NoReadableCheckpoint,
                      match=r"(?s)checkpoints/6: ValueError: OUT_OF_RANGE.*checkpoints/3: "):
