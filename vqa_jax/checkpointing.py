@@ -62,6 +62,10 @@ def save(manager: ocp.CheckpointManager, step: int, state: PyTree, force: bool =
   return manager.save(step, args=ocp.args.StandardSave(state), force=force, metrics=metrics)
 
 
+class IncompatibleCheckpoint(ValueError):
+  """A checkpoint lacks a state field the run needs (another model): no fallback can help."""
+
+
 class NoReadableCheckpoint(RuntimeError):
   """Every checkpoint of a manager failed to restore; the message names each one and its error."""
 
@@ -79,13 +83,15 @@ def restore_newest_readable(manager: ocp.CheckpointManager, target: PyTree,
   """(step, state, unreadable) of the newest checkpoint that restores like `target`.
 
   Newer checkpoints that fail to restore are skipped with a warning naming them; `unreadable` lists
-  them as (step, error). Without checkpoints: (None, None, []). Raises NoReadableCheckpoint when
+  them as (step, error). An IncompatibleCheckpoint (another model's) is raised at once. Without checkpoints: (None, None, []). Raises NoReadableCheckpoint when
   none restores.
   """
   unreadable = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       state = restore(manager, step, target)
+    except IncompatibleCheckpoint:
+      raise
     except Exception as e:  # pylint: disable=broad-except  (any failure: try an older step)
       error = error_summary(e)
       logging.warning("checkpoint %s/%d is unreadable (%s); trying an older one",
@@ -186,7 +192,7 @@ def restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree
     return manager.restore(step, args=ocp.args.StandardRestore(abstract))
   needed = sorted(name for name in absent if getattr(target, name) is not None)
   if needed:
-    raise ValueError(f"checkpoint {manager.directory}/{step} has no {needed}, which this run's "
+    raise IncompatibleCheckpoint(f"checkpoint {manager.directory}/{step} has no {needed}, which this run's "
                      "state needs (a checkpoint of another model or an older version)")
   parts = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)
            if f.name not in absent}
