@@ -52,3 +52,20 @@ def test_sigterm_exits_with_the_interrupted_status(tmp_path, env):
   assert f"interrupted by SIGTERM; checkpoint saved at step {stopped_at}" in stderr
   assert 0 < stopped_at < 60
   assert all(n.isdigit() for n in os.listdir(os.path.join(workdir, "checkpoints")))  # no tmp left
+
+
+@pytest.mark.parametrize("srun_status,requeued", [(75, True), (0, False), (1, False)])
+def test_slurm_script_requeues_an_interrupted_run(tmp_path, srun_status, requeued):
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  (bin_dir / "srun").write_text(f"#!/bin/sh\nexit {srun_status}\n")
+  (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/scontrol_args\n")
+  for tool in ("srun", "scontrol"):
+    (bin_dir / tool).chmod(0o755)
+  env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_SUBMIT_DIR=str(REPO_ROOT),
+             SLURM_JOB_ID="4242")
+  proc = subprocess.run(["bash", str(REPO_ROOT / "launch" / "slurm_gpu.sbatch"), "--workdir=/x"],
+                        env=env, capture_output=True, text=True, timeout=60)
+  assert proc.returncode == srun_status
+  args = tmp_path / "scontrol_args"
+  assert (args.read_text().split() == ["requeue", "4242"]) if requeued else not args.exists()
