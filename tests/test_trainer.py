@@ -202,6 +202,24 @@ def test_signal_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, mon
         assert value == expected, key
 
 
+def test_signal_during_a_log_step_is_saved_at_the_next_step_it_names(smoke_run, tmp_path,
+                                                                      monkeypatch):
+  reference_dir, _, _ = smoke_run
+  monkeypatch.setenv("VQA_JAX_CACHE", os.path.join(os.path.dirname(reference_dir), "cache"))
+  workdir = str(tmp_path / "work")
+  original = trainer.train_scalars
+
+  def scalars_then_sigterm(config, step, metrics):
+    if step == 4:  # logged (log_every 2) but not saved (checkpoint_every 3)
+      os.kill(os.getpid(), signal.SIGTERM)
+    return original(config, step, metrics)
+
+  monkeypatch.setattr(trainer, "train_scalars", scalars_then_sigterm)
+  with pytest.raises(trainer.Interrupted, match="checkpoint saved at step 5"):
+    trainer.train(selection_config(), workdir)
+  assert finished_steps(workdir) == ["3", "5"]
+
+
 def test_error_right_after_an_async_save_leaves_that_step_restorable(smoke_run, tmp_path,
                                                                      monkeypatch):
   reference_dir, _, _ = smoke_run

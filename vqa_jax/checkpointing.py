@@ -144,11 +144,11 @@ def finishing(*managers: ocp.CheckpointManager | None):
   managers = [m for m in managers if m is not None]
   try:
     yield
-  except BaseException:
+  except BaseException as e:
     _finish(managers, raise_first=False)
     for manager in managers:
-      logging.warning("run failed; newest checkpoint in %s: step %s", manager.directory,
-                      manager.latest_step())
+      logging.warning("stopped by %s; newest checkpoint in %s: step %s", type(e).__name__,
+                      manager.directory, manager.latest_step())
     raise
   _finish(managers, raise_first=True)
 

@@ -79,6 +79,8 @@ class WorkdirLock:
       try:
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
       except FileExistsError:
+        fd = None
+      if fd is None:  # outside the except block: a WorkdirLocked traceback shows only itself
         self._handle_existing()
         continue
       with os.fdopen(fd, "w", encoding="utf-8") as f:

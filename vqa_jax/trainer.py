@@ -326,7 +326,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
         step += 1
         finite.push(step, metrics, batch["index"])
         log_now = step % config.train.log_every == 0 or step == config.train.steps
-        save_now = step % config.train.checkpoint_every == 0 or stop.is_set()
+        stopping = stop.is_set()  # read once: a signal arriving later is seen after the next step
+        save_now = step % config.train.checkpoint_every == 0 or stopping
         eval_now = is_eval_step(step, config) and step < config.train.steps  # last: after the loop
         if log_now or save_now or eval_now:
           finite.flush()
@@ -339,7 +340,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
           meter.restart(step)
         if save_now:
           checkpointing.save(manager, step, state, force=True)
-        if stop.is_set():
+        if stopping:
           manager.wait_until_finished()
           raise Interrupted(step, stop.signal_name)
       finite.flush()
