@@ -69,3 +69,13 @@ def test_slurm_script_requeues_an_interrupted_run(tmp_path, srun_status, requeue
   assert proc.returncode == srun_status
   args = tmp_path / "scontrol_args"
   assert (args.read_text().split() == ["requeue", "4242"]) if requeued else not args.exists()
+
+
+def test_missing_config_file_is_named_alone(tmp_path):
+  proc = subprocess.run([sys.executable, "-m", "vqa_jax.main", "--config=configs/nope.py:a,b",
+                         f"--workdir={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1] == ("--config=configs/nope.py:a,b: configs/nope.py: "
+                                                  "file does not exist")
+  assert "Traceback" not in proc.stderr

@@ -17,6 +17,7 @@ from ml_collections import config_flags
 from vqa_jax import distributed
 from vqa_jax import interrupts
 from vqa_jax import trainer
+from vqa_jax.data import video_io
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
                                           lock_config=True)
@@ -52,10 +53,21 @@ class _DropLibraryInfo(logging.logging.Filter):
     return record.levelno > logging.logging.INFO or "orbax" not in record.pathname
 
 
+def config_file_problem() -> str:
+  """Why the --config file cannot be loaded ('' when it exists): named before anything runs."""
+  spec = config_flags.get_config_filename(flags.FLAGS["config"])
+  path = spec.split(":", 1)[0]  # 'FILE.py:ARGS' passes ARGS to get_config
+  problem = video_io.file_problem(path)
+  return f"--config={spec}: {path}: {problem}" if problem else ""
+
+
 def main(argv):
   """Runs training and evaluation for the flags' config."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  problem = config_file_problem()
+  if problem:
+    sys.exit(problem)  # printed alone, last; exit status 1
   distributed.initialize(process_spec())
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
   if not distributed.is_primary():

@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import stat
 
 from absl import logging
 import cv2
@@ -78,12 +79,34 @@ def is_image(path: str) -> bool:
   return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
+def file_problem(path: str) -> str:
+  """Why `path` is not a readable, non-empty regular file ('' when it is one).
+
+  Tells a missing file from a broken or looping symbolic link, a folder and an unreadable file.
+  """
+  try:
+    st = os.stat(path)
+  except FileNotFoundError:
+    return ("broken symbolic link (its target does not exist)" if os.path.islink(path)
+            else "file does not exist")
+  except OSError as e:  # ELOOP (a symbolic link loop), EACCES on a parent folder, ...
+    return f"cannot be opened: {e.strerror}"
+  if stat.S_ISDIR(st.st_mode):
+    return "is a folder, not a file"
+  if not stat.S_ISREG(st.st_mode):
+    return "is not a regular file"
+  if not os.access(path, os.R_OK):
+    return "cannot be opened: permission denied"
+  if st.st_size == 0:
+    return "file is empty (0 bytes)"
+  return ""
+
+
 def _check_file(path: str) -> None:
-  """Raises VideoDecodeError when `path` is missing or empty."""
-  if not os.path.isfile(path):
-    raise VideoDecodeError(path, "file does not exist")
-  if os.path.getsize(path) == 0:
-    raise VideoDecodeError(path, "file is empty (0 bytes)")
+  """Raises VideoDecodeError naming `file_problem(path)` unless it is a readable, non-empty file."""
+  problem = file_problem(path)
+  if problem:
+    raise VideoDecodeError(path, problem)
 
 
 def read_image(path: str) -> np.ndarray:
