@@ -12,10 +12,15 @@ from vqa_jax.data import synthetic_images
 SOURCES = ("synthetic", "synthetic_images", "label_files")
 
 
+def default_cache_dir() -> str:
+  """$VQA_JAX_CACHE, else ~/.cache/vqa_jax: where generated data lives unless data.cache_dir says."""
+  return (os.environ.get("VQA_JAX_CACHE")
+          or os.path.join(os.path.expanduser("~"), ".cache", "vqa_jax"))
+
+
 def cache_dir(data_cfg: ml_collections.ConfigDict) -> str:
   """Where generated data lives: data.cache_dir, else $VQA_JAX_CACHE, else ~/.cache/vqa_jax."""
-  return (data_cfg.cache_dir or os.environ.get("VQA_JAX_CACHE")
-          or os.path.join(os.path.expanduser("~"), ".cache", "vqa_jax"))
+  return data_cfg.cache_dir or default_cache_dir()
 
 
 def label_file_splits(label_files: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
@@ -49,8 +54,8 @@ def warn_overlaps(splits: dict[str, list[labels.Entry]], max_listed: int = 20) -
 def load_splits(data_cfg: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
   """All labelled splits of the configured source (generating a synthetic set when needed)."""
   if data_cfg.source == "synthetic":
-    dataset = synthetic.ensure_dataset(os.path.join(cache_dir(data_cfg), "synthetic"),
-                                       synthetic.SyntheticSpec.from_config(data_cfg.synthetic))
+    dataset = synthetic.ensure_in_cache(cache_dir(data_cfg),
+                                        synthetic.SyntheticSpec.from_config(data_cfg.synthetic))
     return {name: labels.read_labels(path, dataset.root)
             for name, path in dataset.label_files.items()}
   if data_cfg.source == "synthetic_images":
