@@ -44,7 +44,9 @@ from vqa_jax import sharding
 from vqa_jax import train_step
 from vqa_jax.data import input_pipeline
 from vqa_jax.data import motion as motion_lib
+from vqa_jax.data import preflight
 from vqa_jax.data import sources
+from vqa_jax.data import video_io
 
 append_jsonl = logging_utils.append_jsonl  # kept for callers of trainer.append_jsonl
 
@@ -128,6 +130,12 @@ def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
   if missing:
     raise ValueError(f"split(s) {missing} not in the data source, which has {sorted(splits)}")
   return splits
+
+
+def used_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
+  """{name: entries} of the splits the run reads: training, validation and the eval splits."""
+  names = [config.data.train_split, config.data.val_split, *config.data.eval_splits]
+  return {name: splits[name] for name in dict.fromkeys(names) if name}
 
 
 def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_step: int = 0,
@@ -281,6 +289,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
         motion.check(splits[name], config.data.on_bad_video)
     except FileNotFoundError as e:
       raise FileNotFoundError(f"split {name!r}: {e}") from None
+  preflight.check_splits(used_splits(config, splits), config.data.on_bad_video)  # all open?
 
   tx = optim.make_optimizer(config.train)
   state = init_state(family.model, tx, config, mesh)
@@ -356,6 +365,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   finally:
     run_log.close()
 
+  if video_io.SHORTFALLS:
+    logging.warning("%s", video_io.SHORTFALLS.summary())
   summary = summarize(config, step, run_log.evaluations)
   logging_utils.append_jsonl(os.path.join(workdir, "results.jsonl"),
                              {"step": step, "results": summary.final,
