@@ -5,7 +5,8 @@
 #   bash launch/local_multiprocess.sh N D --config=configs/smoke.py --workdir=/tmp/mh [--config.x=y]
 #
 # Every process runs `python -m vqa_jax.main` with the same flags; process 0 alone writes logs and
-# metric files. The exit status is the first failing process's, or 0.
+# metric files. The exit status is the first failing process's, or 0 (75: interrupted by SIGTERM /
+# SIGINT after saving a checkpoint; rerun to resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $# -lt 2 ]]; then

@@ -8,7 +8,8 @@
 # "jax[tpu]"` into ~/vqa_jax/.venv, the videos and label files at the same paths, and a --workdir on a
 # file system all workers share (orbax writes one checkpoint from all hosts). The workers find each
 # other through JAX's TPU cluster detection (VQA_JAX_AUTO_DISTRIBUTED=1); each reads its own slice of
-# every batch, and worker 0 alone writes logs and metrics.
+# every batch, and worker 0 alone writes logs and metrics. Exit status 75: the workers were
+# interrupted (SIGTERM / SIGINT, e.g. a maintenance event) after saving a checkpoint; rerun to resume.
 # Big-model switches (config flags): --config.model.dtype=bfloat16 (bf16 compute, float32 params) and
 # --config.model.remat=True (activation checkpointing per Swin block); the footprint of the compiled
 # step is printed before step 1 (BENCHMARKS.md: bf16 + remat cuts the AWP step's memory ~5x).

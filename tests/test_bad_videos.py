@@ -172,3 +172,20 @@ def test_shared_videos(shared_dir, tmp_path):
   assert batches[0]["video"][[0, 2]].std(axis=(1, 2, 3, 4, 5)).min() > 0
   batch, = train(entries, on_bad_video="skip", num_steps=1, batch_size=4)
   assert set(batch["index"].tolist()) <= {0, 2} and batch["video"].std(axis=(1, 2, 3, 4)).min() > 0
+
+
+def test_file_problems_tell_missing_from_links_folders_and_empty_files(tmp_path):
+  (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+  (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+  (tmp_path / "dangling").symlink_to(tmp_path / "gone.mp4")
+  (tmp_path / "folder").mkdir()
+  (tmp_path / "empty.mp4").write_bytes(b"")
+  (tmp_path / "ok.mp4").write_bytes(b"x")
+  problems = {name: video_io.file_problem(str(tmp_path / name))
+              for name in ("loop_a", "dangling", "folder", "empty.mp4", "missing.mp4", "ok.mp4")}
+  assert problems == {"loop_a": "cannot be opened: Too many levels of symbolic links",
+                      "dangling": "broken symbolic link (its target does not exist)",
+                      "folder": "is a folder, not a file", "empty.mp4": "file is empty (0 bytes)",
+                      "missing.mp4": "file does not exist", "ok.mp4": ""}
+  with pytest.raises(video_io.VideoDecodeError, match=r"loop_a: cannot be opened: Too many levels"):
+    video_io.probe(str(tmp_path / "loop_a"))

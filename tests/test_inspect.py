@@ -50,3 +50,13 @@ def test_cli_writes_eval_fragments_and_png(tmp_path):
   gap = inspect.GAP
   assert png.shape == (clips * (side + gap) - gap, frames * (side + gap) - gap, 3)
   np.testing.assert_array_equal(png[..., ::-1], inspect.contact_sheet(expected))
+
+
+def test_cli_names_a_bad_input_in_one_line(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  proc = subprocess.run([sys.executable, "-m", "vqa_jax.data.inspect", str(tmp_path),
+                         f"--config={DEMO}", f"--out={tmp_path / 'out'}"],
+                        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1] == f"inspect: {tmp_path}: is a folder, not a file"
+  assert "Traceback" not in proc.stderr

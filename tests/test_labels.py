@@ -2,10 +2,12 @@
 
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 
 from vqa_jax.data import labels
+from vqa_jax.data import sources
 from vqa_jax.data.labels import LabelFileError
 from vqa_jax.data.labels import parse_spec
 from vqa_jax.data.labels import read_labels
@@ -108,3 +110,47 @@ def test_subset_of_a_fast_vqa_file_is_an_error(tmp_path):
     read_labels(str(path), "r", "train")
   assert parse_spec("labels_train_test.csv#test") == ("labels_train_test.csv", "test")
   assert parse_spec("x.txt") == ("x.txt", None)
+
+
+def test_duplicate_video_names_both_lines(tmp_path):
+  path = tmp_path / "labels.txt"
+  path.write_text("a.mp4, 8.0, 25.0, 3.1\nb.mp4, 8.0, 25.0, 2.0\n\na.mp4, 8.0, 25.0, 4.0\n")
+  with pytest.raises(LabelFileError, match=rf"{path}:4: video 'a.mp4' is already listed at line 1"):
+    read_labels(str(path), "r")
+  csv_path = write_lsvq_csv(tmp_path / "d.csv", ["v1,a,b,c,1,2,3,4,5,50,9,8,False,True",
+                                                 "v1,a,b,c,1,2,3,4,5,60,9,8,False,True"])
+  with pytest.raises(LabelFileError, match=r"d\.csv:3: video 'v1.mp4' is already listed at line 2"):
+    read_labels(csv_path, "r")
+
+
+def test_non_utf8_byte_names_file_line_and_byte(tmp_path):
+  path = tmp_path / "labels.txt"
+  path.write_bytes("a.mp4, 8.0, 25.0, 3.1\nb_caf\xe9.mp4, 8.0, 25.0, 2.0\n".encode("latin-1"))
+  with pytest.raises(LabelFileError, match=rf"{path}:2: byte 0xe9 at column 6 is not UTF-8"):
+    read_labels(str(path), "r")
+
+
+def test_label_source_splits_at_the_colon_after_an_existing_label_file(tmp_path):
+  folder = tmp_path / "run:1"
+  folder.mkdir()
+  (folder / "labels.txt").write_text("a.mp4, 8.0, 25.0, 3.1\n")
+  label_file = str(folder / "labels.txt")
+  assert labels.split_source(f"{label_file}:/data/x:y") == (label_file, "/data/x:y")
+  assert labels.split_source(f"{label_file}#train:/d") == (f"{label_file}#train", "/d")
+  assert labels.split_source("missing.txt:/d:e") == ("missing.txt", "/d:e")  # read names it
+  (tmp_path / "run").write_text("")  # now 'TMP/run' is a file too: two readings
+  with pytest.raises(ValueError, match="ambiguous"):
+    labels.split_source(f"{label_file}:/d")
+
+
+def test_videos_in_two_splits_are_listed(tmp_path, caplog):
+  (tmp_path / "train.txt").write_text("a.mp4, 8.0, 25.0, 3.1\nb.mp4, 8.0, 25.0, 2.0\n")
+  (tmp_path / "test.txt").write_text("c.mp4, 8.0, 25.0, 3.1\nb.mp4, 8.0, 25.0, 2.0\n")
+  root = str(tmp_path)
+  with caplog.at_level("WARNING"):
+    splits = sources.label_file_splits(ml_collections.ConfigDict({
+        "train": f"{tmp_path}/train.txt:{root}", "test": f"{tmp_path}/test.txt:{root}"}))
+  assert len(splits["train"]) == 2
+  assert labels.overlapping_videos(splits) == {("test", "train"): [f"{root}/b.mp4"]}
+  assert "1 videos are in both split 'test' and split 'train'" in caplog.text
+  assert f"{root}/b.mp4" in caplog.text and f"{root}/a.mp4" not in caplog.text

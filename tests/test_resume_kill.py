@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL (and one stopped by SIGTERM) resumes to the uninterrupted run's params.
+"""A run killed with SIGKILL (and one stopped by SIGTERM, exit status 75) resumes to the
+uninterrupted run's params.
 
 Slow (~2-3 min on 2 cores): four `python -m vqa_jax.main` processes on the smoke config.
 """
@@ -16,6 +17,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.test_trainer import learning_scalars
 from tests.test_trainer import saved_params
+from vqa_jax import interrupts
 
 STEPS = 60
 FLAGS = ["--config=configs/smoke.py", f"--config.train.steps={STEPS}",
@@ -60,7 +62,7 @@ def test_sigkill_and_sigterm_then_resume_reach_bit_identical_params(tmp_path):
   assert killed_at < STEPS
 
   rc, stderr = start_and_signal(interrupted, env, signal.SIGTERM, after_step=killed_at)
-  assert rc == 0, stderr[-2000:]
+  assert rc == interrupts.EXIT_INTERRUPTED, stderr[-2000:]
   assert "interrupted by SIGTERM; checkpoint saved at step" in stderr
   assert "resumed from" in stderr and f"at step {killed_at}" in stderr
   stopped_at = max(checkpoint_steps(interrupted))

@@ -258,6 +258,13 @@ def test_sample_clips_resamples_when_frame_count_is_overreported(tmp_path):
   clips = sampling.sample_clips(str(truncated), SMALL, num_clips=1)
   start = (decodable - 8) // 2
   np.testing.assert_array_equal(clips[0, :, 0, 0, 0], np.arange(start, start + 8, 2))
+  # Recorded for counting and for output records (score's `warning` field).
+  assert video_io.SHORTFALLS.get(str(truncated)) == (reported, decodable)
+  assert video_io.SHORTFALLS.warning(str(truncated)) == (
+      f"decoded {decodable} of the {reported} frames its container lists (truncated or damaged "
+      "file); sampled from those")
+  assert f"{truncated} ({decodable}/{reported})" in video_io.SHORTFALLS.summary()
+  assert video_io.SHORTFALLS.warning(path) == ""
 
 
 def test_shared_tiny_video_fragments(shared_dir):

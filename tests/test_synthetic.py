@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 import scipy.stats
 
 from vqa_jax.data import labels
+from vqa_jax.data import sources
 from vqa_jax.data import synthetic
 
 TINY = synthetic.SyntheticSpec.tiny()
@@ -34,6 +36,12 @@ def _decode(path: str) -> np.ndarray:
 def _metadata(path: str) -> list[dict]:
   with open(path, encoding="utf-8") as f:
     return [json.loads(line) for line in f]
+
+
+def tiny_relpath(dataset) -> str:
+  """The relative path of the first training video of a dataset."""
+  return os.path.relpath(labels.read_labels(dataset.label_files["train"], dataset.root)[0].path,
+                         dataset.root)
 
 
 def _mtimes(root: str) -> dict[str, int]:
@@ -251,10 +259,34 @@ def test_interrupted_generation_leaves_nothing_complete(tmp_path, monkeypatch):
   assert not synthetic.is_complete(dataset.root, TINY)
 
 
-def test_cli_prints_label_files(tiny, cache_dir):
+def test_cli_writes_where_the_trainer_looks(tiny, tmp_path):
+  """--out is a cache folder as $VQA_JAX_CACHE: the CLI reuses (and prints) the trainer's copy."""
+  out = tmp_path / "cache"
+  shutil.copytree(tiny.root, out / synthetic.CACHE_SUBDIR / os.path.basename(tiny.root))
   result = subprocess.run(
-      [sys.executable, "-m", "vqa_jax.data.synthetic", "--out", cache_dir, "--preset", "tiny"],
+      [sys.executable, "-m", "vqa_jax.data.synthetic", "--out", str(out), "--preset", "tiny"],
       cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=120)
-  for label_file in tiny.label_files.values():
-    assert label_file in result.stdout
+  trainers = sources.load_splits(ml_collections.ConfigDict(
+      {"source": "synthetic", "cache_dir": str(out),
+       "synthetic": dataclasses.asdict(TINY)}))
+  assert trainers["train"][0].path.startswith(str(out / synthetic.CACHE_SUBDIR) + os.sep)
+  for split in synthetic.SPLITS:
+    assert os.path.join(str(out / synthetic.CACHE_SUBDIR), os.path.basename(tiny.root), "labels",
+                        f"{split}.txt") in result.stdout
   assert "reused" in result.stdout
+
+
+def test_damaged_cache_file_is_named_and_regenerated(tiny, tmp_path, caplog):
+  cache = tmp_path / "cache"
+  copy = cache / os.path.basename(tiny.root)
+  shutil.copytree(tiny.root, copy)
+  assert synthetic.manifest_problems(str(copy)) == []
+  video = copy / tiny_relpath(tiny)
+  intact = video.read_bytes()
+  video.write_bytes(intact[:len(intact) // 2])
+  assert synthetic.manifest_problems(str(copy)) == [
+      f"{video}: {len(intact) // 2} bytes, {len(intact)} when generated"]
+  dataset = synthetic.ensure_dataset(str(cache), TINY, num_workers=1)
+  assert f"cached data {copy} is damaged, regenerating it: {video}" in caplog.text
+  assert video.read_bytes() == intact  # generation is deterministic
+  assert synthetic.manifest_problems(dataset.root) == []

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 
 import jax
@@ -16,12 +17,15 @@ import orbax.checkpoint as ocp
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.test_run_guards import truncate_data_files
 from vqa_jax import checkpointing
 from vqa_jax import config_base
 from vqa_jax import logging_utils
 from vqa_jax import throughput
 from vqa_jax import losses
 from vqa_jax import pretrained
+from vqa_jax import run_config
+from vqa_jax import run_lock
 from vqa_jax import train_step
 from vqa_jax import trainer
 from vqa_jax.data.labels import Entry
@@ -154,25 +158,41 @@ def test_training_log_and_tensorboard_events(smoke_run):
       {r["step"]: r["input_wait_fraction"] for r in logged})
 
 
-def test_sigterm_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, monkeypatch):
+def batches_then(original, at_step, action):
+  """A train_batches that calls `action()` when the batch of `at_step` is asked for."""
+
+  def batches(config, entries, mesh, start_step=0, bad_videos=None, motion=None):
+    for step, item in enumerate(original(config, entries, mesh, start_step, bad_videos, motion),
+                                start=start_step + 1):
+      if step == at_step:
+        action()
+      yield item
+
+  return batches
+
+
+def finished_steps(workdir):
+  """Every entry of <workdir>/checkpoints (an unfinished save shows as N.orbax-checkpoint-tmp)."""
+  return sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+
+
+# SIGTERM while step 2 runs; SIGINT (Ctrl-C) at step 4, right after step 3's asynchronous save.
+@pytest.mark.parametrize("sig,at_step,saved", [(signal.SIGTERM, 2, ["2"]),
+                                               (signal.SIGINT, 4, ["3", "4"])])
+def test_signal_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, monkeypatch, sig,
+                                                        at_step, saved):
   reference_dir, reference_results, _ = smoke_run
   monkeypatch.setenv("VQA_JAX_CACHE", os.path.join(os.path.dirname(reference_dir), "cache"))
   workdir = str(tmp_path / "work")
   original = trainer.train_batches
-
-  def terminated_at_step_2(config, entries, mesh, start_step=0, bad_videos=None, motion=None):
-    for step, item in enumerate(original(config, entries, mesh, start_step, bad_videos, motion),
-                                start=start_step + 1):
-      if step == 2:
-        os.kill(os.getpid(), signal.SIGTERM)  # arrives while step 2 runs
-      yield item
-
-  monkeypatch.setattr(trainer, "train_batches", terminated_at_step_2)
-  with pytest.raises(trainer.Interrupted) as interrupted:
+  handler_before = signal.getsignal(sig)
+  monkeypatch.setattr(trainer, "train_batches", batches_then(
+      original, at_step, lambda: os.kill(os.getpid(), sig)))  # arrives while the step runs
+  with pytest.raises(trainer.Interrupted, match=f"interrupted by {sig.name}") as interrupted:
     trainer.train(selection_config(), workdir)
-  assert interrupted.value.step == 2
-  assert checkpointing.checkpoint_manager(workdir).latest_step() == 2
-  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler removed again
+  assert interrupted.value.step == at_step
+  assert finished_steps(workdir) == saved
+  assert signal.getsignal(sig) is handler_before  # handler removed again
 
   monkeypatch.setattr(trainer, "train_batches", original)
   results = trainer.train(selection_config(), workdir)
@@ -194,6 +214,74 @@ def test_sigterm_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, mo
         assert value == pytest.approx(expected, rel=1e-6), key
       else:
         assert value == expected, key
+
+
+def test_signal_during_a_log_step_is_saved_at_the_next_step_it_names(smoke_run, tmp_path,
+                                                                      monkeypatch):
+  reference_dir, _, _ = smoke_run
+  monkeypatch.setenv("VQA_JAX_CACHE", os.path.join(os.path.dirname(reference_dir), "cache"))
+  workdir = str(tmp_path / "work")
+  original = trainer.train_scalars
+
+  def scalars_then_sigterm(config, step, metrics):
+    if step == 4:  # logged (log_every 2) but not saved (checkpoint_every 3)
+      os.kill(os.getpid(), signal.SIGTERM)
+    return original(config, step, metrics)
+
+  monkeypatch.setattr(trainer, "train_scalars", scalars_then_sigterm)
+  with pytest.raises(trainer.Interrupted, match="checkpoint saved at step 5"):
+    trainer.train(selection_config(), workdir)
+  assert finished_steps(workdir) == ["3", "5"]
+
+
+def test_error_right_after_an_async_save_leaves_that_step_restorable(smoke_run, tmp_path,
+                                                                     monkeypatch):
+  reference_dir, _, _ = smoke_run
+  monkeypatch.setenv("VQA_JAX_CACHE", os.path.join(os.path.dirname(reference_dir), "cache"))
+  workdir = str(tmp_path / "work")
+
+  def fail():
+    raise RuntimeError("decode error in the batch of step 4")
+
+  monkeypatch.setattr(trainer, "train_batches", batches_then(trainer.train_batches, 4, fail))
+  with pytest.raises(RuntimeError, match="decode error in the batch of step 4"):
+    trainer.train(selection_config(), workdir)
+  assert finished_steps(workdir) == ["3"]  # step 3's save, started just before, completed
+  manager = checkpointing.checkpoint_manager(workdir)
+  assert manager.restore(3, args=ocp.args.StandardRestore())["step"] == 3
+  assert not os.path.exists(os.path.join(workdir, "run.lock"))  # released
+
+
+def test_truncated_latest_checkpoint_falls_back_and_resumes_bit_identically(smoke_run, tmp_path,
+                                                                             monkeypatch):
+  reference_dir, _, _ = smoke_run
+  monkeypatch.setenv("VQA_JAX_CACHE", os.path.join(os.path.dirname(reference_dir), "cache"))
+  workdir = str(tmp_path / "work")
+  shutil.copytree(reference_dir, workdir)
+  truncate_data_files(os.path.join(workdir, "checkpoints", "6"))
+  trainer.train(selection_config(), workdir)  # resumes from step 3, trains steps 4-6 again
+  [aside] = os.listdir(os.path.join(workdir, checkpointing.UNREADABLE_SUBDIR))
+  assert aside.startswith("6-")
+  jax.tree_util.tree_map(np.testing.assert_array_equal, saved_params(workdir),
+                         saved_params(reference_dir))
+
+
+def test_second_run_on_a_locked_workdir_fails_at_once(tmp_path, monkeypatch):
+  monkeypatch.setattr(trainer, "init_state", None)  # never reached: no model is built
+  with run_lock.WorkdirLock(str(tmp_path)):
+    with pytest.raises(run_lock.WorkdirLocked, match=f"in use by pid {os.getpid()}"):
+      trainer.run(selection_config(), str(tmp_path), {})
+
+
+def test_resume_with_another_learning_rate_fails_listing_it(smoke_run, tmp_path, monkeypatch):
+  reference_dir, _, _ = smoke_run
+  workdir = str(tmp_path / "work")
+  shutil.copytree(reference_dir, workdir)
+  monkeypatch.setattr(trainer, "init_state", None)  # never reached: no model is built
+  config = selection_config()
+  config.train.learning_rate = 0.5
+  with pytest.raises(run_config.ConfigMismatch, match=r"train\.learning_rate: 0\.001 -> 0\.5"):
+    trainer.run(config, workdir, {})
 
 
 def test_non_finite_loss_names_the_step_and_its_videos():

@@ -3,18 +3,30 @@
 Layout: `<workdir>/checkpoints/<step>/default/` holds a StandardSave of the TrainState. The best
 checkpoint by validation score (trainer) lives in `<workdir>/best/checkpoints/<step>/`, so that
 `<workdir>/best` has the layout of a workdir itself and loads wherever a workdir does.
+
+Restoring falls back from an unreadable newest checkpoint (truncated or corrupt files) to the newest
+readable one, naming each unreadable step; `restore_latest(..., set_aside=True)` (the trainer) moves
+those into `<workdir>/checkpoints_unreadable/` so that the resumed run writes their steps afresh.
+`finishing(*managers)` is the one exit path of a run's managers: whatever ends the block (return,
+exception, signal), in-flight asynchronous saves complete and the managers close, so the last
+started save is restorable and no background writer dies with the interpreter.
 """
 
+import contextlib
 import dataclasses
 import os
+import shutil
+import time
 from typing import Any, Callable
 
+from absl import logging
 from etils import epath
 import jax
 import orbax.checkpoint as ocp
 
 PyTree = Any
 BEST_SUBDIR = "best"
+UNREADABLE_SUBDIR = "checkpoints_unreadable"
 ITEM_NAME = "default"  # the CheckpointManager's single item: <dir>/<step>/default
 
 
@@ -50,12 +62,109 @@ def save(manager: ocp.CheckpointManager, step: int, state: PyTree, force: bool =
   return manager.save(step, args=ocp.args.StandardSave(state), force=force, metrics=metrics)
 
 
-def restore_latest(manager: ocp.CheckpointManager, target: PyTree) -> PyTree | None:
-  """The newest saved state laid out like `target` (arrays with the same shardings), or None."""
-  step = manager.latest_step()
-  if step is None:
-    return None
-  return restore(manager, step, target)
+class IncompatibleCheckpoint(ValueError):
+  """A checkpoint lacks a state field the run needs (another model): no fallback can help."""
+
+
+class NoReadableCheckpoint(RuntimeError):
+  """Every checkpoint of a manager failed to restore; the message names each one and its error."""
+
+
+def error_summary(error: BaseException) -> str:
+  """'Type: first line' of the innermost cause of `error` (tensorstore wraps the real one)."""
+  while error.__cause__ is not None:
+    error = error.__cause__
+  lines = str(error).splitlines()
+  return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def restore_newest_readable(manager: ocp.CheckpointManager, target: PyTree,
+                            ) -> tuple[int | None, PyTree | None, list[tuple[int, str]]]:
+  """(step, state, unreadable) of the newest checkpoint that restores like `target`.
+
+  Newer checkpoints that fail to restore are skipped with a warning naming them; `unreadable` lists
+  them as (step, error). An IncompatibleCheckpoint (another model's) is raised at once. Without checkpoints: (None, None, []). Raises NoReadableCheckpoint when
+  none restores.
+  """
+  unreadable = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      state = restore(manager, step, target)
+    except IncompatibleCheckpoint:
+      raise
+    except Exception as e:  # pylint: disable=broad-except  (any failure: try an older step)
+      error = error_summary(e)
+      logging.warning("checkpoint %s/%d is unreadable (%s); trying an older one",
+                      manager.directory, step, error)
+      unreadable.append((step, error))
+      continue
+    if unreadable:
+      logging.warning("restored %s/%d, the newest readable checkpoint", manager.directory, step)
+    return step, state, unreadable
+  if unreadable:
+    listed = "\n  ".join(f"{manager.directory}/{s}: {e}" for s, e in unreadable)
+    raise NoReadableCheckpoint(f"no checkpoint in {manager.directory} restores:\n  {listed}")
+  return None, None, []
+
+
+def set_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
+  """Moves these step folders to `<dir>/../checkpoints_unreadable/<step>-<time>` (process 0)."""
+  if jax.process_index() == 0:
+    directory = epath.Path(manager.directory)
+    aside = directory.parent / UNREADABLE_SUBDIR
+    aside.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      target = aside / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+      shutil.move(os.fspath(directory / str(step)), os.fspath(target))
+      logging.warning("moved unreadable checkpoint %s/%d to %s", directory, step, target)
+  ocp.multihost.sync_global_processes("vqa_jax_set_aside_unreadable")
+  manager.reload()
+
+
+def restore_latest(manager: ocp.CheckpointManager, target: PyTree,
+                   set_aside_unreadable: bool = False) -> PyTree | None:
+  """The newest readable saved state laid out like `target` (same shardings), or None if none.
+
+  Unreadable newer checkpoints are skipped (see `restore_newest_readable`); with
+  `set_aside_unreadable` they are moved out of the manager's folder (see `set_aside`).
+  """
+  _, state, unreadable = restore_newest_readable(manager, target)
+  if unreadable and set_aside_unreadable:
+    set_aside(manager, [step for step, _ in unreadable])
+  return state
+
+
+@contextlib.contextmanager
+def finishing(*managers: ocp.CheckpointManager | None):
+  """On leaving the block, however, waits for each manager's in-flight saves and closes it.
+
+  If the block raised, a failure to finish is logged and the block's exception propagates (with the
+  newest finished step of each manager logged); otherwise the first such failure is raised.
+  """
+  managers = [m for m in managers if m is not None]
+  try:
+    yield
+  except BaseException as e:
+    _finish(managers, raise_first=False)
+    for manager in managers:
+      logging.warning("stopped by %s; newest checkpoint in %s: step %s", type(e).__name__,
+                      manager.directory, manager.latest_step())
+    raise
+  _finish(managers, raise_first=True)
+
+
+def _finish(managers: list[ocp.CheckpointManager], raise_first: bool) -> None:
+  """wait_until_finished + close for every manager, even after one fails."""
+  errors = []
+  for manager in managers:
+    try:
+      manager.wait_until_finished()
+      manager.close()
+    except Exception as e:  # pylint: disable=broad-except  (finish the others first)
+      logging.error("finishing checkpoints in %s failed: %s", manager.directory, e)
+      errors.append(e)
+  if errors and raise_first:
+    raise errors[0]
 
 
 def fields_absent_on_disk(manager: ocp.CheckpointManager, step: int, target: PyTree) -> set[str]:
@@ -83,7 +192,7 @@ def restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree
     return manager.restore(step, args=ocp.args.StandardRestore(abstract))
   needed = sorted(name for name in absent if getattr(target, name) is not None)
   if needed:
-    raise ValueError(f"checkpoint {manager.directory}/{step} has no {needed}, which this run's "
+    raise IncompatibleCheckpoint(f"checkpoint {manager.directory}/{step} has no {needed}, which this run's "
                      "state needs (a checkpoint of another model or an older version)")
   parts = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)
            if f.name not in absent}

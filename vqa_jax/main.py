@@ -1,10 +1,14 @@
 """Entry point: `python -m vqa_jax.main --config=configs/demo.py --workdir=DIR [--config.x=y ...]`.
 
+Exit status: 0 when the run finished, `interrupts.EXIT_INTERRUPTED` (75) when SIGTERM / SIGINT
+stopped it after saving a checkpoint (rerun the same command to resume), 1 on an error.
+
 Thin on purpose: jax and the trainer are imported inside `main`, so the grain loader's spawned
 worker processes, which re-import this module, start without them.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -12,6 +16,9 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from vqa_jax import interrupts
+from vqa_jax.data import video_io
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
                                           lock_config=True)
@@ -24,6 +31,10 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
                                       "(default $VQA_JAX_NUM_PROCESSES or 1).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id "
                                    "(default $VQA_JAX_PROCESS_ID or 0).")
+_ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
+    "allow_config_change", False, "Resume a workdir whose stored config (config.json) differs from "
+    "this one in fields that do not change the state's shapes (learning rate, perturbation, data, "
+    "...); the differences are logged and recorded in config_changes.jsonl.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -44,10 +55,21 @@ class _DropLibraryInfo(logging.logging.Filter):
     return record.levelno > logging.logging.INFO or "orbax" not in record.pathname
 
 
+def config_file_problem() -> str:
+  """Why the --config file cannot be loaded ('' when it exists): named before anything runs."""
+  spec = config_flags.get_config_filename(flags.FLAGS["config"])
+  path = spec.split(":", 1)[0]  # 'FILE.py:ARGS' passes ARGS to get_config
+  problem = video_io.file_problem(path)
+  return f"--config={spec}: {path}: {problem}" if problem else ""
+
+
 def main(argv):
   """Runs training and evaluation for the flags' config."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  problem = config_file_problem()
+  if problem:
+    sys.exit(problem)  # printed alone, last; exit status 1
   # pylint: disable=g-import-not-at-top  (see the module docstring)
   from vqa_jax import distributed
   from vqa_jax import trainer
@@ -58,9 +80,11 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # process 0 alone reports progress
   logging.info("config:\n%s", _CONFIG.value)
   try:
-    trainer.train(_CONFIG.value, _WORKDIR.value)
-  except trainer.Interrupted as e:
-    logging.warning("%s; rerun the same command to resume", e)
+    trainer.train(_CONFIG.value, _WORKDIR.value, _ALLOW_CONFIG_CHANGE.value)
+  except interrupts.Interrupted as e:
+    logging.warning("%s; rerun the same command to resume (exit status %d)", e,
+                    interrupts.EXIT_INTERRUPTED)
+    sys.exit(interrupts.EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

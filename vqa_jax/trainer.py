@@ -6,10 +6,13 @@ the models in `eval.models`, and returns the final checkpoint's results. With a 
 the evaluation with the best validation SRCC + PLCC of `eval.select_model` is the selected one: its
 state is kept in `<workdir>/best/checkpoints/` and its test numbers are printed beside the final
 ones. A run resumes from the newest checkpoint in `<workdir>/checkpoints/` (state and input
-position: the input stream is a function of the step), SIGTERM saves a checkpoint at the next step
-boundary and raises `Interrupted`, and a non-finite loss stops the run naming the step and its
-videos. Without a checkpoint to resume from, `init.checkpoint` gives the initial params (and, for
-models with state such as BatchNorm statistics, the initial model state).
+position: the input stream is a function of the step; an unreadable newest checkpoint is set aside
+and the newest readable one used), SIGTERM or SIGINT saves a checkpoint at the next step boundary
+and raises `Interrupted`, and a non-finite loss stops the run naming the step and its videos.
+However the run ends, in-flight checkpoint writes complete first (`checkpointing.finishing`). The
+workdir is locked for the run (`run_lock`) and keeps its config (`run_config`: a resumed run must
+match it). Without a checkpoint to resume from, `init.checkpoint` gives the initial params (and,
+for models with state such as BatchNorm statistics, the initial model state).
 
 The model family (`config.model.name`, see `families`) decides the model, its inputs, loss and
 score; everything else here is shared. SimpleVQA's motion features come from `data.motion_dir`.
@@ -17,8 +20,6 @@ score; everything else here is shared. SimpleVQA's motion features come from `da
 
 import contextlib
 import os
-import signal
-import threading
 import time
 
 from absl import logging
@@ -30,12 +31,15 @@ from vqa_jax import checkpointing
 from vqa_jax import config_base
 from vqa_jax import evaluate
 from vqa_jax import families
+from vqa_jax import interrupts
 from vqa_jax import logging_utils
 from vqa_jax import memory_report
 from vqa_jax import optim
 from vqa_jax import progress
 from vqa_jax import report
 from vqa_jax import run_calibration
+from vqa_jax import run_config
+from vqa_jax import run_lock
 from vqa_jax import selection
 from vqa_jax import sharding
 from vqa_jax import throughput
@@ -43,17 +47,14 @@ from vqa_jax import train_step
 from vqa_jax.data import elements
 from vqa_jax.data import loaders
 from vqa_jax.data import motion as motion_lib
+from vqa_jax.data import preflight
 from vqa_jax.data import sources
+from vqa_jax.data import video_io
 
 append_jsonl = logging_utils.append_jsonl  # kept for callers of trainer.append_jsonl
 
 
-class Interrupted(Exception):
-  """Training stopped on SIGTERM after saving a checkpoint at `step`."""
-
-  def __init__(self, step: int):
-    super().__init__(f"interrupted by SIGTERM; checkpoint saved at step {step}")
-    self.step = step
+Interrupted = interrupts.Interrupted  # kept for callers of trainer.Interrupted
 
 
 def init_state(model, tx, config, mesh, params=None, model_state=None) -> train_step.TrainState:
@@ -134,6 +135,12 @@ def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
   return splits
 
 
+def used_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
+  """{name: entries} of the splits the run reads: training, validation and the eval splits."""
+  names = [config.data.train_split, config.data.val_split, *config.data.eval_splits]
+  return {name: splits[name] for name in dict.fromkeys(names) if name}
+
+
 def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_step: int = 0,
                   bad_videos: elements.BadVideoLog | None = None,
                   motion: motion_lib.MotionFeatures | None = None):
@@ -184,20 +191,6 @@ class FiniteCheck:
       step, losses_at_step, batch_indices = self._pending
       self._pending = None
       check_finite(step, jax.device_get(losses_at_step), batch_indices, self._entries)
-
-
-@contextlib.contextmanager
-def sigterm_flag():
-  """Within the block, SIGTERM sets the yielded threading.Event instead of killing the process."""
-  requested = threading.Event()
-  if threading.current_thread() is not threading.main_thread():
-    yield requested  # handlers can only be installed from the main thread
-    return
-  previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.set())
-  try:
-    yield requested
-  finally:
-    signal.signal(signal.SIGTERM, previous)
 
 
 def evaluate_all(state, predict_fn, splits, config, mesh, split_names=None,
@@ -282,17 +275,37 @@ def compile_step(step_fn, state, device_batch, rng):
   return compiled
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> report.Results:
+def train(config: ml_collections.ConfigDict, workdir: str,
+          allow_config_change: bool = False) -> report.Results:
   """Trains per `config`, checkpointing in `workdir` (resuming from it); returns final results."""
   config_base.validate(config)
-  return run(config, workdir, sources.load_splits(config.data)).final
+  return run(config, workdir, sources.load_splits(config.data), allow_config_change).final
 
 
-def run(config: ml_collections.ConfigDict, workdir: str,
-        splits: dict) -> report.RunSummary:
-  """Trains and evaluates on the given {split: entries}; prints and returns the summary."""
+def run(config: ml_collections.ConfigDict, workdir: str, splits: dict,
+        allow_config_change: bool = False) -> report.RunSummary:
+  """Trains and evaluates on the given {split: entries}; prints and returns the summary.
+
+  The workdir is locked for the run (a second run on it raises run_lock.WorkdirLocked), a resumed
+  run's config is checked against the stored one (run_config.ConfigMismatch unless
+  `allow_config_change` accepts the differences), and every exit waits for checkpoint writes.
+  """
   config_base.validate(config)
   os.makedirs(workdir, exist_ok=True)
+  primary = jax.process_index() == 0
+  with run_lock.WorkdirLock(workdir) if primary else contextlib.nullcontext():
+    run_config.check_resume(workdir, config, allow_config_change, write=primary)
+    manager = checkpointing.checkpoint_manager(workdir, config.train.max_checkpoints,
+                                               async_save=config.checkpoint.async_save)
+    best = (checkpointing.best_manager(workdir, config.checkpoint.async_save)
+            if config.data.val_split else None)
+    with checkpointing.finishing(manager, best):
+      return _run(config, workdir, splits, manager, best)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
+         best) -> report.RunSummary:
+  """`run`'s body, with the workdir locked and its checkpoint managers open."""
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.train.batch_size, mesh)
   splits = prepare_splits(config, splits)
@@ -306,16 +319,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         motion.check(splits[name], config.data.on_bad_video)
     except FileNotFoundError as e:
       raise FileNotFoundError(f"split {name!r}: {e}") from None
+  preflight.check_splits(used_splits(config, splits), config.data.on_bad_video)  # all open?
 
   tx = optim.make_optimizer(config.train)
   state = init_state(family.model, tx, config, mesh)
   log_setup(config, mesh, sum(x.size for x in jax.tree_util.tree_leaves(state.params)), splits)
 
-  async_save = config.checkpoint.async_save
-  manager = checkpointing.checkpoint_manager(workdir, config.train.max_checkpoints,
-                                             async_save=async_save)
-  best = checkpointing.best_manager(workdir, async_save) if config.data.val_split else None
-  restored = checkpointing.restore_latest(manager, state)
+  restored = checkpointing.restore_latest(manager, state, set_aside_unreadable=True)
   if restored is not None:
     state = restored
     logging.info("resumed from %s at step %d", manager.directory, int(state.step))
@@ -345,7 +355,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   meter = throughput.InputMeter(config.train.batch_size * config.sampling.num_clips_train)
   batches = train_batches(config, train_entries, mesh, start_step, bad_videos, motion=motion)
   try:
-    with sigterm_flag() as stop:
+    with interrupts.stop_flag() as stop:
       while True:
         try:
           batch, device_batch = meter.next_batch(batches)
@@ -359,7 +369,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         meter.step_done()
         finite.push(step, metrics, batch["index"])
         log_now = step % config.train.log_every == 0 or step == config.train.steps
-        save_now = step % config.train.checkpoint_every == 0 or stop.is_set()
+        stopping = stop.is_set()  # read once: a signal arriving later is seen after the next step
+        save_now = step % config.train.checkpoint_every == 0 or stopping
         eval_now = is_eval_step(step, config) and step < config.train.steps  # last: after the loop
         if log_now or save_now or eval_now:
           finite.flush()
@@ -372,9 +383,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         if save_now:
           with meter.paused():
             checkpointing.save(manager, step, state, force=True)
-        if stop.is_set():
+        if stopping:
           manager.wait_until_finished()
-          raise Interrupted(step)
+          raise Interrupted(step, stop.signal_name)
       batches.close()  # the loader's workers are done
       finite.flush()
       if manager.latest_step() != step:
@@ -385,13 +396,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       if not run_log.evaluations or run_log.evaluations[-1]["step"] != step:
         evaluate_and_select(step, state)  # a resumed, already finished run has it on record
       if stop.is_set():
-        raise Interrupted(step)
+        raise Interrupted(step, stop.signal_name)
   finally:
     batches.close()  # stop the loader's threads or processes before anything else unwinds
     run_log.close()
-    if best is not None:
-      best.wait_until_finished()
 
+  if video_io.SHORTFALLS:
+    logging.warning("%s", video_io.SHORTFALLS.summary())
   run_calibration.store(config, workdir, splits, state, mesh, motion)  # issue 20: score's scale
   summary = summarize(config, step, run_log.evaluations)
   logging_utils.append_jsonl(os.path.join(workdir, "results.jsonl"),

@@ -9,6 +9,7 @@ deterministic offsets, before normalisation) and writes
 
 from collections.abc import Mapping
 import os
+import sys
 from typing import Any
 
 from absl import app
@@ -18,6 +19,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from vqa_jax.data import sampling as sampling_lib
+from vqa_jax.data import video_io
 
 GAP = 2  # Pixels of white between the tiles of the contact sheet.
 
@@ -61,7 +63,10 @@ def main(argv, config: flags.FlagHolder, out: flags.FlagHolder):
   """Inspects the one VIDEO argument with the flags' config."""
   if len(argv) != 2:
     raise app.UsageError(f"expected exactly one VIDEO argument, got {argv[1:]}")
-  npy_path, png_path = write_inspection(argv[1], config.value.sampling, out.value)
+  try:
+    npy_path, png_path = write_inspection(argv[1], config.value.sampling, out.value)
+  except (video_io.VideoDecodeError, ValueError, OSError) as e:
+    sys.exit(f"inspect: {e}")  # the reason, naming the file; exit status 1, no traceback
   print(f"wrote {npy_path} and {png_path}", flush=True)
 
 

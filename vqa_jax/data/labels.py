@@ -66,8 +66,9 @@ def is_koniq_header(line: str) -> bool:
 
 
 def _read_koniq(label_file: str, lines: list[str], header_line: int,
-                score: str | None) -> list[tuple[str, float]]:
-  """(image_name, score) rows of a KonIQ-10k csv; `score` is a column (default MOS_zscore)."""
+                score: str | None) -> list[tuple[int, str, float]]:
+  """(line number, image_name, score) rows of a KonIQ-10k csv; `score` is a column (default
+  MOS_zscore)."""
   column = (score or KONIQ_DEFAULT_SCORE).lower()
   header = [c.strip().lower() for c in next(csv.reader([lines[header_line]]))]
   if column not in KONIQ_SCORE_COLUMNS or column not in header:
@@ -84,7 +85,7 @@ def _read_koniq(label_file: str, lines: list[str], header_line: int,
     fields = dict(zip(header, row))
     if not fields["image_name"]:
       raise LabelFileError(f"{where}: empty image name")
-    rows.append((fields["image_name"], _parse_mos(fields[column], where)))
+    rows.append((line_number, fields["image_name"], _parse_mos(fields[column], where)))
   return rows
 
 
@@ -132,8 +133,8 @@ def parse_csv_row(row: list[str], header: list[str], where: str,
 
 
 def _read_csv(label_file: str, lines: list[str], header_line: int,
-              subset: str | None) -> list[tuple[str, float]]:
-  """(relpath, MOS) rows of an LSVQ csv given its lines and the 0-based line of its header."""
+              subset: str | None) -> list[tuple[int, str, float]]:
+  """(line number, relpath, MOS) rows of an LSVQ csv given its lines and its header's 0-based line."""
   header = [c.strip().lower() for c in next(csv.reader([lines[header_line]]))]
   rows = []
   for line_number, line in enumerate(lines[header_line + 1:], start=header_line + 2):
@@ -142,7 +143,7 @@ def _read_csv(label_file: str, lines: list[str], header_line: int,
     row = next(csv.reader([line]))
     parsed = parse_csv_row(row, header, f"{label_file}:{line_number}", subset)
     if parsed is not None:
-      rows.append(parsed)
+      rows.append((line_number, *parsed))
   return rows
 
 
@@ -153,8 +154,7 @@ def read_labels(label_file: str, data_root: str, subset: str | None = None) -> l
   an error for a FAST-VQA file. For a KonIQ-10k csv it names the score column ('MOS_zscore', the
   default, or 'MOS').
   """
-  with open(label_file, encoding="utf-8-sig") as f:  # -sig: a leading byte-order mark is dropped.
-    lines = f.read().splitlines()
+  lines = read_text_lines(label_file)
   first = next((i for i, line in enumerate(lines) if line.strip()), None)
   is_koniq = first is not None and is_koniq_header(lines[first])
   if subset not in CSV_SUBSETS and not is_koniq:
@@ -167,11 +167,65 @@ def read_labels(label_file: str, data_root: str, subset: str | None = None) -> l
     if subset is not None:
       raise LabelFileError(f"{label_file}: subset {subset!r} needs an LSVQ csv with an is_test "
                            "column, but this is a FAST-VQA label file")
-    rows = [parse_line(line, label_file, number)
+    rows = [(number, *parse_line(line, label_file, number))
             for number, line in enumerate(lines, start=1) if line.strip()]
   if not rows:
     raise LabelFileError(f"{label_file}: no labelled videos")
-  return [Entry(path=os.path.join(data_root, relpath), mos=mos) for relpath, mos in rows]
+  check_unique(label_file, [(number, relpath) for number, relpath, _ in rows])
+  return [Entry(path=os.path.join(data_root, relpath), mos=mos) for _, relpath, mos in rows]
+
+
+def read_text_lines(label_file: str) -> list[str]:
+  """The lines of a UTF-8 text file (a leading byte-order mark dropped).
+
+  A byte that is not UTF-8 is a LabelFileError naming the file, line and byte (e.g. Latin-1 text).
+  """
+  with open(label_file, "rb") as f:
+    data = f.read()
+  try:
+    text = data.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    line = data[:e.start].count(b"\n") + 1
+    column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+    raise LabelFileError(f"{label_file}:{line}: byte 0x{data[e.start]:02x} at column {column} is "
+                         "not UTF-8; save the file as UTF-8") from None
+  return text.splitlines()
+
+
+def check_unique(label_file: str, numbered_paths: list[tuple[int, str]]) -> None:
+  """Raises LabelFileError naming both lines when a video path is listed twice."""
+  first_line = {}
+  for number, relpath in numbered_paths:
+    if relpath in first_line:
+      raise LabelFileError(f"{label_file}:{number}: video {relpath!r} is already listed at line "
+                           f"{first_line[relpath]}; each video may be labelled once")
+    first_line[relpath] = number
+
+
+def overlapping_videos(splits: dict[str, list[Entry]]) -> dict[tuple[str, str], list[str]]:
+  """{(split a, split b): sorted paths listed in both} for every pair of splits that share videos."""
+  paths = {name: {e.path for e in entries} for name, entries in splits.items()}
+  names = sorted(paths)
+  shared = {(a, b): sorted(paths[a] & paths[b]) for i, a in enumerate(names) for b in names[i + 1:]}
+  return {pair: videos for pair, videos in shared.items() if videos}
+
+
+def split_source(spec: str, exists=os.path.isfile) -> tuple[str, str]:
+  """'LABEL_SPEC:DATA_ROOT' -> (label spec, data root); either path may contain colons.
+
+  The split is at the colon before which the label file (without a '#subset' suffix) exists;
+  with none existing, at the first colon (reading the file then names it as missing).
+  More than one existing candidate is ambiguous: a ValueError lists them.
+  """
+  colons = [i for i, c in enumerate(spec) if c == ":"]
+  if not colons:
+    raise ValueError(f"expected 'LABEL_FILE:DATA_ROOT', got {spec!r} (no colon)")
+  existing = [i for i in colons if exists(parse_spec(spec[:i])[0])]
+  if len(existing) > 1:
+    raise ValueError(f"{spec!r} is ambiguous: label files "
+                     f"{[parse_spec(spec[:i])[0] for i in existing]} all exist")
+  cut = existing[0] if existing else colons[0]
+  return spec[:cut], spec[cut + 1:]
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:

@@ -2,6 +2,7 @@
 
 import os
 
+from absl import logging
 import ml_collections
 
 from vqa_jax.data import labels
@@ -11,10 +12,15 @@ from vqa_jax.data import synthetic_images
 SOURCES = ("synthetic", "synthetic_images", "label_files")
 
 
+def default_cache_dir() -> str:
+  """$VQA_JAX_CACHE, else ~/.cache/vqa_jax: where generated data lives unless data.cache_dir says."""
+  return (os.environ.get("VQA_JAX_CACHE")
+          or os.path.join(os.path.expanduser("~"), ".cache", "vqa_jax"))
+
+
 def cache_dir(data_cfg: ml_collections.ConfigDict) -> str:
   """Where generated data lives: data.cache_dir, else $VQA_JAX_CACHE, else ~/.cache/vqa_jax."""
-  return (data_cfg.cache_dir or os.environ.get("VQA_JAX_CACHE")
-          or os.path.join(os.path.expanduser("~"), ".cache", "vqa_jax"))
+  return data_cfg.cache_dir or default_cache_dir()
 
 
 def label_file_splits(label_files: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
@@ -22,22 +28,34 @@ def label_file_splits(label_files: ml_collections.ConfigDict) -> dict[str, list[
 
   LABEL_FILE is a FAST-VQA label file or an official LSVQ csv; 'labels_train_test.csv#train'
   ('#test') keeps the csv rows whose is_test is false (true).
+  Either path may contain colons (`labels.split_source`). Videos listed in more than one split
+  are a warning listing them (`warn_overlaps`).
   """
   splits = {}
   for name, spec in label_files.items():
-    label_spec, sep, root = str(spec).partition(":")
-    if not sep:
-      raise ValueError(f"data.label_files.{name} must be 'LABEL_FILE:DATA_ROOT', got {spec!r}")
+    try:
+      label_spec, root = labels.split_source(str(spec))
+    except ValueError as e:
+      raise ValueError(f"data.label_files.{name}: {e}") from None
     label_file, subset = labels.parse_spec(label_spec)
     splits[name] = labels.read_labels(label_file, root, subset)
+  warn_overlaps(splits)
   return splits
+
+
+def warn_overlaps(splits: dict[str, list[labels.Entry]], max_listed: int = 20) -> None:
+  """Logs a warning per pair of splits sharing videos, listing (up to `max_listed` of) them."""
+  for (a, b), videos in labels.overlapping_videos(splits).items():
+    logging.warning("%d videos are in both split %r and split %r (first %d listed):\n  %s",
+                    len(videos), a, b, min(len(videos), max_listed),
+                    "\n  ".join(videos[:max_listed]))
 
 
 def load_splits(data_cfg: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
   """All labelled splits of the configured source (generating a synthetic set when needed)."""
   if data_cfg.source == "synthetic":
-    dataset = synthetic.ensure_dataset(os.path.join(cache_dir(data_cfg), "synthetic"),
-                                       synthetic.SyntheticSpec.from_config(data_cfg.synthetic))
+    dataset = synthetic.ensure_in_cache(cache_dir(data_cfg),
+                                        synthetic.SyntheticSpec.from_config(data_cfg.synthetic))
     return {name: labels.read_labels(path, dataset.root)
             for name, path in dataset.label_files.items()}
   if data_cfg.source == "synthetic_images":

@@ -55,7 +55,12 @@ into a temporary folder, writes the completion marker last and renames the folde
 an interrupted run never leaves a dataset that looks complete. Generation is deterministic per
 seed (each video has its own seed sequence), whatever the number of worker processes.
 
-CLI: python -m vqa_jax.data.synthetic --out DIR [--preset demo|tiny] [--seed N] [--force]
+A `MANIFEST.json` (every file's size and BLAKE2b digest) is checked whenever the cache is used: a
+file damaged after generation is named in a warning and the dataset regenerated.
+
+CLI: python -m vqa_jax.data.synthetic [--out CACHE_DIR] [--preset demo|tiny] [--seed N] [--force]
+(CACHE_DIR as the trainer's data.cache_dir / $VQA_JAX_CACHE, the default; the dataset goes in
+CACHE_DIR/synthetic/, where the trainer looks for it.)
 """
 
 import concurrent.futures
@@ -70,6 +75,7 @@ import tempfile
 import time
 from typing import Any, Callable, Iterable, Mapping
 
+from absl import logging
 import cv2
 import numpy as np
 
@@ -82,6 +88,8 @@ SPLITS = ("train", "test", "cross")
 SPLIT_DOMAIN = {"train": "A", "test": "A", "cross": "B"}
 VIDEO_EXT = ".avi"
 MARKER_FILE = "COMPLETE"
+MANIFEST_FILE = "MANIFEST.json"
+CACHE_SUBDIR = "synthetic"  # under the cache folder ($VQA_JAX_CACHE): where the trainer looks
 METADATA_FILE = "metadata.jsonl"
 SPEC_FILE = "spec.json"
 
@@ -775,29 +783,88 @@ def is_marked_complete(root: str, digest: str) -> bool:
     return False
 
 
+def _file_digest(path: str) -> str:
+  """BLAKE2b hex digest of a file's bytes."""
+  h = hashlib.blake2b(digest_size=16)
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+def _data_files(root: str) -> list[str]:
+  """Relative paths of the files under `root` that the manifest covers (all but itself)."""
+  return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root)
+                for f in files if f != MANIFEST_FILE)
+
+
+def write_manifest(root: str) -> None:
+  """Writes `MANIFEST_FILE`: {relative path: [size, BLAKE2b digest]} of every file under `root`."""
+  manifest = {rel: [os.path.getsize(os.path.join(root, rel)), _file_digest(os.path.join(root, rel))]
+              for rel in _data_files(root)}
+  with open(os.path.join(root, MANIFEST_FILE), "w", encoding="utf-8") as f:
+    json.dump(manifest, f, indent=0, sort_keys=True)
+
+
+def manifest_problems(root: str) -> list[str]:
+  """The files under `root` that differ from its manifest ('PATH: reason'); [] when intact."""
+  try:
+    with open(os.path.join(root, MANIFEST_FILE), encoding="utf-8") as f:
+      manifest = json.load(f)
+  except (OSError, ValueError):
+    return [f"{os.path.join(root, MANIFEST_FILE)}: missing or unreadable"]
+  problems = []
+  for rel, (size, digest) in manifest.items():
+    path = os.path.join(root, rel)
+    if not os.path.isfile(path):
+      problems.append(f"{path}: missing")
+    elif os.path.getsize(path) != size:
+      problems.append(f"{path}: {os.path.getsize(path)} bytes, {size} when generated")
+    elif _file_digest(path) != digest:
+      problems.append(f"{path}: content changed since it was generated")
+  return problems
+
+
+def is_intact(root: str, digest: str) -> bool:
+  """Whether `root` is marked complete for `digest` and every file matches its manifest.
+
+  A damaged copy is logged, naming (up to 5 of) its damaged files.
+  """
+  if not is_marked_complete(root, digest):
+    return False
+  problems = manifest_problems(root)
+  if problems:
+    logging.warning("cached data %s is damaged, regenerating it: %s%s", root,
+                    "; ".join(problems[:5]), f" (and {len(problems) - 5} more)"
+                    if len(problems) > 5 else "")
+  return not problems
+
+
 def cached_build(cache_dir: str, prefix: str, digest: str,
                  build: Callable[[str], object]) -> str:
-  """The cache folder of (`prefix`, `digest`), first filled by `build(tmp)` if it is missing.
+  """The cache folder of (`prefix`, `digest`), first filled by `build(tmp)` if missing or damaged.
 
-  `build` writes everything, `MARKER_FILE` holding `digest` last, into a temporary folder that is
-  then renamed into place, so a crash never leaves a folder that looks complete and concurrent
-  generators settle on one copy.
+  `build` writes everything, `MARKER_FILE` holding `digest` last, into a temporary folder; a
+  manifest of every file's size and digest is added and the folder renamed into place, so a crash
+  never leaves a folder that looks complete, concurrent generators settle on one copy, and a file
+  damaged later (truncated, overwritten) is found by `is_intact` and the copy regenerated.
   """
   root = cache_root(cache_dir, prefix, digest)
-  if is_marked_complete(root, digest):
+  if is_intact(root, digest):
     return root
   os.makedirs(cache_dir, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp", dir=cache_dir)
   try:
     build(tmp)
-    if os.path.isdir(root):  # A leftover without a valid marker: replace it.
-      if is_marked_complete(root, digest):  # Another process finished first.
+    write_manifest(tmp)
+    if os.path.isdir(root):  # A leftover without a valid marker, or damaged: replace it.
+      if is_intact(root, digest):  # Another process finished first.
         return root
       shutil.rmtree(root)
     try:
       os.rename(tmp, root)
     except OSError:
-      if not is_marked_complete(root, digest):  # Not a concurrent generator winning the race.
+      if not is_intact(root, digest):  # Not a concurrent generator winning the race.
         raise
   finally:
     if os.path.isdir(tmp):
@@ -822,6 +889,13 @@ def ensure_dataset(cache_dir: str, spec: SyntheticSpec,
                                   lambda tmp: generate(tmp, spec, num_workers)))
 
 
+def ensure_in_cache(cache_dir: str, spec: SyntheticSpec,
+                    num_workers: int | None = None) -> SyntheticDataset:
+  """`ensure_dataset` in `<cache_dir>/synthetic`, where the trainer (data.cache_dir or
+  $VQA_JAX_CACHE) and the CLI's --out look."""
+  return ensure_dataset(os.path.join(cache_dir, CACHE_SUBDIR), spec, num_workers)
+
+
 def split_statistics(dataset: SyntheticDataset) -> dict[str, dict[str, float]]:
   """MOS count/min/max/mean/std per split, read back from the label files."""
   stats = {}
@@ -841,8 +915,9 @@ def _define_flags() -> None:
   """Defines the command-line flags of `main`."""
   from absl import flags  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("out", None, "Cache folder; the dataset goes in a spec-hash subfolder.",
-                      required=True)
+  flags.DEFINE_string("out", None, "Cache folder as the trainer's data.cache_dir / $VQA_JAX_CACHE "
+                      "(default: that of the trainer); the dataset goes in "
+                      "OUT/synthetic/synthetic_<spec hash>, where the trainer looks.")
   flags.DEFINE_enum("preset", "demo", ["demo", "tiny"], "Dataset size preset.")
   flags.DEFINE_integer("seed", None, "Overrides the preset's seed.")
   flags.DEFINE_integer("workers", None, "Worker processes (default: 1 for small specs, else "
@@ -859,12 +934,14 @@ def main(argv: list[str]) -> None:
   spec = {"demo": SyntheticSpec.demo, "tiny": SyntheticSpec.tiny}[opts.preset]()
   if opts.seed is not None:
     spec = dataclasses.replace(spec, seed=opts.seed)
-  root = dataset_root(opts.out, spec)
+  from vqa_jax.data import sources  # pylint: disable=g-import-not-at-top  (imports this module)
+  out = opts.out or sources.default_cache_dir()
+  root = dataset_root(os.path.join(out, CACHE_SUBDIR), spec)
   reused = is_complete(root, spec) and not opts.force
   start = time.perf_counter()
   if opts.force and os.path.isdir(root):
     shutil.rmtree(root)
-  dataset = ensure_dataset(opts.out, spec, opts.workers)
+  dataset = ensure_in_cache(out, spec, opts.workers)
   seconds = time.perf_counter() - start
   print(f"root: {dataset.root}")
   for split, label_file in dataset.label_files.items():

@@ -34,6 +34,8 @@ import contextlib
 import dataclasses
 import math
 import os
+import stat
+import threading
 
 from absl import logging
 import cv2
@@ -84,12 +86,34 @@ def is_image(path: str) -> bool:
   return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
+def file_problem(path: str) -> str:
+  """Why `path` is not a readable, non-empty regular file ('' when it is one).
+
+  Tells a missing file from a broken or looping symbolic link, a folder and an unreadable file.
+  """
+  try:
+    st = os.stat(path)
+  except FileNotFoundError:
+    return ("broken symbolic link (its target does not exist)" if os.path.islink(path)
+            else "file does not exist")
+  except OSError as e:  # ELOOP (a symbolic link loop), EACCES on a parent folder, ...
+    return f"cannot be opened: {e.strerror}"
+  if stat.S_ISDIR(st.st_mode):
+    return "is a folder, not a file"
+  if not stat.S_ISREG(st.st_mode):
+    return "is not a regular file"
+  if not os.access(path, os.R_OK):
+    return "cannot be opened: permission denied"
+  if st.st_size == 0:
+    return "file is empty (0 bytes)"
+  return ""
+
+
 def _check_file(path: str) -> None:
-  """Raises VideoDecodeError when `path` is missing or empty."""
-  if not os.path.isfile(path):
-    raise VideoDecodeError(path, "file does not exist")
-  if os.path.getsize(path) == 0:
-    raise VideoDecodeError(path, "file is empty (0 bytes)")
+  """Raises VideoDecodeError naming `file_problem(path)` unless it is a readable, non-empty file."""
+  problem = file_problem(path)
+  if problem:
+    raise VideoDecodeError(path, problem)
 
 
 def read_image(path: str) -> np.ndarray:
@@ -244,6 +268,65 @@ def read_distinct_frames(path: str, indices: Sequence[int] | np.ndarray
     return _decode_needed(cap, path, needed), inverse
 
 
+class FrameShortfalls:
+  """Videos that decoded fewer frames than their container claims: path -> (claimed, decoded).
+
+  `read_sampled_frames` records each one (it re-samples from the frames that decode); callers
+  count them (`summary`) and put `warning(path)` in their output records. Thread-safe; per process.
+  """
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._counts: dict[str, tuple[int, int]] = {}
+
+  def record(self, path: str, claimed: int, decoded: int) -> None:
+    """Records that `path` claimed `claimed` frames but `decoded` decoded."""
+    with self._lock:
+      self._counts[path] = (claimed, decoded)
+
+  def get(self, path: str) -> tuple[int, int] | None:
+    """(claimed, decoded) of a recorded video, else None."""
+    with self._lock:
+      return self._counts.get(path)
+
+  def warning(self, path: str) -> str:
+    """The warning for an output record of `path` ('' when it decoded fully or was not read)."""
+    counts = self.get(path)
+    if counts is None:
+      return ""
+    return (f"decoded {counts[1]} of the {counts[0]} frames its container lists "
+            "(truncated or damaged file); sampled from those")
+
+  def __len__(self) -> int:
+    with self._lock:
+      return len(self._counts)
+
+  def summary(self) -> str:
+    """'N videos decoded fewer frames than their container lists: PATH (decoded/claimed), ...'."""
+    with self._lock:
+      items = sorted(self._counts.items())
+    listed = ", ".join(f"{p} ({d}/{c})" for p, (c, d) in items[:20])
+    return (f"{len(items)} videos decoded fewer frames than their container lists"
+            + (f": {listed}" if items else ""))
+
+
+SHORTFALLS = FrameShortfalls()
+
+
+def open_problem(path: str) -> str:
+  """Why `path` cannot be opened as a video ('' when it can): the container is probed, no frame
+  decoded (an image is decoded, its only frame). Cheap enough to check every split up front."""
+  try:
+    if is_image(path):
+      read_image(path)
+    else:
+      with _capture(path) as cap:
+        _metadata(cap)
+  except VideoDecodeError as e:
+    return e.reason
+  return ""
+
+
 def read_sampled_frames(path: str,
                         choose_indices: Callable[[VideoInfo], Sequence[int] | np.ndarray]
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -269,6 +352,7 @@ def read_sampled_frames(path: str,
       except FrameIndexError as e:
         logging.warning("%s: metadata says %d frames but %d decode; re-sampling from those.",
                         path, info.num_frames, e.num_decodable)
+        SHORTFALLS.record(path, info.num_frames, e.num_decodable)
         info = dataclasses.replace(info, num_frames=e.num_decodable)
     else:
       info = _counted(path, cap, info)

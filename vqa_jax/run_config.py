@@ -1,0 +1,161 @@
+"""A run's config stored in its workdir, and the check that a resumed run keeps it.
+
+`write_config(workdir, config)` writes `<workdir>/config.json` (read back by `read_config`) and
+`<workdir>/config.txt` (the same config as ml_collections prints it, for people).
+`check_resume(workdir, config, allow_change)` compares the stored config of a workdir that already
+holds checkpoints with the new one, field by field (dotted names):
+
+- fields that decide the train state's shapes (`SHAPE_FIELDS`: the model's architecture, the
+  optimizer, the perturbation's carried state) can never change: `ConfigMismatch` lists them;
+- fields that only change bookkeeping (`FREE_FIELDS`: logging, checkpoint and evaluation cadence,
+  train.steps to train on), and fields the stored config lacks (added by a newer version), are
+  logged and accepted;
+- any other difference (learning rate, perturbation, data, ...) would mix two runs in one record:
+  `ConfigMismatch` lists them unless `allow_change` (main's `--allow_config_change`), which logs
+  them as warnings and appends them to `<workdir>/config_changes.jsonl`.
+
+The stored config is then replaced by the new one. A workdir without checkpoints has nothing to mix:
+its config is simply (re)written.
+"""
+
+import json
+import os
+import time
+
+from absl import logging
+import ml_collections
+
+CONFIG_JSON = "config.json"
+CONFIG_TEXT = "config.txt"
+CHANGES_JSONL = "config_changes.jsonl"
+CHECKPOINT_DIRS = ("checkpoints", os.path.join("best", "checkpoints"))
+
+# Prefixes (a section ends in '.') of fields that change the shapes of the train state.
+SHAPE_FIELDS = ("model.", "train.optimizer", "perturb.every_k")
+# Model fields that change how it computes, not what it holds (still checked as other fields).
+_COMPUTE_ONLY_MODEL_FIELDS = ("model.remat", "model.remat_policy", "model.dtype",
+                              "model.drop_path_rate", "model.head_dropout")
+FREE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every", "train.eval_every",
+               "train.max_checkpoints", "log.", "checkpoint.", "eval.batch_size",
+               "eval.report_best_per_metric", "data.cache_dir", "data.on_bad_video")
+
+
+class ConfigMismatch(ValueError):
+  """A resumed run's config differs from the stored one in fields that may not change."""
+
+
+def _plain(config: ml_collections.ConfigDict) -> dict:
+  """The config as JSON-typed nested dicts (tuples become lists; other objects their repr)."""
+  return json.loads(json.dumps(config.to_dict(), default=repr, sort_keys=True))
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes `config` to `<workdir>/config.json` and `<workdir>/config.txt` (atomically each)."""
+  os.makedirs(workdir, exist_ok=True)
+  for name, text in ((CONFIG_JSON, json.dumps(_plain(config), indent=2, sort_keys=True) + "\n"),
+                     (CONFIG_TEXT, str(config))):
+    path = os.path.join(workdir, name)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict | None:
+  """The config stored in `workdir` (None if there is none); a corrupt file is an error naming it."""
+  path = os.path.join(workdir, CONFIG_JSON)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      return ml_collections.ConfigDict(json.load(f))
+  except ValueError as e:
+    raise ValueError(f"{path}: not a stored config ({e}); move it away to start afresh") from None
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+  """{'a': {'b': 1}} -> {'a.b': 1}."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+_ABSENT = "<absent>"
+
+
+def differences(stored: ml_collections.ConfigDict,
+                current: ml_collections.ConfigDict) -> dict[str, tuple]:
+  """{dotted field: (stored value, current value)} of the fields that differ ('<absent>' if new)."""
+  old, new = flatten(_plain(stored)), flatten(_plain(current))
+  return {k: (old.get(k, _ABSENT), new.get(k, _ABSENT))
+          for k in sorted(set(old) | set(new)) if old.get(k, _ABSENT) != new.get(k, _ABSENT)}
+
+
+def _matches(field: str, prefixes: tuple[str, ...]) -> bool:
+  """Whether `field` is one of `prefixes` or inside a section prefix ('model.')."""
+  return any(field == p or (p.endswith(".") and field.startswith(p)) for p in prefixes)
+
+
+def field_kind(field: str) -> str:
+  """'shape', 'free' or 'other' (see the module docstring)."""
+  if _matches(field, SHAPE_FIELDS) and field not in _COMPUTE_ONLY_MODEL_FIELDS:
+    return "shape"
+  return "free" if _matches(field, FREE_FIELDS) else "other"
+
+
+def has_checkpoints(workdir: str) -> bool:
+  """Whether `workdir` holds a checkpoint step (finished or not) to resume from."""
+  for sub in CHECKPOINT_DIRS:
+    folder = os.path.join(workdir, sub)
+    if os.path.isdir(folder) and any(n.split(".")[0].isdigit() for n in os.listdir(folder)):
+      return True
+  return False
+
+
+def _listing(changes: dict[str, tuple]) -> str:
+  """One 'field: old -> new' line per change."""
+  return "\n".join(f"  {k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+
+
+def check_resume(workdir: str, config: ml_collections.ConfigDict, allow_change: bool = False,
+                 write: bool = True) -> dict[str, tuple]:
+  """Checks `config` against the stored one of a resumed workdir, then stores it; returns changes.
+
+  Raises ConfigMismatch listing the fields that may not change (module docstring). `write=False`
+  (processes other than 0) checks without writing.
+  """
+  stored = read_config(workdir)
+  resuming = has_checkpoints(workdir)
+  changes = differences(stored, config) if stored is not None and resuming else {}
+  kinds = {k: "free" if old == _ABSENT else field_kind(k) for k, (old, _) in changes.items()}
+  by_kind = {kind: {k: v for k, v in changes.items() if kinds[k] == kind}
+             for kind in ("shape", "other", "free")}
+  where = os.path.join(workdir, CONFIG_JSON)
+  if by_kind["shape"]:
+    raise ConfigMismatch(
+        f"{workdir} holds a run whose train state has other shapes; these fields differ from its "
+        f"stored config ({where}):\n{_listing(by_kind['shape'])}\nUse a new --workdir.")
+  if by_kind["other"] and not allow_change:
+    raise ConfigMismatch(
+        f"resuming {workdir} with a config that differs from the stored one ({where}) would mix "
+        f"two runs:\n{_listing(by_kind['other'])}\nUse a new --workdir, or pass "
+        f"--allow_config_change to continue with the new values (recorded in {CHANGES_JSONL}).")
+  if by_kind["other"]:
+    logging.warning("resuming %s with changed config (--allow_config_change):\n%s", workdir,
+                    _listing(by_kind["other"]))
+  if by_kind["free"]:
+    logging.info("resuming %s with changed bookkeeping fields:\n%s", workdir,
+                 _listing(by_kind["free"]))
+  if resuming and stored is None:
+    logging.warning("%s has checkpoints but no stored config (an older run); storing this one",
+                    workdir)
+  if write and (stored is None or changes or not resuming):
+    if changes:
+      with open(os.path.join(workdir, CHANGES_JSONL), "a", encoding="utf-8") as f:
+        f.write(json.dumps({"time": time.time(), "changes": {k: list(v) for k, v in
+                                                               changes.items()}}) + "\n")
+    write_config(workdir, config)
+  return changes

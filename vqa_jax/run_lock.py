@@ -1,0 +1,138 @@
+"""One run per workdir: `<workdir>/run.lock` holds the owner's pid and host while it trains.
+
+The lock file is created atomically (O_EXCL); a second trainer on the same workdir fails at once
+with `WorkdirLocked` naming the holder. The holder's heartbeat thread touches the file every
+`heartbeat_s` seconds. A lock is stale, and is taken over with a warning, when its process is gone
+(same host: the pid is not running) or its heartbeat is older than `stale_after_s` (any host, e.g. a
+node that died on a shared file system). Only the owner removes its lock on release.
+"""
+
+import json
+import os
+import socket
+import threading
+import time
+
+from absl import logging
+
+LOCK_NAME = "run.lock"
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 300.0
+
+
+class WorkdirLocked(RuntimeError):
+  """The workdir is held by another live run; the message names its pid, host and lock file."""
+
+
+def lock_path(workdir: str) -> str:
+  """The lock file of `workdir`."""
+  return os.path.join(workdir, LOCK_NAME)
+
+
+def read_holder(path: str) -> dict:
+  """The holder record of a lock file ({} when it is empty or not JSON: being written, or torn)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      holder = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return holder if isinstance(holder, dict) else {}
+
+
+def pid_running(pid: int) -> bool:
+  """Whether a process with this pid exists on this host."""
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # exists, owned by someone else
+  return True
+
+
+def stale_reason(holder: dict, age_s: float, stale_after_s: float) -> str:
+  """Why a lock with this holder and heartbeat age is stale, or '' while its holder looks alive."""
+  if age_s > stale_after_s:
+    return f"no heartbeat for {age_s:.0f} s"
+  if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+    if not pid_running(holder["pid"]):
+      return f"pid {holder['pid']} is not running"
+  return ""
+
+
+class WorkdirLock:
+  """Context manager holding `<workdir>/run.lock` (see the module docstring)."""
+
+  def __init__(self, workdir: str, heartbeat_s: float = HEARTBEAT_S,
+               stale_after_s: float = STALE_AFTER_S):
+    self.path = lock_path(workdir)
+    self.heartbeat_s = heartbeat_s
+    self.stale_after_s = stale_after_s
+    self.record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    self._stop = threading.Event()
+    self._thread = None
+
+  def acquire(self) -> None:
+    """Creates the lock file, taking over a stale one; raises WorkdirLocked if a live run holds it."""
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    for _ in range(3):  # a stale lock removed by us (or by a racing taker) gives way to a retry
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        fd = None
+      if fd is None:  # outside the except block: a WorkdirLocked traceback shows only itself
+        self._handle_existing()
+        continue
+      with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(self.record, f)
+      self._thread = threading.Thread(target=self._beat, name="run-lock-heartbeat", daemon=True)
+      self._thread.start()
+      return
+    raise WorkdirLocked(f"could not take {self.path}: other runs keep creating it")
+
+  def _handle_existing(self) -> None:
+    """Removes a stale lock (warning) or raises WorkdirLocked naming the live holder."""
+    holder = read_holder(self.path)
+    try:
+      age = time.time() - os.path.getmtime(self.path)
+    except FileNotFoundError:
+      return  # released meanwhile: retry
+    reason = stale_reason(holder, age, self.stale_after_s)
+    if not reason:
+      started = time.strftime("%Y-%m-%d %H:%M:%S",
+                              time.localtime(holder.get("started", time.time())))
+      raise WorkdirLocked(
+          f"workdir {os.path.dirname(self.path)} is in use by pid {holder.get('pid', '?')} on host "
+          f"{holder.get('host', '?')} (since {started}, heartbeat {age:.0f} s ago): one run per "
+          f"workdir. Use another --workdir, or stop that run; a lock whose run is gone is taken "
+          f"over automatically ({self.path})")
+    logging.warning("taking over the stale lock %s of pid %s on host %s: %s", self.path,
+                    holder.get("pid", "?"), holder.get("host", "?"), reason)
+    try:
+      os.remove(self.path)
+    except FileNotFoundError:
+      pass
+
+  def _beat(self) -> None:
+    """Touches the lock file every heartbeat_s seconds until released."""
+    while not self._stop.wait(self.heartbeat_s):
+      try:
+        os.utime(self.path)
+      except OSError:
+        pass
+
+  def release(self) -> None:
+    """Stops the heartbeat and removes the lock file if it is still this run's."""
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join()
+      self._thread = None
+    if read_holder(self.path) == self.record:
+      os.remove(self.path)
+
+  def __enter__(self):
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc_info):
+    self.release()
