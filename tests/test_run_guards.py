@@ -179,7 +179,7 @@ def test_truncated_latest_checkpoint_falls_back_and_is_set_aside(tmp_path, caplo
   step, state, unreadable = checkpointing.restore_newest_readable(manager, target)
   assert step == 3 and [s for s, _ in unreadable] == [6] and "OUT_OF_RANGE" in unreadable[0][1]
   np.testing.assert_array_equal(state["a"], 3.0 * np.arange(1000))
-  assert f"checkpoints/6 is unreadable" in caplog.text
+  assert "checkpoints/6 is unreadable" in caplog.text
   assert manager.all_steps() == [3, 6]  # restore_newest_readable moves nothing (score's use)
   state = checkpointing.restore_latest(manager, target, set_aside_unreadable=True)
   np.testing.assert_array_equal(state["a"], 3.0 * np.arange(1000))

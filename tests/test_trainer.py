@@ -60,7 +60,8 @@ def selection_config():
 def saved_params(workdir):
   """{'params', 'ema_params'} of the newest checkpoint in `workdir`, as numpy arrays."""
   manager = checkpointing.checkpoint_manager(workdir)
-  restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+  with checkpointing.finishing(manager):  # closed: no orbax thread outlives it
+    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
   return jax.device_get({"params": restored["params"], "ema_params": restored["ema_params"]})
 
 
@@ -248,7 +249,8 @@ def test_error_right_after_an_async_save_leaves_that_step_restorable(smoke_run, 
     trainer.train(selection_config(), workdir)
   assert finished_steps(workdir) == ["3"]  # step 3's save, started just before, completed
   manager = checkpointing.checkpoint_manager(workdir)
-  assert manager.restore(3, args=ocp.args.StandardRestore())["step"] == 3
+  with checkpointing.finishing(manager):
+    assert manager.restore(3, args=ocp.args.StandardRestore())["step"] == 3
   assert not os.path.exists(os.path.join(workdir, "run.lock"))  # released
 
 
