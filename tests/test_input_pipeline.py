@@ -108,7 +108,15 @@ def test_missing_file_raises_naming_it(entries, tmp_path, build):
   missing = str(tmp_path / "not_there.mp4")
   with pytest.raises(FileNotFoundError, match=r"1 of 6 videos are missing") as e:
     build(entries + [Entry(missing, 1.0)])
-  assert missing in str(e.value)
+  assert f"{missing} (file does not exist)" in str(e.value)
+
+
+def test_symlink_loop_is_named_as_such(entries, tmp_path):
+  loop = tmp_path / "loop.mp4"
+  loop.symlink_to(loop)
+  with pytest.raises(FileNotFoundError, match=r"1 of 6 videos are missing") as e:
+    input_pipeline.eval_dataset(entries + [Entry(str(loop), 1.0)], SAMPLING, 2, 1)
+  assert f"{loop} (cannot be opened: Too many levels of symbolic links)" in str(e.value)
 
 
 def test_bad_file_in_dataset_raises_naming_it(entries, tmp_path):

@@ -144,12 +144,13 @@ def check_policy(on_bad_video: str) -> None:
 
 
 def check_videos_exist(entries: list[labels.Entry]) -> None:
-  """Raises FileNotFoundError listing (up to 20 of) the entries whose video file is missing."""
+  """Raises FileNotFoundError listing (up to 20 of) the missing videos, each with why (link loop, ...)."""
   if not entries:
     raise ValueError("no entries to build a dataset from")
   missing = labels.missing_videos(entries)
   if missing:
-    listed = "\n  ".join(missing[:_MAX_LISTED_MISSING])
+    listed = "\n  ".join(f"{path} ({video_io.file_problem(path) or 'missing'})"
+                          for path in missing[:_MAX_LISTED_MISSING])
     raise FileNotFoundError(f"{len(missing)} of {len(entries)} videos are missing (first "
                             f"{min(len(missing), _MAX_LISTED_MISSING)} listed):\n  {listed}")
 
