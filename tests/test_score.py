@@ -35,6 +35,7 @@ from vqa_jax import score
 from vqa_jax import sharding
 from vqa_jax import train_step
 from vqa_jax.data import sampling
+from vqa_jax.data import video_io
 from vqa_jax.models.model import build_model
 from vqa_jax.models.model import video_score
 
@@ -124,6 +125,25 @@ def test_run_reports_failures_and_writes_csv(setup, tmp_path, capsys):
   progress = capsys.readouterr().err  # the tqdm bar: count, rate, failures
   assert "3/3" in progress and "video/s" in progress and "failed=1" in progress
   assert "no calibration" in progress
+
+
+def test_a_video_decoding_short_is_scored_with_a_warning(setup, tmp_path, capsys):
+  whole = write_video(tmp_path / "whole.mkv", random_frames(30, 40, 48, seed=5))
+  data = open(whole, "rb").read()
+  cut = tmp_path / "cut.mkv"  # lists 30 frames; the first 30% of the bytes decode a few of them
+  cut.write_bytes(data[:int(len(data) * 0.3)])
+  out = io.StringIO()
+  csv_path = tmp_path / "scores.csv"
+  assert score.run(setup["config"], str(setup["root"] / "ckpt"), [str(cut), whole], str(csv_path),
+                   out=out) == 0
+  cut_row, whole_row = [json.loads(line) for line in out.getvalue().splitlines()]
+  claimed, decoded = 30, video_io.SHORTFALLS.get(str(cut))[1]
+  assert 0 < decoded < claimed
+  assert cut_row["warning"].startswith(f"decoded {decoded} of the {claimed} frames")
+  assert isinstance(cut_row["score"], float) and "warning" not in whole_row
+  rows = list(csv.DictReader(csv_path.open()))
+  assert rows[0]["warning"] == cut_row["warning"] and rows[1]["warning"] == ""
+  assert "1 videos decoded fewer frames" in capsys.readouterr().err
 
 
 def test_run_succeeds_when_all_readable(setup):

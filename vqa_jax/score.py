@@ -213,14 +213,17 @@ def score_video(config: ml_collections.ConfigDict, map_fn: MapFn, path: str,
 def score_videos(videos: list[str], score: Callable[[str, str | None], dict],
                  png_paths: list[str | None] | None = None) -> Iterator[dict]:
   """`score(path, png_path)` per video, or `{'path', 'error'}` for one that cannot be read;
-  each row also names the file's size and mtime_ns (what --resume compares)."""
+  each row also names the file's size and mtime_ns (what --resume compares), and a video that
+  decoded fewer frames than its container lists has a `warning` saying so."""
   for video, png_path in zip(videos, png_paths or [None] * len(videos)):
     _, size, mtime_ns = score_output.file_key(video)
     try:
       result = score(video, png_path)
     except READ_ERRORS as e:
       result = {"path": video, "error": f"{type(e).__name__}: {e}"}
-    yield {**result, "size": size, "mtime_ns": mtime_ns}
+    warning = video_io.SHORTFALLS.warning(video)
+    yield {**result, **({"warning": warning} if warning else {}), "size": size,
+           "mtime_ns": mtime_ns}
 
 
 def shard(videos: list, num_shards: int, shard_index: int) -> list:
@@ -290,7 +293,7 @@ def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str]
   print(f"scoring with {pretrained.describe(checkpoint)}, '{params_key}'", file=sys.stderr)
   score_one = load_scorer(config, checkpoint, use_ema, clip_chunk,
                           per_video_scale=per_video_scale)
-  failed = 0
+  failed = warned = 0
   with score_output.ResultFiles(jsonl_path, csv_path, resume,
                                 write_header=shard_index == 0) as files:
     todo = set(score_output.pending([v for v, _ in pairs], files.done))
@@ -303,8 +306,12 @@ def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str]
         print(json.dumps(result), file=out, flush=True)
         files.write(result)
         failed += "error" in result
+        warned += "warning" in result
         bar.set_postfix(failed=failed, refresh=False)
         bar.update()
+  if warned:
+    print(f"{warned} videos decoded fewer frames than their container lists (their rows have a "
+          "'warning')", file=sys.stderr)
   if not videos:
     print("no videos found", file=sys.stderr)
   return 1 if not videos or failed else 0

@@ -18,7 +18,7 @@ import json
 import os
 from typing import Iterable
 
-CSV_FIELDS = ("path", "score", "mos", "score_01", "error", "size", "mtime_ns")
+CSV_FIELDS = ("path", "score", "mos", "score_01", "error", "warning", "size", "mtime_ns")
 Key = tuple[str, int, int]  # (path, size, mtime_ns)
 
 
