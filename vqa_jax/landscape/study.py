@@ -39,6 +39,7 @@ from vqa_jax.landscape import surface
 VARIANTS = {
     "baseline": {"perturb.kind": "none"},
     "awp": {"perturb.kind": "awp", "perturb.gamma": 1e-3},
+    "awp_1e-4": {"perturb.kind": "awp", "perturb.gamma": 1e-4},  # the paper's γ (its code, README)
     "rwp": {"perturb.kind": "rwp", "perturb.gamma": 1e-3},
     "wd": {"perturb.kind": "none", "train.weight_decay": 0.5},
     # Larger AWP radii: flatness that varies within a seed, for the within-seed correlation.
@@ -72,20 +73,33 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   return namespace["get_config"]()
 
 
-def run_config(base: ml_collections.ConfigDict, variant: str, seed: int,
-               steps: int) -> ml_collections.ConfigDict:
-  """The base config with the variant's overrides, the seed and the step budget."""
+def apply_variant(base: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+  """A copy of the base config with the variant's overrides."""
   if variant not in VARIANTS:
     raise ValueError(f"unknown variant {variant!r}; known: {list(VARIANTS)}")
   config = ml_collections.ConfigDict(base.to_dict())
   for key, value in VARIANTS[variant].items():
     section, field = key.split(".")
     config[section][field] = value
+  return config
+
+
+def run_config(base: ml_collections.ConfigDict, variant: str, seed: int,
+               steps: int) -> ml_collections.ConfigDict:
+  """The base config with the variant's overrides, the seed and the step budget."""
+  config = apply_variant(base, variant)
   config.seed = seed
   config.train.steps = config.train.cosine_steps = steps
   config.train.checkpoint_every = steps
   config.train.log_every = max(steps // 6, 1)
   return config
+
+
+def study_analysis_config(line_points: int, plane_points: int) -> analysis.AnalysisConfig:
+  """The study's measurement settings (cheaper than AnalysisConfig's defaults)."""
+  return analysis.AnalysisConfig(line_points=line_points, plane_points=plane_points,
+                                 sharpness_alpha=0.1, power_iters=8, hutchinson_probes=6,
+                                 ball_steps=3)
 
 
 def fixed_sets(config: ml_collections.ConfigDict, train_videos: int) -> dict:
@@ -119,9 +133,7 @@ def main(argv):
     return
   os.makedirs(os.path.join(out, "runs"), exist_ok=True)
   base = load_config(FLAGS.config)
-  cfg = analysis.AnalysisConfig(line_points=FLAGS.line_points, plane_points=FLAGS.plane_points,
-                                sharpness_alpha=0.1, power_iters=8, hutchinson_probes=6,
-                                ball_steps=3)
+  cfg = study_analysis_config(FLAGS.line_points, FLAGS.plane_points)
   analyzer = analysis.build_analyzer(base, cfg)
   sets = fixed_sets(base, FLAGS.train_videos)
   runs = {}

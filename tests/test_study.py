@@ -1,0 +1,118 @@
+"""`python -m vqa_jax.study` (issue 21): pairing checked on the trainer's own inputs, the report,
+and (slow) a tiny study end to end: pretraining, two seeds x {baseline, AWP}, both protocols."""
+
+import json
+import os
+
+import pytest
+
+from tests.test_trainer import load_config
+from vqa_jax import finetune
+from vqa_jax.landscape import analysis
+from vqa_jax.study import pairing
+from vqa_jax.study import protocols
+from vqa_jax.study import records
+from vqa_jax.study import report
+from vqa_jax.study import runner
+from vqa_jax.data import sources
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
+
+def study_base():
+  """The smoke config as a study's base: fine-tuning on domain B's 8 videos, 4 / 4."""
+  config = load_config("smoke")
+  config.perturb.kind = "none"
+  config.finetune.dataset = "cross"
+  config.finetune.train_fraction = 0.5
+  return config
+
+
+def test_variants_share_init_batches_and_rng_with_their_baseline(tmp_path, monkeypatch):
+  """Fingerprints through the trainer's init and loader: equal within a seed, not across seeds."""
+  monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path / "cache"))
+  base = study_base()
+  splits = sources.load_splits(base.data)
+  prints = {(v, s): pairing.fingerprint(protocols.cross_config(base, v, s, 2, ""), splits)
+            for v in ("baseline", "awp", "wd") for s in (0, 1)}
+  pairing.check_pairs(prints)
+  for field in pairing.FIELDS:
+    assert prints["baseline", 0][field] != prints["baseline", 1][field], field
+  # Fine-tuning: the split of a seed, its batches and keys are the variant's as the baseline's.
+  ft = {(v, 0): pairing.fingerprint(*protocols.finetune_splits(protocols.finetune_config(
+      base, v, 0, "", 2, 1, "variant"))) for v in ("baseline", "awp")}
+  pairing.check_pairs(ft)
+  other = pairing.fingerprint(*protocols.finetune_splits(protocols.finetune_config(
+      base, "baseline", 1, "", 2, 1)))
+  assert other["batches"] != ft["baseline", 0]["batches"]
+
+
+def test_finetune_config_keeps_the_reference_plain_fine_tuning_by_default():
+  base = study_base()
+  plain = protocols.finetune_config(base, "awp", 3, "/init", 2, 1)
+  assert (plain.perturb.kind, plain.finetune.seeds, plain.init.checkpoint) == ("none", (3,), "/init")
+  assert protocols.finetune_config(base, "awp", 3, "/init", 2, 1, "variant").perturb.kind == "awp"
+
+
+def _ft_record(variant, seed, srcc):
+  final = {"raw": {"srcc": {"mean": srcc, "std": 0.0}, "plcc": {"mean": srcc, "std": 0.0}}}
+  return {"name": f"{variant}_s{seed}", "variant": variant, "seed": seed,
+          "result": {"final": final}, "pairing": {"init": variant, "batches": "b", "rng": "r"}}
+
+
+def test_report_tables_and_plot_from_records(tmp_path):
+  runs = {"finetune": {f"{v}_s{s}": _ft_record(v, s, x) for v, s, x in
+                       [("baseline", 0, 0.5), ("baseline", 1, 0.6), ("baseline", 2, 0.7),
+                        ("awp", 0, 0.6), ("awp", 1, 0.7), ("awp", 2, 0.8)]}}
+  meta = {"command": "cmd", "regime": "regime", "model": "raw", "confidence": 0.95}
+  path = report.write_report(str(tmp_path), meta, runs)
+  text = open(path).read()
+  row = next(line for line in text.splitlines() if line.startswith(f"| awp | "
+                                                                  f"{finetune.TEST_SPLIT}_srcc"))
+  assert "+0.1000 [+0.1000, +0.1000]" in row and "variant higher" in row
+  rel = (0.1 / 0.5 + 0.1 / 0.6 + 0.1 / 0.7) / 3 * 100
+  assert f"{rel:+.4f}%" in row
+  assert os.path.exists(tmp_path / "figures" / "finetune_deltas.png")
+  study = json.load(open(tmp_path / "study.json"))
+  assert len(study["comparisons"]) == 2  # srcc and plcc
+  runs["finetune"]["awp_s1"]["pairing"]["batches"] = "other"
+  with pytest.raises(ValueError, match="awp seed 1: batches differs"):
+    report.write_report(str(tmp_path), meta, runs)
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end(tmp_path, monkeypatch):
+  """Pretraining, 2 seeds x {baseline, AWP}: cross-dataset (with flatness), fine-tuning, report."""
+  monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path / "cache"))
+  cfg = analysis.AnalysisConfig(line_points=5, plane_points=0, num_directions=1, power_iters=1,
+                                hutchinson_probes=2, ball_steps=1)
+  options = runner.StudyOptions(seeds=(0, 1), variants=("baseline", "awp"), steps=2,
+                                pretrain_steps=2, pretrain_videos=16, finetune_epochs=2,
+                                probe_epochs=1, train_videos=8, analysis_config=cfg)
+  out = tmp_path / "study"
+  path = runner.run_study(study_base(), str(out), options)
+  text = open(path).read()
+  for heading in ("## Cross-dataset", "## Fine-tuning", "## Flatness"):
+    assert heading in text
+  study = json.load(open(out / "study.json"))
+  outcomes = {(r["protocol"], r["outcome"]) for r in study["comparisons"]}
+  assert ("cross", "cross_srcc") in outcomes and ("finetune", "ft_test_srcc") in outcomes
+  assert os.path.exists(out / "cross" / "report.md")
+  assert os.path.exists(out / "figures" / "cross_deltas.png")
+  # The pairing is checked independently of the digests: the first logged training step's clean
+  # loss (same weights, batch and dropout key) is the baseline's exactly, and not the other seed's.
+  first_loss = {}
+  for name in ("baseline_s0", "awp_s0", "baseline_s1"):
+    with open(out / "cross" / "work" / name / "metrics.jsonl") as f:
+      first = json.loads(f.readline())
+    assert first["step"] == 1
+    first_loss[name] = first["loss"]
+  assert first_loss["awp_s0"] == first_loss["baseline_s0"] != first_loss["baseline_s1"]
+  # Every fine-tuning run starts from its own variant's cross-dataset model.
+  ft = records.load_protocol(str(out), "finetune")
+  assert ft["awp_s1"]["init"].endswith(os.path.join("cross", "work", "awp_s1"))
+  assert ft["awp_s1"]["pairing"]["init"] != ft["baseline_s1"]["pairing"]["init"]
+  # The report is rebuilt from the records alone.
+  os.remove(path)
+  rebuilt = report.rebuild(str(out), "rebuild")
+  assert open(rebuilt).read().count("| awp |") == open(out / "report.md").read().count("| awp |")

@@ -1,0 +1,124 @@
+"""The study's report: OUT/study.json and OUT/report.md (paired tables, forest plots, flatness).
+
+The cross-dataset runs are landscape-study runs, so their flatness report is the landscape study's
+(`landscape.study_report.save_study` into OUT/cross/: landscapes, sharpness, pooled and within-seed
+correlations with the gaps, scatter plots); OUT/report.md carries its within-seed correlation table
+and links to it. `rebuild` redoes everything from the stored records (`--report_only`).
+"""
+
+import json
+import math
+import os
+from typing import Any, Mapping, Sequence
+
+from vqa_jax.landscape import study_records
+from vqa_jax.landscape import study_report
+from vqa_jax.study import forest
+from vqa_jax.study import records
+
+TITLES = {"cross": "Cross-dataset (train on the labelled set, test zero-shot)",
+          "finetune": "Fine-tuning (from each variant's cross-dataset model; linear probe, then "
+                      "full fine-tuning on the target's split of the same seed)"}
+
+
+def _interval(stats: Mapping[str, float], scale: float = 1.0, unit: str = "") -> str:
+  """'+m [lo, hi]unit', or '+m (no interval)' when there is none."""
+  mean = f"{stats['mean'] * scale:+.4f}{unit}"
+  if math.isnan(stats["ci_low"]):
+    return mean + " (no interval: 1 pair)"
+  return f"{mean} [{stats['ci_low'] * scale:+.4f}, {stats['ci_high'] * scale:+.4f}]{unit}"
+
+
+def verdict(row: Mapping[str, Any]) -> str:
+  """What the interval supports: better, worse, or no difference shown."""
+  if not row["excludes_zero"]:
+    return "not shown (interval contains 0)"
+  return "variant higher" if row["delta"]["mean"] > 0 else "variant lower"
+
+
+def comparison_table(rows: Sequence[Mapping[str, Any]], confidence: float) -> list[str]:
+  """Markdown table: one line per (variant, outcome) with both deltas, their CIs and t-test p."""
+  pct = int(round(confidence * 100))
+  header = ["variant", "outcome", "pairs", "baseline", "variant mean",
+            f"Δ absolute [{pct}% CI]", f"Δ relative [{pct}% CI]", "paired t p", "verdict"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in rows:
+    cells = [r["variant"], r["outcome"], str(r["n"]), f"{r['baseline_mean']:.4f}",
+             f"{r['variant_mean']:.4f}",
+             _interval(r["delta"]), _interval(r["relative"], 100.0, "%"),
+             f"{r['t_pvalue']:.3g}", verdict(r)]
+    lines.append("| " + " | ".join(cells) + " |")
+  return lines
+
+
+def pairing_lines(protocol: str, runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+  """Per run its fingerprint digests (8 hex digits) and what it must share with its baseline."""
+  shared = records.PAIRED_FIELDS[protocol]
+  lines = [f"Shared with the same seed's baseline (checked before the report was written): "
+           f"{', '.join(shared)}.", "", "| run | init | batches | rng |", "|---|---|---|---|"]
+  for name, run in runs.items():
+    fp = run["pairing"]
+    lines.append(f"| {name} | {fp['init'][:8]} | {fp['batches'][:8]} | {fp['rng'][:8]} |")
+  return lines
+
+
+def _flatness_lines(out: str, meta: Mapping[str, Any], runs: Mapping[str, dict]) -> list[str]:
+  """Writes the landscape report of the cross-dataset runs; the lines that summarise it here."""
+  cross_out = os.path.join(out, "cross")
+  path = study_report.save_study(cross_out, meta["landscape"], runs, None)
+  correlations = study_records.load_json(os.path.join(cross_out, "study.json"))["correlations"]
+  lines = ["## Flatness and the generalisation gaps (cross-dataset runs)", "",
+           f"Full landscape report: [{os.path.relpath(path, out)}]({os.path.relpath(path, out)}) "
+           "(landscapes, sharpness per variant, paired sharpness, scatter plots).", ""]
+  if correlations.get("within_seed"):
+    lines += ["Within seed: each seed's mean removed, so only differences between variants of the "
+              "same init and data order count.", ""]
+    lines += study_report.correlation_lines(correlations)
+  else:
+    lines.append("(within-seed correlations need >= 2 variants per seed and a degree of freedom)")
+  return lines
+
+
+def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[str, dict]]) -> str:
+  """Writes OUT/study.json, OUT/report.md and OUT/figures/; returns the report's path."""
+  fig_dir = os.path.join(out, "figures")
+  os.makedirs(fig_dir, exist_ok=True)
+  confidence = meta["confidence"]
+  lines = ["# The paper's claims in its regime: cross-dataset, fine-tuning, flatness", "",
+           f"Command: `{meta['command']}`", "", meta["regime"], "",
+           f"Outcomes are the {meta['model']} model's test metrics. Δ absolute = variant − "
+           "baseline of the same seed; Δ relative = that over |baseline| (the paper does not say "
+           f"which its 'up to 1.8%' / 'up to 3%' are). Intervals: {int(confidence * 100)}% "
+           "percentile bootstrap of the mean paired delta (scipy.stats.bootstrap, 9999 "
+           "resamples); with fewer than about 5 pairs they are too narrow to trust. A verdict "
+           "other than 'not shown' needs the interval to exclude 0.", ""]
+  all_rows = []
+  for protocol, protocol_runs in runs.items():
+    if not protocol_runs:
+      continue
+    records.check_pairing(protocol, protocol_runs)
+    rows = records.comparisons(protocol, protocol_runs, meta["model"], confidence)
+    all_rows += rows
+    lines += [f"## {TITLES[protocol]}", ""] + comparison_table(rows, confidence) + [""]
+    if rows:
+      path = forest.forest_plot(rows, os.path.join(fig_dir, f"{protocol}_deltas.png"),
+                                TITLES[protocol].split(" (")[0])
+      lines += [f"![{protocol} deltas]({os.path.relpath(path, out)})", ""]
+    lines += ["### Pairing", ""] + pairing_lines(protocol, protocol_runs) + [""]
+  if runs.get("cross"):
+    lines += _flatness_lines(out, meta, runs["cross"])
+  with open(os.path.join(out, "study.json"), "w", encoding="utf-8") as f:
+    json.dump({"meta": meta, "comparisons": all_rows}, f, indent=1)
+  path = os.path.join(out, "report.md")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  return path
+
+
+def rebuild(out: str, command: str) -> str:
+  """Rebuilds the report from OUT/study.json's meta and the stored run records."""
+  meta = {**study_records.load_json(os.path.join(out, "study.json"))["meta"],
+          "report_command": command}
+  order = meta.get("variants", [])
+  return write_report(out, meta, {p: records.load_protocol(out, p, order)
+                                  for p in meta.get("protocols", records.PAIRED_FIELDS)})
