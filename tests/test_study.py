@@ -61,21 +61,24 @@ def _ft_record(variant, seed, srcc):
 
 
 def test_report_tables_and_plot_from_records(tmp_path):
-  runs = {"finetune": {f"{v}_s{s}": _ft_record(v, s, x) for v, s, x in
-                       [("baseline", 0, 0.5), ("baseline", 1, 0.6), ("baseline", 2, 0.7),
-                        ("awp", 0, 0.6), ("awp", 1, 0.7), ("awp", 2, 0.8)]}}
+  base = {0: 0.5, 1: 0.6, 2: 0.7, 3: 0.4, 4: 0.55}
+  runs = {"finetune": {f"{v}_s{s}": _ft_record(v, s, x + (v == "awp") * 0.1)
+                       for v in ("baseline", "awp") for s, x in base.items()}}
   meta = {"command": "cmd", "regime": "regime", "model": "raw", "confidence": 0.95}
   path = report.write_report(str(tmp_path), meta, runs)
   text = open(path).read()
   row = next(line for line in text.splitlines() if line.startswith(f"| awp | "
                                                                   f"{finetune.TEST_SPLIT}_srcc"))
   assert "+0.1000 [+0.1000, +0.1000]" in row and "variant higher" in row
-  rel = (0.1 / 0.5 + 0.1 / 0.6 + 0.1 / 0.7) / 3 * 100
-  assert f"{rel:+.4f}%" in row
+  rel = sum(0.1 / x for x in base.values()) / 5 * 100
+  assert f"{rel:+.2f}%" in row
+  runs["finetune"] = {n: r for n, r in runs["finetune"].items() if r["seed"] < 2}
+  report.write_report(str(tmp_path), meta, runs)
+  assert "too few pairs (< 5)" in open(path).read()  # 2 pairs: no claim, whatever the interval
   assert os.path.exists(tmp_path / "figures" / "finetune_deltas.png")
   study = json.load(open(tmp_path / "study.json"))
   assert len(study["comparisons"]) == 2  # srcc and plcc
-  runs["finetune"]["awp_s1"]["pairing"]["batches"] = "other"
+  runs["finetune"]["awp_s1"]["pairing"]["batches"] = "other"  # an unpaired run is an error
   with pytest.raises(ValueError, match="awp seed 1: batches differs"):
     report.write_report(str(tmp_path), meta, runs)
 

@@ -37,7 +37,7 @@ def test_bootstrap_interval_covers_the_normal_interval_for_many_values():
 
 
 def test_bootstrap_degenerate_and_single_values():
-  assert paired.bootstrap_ci([0.2, 0.2, 0.2]) == (0.2, 0.2)
+  assert paired.bootstrap_ci([0.2, 0.2, 0.2]) == pytest.approx((0.2, 0.2))
   assert all(math.isnan(v) for v in paired.bootstrap_ci([0.2]))
 
 

@@ -102,10 +102,14 @@ def study_analysis_config(line_points: int, plane_points: int) -> analysis.Analy
                                  ball_steps=3)
 
 
-def fixed_sets(config: ml_collections.ConfigDict, train_videos: int) -> dict:
-  """The fixed clips: a train subset, domain-A 'test' and domain-B 'cross' (1 clip per video)."""
+def fixed_sets(config: ml_collections.ConfigDict, train_videos: int,
+               eval_videos: int = 0) -> dict:
+  """The fixed clips: a train subset, domain-A 'test' and domain-B 'cross' (1 clip per video).
+
+  `eval_videos` > 0 takes that many videos spread over 'test' and 'cross' (0: all of them).
+  """
   splits = sources.load_splits(config.data)
-  sizes = {study_records.LANDSCAPE_SET: train_videos, "test": 0, "cross": 0}
+  sizes = {study_records.LANDSCAPE_SET: train_videos, "test": eval_videos, "cross": eval_videos}
   return {name: fixed_set.sample_fixed_set(splits[name], config.sampling, size, num_clips=1)
           for name, size in sizes.items()}
 

@@ -40,6 +40,8 @@ def define_flags() -> None:
                     "'none': plain fine-tuning (the reference); 'variant': the variant's too.")
   flags.DEFINE_integer("train_videos", DEFAULTS.train_videos,
                        "Landscape train subset (a multiple of the batch size).")
+  flags.DEFINE_integer("eval_videos", DEFAULTS.eval_videos,
+                       "Landscape 'test' / 'cross' subsets (0: all; cap it on real data).")
   flags.DEFINE_integer("line_points", 21, "Points per 1-D landscape.")
   flags.DEFINE_integer("plane_points", 9, "Points per axis of the 2-D landscape (0: none).")
   flags.DEFINE_enum("model", DEFAULTS.model, ["raw", "ema"], "Model whose test metrics are compared.")
@@ -50,8 +52,8 @@ def command() -> str:
   """The command line that reproduces this invocation (its non-default flags)."""
   names = ("out", "config", "seeds", "variants", "protocols", "steps", "pretrained",
            "pretrain_steps", "pretrain_data_seed", "pretrain_videos", "finetune_epochs",
-           "probe_epochs", "finetune_perturb", "train_videos", "line_points", "plane_points",
-           "model")
+           "probe_epochs", "finetune_perturb", "train_videos", "eval_videos", "line_points",
+           "plane_points", "model")
   parts = []
   for name in names:
     flag = FLAGS[name]
@@ -74,7 +76,7 @@ def main(argv):
       pretrain_steps=FLAGS.pretrain_steps, pretrain_data_seed=FLAGS.pretrain_data_seed,
       pretrain_videos=FLAGS.pretrain_videos, finetune_epochs=FLAGS.finetune_epochs,
       probe_epochs=FLAGS.probe_epochs, finetune_perturb=FLAGS.finetune_perturb,
-      train_videos=FLAGS.train_videos,
+      train_videos=FLAGS.train_videos, eval_videos=FLAGS.eval_videos,
       analysis_config=landscape_study.study_analysis_config(FLAGS.line_points, FLAGS.plane_points),
       model=FLAGS.model, command=command())
   path = runner.run_study(landscape_study.load_config(FLAGS.config), FLAGS.out, options)

@@ -14,6 +14,12 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 9999
+MIN_PAIRS = 5  # fewer pairs: the bootstrap interval is too narrow to support a claim
+
+
+def _constant(values: np.ndarray) -> bool:
+  """Whether all values are equal up to float rounding (1e-12)."""
+  return bool(np.ptp(values) <= 1e-12)
 
 
 def bootstrap_ci(values, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
@@ -22,8 +28,8 @@ def bootstrap_ci(values, confidence: float = CONFIDENCE, resamples: int = RESAMP
   values = np.asarray(values, np.float64)
   if values.size < 2:
     return float("nan"), float("nan")
-  if np.all(values == values[0]):  # a degenerate resample distribution: the interval is the value
-    return float(values[0]), float(values[0])
+  if _constant(values):  # a degenerate resample distribution: the interval is the value
+    return float(values.mean()), float(values.mean())
   result = stats.bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=resamples,
                            method="percentile", vectorized=True, random_state=seed)
   return float(result.confidence_interval.low), float(result.confidence_interval.high)
@@ -56,7 +62,7 @@ def paired(baseline: Mapping[int, float], variant: Mapping[int, float],
   else:  # a zero baseline has no relative change
     relative = dict.fromkeys(("mean", "std", "ci_low", "ci_high"), float("nan"))
   p = float("nan")
-  if len(seeds) > 1 and np.ptp(v - b) > 0:
+  if len(seeds) > 1 and not _constant(v - b):
     p = float(stats.ttest_rel(v, b).pvalue)
   excludes = bool(delta["ci_low"] > 0 or delta["ci_high"] < 0)
   return {"seeds": seeds, "n": len(seeds), "baseline_mean": float(b.mean()),

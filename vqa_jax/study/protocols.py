@@ -52,14 +52,18 @@ def run_cross(analyzer, base, variant: str, seed: int, steps: int, pretrained: s
 
 
 def finetune_config(base: ml_collections.ConfigDict, variant: str, seed: int, init: str,
-                    epochs: float, probe_epochs: float,
-                    finetune_perturb: str = "none") -> ml_collections.ConfigDict:
-  """The fine-tuning config of one split seed, from the cross-dataset model in `init`."""
+                    epochs: float, probe_epochs: float, finetune_perturb: str = "none",
+                    use_ema: bool = False) -> ml_collections.ConfigDict:
+  """The fine-tuning config of one split seed, from the cross-dataset model in `init`.
+
+  As the reference (§7.6): no validation hold-out, the final checkpoint's test metrics count.
+  """
   if finetune_perturb not in FINETUNE_PERTURB:
     raise ValueError(f"finetune_perturb must be one of {FINETUNE_PERTURB}, got {finetune_perturb!r}")
   config = landscape_study.apply_variant(
       base, variant if finetune_perturb == "variant" else "baseline")
-  config.init.checkpoint, config.init.use_ema = init, False
+  config.init.checkpoint, config.init.use_ema = init, use_ema
+  config.data.val_split, config.data.val_fraction = "", 0.0
   config.finetune.seeds = (seed,)
   config.finetune.epochs, config.finetune.probe_epochs = epochs, probe_epochs
   config.finetune.warmup_epochs = min(config.finetune.warmup_epochs, epochs / 4)
@@ -76,9 +80,10 @@ def finetune_splits(config: ml_collections.ConfigDict) -> tuple[ml_collections.C
 
 
 def run_finetune(base, variant: str, seed: int, init: str, epochs: float, probe_epochs: float,
-                 out: str, finetune_perturb: str = "none") -> dict:
+                 out: str, finetune_perturb: str = "none", use_ema: bool = False) -> dict:
   """Fine-tunes from one cross-dataset model on split seed `seed`; returns its record."""
-  config = finetune_config(base, variant, seed, init, epochs, probe_epochs, finetune_perturb)
+  config = finetune_config(base, variant, seed, init, epochs, probe_epochs, finetune_perturb,
+                           use_ema)
   prints = pairing.fingerprint(*finetune_splits(config))
   name = run_name(variant, seed)
   result = finetune.finetune(config, os.path.join(out, "work", name))

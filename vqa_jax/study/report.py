@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 from vqa_jax.landscape import study_records
 from vqa_jax.landscape import study_report
 from vqa_jax.study import forest
+from vqa_jax.study import paired
 from vqa_jax.study import records
 
 TITLES = {"cross": "Cross-dataset (train on the labelled set, test zero-shot)",
@@ -21,16 +22,20 @@ TITLES = {"cross": "Cross-dataset (train on the labelled set, test zero-shot)",
                       "full fine-tuning on the target's split of the same seed)"}
 
 
-def _interval(stats: Mapping[str, float], scale: float = 1.0, unit: str = "") -> str:
-  """'+m [lo, hi]unit', or '+m (no interval)' when there is none."""
-  mean = f"{stats['mean'] * scale:+.4f}{unit}"
+def _interval(stats: Mapping[str, float], percent: bool = False) -> str:
+  """'+m [lo, hi]' (4 decimals, or percent with 2), or '+m (no interval)' when there is none."""
+  fmt = (lambda x: f"{x * 100:+.2f}%") if percent else (lambda x: f"{x:+.4f}")
+  if math.isnan(stats["mean"]):
+    return "n/a"
   if math.isnan(stats["ci_low"]):
-    return mean + " (no interval: 1 pair)"
-  return f"{mean} [{stats['ci_low'] * scale:+.4f}, {stats['ci_high'] * scale:+.4f}]{unit}"
+    return fmt(stats["mean"]) + " (no interval: 1 pair)"
+  return f"{fmt(stats['mean'])} [{fmt(stats['ci_low'])}, {fmt(stats['ci_high'])}]"
 
 
 def verdict(row: Mapping[str, Any]) -> str:
-  """What the interval supports: better, worse, or no difference shown."""
+  """What the interval supports: higher, lower, no difference shown, or too few pairs to say."""
+  if row["n"] < paired.MIN_PAIRS:
+    return f"too few pairs (< {paired.MIN_PAIRS})"
   if not row["excludes_zero"]:
     return "not shown (interval contains 0)"
   return "variant higher" if row["delta"]["mean"] > 0 else "variant lower"
@@ -45,7 +50,7 @@ def comparison_table(rows: Sequence[Mapping[str, Any]], confidence: float) -> li
   for r in rows:
     cells = [r["variant"], r["outcome"], str(r["n"]), f"{r['baseline_mean']:.4f}",
              f"{r['variant_mean']:.4f}",
-             _interval(r["delta"]), _interval(r["relative"], 100.0, "%"),
+             _interval(r["delta"]), _interval(r["relative"], percent=True),
              f"{r['t_pvalue']:.3g}", verdict(r)]
     lines.append("| " + " | ".join(cells) + " |")
   return lines
@@ -90,8 +95,9 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
            "baseline of the same seed; Δ relative = that over |baseline| (the paper does not say "
            f"which its 'up to 1.8%' / 'up to 3%' are). Intervals: {int(confidence * 100)}% "
            "percentile bootstrap of the mean paired delta (scipy.stats.bootstrap, 9999 "
-           "resamples); with fewer than about 5 pairs they are too narrow to trust. A verdict "
-           "other than 'not shown' needs the interval to exclude 0.", ""]
+           f"resamples). A verdict of higher or lower needs the interval to exclude 0 and at least "
+           f"{paired.MIN_PAIRS} pairs (with fewer, percentile intervals are too narrow to "
+           "trust).", ""]
   all_rows = []
   for protocol, protocol_runs in runs.items():
     if not protocol_runs:

@@ -39,6 +39,7 @@ class StudyOptions:
   probe_epochs: float = 10.0
   finetune_perturb: str = "none"
   train_videos: int = 64  # the landscape's fixed train subset
+  eval_videos: int = 0  # the landscape's fixed 'test' and 'cross' subsets (0: every video)
   analysis_config: analysis.AnalysisConfig = landscape_study.study_analysis_config(21, 9)
   model: str = "raw"
   confidence: float = paired.CONFIDENCE
@@ -93,7 +94,7 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: StudyOptions) 
     pretrained = pretrain.pretrain(base, out, options.pretrain_steps, options.pretrain_data_seed,
                                    options.pretrain_videos)
   analyzer = analysis.build_analyzer(base, options.analysis_config)
-  sets = landscape_study.fixed_sets(base, options.train_videos)
+  sets = landscape_study.fixed_sets(base, options.train_videos, options.eval_videos)
   cross_out, ft_out = os.path.join(out, "cross"), os.path.join(out, "finetune")
   runs = {p: {} for p in options.protocols}
   runs.setdefault("cross", {})
@@ -106,7 +107,8 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: StudyOptions) 
         init = os.path.join(cross_out, "work", name)
         runs["finetune"][name] = _stored_or_run(out, "finetune", name, lambda: (
             protocols.run_finetune(base, variant, seed, init, options.finetune_epochs,
-                                   options.probe_epochs, ft_out, options.finetune_perturb)))
+                                   options.probe_epochs, ft_out, options.finetune_perturb,
+                                   use_ema=options.model == "ema")))
   meta = {"command": options.command, "regime": regime(base, options, pretrained),
           "model": options.model, "confidence": options.confidence,
           "variants": list(options.variants), "protocols": list(runs),
