@@ -34,8 +34,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("pretrain_data_seed", DEFAULTS.pretrain_data_seed,
                        "Synthetic data seed of the pretraining pool.")
   flags.DEFINE_integer("pretrain_videos", DEFAULTS.pretrain_videos, "Pretraining pool size.")
-  flags.DEFINE_float("finetune_epochs", DEFAULTS.finetune_epochs, "Fine-tuning epochs in all.")
-  flags.DEFINE_float("probe_epochs", DEFAULTS.probe_epochs, "Linear-probe epochs among them.")
+  flags.DEFINE_integer("finetune_epochs", DEFAULTS.finetune_epochs, "Fine-tuning epochs in all.")
+  flags.DEFINE_integer("probe_epochs", DEFAULTS.probe_epochs, "Linear-probe epochs among them.")
   flags.DEFINE_enum("finetune_perturb", DEFAULTS.finetune_perturb, list(protocols.FINETUNE_PERTURB),
                     "'none': plain fine-tuning (the reference); 'variant': the variant's too.")
   flags.DEFINE_integer("train_videos", DEFAULTS.train_videos,

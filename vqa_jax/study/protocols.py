@@ -52,7 +52,7 @@ def run_cross(analyzer, base, variant: str, seed: int, steps: int, pretrained: s
 
 
 def finetune_config(base: ml_collections.ConfigDict, variant: str, seed: int, init: str,
-                    epochs: float, probe_epochs: float, finetune_perturb: str = "none",
+                    epochs: int, probe_epochs: int, finetune_perturb: str = "none",
                     use_ema: bool = False) -> ml_collections.ConfigDict:
   """The fine-tuning config of one split seed, from the cross-dataset model in `init`.
 
@@ -79,7 +79,7 @@ def finetune_splits(config: ml_collections.ConfigDict) -> tuple[ml_collections.C
           {finetune.TRAIN_SPLIT: train, finetune.TEST_SPLIT: test})
 
 
-def run_finetune(base, variant: str, seed: int, init: str, epochs: float, probe_epochs: float,
+def run_finetune(base, variant: str, seed: int, init: str, epochs: int, probe_epochs: int,
                  out: str, finetune_perturb: str = "none", use_ema: bool = False) -> dict:
   """Fine-tunes from one cross-dataset model on split seed `seed`; returns its record."""
   config = finetune_config(base, variant, seed, init, epochs, probe_epochs, finetune_perturb,

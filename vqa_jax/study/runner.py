@@ -35,8 +35,8 @@ class StudyOptions:
   pretrain_steps: int = 600  # 0 with no `pretrained`: every run starts from random weights
   pretrain_data_seed: int = 1
   pretrain_videos: int = 480
-  finetune_epochs: float = 30.0
-  probe_epochs: float = 10.0
+  finetune_epochs: int = 30
+  probe_epochs: int = 10
   finetune_perturb: str = "none"
   train_videos: int = 64  # the landscape's fixed train subset
   eval_videos: int = 0  # the landscape's fixed 'test' and 'cross' subsets (0: every video)
