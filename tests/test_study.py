@@ -8,13 +8,14 @@ import pytest
 
 from tests.test_trainer import load_config
 from vqa_jax import finetune
+from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.study import pairing
+from vqa_jax.study import pretrain
 from vqa_jax.study import protocols
 from vqa_jax.study import records
 from vqa_jax.study import report
 from vqa_jax.study import runner
-from vqa_jax.data import sources
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -119,3 +120,24 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
   os.remove(path)
   rebuilt = report.rebuild(str(out), "rebuild")
   assert open(rebuilt).read().count("| awp |") == open(out / "report.md").read().count("| awp |")
+
+
+def test_pretraining_pool_is_other_videos_of_domain_a_only():
+  base = study_base()
+  config = pretrain.pretrain_config(base, 7, data_seed=1, num_videos=48)
+  assert (config.data.synthetic.seed, config.data.synthetic.num_train) == (1, 48)
+  assert config.data.eval_splits == ("test",) and config.perturb.kind == "none"
+  assert config.train.steps == 7 and not config.init.checkpoint
+  assert base.data.synthetic.seed == 0 and base.data.eval_splits == ("test", "cross")  # untouched
+  with pytest.raises(ValueError, match="same videos"):
+    pretrain.pretrain_config(base, 7, data_seed=0, num_videos=48)
+  base.data.source = "label_files"
+  with pytest.raises(ValueError, match="--pretrained"):
+    pretrain.pretrain_config(base, 7, data_seed=1, num_videos=48)
+
+
+def test_study_options_need_a_baseline_and_known_protocols():
+  with pytest.raises(ValueError, match="need 'baseline'"):
+    runner.StudyOptions(variants=("awp", "rwp"))
+  with pytest.raises(ValueError, match="protocols"):
+    runner.StudyOptions(protocols=("cross", "iqa"))

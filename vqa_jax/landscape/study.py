@@ -12,6 +12,11 @@ metric) and their correlation with each sharpness measure, pooled over all runs 
 to OUT/study.json and OUT/report.md with the PNGs (`study_report.save_study`). Finished runs are
 kept in OUT/runs/<run>.json and not repeated when the study is restarted; --report_only rebuilds
 study.json and the report from them without training (`study_report.rebuild`).
+
+`python -m vqa_jax.study` (issue 21) runs these same runs as its cross-dataset protocol, from
+pretrained weights, with pairing checks, the fine-tuning protocol and paired bootstrap intervals;
+`python -m vqa_jax.study --config=configs/demo.py --pretrain_steps=0 --protocols=cross` is this
+study's from-scratch regime there (without the baseline-to-AWP interpolation figure).
 """
 
 import dataclasses
