@@ -19,8 +19,8 @@ from vqa_jax.data import sampling
 from vqa_jax.data import sources
 from vqa_jax.data.synthetic import SyntheticSpec
 from vqa_jax.models.model import fast_vqa_b_config
-from vqa_jax.train_step import PERTURBATION_KINDS
-from vqa_jax.train_step import PerturbConfig
+from vqa_jax.perturb import PERTURBATION_KINDS
+from vqa_jax.perturb import PerturbConfig
 
 
 def synthetic_config(spec: SyntheticSpec) -> ml_collections.ConfigDict:

@@ -35,6 +35,7 @@ from vqa_jax import interrupts
 from vqa_jax import logging_utils
 from vqa_jax import memory_report
 from vqa_jax import optim
+from vqa_jax import perturb
 from vqa_jax import progress
 from vqa_jax import report
 from vqa_jax import run_calibration
@@ -64,7 +65,7 @@ def init_state(model, tx, config, mesh, params=None, model_state=None) -> train_
   variables are initialised from `config.seed`.
   """
   family = families.build(config, model)
-  perturb_cfg = train_step.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
 
   def create(key, given_params, given_state):
     if given_params is None:
@@ -263,7 +264,7 @@ def make_step_fn(config: ml_collections.ConfigDict, family: families.Family, tx,
   """The run's jitted, sharded train step `step(state, batch, rng) -> (state, metrics)`."""
   return train_step.jit_sharded(
       train_step.make_train_step(family.loss_fn, tx,
-                                 train_step.PerturbConfig.from_config(config.perturb),
+                                 perturb.PerturbConfig.from_config(config.perturb),
                                  config.train.ema_decay, stateful=True), mesh)
 
 
