@@ -9,6 +9,7 @@ it up for the few gradient entries that are ~eps.
 
 import flax
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,9 +47,8 @@ def run_on_mesh(num_devices, step_fn, state, batches):
 
 
 def assert_same_run(one, eight, tol):
-  """Every leaf of the two trees agrees to `tol`."""
-  for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(eight)):
-    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+  """The two trees have one structure and every leaf agrees to `tol`."""
+  chex.assert_trees_all_close(one, eight, rtol=tol, atol=tol)
 
 
 def assert_replicated_and_donated(state, mesh, donated):

@@ -1,5 +1,6 @@
 """AWP/RWP against paper §1.2 and the worked example of §10 item 11."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,8 +49,7 @@ def test_zero_or_nan_gradient_leaves_weight_unchanged():
 def test_gamma_zero_is_identity():
   params, grads = toy([1, 2, 0, -3], [1, 0, 1, 1])
   out = perturb.awp(params, grads, 0.0, perturb.weight_mask(params))
-  for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(params)):
-    np.testing.assert_array_equal(a, b)
+  chex.assert_trees_all_equal(out, params)
 
 
 def test_rwp_respects_ball_and_box():
@@ -118,8 +118,7 @@ def test_global_kinds_leave_params_on_unusable_gradients(kind, grad_kind):
   if grad_kind == "zero":
     grads = jax.tree_util.tree_map(jnp.zeros_like, grads)
   out = getattr(perturb, kind)(params, grads, 0.1)
-  for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(params)):
-    np.testing.assert_array_equal(a, b)
+  chex.assert_trees_all_equal(out, params)
 
 
 def test_sam_is_absolute_radius_on_global_norm():
@@ -157,9 +156,8 @@ def test_single_step_ascent_equals_awp_and_constant_gradient_multistep_too():
   for steps in (1, 4):
     delta = perturb.ascent(pert, params, grads, lambda p, i: grads, 0.05, steps, mask)
     out = perturb.apply_delta(params, delta, mask)
-    for a, b in zip(jax.tree_util.tree_leaves(out),
-                    jax.tree_util.tree_leaves(perturb.awp(params, grads, 0.05, mask))):
-      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(out, perturb.awp(params, grads, 0.05, mask), rtol=1e-6,
+                                atol=1e-7)
 
 
 def test_multistep_ascent_hand_computed_two_steps():
@@ -243,8 +241,7 @@ def test_value_and_grad_awp_gradient_is_the_gradient_at_the_hand_computed_point(
   moved = {"dense": {"kernel": jnp.array(w + r, jnp.float32), "bias": params["dense"]["bias"]}}
   expected_loss, expected_grads = jax.value_and_grad(
       lambda p: quadratic(p, x, perturbed_key)[0])(moved)
-  for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(expected_grads)):
-    np.testing.assert_allclose(a, b, rtol=1e-5)
+  chex.assert_trees_all_close(grads, expected_grads, rtol=1e-5)
   np.testing.assert_allclose(loss, quadratic(params, x, clean_key)[0], rtol=1e-6)
   np.testing.assert_allclose(pred, quadratic(params, x, clean_key)[1], rtol=1e-6)
   np.testing.assert_allclose(info["perturbed_loss"], expected_loss, rtol=1e-5)
@@ -259,8 +256,7 @@ def test_value_and_grad_none_and_radius_zero_give_the_clean_gradient():
   for kind, radius in (("none", 0.3), ("awp", 0.0), ("sam", 0.0)):
     _, grads, _ = perturb.value_and_grad(quadratic, kind, radius=radius, has_aux=True)(
         params, x, rng=key)
-    for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(clean)):
-      np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(grads, clean)
 
 
 def test_value_and_grad_vmapped_over_traced_radii_equals_each_radius():
@@ -272,8 +268,8 @@ def test_value_and_grad_vmapped_over_traced_radii_equals_each_radius():
   for i, radius in enumerate([0.0, 0.01, 0.1]):
     _, single, _ = perturb.value_and_grad(quadratic, "awp", radius=radius, has_aux=True)(
         params, x, rng=key)
-    for a, b in zip(jax.tree_util.tree_leaves(swept), jax.tree_util.tree_leaves(single)):
-      np.testing.assert_allclose(a[i], b, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], swept), single, rtol=1e-6,
+                                atol=1e-7)
   assert not np.allclose(swept["dense"]["kernel"][0], swept["dense"]["kernel"][2])
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,8 +50,8 @@ def expected_update(params, tx, grads):
 
 
 def assert_trees_close(a, b, **kw):
-  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-    np.testing.assert_allclose(x, y, **kw)
+  """One structure, leaves close (np.testing.assert_allclose's rtol / atol)."""
+  chex.assert_trees_all_close(a, b, **kw)
 
 
 def test_plain_step_uses_clean_gradient():
