@@ -20,6 +20,8 @@ CONFIG = '''
 import importlib.util
 import ml_collections
 
+pytestmark = pytest.mark.integration  # subprocess CLI runs
+
 spec = importlib.util.spec_from_file_location("smoke", {smoke!r})
 smoke = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(smoke)

@@ -58,6 +58,7 @@ def test_population_member_equals_single_run_on_the_smoke_model(fast_compile):
   assert float(metrics["perturbation_norm"][0]) == 0.0 < float(metrics["perturbation_norm"][1])
 
 
+@pytest.mark.integration
 def test_sweep_cli_prints_one_row_per_gamma(tmp_path):
   env = dict(os.environ, VQA_JAX_CACHE=str(tmp_path / "cache"), JAX_DISABLE_MOST_OPTIMIZATIONS="1",
              XLA_FLAGS="")

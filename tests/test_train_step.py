@@ -1,6 +1,5 @@
 """The composed step: clean pass, AWP/RWP, perturbed pass, optax update (paper §1.2, §10 item 12)."""
 
-import dataclasses
 
 import chex
 import jax
@@ -392,3 +391,17 @@ def test_perturb_config_from_config_section():
   c.perturb.every_k, c.perturb.steps = 1, 0
   with pytest.raises(ValueError, match="perturb: .*steps"):
     config_base.validate(c)
+
+
+@pytest.mark.parametrize("cfg", [train_step.PerturbConfig("none"),
+                                 train_step.PerturbConfig("awp", 0.05),
+                                 train_step.PerturbConfig("awp", 0.05, every_k=2)])
+def test_the_jitted_step_traces_once(cfg):
+  params, batch, tx = setup()
+  chex.clear_trace_counter()  # counts are per function code, shared by the parametrized cases
+  step = chex.assert_max_traces(train_step.make_train_step(linear_loss, tx, cfg, 0.9), n=1)
+  jitted = jax.jit(step)
+  state = train_step.create_train_state(params, tx, cfg)
+  for i in range(4):  # new step counts, new keys, every_k's recompute flag: one trace
+    state, _ = jitted(state, batch, jax.random.key(i))
+  assert int(state.step) == 4
