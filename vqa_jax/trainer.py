@@ -52,10 +52,7 @@ from vqa_jax.data import preflight
 from vqa_jax.data import sources
 from vqa_jax.data import video_io
 
-append_jsonl = logging_utils.append_jsonl  # kept for callers of trainer.append_jsonl
-
-
-Interrupted = interrupts.Interrupted  # kept for callers of trainer.Interrupted
+Interrupted = interrupts.Interrupted  # what `run` raises on SIGTERM / SIGINT
 
 
 def init_state(model, tx, config, mesh, params=None, model_state=None) -> train_step.TrainState:
