@@ -16,11 +16,11 @@ from tests.video_files import labelled_videos
 from tests.video_files import random_frames
 from tests.video_files import write_video
 
+pytestmark = pytest.mark.integration  # subprocess CLI runs
+
 CONFIG = '''
 import importlib.util
 import ml_collections
-
-pytestmark = pytest.mark.integration  # subprocess CLI runs
 
 spec = importlib.util.spec_from_file_location("smoke", {smoke!r})
 smoke = importlib.util.module_from_spec(spec)
