@@ -107,8 +107,13 @@ def base_config() -> ml_collections.ConfigDict:
   # 'warmup_cosine' (FAST-VQA, paper §7.3) or 'step' (StepLR: x lr_step_gamma every lr_step_every
   # steps; SimpleVQA: every 2 epochs x 0.95).
   c.train.schedule = "warmup_cosine"
-  c.train.warmup_steps = 4385
-  c.train.cosine_steps = 52620  # M in the reference schedule (paper §7.3)
+  # Warmup W and cosine length M of the reference schedule (paper §7.3). The rule (optim.
+  # schedule_steps): -1 follows train.steps, M = train.steps and W = round(warmup_fraction x
+  # train.steps) (FAST-VQA: 2.5 of 30 epochs), so --config.train.steps=N rescales both; a value
+  # >= 0 is kept as set. validate() writes the resolved numbers in; the run prints them at start.
+  c.train.warmup_steps = optim.FOLLOW_STEPS
+  c.train.cosine_steps = optim.FOLLOW_STEPS
+  c.train.warmup_fraction = optim.REFERENCE_WARMUP_FRACTION
   c.train.lr_step_every = 0
   c.train.lr_step_gamma = 0.95
   c.train.ema_decay = 0.999
@@ -161,8 +166,15 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def resolve_schedule(config: ml_collections.ConfigDict) -> None:
+  """Writes the step counts of train.warmup_steps / cosine_steps left at -1 (optim.schedule_steps)."""
+  warmup, cosine = optim.schedule_steps(config.train)
+  config.train.warmup_steps, config.train.cosine_steps = warmup, cosine
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first inconsistent field."""
+  """Resolves the schedule's step counts, then raises ValueError naming the first inconsistent field."""
+  resolve_schedule(config)
   if config.data.source not in sources.SOURCES:
     raise ValueError(f"data.source must be one of {sources.SOURCES}, got {config.data.source!r}")
   if config.data.source == "synthetic_images" and "synthetic_images" not in config.data:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 import dataclasses
-import importlib.util
 import logging
 import os
 import pathlib
@@ -50,6 +49,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from vqa_jax import config_files
 from vqa_jax import convert_resnet
 from vqa_jax import convert_swin2d
 from vqa_jax import state_dicts
@@ -63,7 +63,7 @@ OFFICIAL_PREFIXES = {"backbone": "fragments_backbone", "head": "vqa_head"}
 KINETICS_PREFIXES = {"backbone": "backbone", "head": None}
 DROPPED_PREFIXES = ("cls_head.",)
 REINIT_ON_MISMATCH_LEAVES = ("relative_position_bias_table",)
-CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIGS_DIR = config_files.configs_dir()
 MODEL_CONFIGS = {name: CONFIGS_DIR / f"{name}.py"
                  for name in ("fast_vqa_b", "faster_vqa", "fast_vqa_m")}
 IQA_CONFIG = CONFIGS_DIR / "iqa_swin_t.py"  # The swin2d format's default model.
@@ -118,14 +118,11 @@ def infer_model_name(state_dict: Mapping[str, Any]) -> str:
 
 
 def load_config_file(path: pathlib.Path) -> ml_collections.ConfigDict:
-  """`get_config()` of a repository config file (configs/ is not a package)."""
+  """`get_config()` of a shipped config file (`config_files.load`)."""
   if not path.is_file():
-    raise FileNotFoundError(f"{path} not found: the default model needs the repository's "
-                            "configs/ folder (or pass --config)")
-  spec = importlib.util.spec_from_file_location(f"_convert_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+    raise FileNotFoundError(f"{path} not found: the default model needs the shipped configs "
+                            "(or pass --config)")
+  return config_files.load(str(path))
 
 
 def model_config(name: str) -> ml_collections.ConfigDict:
