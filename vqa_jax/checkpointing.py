@@ -32,23 +32,27 @@ ITEM_NAME = "default"  # the CheckpointManager's single item: <dir>/<step>/defau
 
 def checkpoint_manager(workdir: str, max_to_keep: int = 2, save_interval_steps: int = 1,
                        async_save: bool = True,
-                       best_fn: Callable[[dict], float] | None = None) -> ocp.CheckpointManager:
+                       best_fn: Callable[[dict], float] | None = None,
+                       metadata: dict | None = None) -> ocp.CheckpointManager:
   """A CheckpointManager over `<workdir>/checkpoints` keeping `max_to_keep` steps.
 
   Without `best_fn` it keeps the newest steps; with it, the steps whose saved metrics score highest.
+  `metadata` (the run's config, issue 19) is written once as the folder's orbax root metadata.
   """
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
                                          save_interval_steps=save_interval_steps, create=True,
                                          enable_async_checkpointing=async_save, best_fn=best_fn,
                                          best_mode="max")
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                               options=options)
+                               options=options, metadata=metadata)
 
 
-def best_manager(workdir: str, async_save: bool = True) -> ocp.CheckpointManager:
+def best_manager(workdir: str, async_save: bool = True,
+                 metadata: dict | None = None) -> ocp.CheckpointManager:
   """The manager of the single best checkpoint (`metrics['score']`) in `<workdir>/best`."""
   return checkpoint_manager(os.path.join(workdir, BEST_SUBDIR), max_to_keep=1,
-                            async_save=async_save, best_fn=lambda m: m["score"])
+                            async_save=async_save, best_fn=lambda m: m["score"],
+                            metadata=metadata)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: PyTree, force: bool = False,

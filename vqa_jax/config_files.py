@@ -35,6 +35,7 @@ def names() -> list[str]:
 
 def resolve(spec: str) -> str:
   """'NAME[:ARGS]' -> 'PATH[:ARGS]': a file that exists stays, a shipped config's name gets its path."""
+  importable()
   path, sep, args = spec.partition(":")
   if os.path.exists(path) or not path:
     return spec
@@ -42,7 +43,6 @@ def resolve(spec: str) -> str:
   for candidate in (configs_dir() / f"{stem}.py",
                     configs_dir() / f"{stem.removeprefix('configs/')}.py"):
     if candidate.is_file():
-      importable()
       return f"{candidate}{sep}{args}"
   return spec
 

@@ -386,7 +386,8 @@ def main() -> None:
     result = convert_file(src.value, dst.value, fmt.value, options, trust_pickle.value)
     print(summary(result, dst.value, seed.value))
 
-  app.run(run)
+  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
+  entry_point.run(run)
 
 
 if __name__ == "__main__":

@@ -184,7 +184,8 @@ def main() -> None:
     index = extract_features(config.value, out.value)
     print(f"wrote {len(index)} feature files and {INDEX_FILE} to {out.value}")
 
-  app.run(run)
+  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
+  entry_point.run(run)
 
 
 if __name__ == "__main__":

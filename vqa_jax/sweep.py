@@ -32,6 +32,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from vqa_jax import config_base
+from vqa_jax import entry_point
 from vqa_jax import evaluate
 from vqa_jax import families
 from vqa_jax import logging_utils
@@ -185,4 +186,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_point.run(main)

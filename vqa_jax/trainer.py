@@ -294,9 +294,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, splits: dict,
   primary = jax.process_index() == 0
   with run_lock.WorkdirLock(workdir) if primary else contextlib.nullcontext():
     run_config.check_resume(workdir, config, allow_config_change, write=primary)
+    metadata = run_config.checkpoint_metadata(config)  # the config in the checkpoints too
     manager = checkpointing.checkpoint_manager(workdir, config.train.max_checkpoints,
-                                               async_save=config.checkpoint.async_save)
-    best = (checkpointing.best_manager(workdir, config.checkpoint.async_save)
+                                               async_save=config.checkpoint.async_save,
+                                               metadata=metadata)
+    best = (checkpointing.best_manager(workdir, config.checkpoint.async_save, metadata)
             if config.data.val_split else None)
     with checkpointing.finishing(manager, best):
       return _run(config, workdir, splits, manager, best)
