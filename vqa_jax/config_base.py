@@ -17,6 +17,7 @@ from vqa_jax.data import frames_1fps
 from vqa_jax.data import loaders
 from vqa_jax.data import sampling
 from vqa_jax.data import sources
+from vqa_jax.data import tfds_source
 from vqa_jax.data.synthetic import SyntheticSpec
 from vqa_jax.models.model import fast_vqa_b_config
 from vqa_jax.perturb import PERTURBATION_KINDS
@@ -35,13 +36,15 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   # 'synthetic' (videos), 'synthetic_images' (IQA; needs a data.synthetic_images section of
-  # synthetic_images.ImageSpec fields, see configs/iqa_demo.py) or 'label_files'.
+  # synthetic_images.ImageSpec fields, see configs/iqa_demo.py), 'label_files' or 'tfds'.
   c.data.source = "synthetic"
   c.data.cache_dir = ""  # '' -> $VQA_JAX_CACHE or ~/.cache/vqa_jax
   # Every SyntheticSpec field (the demo preset); see vqa_jax/data/synthetic.py.
   c.data.synthetic = synthetic_config(SyntheticSpec.demo())
   # For source 'label_files': split name -> "LABEL_FILE:DATA_ROOT" (FAST-VQA label format).
   c.data.label_files = ml_collections.ConfigDict()
+  # For source 'tfds': a builder of data/tfds_builders read from its manual_dir (data/tfds_source.py).
+  c.data.tfds = tfds_source.tfds_config()
   c.data.train_split = "train"
   # 'error': a video that cannot be decoded stops the run, naming the file. 'skip': it is logged once
   # and counted; training substitutes the next decodable video, evaluation leaves it out.
@@ -180,6 +183,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.data.source == "synthetic_images" and "synthetic_images" not in config.data:
     raise ValueError("data.source='synthetic_images' needs a data.synthetic_images section "
                      "(synthetic_images.ImageSpec fields)")
+  if config.data.source == "tfds":
+    tfds_source.check_config(config.data.tfds)
   if config.data.on_bad_video not in ("error", "skip"):
     raise ValueError(f"data.on_bad_video must be 'error' or 'skip', got {config.data.on_bad_video!r}")
   loaders.check_loader(config.data.loader)
