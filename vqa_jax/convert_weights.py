@@ -20,7 +20,9 @@
                 section; default slowfast_r50), what `config.motion.weights` reads
 
 The output directory is an orbax checkpoint of a dict of Flax collections, read by
-`pretrained.load_variables` (all collections) or `pretrained.load_params` (params).
+`pretrained.load_variables` (all collections) or `pretrained.load_params` (params), plus the
+config of the model built (`config.json`, `.yaml`; `output_config`) when one is known, which
+`score` and `vqa_jax.Scorer` read when no config is given.
 
 FAST-VQA details. The Kinetics checkpoint lacks what the reference initialises fresh (paper
 §6.1): fragment bias tables zero, the head PyTorch's default Conv3d init U(+-1/sqrt(fan_in)) (from
@@ -52,6 +54,7 @@ import orbax.checkpoint as ocp
 from vqa_jax import config_files
 from vqa_jax import convert_resnet
 from vqa_jax import convert_swin2d
+from vqa_jax import run_config
 from vqa_jax import state_dicts
 from vqa_jax import swin_layout
 from vqa_jax.models import simple_vqa
@@ -345,7 +348,20 @@ def convert_file(src: str, dst: str, fmt: str = "auto", options: Options = Optio
   except ValueError as e:
     raise ValueError(f"{src}: {e}") from e
   state_dicts.save_variables(dst, result.variables)
+  config = output_config(result, options)
+  if config is not None:  # `score --checkpoint=DST` and `Scorer.load(DST)` need no --config
+    run_config.write_config(dst, config)
   return result
+
+
+def output_config(result: Result, options: Options) -> ml_collections.ConfigDict | None:
+  """The whole config stored beside converted weights: --config's, else the shipped config of
+  the model built (fast_vqa: --model / inferred; swin2d: iqa_swin_t); None when there is none."""
+  if options.config is not None:
+    return options.config
+  if result.model in MODEL_CONFIGS:
+    return load_config_file(MODEL_CONFIGS[result.model])
+  return load_config_file(IQA_CONFIG) if result.format == "swin2d" else None
 
 
 def summary(result: Result, dst: str, seed: int) -> str:
