@@ -8,6 +8,7 @@ from tests.test_tfds_builders import LAYOUTS
 from tests.test_tfds_builders import make_manual_dir
 from tests.test_tfds_builders import parse_label_file
 from tests.test_tfds_builders import synthetic_root  # pylint: disable=unused-import  (fixture)
+from vqa_jax import checkpointing
 from vqa_jax import config_base
 from vqa_jax.data import sources
 from vqa_jax.data import tfds_builders
@@ -38,6 +39,10 @@ def test_tfds_splits_are_the_label_files_and_train_the_smoke_model(
         (str(manual / rel), pytest.approx(mos, abs=1e-4)) for rel, mos in expected]
   results = vqa_jax.train(config, str(tmp_path / "run"))
   assert set(results) == {"test", "cross"} and set(results["test"]) == {"raw", "ema"}
+  manager = checkpointing.checkpoint_manager(str(tmp_path / "run"))
+  stored = manager.metadata(manager.latest_step()).custom_metadata["config"]
+  assert stored["data"]["tfds"]["name"] == "lsvq" and stored["train"]["cosine_steps"] == 6
+  manager.close()
 
 
 def test_tfds_source_needs_a_builder_and_manual_dir():

@@ -32,11 +32,10 @@ def schedule_steps(train_cfg: ml_collections.ConfigDict) -> tuple[int, int]:
   = -1 gives W = round(train.warmup_fraction x train.steps). So `--config.train.steps=N` rescales
   a config that leaves them at -1.
   """
-  steps = int(train_cfg.steps)
   warmup, cosine = int(train_cfg.warmup_steps), int(train_cfg.cosine_steps)
   if warmup == FOLLOW_STEPS:
-    warmup = round(train_cfg.get("warmup_fraction", REFERENCE_WARMUP_FRACTION) * steps)
-  return warmup, steps if cosine == FOLLOW_STEPS else cosine
+    warmup = round(train_cfg.get("warmup_fraction", REFERENCE_WARMUP_FRACTION) * train_cfg.steps)
+  return warmup, int(train_cfg.steps) if cosine == FOLLOW_STEPS else cosine
 
 
 def describe_schedule(train_cfg: ml_collections.ConfigDict) -> str:

@@ -2,8 +2,8 @@
 
 `write_config(workdir, config)` writes `<workdir>/config.json` (read back by `read_config`),
 `<workdir>/config.yaml` (the same values as plain YAML, for people and `yaml.safe_load`) and
-`<workdir>/config.txt` (as ml_collections prints it). The trainer also stores the config in its
-checkpoints' orbax root metadata (`checkpoint_metadata`). `stored_config(path)` finds the config
+`<workdir>/config.txt` (as ml_collections prints it). The trainer also stores the config in every
+checkpoint step's orbax custom metadata (`checkpoint_metadata`). `stored_config(path)` finds the config
 of a trainer workdir, any folder inside it (best/, checkpoints/, a step) or a convert_weights
 output: what score, landscape, finetune and `vqa_jax.Scorer` use when no --config is given.
 `check_resume(workdir, config, allow_change)` compares the stored config of a workdir that already
@@ -63,7 +63,7 @@ def to_yaml(config: ml_collections.ConfigDict) -> str:
 
 
 def checkpoint_metadata(config: ml_collections.ConfigDict) -> dict:
-  """The custom root metadata of a run's checkpoint managers: {'config': the config as JSON}."""
+  """The orbax custom metadata of a run's checkpoint steps: {'config': the config as JSON}."""
   return {"config": _plain(config)}
 
 

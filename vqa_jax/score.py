@@ -59,6 +59,7 @@ import numpy as np
 from vqa_jax import calibration as calibration_lib
 from vqa_jax import families
 from vqa_jax import pretrained
+from vqa_jax import progress
 from vqa_jax import quality_map as quality_map_lib
 from vqa_jax import score_output
 from vqa_jax.data import sampling
@@ -269,9 +270,7 @@ def load_scorer(config: ml_collections.ConfigDict, checkpoint: str, use_ema: boo
 
 def progress_bar(total: int):
   """The tqdm bar of a scoring run (videos/s, ETA, failures) on stderr."""
-  import tqdm  # pylint: disable=g-import-not-at-top
-  return tqdm.tqdm(total=total, unit="video", file=sys.stderr, dynamic_ncols=True,
-                   postfix={"failed": 0})
+  return progress.tqdm_bar(total, "video", postfix={"failed": 0})
 
 
 def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str],
