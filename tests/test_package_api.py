@@ -5,6 +5,8 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -111,3 +113,25 @@ def test_scorer_gives_the_score_commands_numbers(weights_dir):
 def test_scorer_without_a_stored_config_asks_for_one(tmp_path):
   with pytest.raises(FileNotFoundError, match="pass --config"):
     vqa_jax.Scorer.load(str(tmp_path))
+
+
+def _command(*args):
+  """Runs `python -m ARGS...` from the repository; returns (exit code, stdout, stderr)."""
+  proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True,
+                        timeout=300, check=False)
+  return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.integration
+def test_print_config_shows_the_resolved_schedule_without_a_workdir():
+  code, out, err = _command("vqa_jax.main", "--config=demo", "--config.train.steps=200",
+                            "--print_config")
+  assert code == 0, err
+  train = yaml.safe_load(out)["train"]
+  assert (train["steps"], train["warmup_steps"], train["cosine_steps"]) == (200, 8, 200)
+
+
+@pytest.mark.integration
+def test_landscape_help_lists_its_flags():
+  _, out, err = _command("vqa_jax.landscape", "--help")  # absl's --help exits 1
+  assert "--checkpoint_b:" in out + err and "--[no]print_config:" in out + err

@@ -52,6 +52,7 @@ def installed(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_installed_console_script_trains_scores_and_guards_resume(installed, tmp_path):
   bin_dir, cwd, env = installed
   where = run([str(bin_dir / "python"), "-c", "import vqa_jax; print(vqa_jax.__file__)"], cwd, env)

@@ -60,25 +60,43 @@ def printable(config: ml_collections.ConfigDict) -> str:
 def _show_help_for(main: Callable) -> None:
   """Makes absl's --help describe `main`'s module: its flags and docstring."""
   module = sys.modules.get(main.__module__)
-  if module is None or sys.argv[0] == main.__module__:
+  if module is None:
     return
-  for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
+  for flag in [*flags.FLAGS.get_key_flags_for_module(main.__module__),
+               flags.FLAGS["print_config"]]:
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   main_module = sys.modules.get("__main__")
   if main_module is not None and main_module is not module and module.__doc__:
     main_module.__doc__ = module.__doc__
 
 
+_REQUIRED_MESSAGE = "must have a value other than None."  # absl's mark_flag_as_required
+
+
+def _waive_required_flags() -> None:
+  """Lets `--print_config` run without the program's other required flags (--workdir, ...)."""
+  for name in flags.FLAGS:
+    flag = flags.FLAGS[name]
+    flag.validators = [v for v in flag.validators
+                       if not str(getattr(v, "message", "")).endswith(_REQUIRED_MESSAGE)]
+
+
 def run(main: Callable[[list[str]], None], config_fn: ConfigFn = flag_config) -> None:
   """`app.run(main)` with config names, --print_config, quiet libraries and full --help."""
   if "print_config" not in flags.FLAGS:
-    flags.DEFINE_bool("print_config", False, "Print the resolved config (YAML) and exit.")
+    flags.DEFINE_bool("print_config", False, "Print the resolved config (YAML) and exit; the "
+                      "program's other required flags may be left out.")
   _show_help_for(main)
+  if any(a in ("--print_config", "--print_config=true", "--print_config=True") for a in sys.argv):
+    _waive_required_flags()
 
   def wrapped(argv):
     quiet_libraries()
     if flags.FLAGS.print_config:
-      config = config_fn()
+      try:
+        config = config_fn()
+      except (FileNotFoundError, ValueError) as e:  # no stored config where one was looked for
+        sys.exit(f"--print_config: {e}")
       if config is None:
         sys.exit("--print_config: no config given (pass --config=NAME_OR_FILE)")
       print(printable(config), end="")

@@ -126,7 +126,9 @@ def main() -> None:
   flags.mark_flags_as_required(["workdir"])
 
   def chosen_config():
-    return config.value or run_config.stored_config(workdir.value)
+    if config.value is not None or workdir.value is None:
+      return config.value
+    return run_config.stored_config(workdir.value)
 
   def run_main(argv):
     if len(argv) > 1:

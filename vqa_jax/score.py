@@ -360,7 +360,9 @@ def main() -> None:
   flags.mark_flags_as_required(["checkpoint"])
 
   def chosen_config():
-    return config.value or run_config.stored_config(checkpoint.value)
+    if config.value is not None or checkpoint.value is None:
+      return config.value
+    return run_config.stored_config(checkpoint.value)
 
   def run_main(argv):
     if len(argv) < 2:

@@ -117,7 +117,9 @@ def checkpoint_names(paths) -> list[str]:
 
 def chosen_config():
   """--config, else the config stored with the first --checkpoint (run_config.stored_config)."""
-  return _CONFIG.value or run_config.stored_config(_CHECKPOINT.value[0])
+  if _CONFIG.value is not None or not _CHECKPOINT.value:
+    return _CONFIG.value
+  return run_config.stored_config(_CHECKPOINT.value[0])
 
 
 def main(argv):
