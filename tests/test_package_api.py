@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 import yaml
 
@@ -135,3 +136,20 @@ def test_print_config_shows_the_resolved_schedule_without_a_workdir():
 def test_landscape_help_lists_its_flags():
   _, out, err = _command("vqa_jax.landscape", "--help")  # absl's --help exits 1
   assert "--checkpoint_b:" in out + err and "--[no]print_config:" in out + err
+
+
+def test_converted_weights_carry_the_config_that_built_them(tmp_path, fast_compile):  # pylint: disable=unused-argument
+  config = smoke.get_config()
+  size = config.sampling.grid * config.sampling.patch
+  clip = jax.numpy.zeros((1, config.sampling.clip_len, size, size, 3), jax.numpy.uint8)
+  params = build_model(config.model).init(jax.random.key(5), clip, train=False)["params"]
+  state = convert_weights.to_state_dict(jax.tree_util.tree_map(np.asarray, params))
+  np.savez(tmp_path / "sd.npz", **state)
+  dst = str(tmp_path / "converted")
+  convert_weights.convert_file(str(tmp_path / "sd.npz"), dst, "auto",
+                               convert_weights.Options(config=config))
+  assert run_config.stored_config(dst).model.embed_dim == 16
+  result = convert_weights.Result("fast_vqa", "fast_vqa_b", {}, {})
+  assert convert_weights.output_config(result, convert_weights.Options()).model.embed_dim == 96
+  slowfast = convert_weights.Result("slowfast_r50", "slowfast_r50", {}, {})
+  assert convert_weights.output_config(slowfast, convert_weights.Options()) is None
