@@ -81,6 +81,8 @@ def test_installed_console_script_trains_scores_and_guards_resume(installed, tmp
 
   printed = run([vqa, "score", f"--checkpoint={workdir}", "--print_config"], cwd, env)
   assert "embed_dim: 16" in printed.stdout and "cosine_steps: 60" in printed.stdout
+  sama = run([vqa, "train", "--config=sama", "--print_config"], cwd, env)  # imports configs.X
+  assert "warmup_steps: 5845" in sama.stdout  # int(2.5 x 2338), from configs/sama.py
   helped = run([vqa, "landscape", "--help"], cwd, env, check=False)
   assert "--checkpoint_b" in helped.stdout + helped.stderr
 
