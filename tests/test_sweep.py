@@ -80,6 +80,8 @@ def test_sweep_cli_prints_one_row_per_gamma(tmp_path):
   assert set(summary["members"][0]["results"]) == {"train", "test", "cross"}
   with open(workdir / "sweep.jsonl") as f:
     assert len(f.readlines()) == 2
+  stored = json.loads((workdir / "config.json").read_text())["train"]  # resolved: cosine follows
+  assert (stored["steps"], stored["warmup_steps"], stored["cosine_steps"]) == (2, 2, 2)
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from vqa_jax import config_base
+from vqa_jax import entry_point
 from vqa_jax import evaluate
 from vqa_jax import families
 from vqa_jax import logging_utils
@@ -39,6 +40,7 @@ from vqa_jax import metrics as metrics_lib
 from vqa_jax import optim
 from vqa_jax import perturb
 from vqa_jax import progress
+from vqa_jax import run_config
 from vqa_jax import sharding
 from vqa_jax import train_step
 from vqa_jax import trainer
@@ -148,6 +150,8 @@ def run(config: ml_collections.ConfigDict, members: list[perturb.PerturbConfig],
         eval_model: str = "raw") -> list[dict]:
   """Trains and evaluates the population, prints the table and a JSON line; returns the records."""
   config_base.validate(config)
+  run_config.write_config(workdir, config)  # the resolved config beside sweep.jsonl (issue 19)
+  logging.info("%s", optim.describe_schedule(config.train))
   if eval_model not in config.eval.models:
     raise ValueError(f"eval model {eval_model!r} is not in config.eval.models {config.eval.models}")
   mesh = sharding.make_mesh()
@@ -185,4 +189,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_point.run(main)

@@ -111,6 +111,7 @@ def log_setup(config, mesh, num_params: int, splits: dict) -> None:
   logging.info("model: %s parameters; perturbation %s (gamma %g)", f"{num_params:,}",
                config.perturb.kind, config.perturb.gamma)
   logging.info("splits: %s", {k: len(v) for k, v in splits.items()})
+  logging.info("%s", optim.describe_schedule(config.train))  # issue 19: the resolved schedule
 
 
 def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
@@ -293,9 +294,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, splits: dict,
   primary = jax.process_index() == 0
   with run_lock.WorkdirLock(workdir) if primary else contextlib.nullcontext():
     run_config.check_resume(workdir, config, allow_config_change, write=primary)
+    metadata = run_config.checkpoint_metadata(config)  # the config in the checkpoints too
     manager = checkpointing.checkpoint_manager(workdir, config.train.max_checkpoints,
-                                               async_save=config.checkpoint.async_save)
-    best = (checkpointing.best_manager(workdir, config.checkpoint.async_save)
+                                               async_save=config.checkpoint.async_save,
+                                               metadata=metadata)
+    best = (checkpointing.best_manager(workdir, config.checkpoint.async_save, metadata)
             if config.data.val_split else None)
     with checkpointing.finishing(manager, best):
       return _run(config, workdir, splits, manager, best)
