@@ -37,8 +37,7 @@ def get_config():
   c.train.batch_size = 16
   c.train.learning_rate = 1e-3
   c.train.backbone_lr_mult = 1.0  # trained from scratch, unlike the Kinetics-initialised reference
-  c.train.warmup_steps = 40
-  c.train.cosine_steps = 1000
+  c.train.warmup_fraction = 0.04  # warmup 40 steps, cosine length 1000 = train.steps (config_base)
   c.train.ema_decay = 0.99
   c.train.log_every = 50
   c.train.checkpoint_every = 500

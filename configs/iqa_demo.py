@@ -55,8 +55,7 @@ def get_config(preset: str = "demo"):
   c.train.batch_size = 16
   c.train.learning_rate = 1e-3
   c.train.backbone_lr_mult = 1.0  # trained from scratch
-  c.train.warmup_steps = 30
-  c.train.cosine_steps = 1500
+  c.train.warmup_fraction = 0.02  # warmup 30 steps, cosine length 1500 = train.steps (config_base)
   c.train.ema_decay = 0.99
   c.train.log_every = 50
   c.train.checkpoint_every = 500

@@ -30,7 +30,7 @@ def get_config():
   c.train.batch_size = 8
   c.train.backbone_lr_mult = 1.0
   c.train.warmup_steps = 2
-  c.train.cosine_steps = 6
+  # cosine_steps follows train.steps (config_base): 6 here, N under --config.train.steps=N.
   c.train.ema_decay = 0.9
   c.train.log_every = 2
   c.train.checkpoint_every = 3

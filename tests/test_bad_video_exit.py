@@ -16,6 +16,8 @@ from tests.video_files import labelled_videos
 from tests.video_files import random_frames
 from tests.video_files import write_video
 
+pytestmark = pytest.mark.integration  # subprocess CLI runs
+
 CONFIG = '''
 import importlib.util
 import ml_collections

@@ -213,6 +213,7 @@ def test_npz_reader_unwraps_and_names_bad_files(tmp_path):
     state_dicts.read_state_dict(str(tmp_path / "empty.npz"))
 
 
+@pytest.mark.integration
 def test_cli_converts_an_npz_without_torch(tmp_path):
   """`python -m vqa_jax.convert_weights` on a numpy state_dict of the smoke model (official
   FAST-VQA keys), then `pretrained.load_variables`; the printout names the format and model."""

@@ -272,6 +272,7 @@ def test_model_configs():
     convert_weights.model_config("fast_vqa_x")
 
 
+@pytest.mark.integration
 def test_reading_pth_without_torch_names_the_file(tmp_path, monkeypatch):
   with pytest.raises(FileNotFoundError, match="absent.pth"):
     state_dicts.load_torch_state_dict(str(tmp_path / "absent.pth"))

@@ -16,6 +16,8 @@ from tests.test_resume_kill import start_and_signal
 from tests.test_trainer import saved_params
 from vqa_jax import interrupts
 
+pytestmark = pytest.mark.integration  # subprocess CLI runs
+
 
 @pytest.fixture
 def env(tmp_path):

@@ -129,6 +129,7 @@ def checkpoint_steps(workdir):
 
 
 @pytest.mark.usefixtures("fast_compile")
+@pytest.mark.integration
 def test_grain_main_job_without_tensorflow_killed_and_resumed_equals_tf_data_run(tmp_path):
   blocker = tmp_path / "blocker" / "tensorflow"
   blocker.mkdir(parents=True)

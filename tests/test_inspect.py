@@ -7,6 +7,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 from tests.conftest import REPO_ROOT
 from tests.video_files import random_frames
 from tests.video_files import write_video
@@ -33,6 +34,7 @@ def test_contact_sheet_layout():
   assert np.all(sheet[5:7] == 255)
 
 
+@pytest.mark.integration
 def test_cli_writes_eval_fragments_and_png(tmp_path):
   video = write_video(tmp_path / "clip.mkv", random_frames(20, 48, 72))
   cfg = demo_sampling()
@@ -52,6 +54,7 @@ def test_cli_writes_eval_fragments_and_png(tmp_path):
   np.testing.assert_array_equal(png[..., ::-1], inspect.contact_sheet(expected))
 
 
+@pytest.mark.integration
 def test_cli_names_a_bad_input_in_one_line(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   proc = subprocess.run([sys.executable, "-m", "vqa_jax.data.inspect", str(tmp_path),

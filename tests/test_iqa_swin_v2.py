@@ -218,7 +218,7 @@ def test_swin_v2_iqa_awp_step_trains_with_smooth_l1():
   np.testing.assert_allclose(loss, losses.smooth_l1_loss(pred, batch["label"]), rtol=1e-6)
   tx = optax.adamw(1e-3)
   step = jax.jit(train_step.make_train_step(
-      family.loss_fn, tx, train_step.PerturbConfig(kind="awp", gamma=1e-3), 0.9, stateful=True))
+      family.loss_fn, tx, train_step.PerturbConfig(kind="awp", radius=1e-3), 0.9, stateful=True))
   state, metrics = step(train_step.create_train_state(params, tx), batch, jax.random.key(3))
   # The step draws its own dropout masks (head dropout 0.5), so its loss is another sample.
   assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["perturbed_loss"]) and metrics["perturbation_norm"] > 0

@@ -110,7 +110,7 @@ def test_every_k_reuse_step_keeps_the_perturbed_pass_batch_stats():
 
 def test_population_members_keep_their_clean_batch_stats():
   params, model_state, batch, tx = setup()
-  cfgs = [train_step.PerturbConfig("none"), train_step.PerturbConfig("awp", GAMMA)]
+  cfgs = [train_step.PerturbConfig("awp", 0.0), train_step.PerturbConfig("awp", GAMMA)]
   step = train_step.make_population_step(stateful_loss, tx, cfgs, 0.0, stateful=True)
   state = train_step.create_train_state(params, tx, model_state=model_state)
   states, _ = jax.jit(step)(train_step.stack_states([state, state]), batch, jax.random.key(1))

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from vqa_jax import pretrained
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FLAGS = ("--config=configs/smoke.py", "--config.train.steps=4", "--config.train.checkpoint_every=2",
          "--config.train.log_every=2", "--config.train.cosine_steps=4",

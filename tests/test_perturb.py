@@ -1,5 +1,6 @@
 """AWP/RWP against paper §1.2 and the worked example of §10 item 11."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,8 +49,7 @@ def test_zero_or_nan_gradient_leaves_weight_unchanged():
 def test_gamma_zero_is_identity():
   params, grads = toy([1, 2, 0, -3], [1, 0, 1, 1])
   out = perturb.awp(params, grads, 0.0, perturb.weight_mask(params))
-  for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(params)):
-    np.testing.assert_array_equal(a, b)
+  chex.assert_trees_all_equal(out, params)
 
 
 def test_rwp_respects_ball_and_box():
@@ -118,8 +118,7 @@ def test_global_kinds_leave_params_on_unusable_gradients(kind, grad_kind):
   if grad_kind == "zero":
     grads = jax.tree_util.tree_map(jnp.zeros_like, grads)
   out = getattr(perturb, kind)(params, grads, 0.1)
-  for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(params)):
-    np.testing.assert_array_equal(a, b)
+  chex.assert_trees_all_equal(out, params)
 
 
 def test_sam_is_absolute_radius_on_global_norm():
@@ -157,9 +156,8 @@ def test_single_step_ascent_equals_awp_and_constant_gradient_multistep_too():
   for steps in (1, 4):
     delta = perturb.ascent(pert, params, grads, lambda p, i: grads, 0.05, steps, mask)
     out = perturb.apply_delta(params, delta, mask)
-    for a, b in zip(jax.tree_util.tree_leaves(out),
-                    jax.tree_util.tree_leaves(perturb.awp(params, grads, 0.05, mask))):
-      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(out, perturb.awp(params, grads, 0.05, mask), rtol=1e-6,
+                                atol=1e-7)
 
 
 def test_multistep_ascent_hand_computed_two_steps():
@@ -209,18 +207,72 @@ def test_multistep_sam_stays_in_ball():
   np.testing.assert_array_equal(pert.project(params, inside, 1.0)["kernel"], inside["kernel"])
 
 
-def test_switch_under_vmap_equals_each_kind():
-  params, grads = random_tree(5)
-  mask = perturb.weight_mask(params)
-  kinds = ("awp", "sam", "asam")
-  perts = [perturb.make_perturbation(k, mask) for k in kinds]
+def test_switch_is_gone_populations_vmap_over_radius_only():
+  assert not hasattr(perturb, "switch")
 
-  def one(index, radius):
-    p = perturb.switch(perts, index)
-    return p.project(params, p.step(params, p.direction(params, grads, None), radius), radius)
 
-  out = jax.vmap(one)(jnp.arange(3), jnp.array([0.1, 0.2, 0.3]))
-  for i, (pert, radius) in enumerate(zip(perts, (0.1, 0.2, 0.3))):
-    expected = pert.project(params, pert.step(params, grads, radius), radius)
-    for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(expected)):
-      np.testing.assert_allclose(a[i], b, rtol=1e-6, atol=1e-8)
+def quadratic(params, x, rng):
+  """A loss with a dropout-like key: sum of (noise * w . x)^2 over the batch, plus a bias term."""
+  noise = 1.0 + 0.1 * jax.random.normal(rng, (x.shape[0],))
+  pred = (x @ params["dense"]["kernel"] + params["dense"]["bias"]) * noise
+  return jnp.sum(pred ** 2), pred
+
+
+def awp_inputs():
+  """Params, a batch and a key for the value_and_grad tests."""
+  rng = np.random.default_rng(7)
+  params = {"dense": {"kernel": jnp.array(rng.normal(size=(3,)), jnp.float32),
+                      "bias": jnp.array(0.5, jnp.float32)}}
+  return params, jnp.array(rng.normal(size=(6, 3)), jnp.float32), jax.random.key(4)
+
+
+def test_value_and_grad_awp_gradient_is_the_gradient_at_the_hand_computed_point():
+  params, x, key = awp_inputs()
+  gamma = 0.05
+  fn = perturb.value_and_grad(quadratic, "awp", radius=gamma, has_aux=True)
+  (loss, pred), grads, info = jax.jit(fn)(params, x, rng=key)
+  clean_key, perturbed_key, _ = jax.random.split(key, 3)
+  # By hand: the clean gradient g of the kernel; the AWP step r = gamma * g / |g| * |w| (eps 1e-6)
+  # on the kernel only (the bias is not a weight), clipped to |r| <= gamma |w| element-wise.
+  w = np.asarray(params["dense"]["kernel"], np.float64)
+  g = np.asarray(jax.grad(lambda p: quadratic(p, x, clean_key)[0])(params)["dense"]["kernel"])
+  r = gamma * g / (np.linalg.norm(g) + 1e-6) * (np.linalg.norm(w) + 1e-6)
+  r = np.clip(r, -gamma * np.abs(w), gamma * np.abs(w))
+  moved = {"dense": {"kernel": jnp.array(w + r, jnp.float32), "bias": params["dense"]["bias"]}}
+  expected_loss, expected_grads = jax.value_and_grad(
+      lambda p: quadratic(p, x, perturbed_key)[0])(moved)
+  chex.assert_trees_all_close(grads, expected_grads, rtol=1e-5)
+  np.testing.assert_allclose(loss, quadratic(params, x, clean_key)[0], rtol=1e-6)
+  np.testing.assert_allclose(pred, quadratic(params, x, clean_key)[1], rtol=1e-6)
+  np.testing.assert_allclose(info["perturbed_loss"], expected_loss, rtol=1e-5)
+  np.testing.assert_allclose(info["perturbation_norm"], np.linalg.norm(r), rtol=1e-5)
+  assert info["perturbed_aux"].shape == pred.shape
+
+
+def test_value_and_grad_none_and_radius_zero_give_the_clean_gradient():
+  params, x, key = awp_inputs()
+  clean_key = jax.random.split(key, 3)[0]
+  clean = jax.grad(lambda p: quadratic(p, x, clean_key)[0])(params)
+  for kind, radius in (("none", 0.3), ("awp", 0.0), ("sam", 0.0)):
+    _, grads, _ = perturb.value_and_grad(quadratic, kind, radius=radius, has_aux=True)(
+        params, x, rng=key)
+    chex.assert_trees_all_equal(grads, clean)
+
+
+def test_value_and_grad_vmapped_over_traced_radii_equals_each_radius():
+  params, x, key = awp_inputs()
+  radii = jnp.array([0.0, 0.01, 0.1])
+  sweep = jax.jit(jax.vmap(lambda r: perturb.value_and_grad(quadratic, "awp", radius=r,
+                                                            has_aux=True)(params, x, rng=key)[1]))
+  swept = sweep(radii)
+  for i, radius in enumerate([0.0, 0.01, 0.1]):
+    _, single, _ = perturb.value_and_grad(quadratic, "awp", radius=radius, has_aux=True)(
+        params, x, rng=key)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[i], swept), single, rtol=1e-6,
+                                atol=1e-7)
+  assert not np.allclose(swept["dense"]["kernel"][0], swept["dense"]["kernel"][2])
+
+
+def test_value_and_grad_rejects_unknown_kinds():
+  with pytest.raises(ValueError, match="kind 'sam2'"):
+    perturb.value_and_grad(quadratic, "sam2", radius=0.1)

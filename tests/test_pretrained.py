@@ -3,6 +3,7 @@
 import dataclasses
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,9 +33,7 @@ def train_state(raw_offset: float, ema_offset: float, step: int) -> train_step.T
 
 def assert_tree_equal(actual, expected):
   """Same keys and bit-identical leaves."""
-  assert jax.tree_util.tree_structure(actual) == jax.tree_util.tree_structure(expected)
-  for a, e in zip(jax.tree_util.tree_leaves(actual), jax.tree_util.tree_leaves(expected)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
+  chex.assert_trees_all_equal(actual, expected)
 
 
 @pytest.fixture(scope="module")

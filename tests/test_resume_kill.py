@@ -19,6 +19,8 @@ from tests.test_trainer import learning_scalars
 from tests.test_trainer import saved_params
 from vqa_jax import interrupts
 
+pytestmark = pytest.mark.integration  # subprocess CLI runs
+
 STEPS = 60
 FLAGS = ["--config=configs/smoke.py", f"--config.train.steps={STEPS}",
          "--config.train.checkpoint_every=5", "--config.train.log_every=5"]

@@ -91,7 +91,7 @@ def test_write_and_read_config_round_trip(tmp_path):
   config = small_config()
   run_config.write_config(str(tmp_path), config)
   stored = run_config.read_config(str(tmp_path))
-  assert stored.model.depths == [1, 1] and stored.train.learning_rate == 1e-3
+  assert stored.model.depths == (1, 1) and stored.train.learning_rate == 1e-3  # tuples again
   assert run_config.differences(stored, config) == {}
   assert "embed_dim: 16" in (tmp_path / "config.txt").read_text()
   assert run_config.read_config(str(tmp_path / "none")) is None

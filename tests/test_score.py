@@ -217,6 +217,7 @@ def test_quality_map_pictures(setup, tmp_path):
   assert all(cv2.imread(path).shape == (840, 720, 3) for path in drawn)
 
 
+@pytest.mark.integration
 def test_command_line(setup, tmp_path):
   """--noema on a trainer workdir scores with its raw params; --quality-map draws per video."""
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
@@ -385,6 +386,7 @@ def test_two_videos_maps_share_the_calibrated_scale(setup, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_resume_after_sigkill(setup, tmp_path):
   """A real kill: the process dies after its second row; --resume finishes the folder."""
   videos = four_videos(tmp_path / "videos")

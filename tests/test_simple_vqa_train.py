@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 
+import chex
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -117,8 +118,7 @@ def test_simple_vqa_awp_resumes_bit_identically(setup, tmp_path):
   trainer.run(config, str(tmp_path / "full"), splits)
   resumed = saved_state(tmp_path / "full")
   for key in ("params", "model_state", "opt_state", "ema_params"):
-    for a, b in zip(jax.tree_util.tree_leaves(full[key]), jax.tree_util.tree_leaves(resumed[key])):
-      np.testing.assert_array_equal(a, b, err_msg=key)
+    chex.assert_trees_all_equal(full[key], resumed[key], custom_message=key)
 
 
 def test_missing_motion_features_fail_before_training(setup, tmp_path):
@@ -154,5 +154,4 @@ def test_init_checkpoint_gives_params_and_batch_stats(setup, tmp_path):
                              *trainer.pretrained_variables(config, fresh))
   for got, want in ((state.params, saved_params), (state.model_state, saved_state),
                     (state.ema_params, saved_params)):
-    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
-      np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(got, want)

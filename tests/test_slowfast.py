@@ -5,6 +5,7 @@ import importlib.util
 import json
 import pathlib
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -224,9 +225,7 @@ def test_converted_slowfast_dir_is_what_the_feature_command_loads(tmp_path):
   for weights in (tmp_path / "sf", tmp_path / "slowfast.npz"):
     motion.weights = str(weights)
     loaded = simplevqa_features.load_extractor_variables(motion, model)
-    assert jax.tree.structure(loaded) == jax.tree.structure(expected)
-    for got, want in zip(jax.tree.leaves(loaded), jax.tree.leaves(expected)):
-      np.testing.assert_array_equal(np.asarray(got), want)
+    chex.assert_trees_all_equal(loaded, expected)
   motion.weights = str(tmp_path / "sf")
   with pytest.raises(pretrained.CheckpointError, match=r"sf \['params'\] does not fit.*"
                      r"fusion_0/conv/kernel: saved \(7, 1, 1, 2, 4\) vs model \(7, 1, 1, 1, 2\)"):

@@ -259,6 +259,7 @@ def test_interrupted_generation_leaves_nothing_complete(tmp_path, monkeypatch):
   assert not synthetic.is_complete(dataset.root, TINY)
 
 
+@pytest.mark.integration
 def test_cli_writes_where_the_trainer_looks(tiny, tmp_path):
   """--out is a cache folder as $VQA_JAX_CACHE: the CLI reuses (and prints) the trainer's copy."""
   out = tmp_path / "cache"

@@ -30,25 +30,38 @@ UNREADABLE_SUBDIR = "checkpoints_unreadable"
 ITEM_NAME = "default"  # the CheckpointManager's single item: <dir>/<step>/default
 
 
+class ConfiguredManager(ocp.CheckpointManager):
+  """A CheckpointManager whose steps saved by `save` carry `step_metadata` (the run's config) as
+  orbax custom metadata (in each step's _CHECKPOINT_METADATA; `manager.metadata(step)`)."""
+
+  def __init__(self, *args, step_metadata: dict | None = None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.step_metadata = step_metadata
+
+
 def checkpoint_manager(workdir: str, max_to_keep: int = 2, save_interval_steps: int = 1,
                        async_save: bool = True,
-                       best_fn: Callable[[dict], float] | None = None) -> ocp.CheckpointManager:
+                       best_fn: Callable[[dict], float] | None = None,
+                       metadata: dict | None = None) -> ocp.CheckpointManager:
   """A CheckpointManager over `<workdir>/checkpoints` keeping `max_to_keep` steps.
 
   Without `best_fn` it keeps the newest steps; with it, the steps whose saved metrics score highest.
+  `metadata` (the run's config, issue 19) goes into every step's orbax custom metadata.
   """
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
                                          save_interval_steps=save_interval_steps, create=True,
                                          enable_async_checkpointing=async_save, best_fn=best_fn,
                                          best_mode="max")
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                               options=options)
+  return ConfiguredManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                           options=options, step_metadata=metadata)
 
 
-def best_manager(workdir: str, async_save: bool = True) -> ocp.CheckpointManager:
+def best_manager(workdir: str, async_save: bool = True,
+                 metadata: dict | None = None) -> ocp.CheckpointManager:
   """The manager of the single best checkpoint (`metrics['score']`) in `<workdir>/best`."""
   return checkpoint_manager(os.path.join(workdir, BEST_SUBDIR), max_to_keep=1,
-                            async_save=async_save, best_fn=lambda m: m["score"])
+                            async_save=async_save, best_fn=lambda m: m["score"],
+                            metadata=metadata)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: PyTree, force: bool = False,
@@ -59,7 +72,8 @@ def save(manager: ocp.CheckpointManager, step: int, state: PyTree, force: bool =
   """
   if step in manager.all_steps():
     return False
-  return manager.save(step, args=ocp.args.StandardSave(state), force=force, metrics=metrics)
+  return manager.save(step, args=ocp.args.StandardSave(state), force=force, metrics=metrics,
+                      custom_metadata=getattr(manager, "step_metadata", None))
 
 
 class IncompatibleCheckpoint(ValueError):

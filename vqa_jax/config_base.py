@@ -17,10 +17,11 @@ from vqa_jax.data import frames_1fps
 from vqa_jax.data import loaders
 from vqa_jax.data import sampling
 from vqa_jax.data import sources
+from vqa_jax.data import tfds_source
 from vqa_jax.data.synthetic import SyntheticSpec
 from vqa_jax.models.model import fast_vqa_b_config
-from vqa_jax.train_step import PERTURBATION_KINDS
-from vqa_jax.train_step import PerturbConfig
+from vqa_jax.perturb import PERTURBATION_KINDS
+from vqa_jax.perturb import PerturbConfig
 
 
 def synthetic_config(spec: SyntheticSpec) -> ml_collections.ConfigDict:
@@ -35,13 +36,15 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   # 'synthetic' (videos), 'synthetic_images' (IQA; needs a data.synthetic_images section of
-  # synthetic_images.ImageSpec fields, see configs/iqa_demo.py) or 'label_files'.
+  # synthetic_images.ImageSpec fields, see configs/iqa_demo.py), 'label_files' or 'tfds'.
   c.data.source = "synthetic"
   c.data.cache_dir = ""  # '' -> $VQA_JAX_CACHE or ~/.cache/vqa_jax
   # Every SyntheticSpec field (the demo preset); see vqa_jax/data/synthetic.py.
   c.data.synthetic = synthetic_config(SyntheticSpec.demo())
   # For source 'label_files': split name -> "LABEL_FILE:DATA_ROOT" (FAST-VQA label format).
   c.data.label_files = ml_collections.ConfigDict()
+  # For source 'tfds': a builder of data/tfds_builders read from its manual_dir (data/tfds_source.py).
+  c.data.tfds = tfds_source.tfds_config()
   c.data.train_split = "train"
   # 'error': a video that cannot be decoded stops the run, naming the file. 'skip': it is logged once
   # and counted; training substitutes the next decodable video, evaluation leaves it out.
@@ -107,8 +110,13 @@ def base_config() -> ml_collections.ConfigDict:
   # 'warmup_cosine' (FAST-VQA, paper §7.3) or 'step' (StepLR: x lr_step_gamma every lr_step_every
   # steps; SimpleVQA: every 2 epochs x 0.95).
   c.train.schedule = "warmup_cosine"
-  c.train.warmup_steps = 4385
-  c.train.cosine_steps = 52620  # M in the reference schedule (paper §7.3)
+  # Warmup W and cosine length M of the reference schedule (paper §7.3). The rule (optim.
+  # schedule_steps): -1 follows train.steps, M = train.steps and W = round(warmup_fraction x
+  # train.steps) (FAST-VQA: 2.5 of 30 epochs), so --config.train.steps=N rescales both; a value
+  # >= 0 is kept as set. validate() writes the resolved numbers in; the run prints them at start.
+  c.train.warmup_steps = optim.FOLLOW_STEPS
+  c.train.cosine_steps = optim.FOLLOW_STEPS
+  c.train.warmup_fraction = optim.REFERENCE_WARMUP_FRACTION
   c.train.lr_step_every = 0
   c.train.lr_step_gamma = 0.95
   c.train.ema_decay = 0.999
@@ -161,13 +169,22 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def resolve_schedule(config: ml_collections.ConfigDict) -> None:
+  """Writes the step counts of train.warmup_steps / cosine_steps left at -1 (optim.schedule_steps)."""
+  warmup, cosine = optim.schedule_steps(config.train)
+  config.train.warmup_steps, config.train.cosine_steps = warmup, cosine
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first inconsistent field."""
+  """Resolves the schedule's step counts, then raises ValueError naming the first inconsistent field."""
+  resolve_schedule(config)
   if config.data.source not in sources.SOURCES:
     raise ValueError(f"data.source must be one of {sources.SOURCES}, got {config.data.source!r}")
   if config.data.source == "synthetic_images" and "synthetic_images" not in config.data:
     raise ValueError("data.source='synthetic_images' needs a data.synthetic_images section "
                      "(synthetic_images.ImageSpec fields)")
+  if config.data.source == "tfds":
+    tfds_source.check_config(config.data.tfds)
   if config.data.on_bad_video not in ("error", "skip"):
     raise ValueError(f"data.on_bad_video must be 'error' or 'skip', got {config.data.on_bad_video!r}")
   loaders.check_loader(config.data.loader)

@@ -20,7 +20,9 @@
                 section; default slowfast_r50), what `config.motion.weights` reads
 
 The output directory is an orbax checkpoint of a dict of Flax collections, read by
-`pretrained.load_variables` (all collections) or `pretrained.load_params` (params).
+`pretrained.load_variables` (all collections) or `pretrained.load_params` (params), plus the
+config of the model built (`config.json`, `.yaml`; `output_config`) when one is known, which
+`score` and `vqa_jax.Scorer` read when no config is given.
 
 FAST-VQA details. The Kinetics checkpoint lacks what the reference initialises fresh (paper
 §6.1): fragment bias tables zero, the head PyTorch's default Conv3d init U(+-1/sqrt(fan_in)) (from
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 import dataclasses
-import importlib.util
 import logging
 import os
 import pathlib
@@ -50,8 +51,10 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from vqa_jax import config_files
 from vqa_jax import convert_resnet
 from vqa_jax import convert_swin2d
+from vqa_jax import run_config
 from vqa_jax import state_dicts
 from vqa_jax import swin_layout
 from vqa_jax.models import simple_vqa
@@ -63,7 +66,7 @@ OFFICIAL_PREFIXES = {"backbone": "fragments_backbone", "head": "vqa_head"}
 KINETICS_PREFIXES = {"backbone": "backbone", "head": None}
 DROPPED_PREFIXES = ("cls_head.",)
 REINIT_ON_MISMATCH_LEAVES = ("relative_position_bias_table",)
-CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIGS_DIR = config_files.configs_dir()
 MODEL_CONFIGS = {name: CONFIGS_DIR / f"{name}.py"
                  for name in ("fast_vqa_b", "faster_vqa", "fast_vqa_m")}
 IQA_CONFIG = CONFIGS_DIR / "iqa_swin_t.py"  # The swin2d format's default model.
@@ -118,14 +121,11 @@ def infer_model_name(state_dict: Mapping[str, Any]) -> str:
 
 
 def load_config_file(path: pathlib.Path) -> ml_collections.ConfigDict:
-  """`get_config()` of a repository config file (configs/ is not a package)."""
+  """`get_config()` of a shipped config file (`config_files.load`)."""
   if not path.is_file():
-    raise FileNotFoundError(f"{path} not found: the default model needs the repository's "
-                            "configs/ folder (or pass --config)")
-  spec = importlib.util.spec_from_file_location(f"_convert_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+    raise FileNotFoundError(f"{path} not found: the default model needs the shipped configs "
+                            "(or pass --config)")
+  return config_files.load(str(path))
 
 
 def model_config(name: str) -> ml_collections.ConfigDict:
@@ -348,7 +348,20 @@ def convert_file(src: str, dst: str, fmt: str = "auto", options: Options = Optio
   except ValueError as e:
     raise ValueError(f"{src}: {e}") from e
   state_dicts.save_variables(dst, result.variables)
+  config = output_config(result, options)
+  if config is not None:  # `score --checkpoint=DST` and `Scorer.load(DST)` need no --config
+    run_config.write_config(dst, config)
   return result
+
+
+def output_config(result: Result, options: Options) -> ml_collections.ConfigDict | None:
+  """The whole config stored beside converted weights: --config's, else the shipped config of
+  the model built (fast_vqa: --model / inferred; swin2d: iqa_swin_t); None when there is none."""
+  if options.config is not None:
+    return options.config
+  if result.model in MODEL_CONFIGS:
+    return load_config_file(MODEL_CONFIGS[result.model])
+  return load_config_file(IQA_CONFIG) if result.format == "swin2d" else None
 
 
 def summary(result: Result, dst: str, seed: int) -> str:
@@ -389,7 +402,8 @@ def main() -> None:
     result = convert_file(src.value, dst.value, fmt.value, options, trust_pickle.value)
     print(summary(result, dst.value, seed.value))
 
-  app.run(run)
+  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
+  entry_point.run(run)
 
 
 if __name__ == "__main__":

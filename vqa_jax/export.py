@@ -132,6 +132,7 @@ def main() -> None:
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
   from vqa_jax import score  # pylint: disable=g-import-not-at-top
 
   config = config_flags.DEFINE_config_file("config", None, "Config of the model and sampling.")
@@ -153,7 +154,7 @@ def main() -> None:
     export(config.value, params, out.value, tuple(formats.value), checkpoint.value, found, note)
     print(f"exported {formats.value} to {out.value}")
 
-  app.run(run_main)
+  entry_point.run(run_main)
 
 
 if __name__ == "__main__":

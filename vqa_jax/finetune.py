@@ -27,6 +27,8 @@ import numpy as np
 from ml_collections import config_flags
 
 from vqa_jax import config_base
+from vqa_jax import entry_point
+from vqa_jax import run_config
 from vqa_jax import selection
 from vqa_jax import trainer
 from vqa_jax.data import sources
@@ -85,6 +87,7 @@ def summary_table(summary: dict, title: str) -> str:
 def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs every split seed; returns {'final': ..., 'selected': ...} mean ± std over splits."""
   config_base.validate(config)
+  run_config.write_config(workdir, config)  # rerun with no --config: this one (issue 19)
   name = config.finetune.dataset
   all_splits = sources.load_splits(config.data)
   if name not in all_splits:
@@ -116,17 +119,23 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def main() -> None:
   """Command line: --config, --workdir; runs the fine-tuning protocol of the config."""
   # Flags are defined here, not on import, so that tests may import this module beside others.
-  config = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config "
-                                           "file.", lock_config=True)
+  config = config_flags.DEFINE_config_file("config", None, "Config (a shipped name or a file); "
+                                           "default: the one stored in --workdir by an earlier "
+                                           "run.", lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, "One subfolder per split seed goes here.")
-  flags.mark_flags_as_required(["config", "workdir"])
+  flags.mark_flags_as_required(["workdir"])
+
+  def chosen_config():
+    if config.value is not None or workdir.value is None:
+      return config.value
+    return run_config.stored_config(workdir.value)
 
   def run_main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    finetune(config.value, workdir.value)
+    finetune(chosen_config(), workdir.value)
 
-  app.run(run_main)
+  entry_point.run(run_main, chosen_config)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from vqa_jax import entry_point
 from vqa_jax import interrupts
 from vqa_jax.data import video_io
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
+_CONFIG = config_flags.DEFINE_config_file("config", None, "A shipped config's name (fast_vqa_b, "
+                                          "smoke, paper/NAME:ARGS, ...) or a config file's path.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and results go here; an "
                                "existing run in it is resumed.")
@@ -48,13 +50,6 @@ def process_spec():
       process_id=env.process_id if _PROCESS_ID.value is None else _PROCESS_ID.value)
 
 
-class _DropLibraryInfo(logging.logging.Filter):
-  """Drops INFO records from orbax, whose per-save chatter buries the training progress."""
-
-  def filter(self, record):
-    return record.levelno > logging.logging.INFO or "orbax" not in record.pathname
-
-
 def config_file_problem() -> str:
   """Why the --config file cannot be loaded ('' when it exists): named before anything runs."""
   spec = config_flags.get_config_filename(flags.FLAGS["config"])
@@ -75,7 +70,6 @@ def main(argv):
   from vqa_jax import trainer
   # pylint: enable=g-import-not-at-top
   distributed.initialize(process_spec())
-  logging.get_absl_handler().addFilter(_DropLibraryInfo())
   if not distributed.is_primary():
     logging.set_verbosity(logging.WARNING)  # process 0 alone reports progress
   logging.info("config:\n%s", _CONFIG.value)
@@ -88,4 +82,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_point.run(main)  # issue 19: config names, --print_config, library INFO lines dropped

@@ -19,6 +19,35 @@ PyTree = Any
 
 OPTIMIZERS = ("adamw", "adam_l2")
 SCHEDULES = ("warmup_cosine", "step")
+# train.warmup_steps / train.cosine_steps = FOLLOW_STEPS: derived from train.steps (schedule_steps).
+FOLLOW_STEPS = -1
+# FAST-VQA's warmup share: 2.5 of 30 epochs (paper §7.3), the default train.warmup_fraction.
+REFERENCE_WARMUP_FRACTION = 2.5 / 30
+
+
+def schedule_steps(train_cfg: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(warmup W, cosine length M) of the warmup+cosine schedule; the rule that follows train.steps.
+
+  A value set explicitly (>= 0) is kept. `cosine_steps` = -1 gives M = train.steps; `warmup_steps`
+  = -1 gives W = round(train.warmup_fraction x train.steps). So `--config.train.steps=N` rescales
+  a config that leaves them at -1.
+  """
+  warmup, cosine = int(train_cfg.warmup_steps), int(train_cfg.cosine_steps)
+  if warmup == FOLLOW_STEPS:
+    warmup = round(train_cfg.get("warmup_fraction", REFERENCE_WARMUP_FRACTION) * train_cfg.steps)
+  return warmup, int(train_cfg.steps) if cosine == FOLLOW_STEPS else cosine
+
+
+def describe_schedule(train_cfg: ml_collections.ConfigDict) -> str:
+  """One line naming the learning-rate schedule of `train_cfg` and its step counts."""
+  name = train_cfg.get("schedule", "warmup_cosine")
+  if name == "step":
+    return (f"schedule step: lr x {train_cfg.lr_step_gamma} every {train_cfg.lr_step_every} "
+            f"steps, {train_cfg.steps} steps")
+  warmup, cosine = schedule_steps(train_cfg)
+  end = float(reference_schedule(warmup, cosine)(int(train_cfg.steps) - 1))
+  return (f"schedule warmup_cosine: warmup {warmup} steps, cosine length {cosine}, "
+          f"{train_cfg.steps} steps; last step at {end:.3g} x peak lr")
 
 
 def reference_schedule(warmup_steps: int, cosine_steps: int) -> optax.Schedule:
@@ -87,7 +116,7 @@ def lr_multiplier(train_cfg: ml_collections.ConfigDict) -> optax.Schedule:
   """The configured schedule's multiplier of the base rates (`train.schedule`)."""
   name = train_cfg.get("schedule", "warmup_cosine")
   if name == "warmup_cosine":
-    return reference_schedule(train_cfg.warmup_steps, train_cfg.cosine_steps)
+    return reference_schedule(*schedule_steps(train_cfg))
   if name == "step":
     return step_schedule(train_cfg.lr_step_every, train_cfg.lr_step_gamma)
   raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {name!r}")

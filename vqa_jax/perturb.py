@@ -15,18 +15,31 @@ Kinds:
   asam  element-wise adaptive SAM with T = |w| + η: δ = ρ·T²g/‖Tg‖; feasible set ‖δ/T‖ ≤ ρ.
 A leaf (awp, rwp) or a tree (sam, asam) whose direction has zero or non-finite norm is not moved.
 `ascent` runs n steps of radius/n, projecting after each, with fresh gradients in between.
+
+The functional API: `value_and_grad(loss_fn, kind, radius=...)` is `jax.value_and_grad` with the
+perturbation inside: `(params, *args, rng) -> (value, grads, info)`, where `value` is the clean
+loss (with its aux), `grads` the gradient an optimizer should apply (for 'awp': the gradient at
+the perturbed point w + δ, δ the ascent step along the clean gradient) and `info` the perturbed
+loss and the perturbation's norm. The train step (`train_step.make_train_step`) is a few lines
+around it; any other trainer can call it the same way (README: "AWP in your own train step").
+`radius` may be traced, so `jax.vmap` over radii of one kind is a radius sweep in one program.
+`PerturbConfig` holds a run's perturbation settings (the config's `perturb` section).
 """
 
-from typing import Any, Callable, NamedTuple, Sequence
+import dataclasses
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 PyTree = Any
 # grad_fn(perturbed_params, i) -> gradient at the i-th intermediate point of a multi-step ascent.
 AscentGradFn = Callable[[PyTree, int], PyTree]
 
 KINDS = ("awp", "rwp", "sam", "asam")
+# What a config may ask for: the kinds, or 'none' (the plain step).
+PERTURBATION_KINDS = ("none",) + KINDS
 # Kinds whose radius is relative to each layer's norm (γ); the others take an absolute radius (ρ).
 RELATIVE_KINDS = ("awp", "rwp")
 # Flax leaf names that correspond to PyTorch parameters whose name contains "weight".
@@ -190,18 +203,6 @@ def make_perturbation(kind: str, mask: PyTree) -> Perturbation:
   raise ValueError(f"perturbation kind {kind!r} not in {KINDS}")
 
 
-def switch(perturbations: Sequence[Perturbation], index: jax.Array) -> Perturbation:
-  """`perturbations[index]` for a traced index (lax.switch; a select under vmap)."""
-  if len(perturbations) == 1:
-    return perturbations[0]
-
-  def pick(field):
-    branches = [getattr(p, field) for p in perturbations]
-    return lambda *args: jax.lax.switch(index, branches, *args)
-
-  return Perturbation(*(pick(field) for field in Perturbation._fields))
-
-
 def ascent(perturbation: Perturbation, params: PyTree, direction: PyTree, grad_fn: AscentGradFn,
            radius, steps: int, mask: PyTree) -> PyTree:
   """The delta after `steps` steps of radius/steps, each projected back onto the feasible set.
@@ -260,3 +261,124 @@ def tree_norm(tree: PyTree) -> jax.Array:
   """Global L2 norm over all leaves of a pytree."""
   leaves = jax.tree_util.tree_leaves(tree)
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
+
+
+@dataclasses.dataclass(frozen=True)
+class PerturbConfig:
+  """How a run perturbs the weights before each update (the config's `perturb` section).
+
+  kind: 'none' | 'awp' | 'rwp' | 'sam' | 'asam'. radius: γ, relative to each layer's norm, for
+  awp/rwp; ρ, absolute, for sam/asam (the config's `perturb.gamma` / `perturb.rho`).
+  steps: ascent steps of radius/steps, each projected back. every_k: recompute the perturbation
+  every k steps and reuse the last one in between. combine: the update gradient is
+  (1 − combine)·g_perturbed + combine·g_clean (0: the reference). reuse_dropout_rng: every pass
+  uses the clean pass's dropout key (the reference draws fresh masks per pass).
+  """
+
+  kind: str = "awp"
+  radius: float = 1e-4
+  reuse_dropout_rng: bool = False
+  steps: int = 1
+  every_k: int = 1
+  combine: float = 0.0
+
+  def __post_init__(self):
+    if self.kind not in PERTURBATION_KINDS:
+      raise ValueError(f"perturbation kind {self.kind!r} not in {PERTURBATION_KINDS}")
+    if not self.radius >= 0:
+      raise ValueError(f"perturbation radius must be >= 0, got {self.radius}")
+    for name in ("steps", "every_k"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"perturbation {name} must be >= 1, got {getattr(self, name)}")
+    if not 0 <= self.combine <= 1:
+      raise ValueError(f"perturbation combine must be in [0, 1], got {self.combine}")
+    if self.kind == "rwp" and self.steps > 1:
+      raise ValueError("perturbation steps > 1 needs a gradient direction; rwp has none")
+    if self.combine and self.every_k > 1:
+      raise ValueError("perturbation combine > 0 needs the clean gradient of every step; "
+                       "every_k > 1 skips it between recomputations")
+
+  @classmethod
+  def from_config(cls, perturb_cfg: ml_collections.ConfigDict) -> "PerturbConfig":
+    """The PerturbConfig of a config's `perturb` section (radius: gamma or rho by kind)."""
+    kind = str(perturb_cfg.kind)
+    radius = {**{k: "gamma" for k in RELATIVE_KINDS}, "sam": "rho", "asam": "rho"}.get(kind)
+    return cls(kind=kind, radius=float(perturb_cfg[radius]) if radius else 0.0,
+               reuse_dropout_rng=bool(perturb_cfg.reuse_dropout_rng),
+               steps=int(perturb_cfg.steps), every_k=int(perturb_cfg.every_k),
+               combine=float(perturb_cfg.combine))
+
+  @property
+  def active(self) -> bool:
+    """Whether the step runs the second (perturbed) pass at all."""
+    return self.kind != "none" and self.radius > 0
+
+
+def _where(pred, on_true: PyTree, on_false: PyTree) -> PyTree:
+  """A Python bool picks one tree; a traced boolean selects leaf by leaf."""
+  if isinstance(pred, bool):
+    return on_true if pred else on_false
+  return jax.tree_util.tree_map(lambda a, b: jax.lax.select(pred, a, b), on_true, on_false)
+
+
+def _loss(value, has_aux: bool) -> jax.Array:
+  """The loss of a value_and_grad value ((loss, aux) with has_aux)."""
+  return value[0] if has_aux else value
+
+
+def value_and_grad_at(loss_fn: Callable, params: PyTree, delta: PyTree, *args, rng: jax.Array,
+                      mask: PyTree | None = None, has_aux: bool = False) -> tuple[Any, PyTree]:
+  """(value, grads) of `loss_fn(params + delta, *args, rng)`, differentiated at the moved point.
+
+  The gradient is taken with respect to the perturbed weights themselves (δ is a constant), as
+  the reference's second pass does; `mask` (default `weight_mask`) says which leaves δ moves.
+  """
+  mask = weight_mask(params) if mask is None else mask
+  perturbed = jax.lax.stop_gradient(apply_delta(params, delta, mask))
+  return jax.value_and_grad(loss_fn, has_aux=has_aux)(perturbed, *args, rng)
+
+
+def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None = None,
+                   steps: int = 1, combine: float = 0.0, has_aux: bool = False,
+                   reuse_dropout_rng: bool = False) -> Callable:
+  """`fn(params, *args, rng) -> (value, grads, info)`: jax.value_and_grad with the perturbation.
+
+  `loss_fn(params, *args, rng)` returns the loss (with `has_aux`, `(loss, aux)`); `rng` is split
+  into the clean pass's key, the perturbed pass's key (the clean one with `reuse_dropout_rng`) and
+  the direction's noise key (rwp). `value` is the clean pass's; `grads` is the gradient at the
+  perturbed point (mixed with the clean one by `combine`; the clean one itself for kind 'none' or
+  radius 0). `info`: perturbed_loss, perturbation_norm, and the delta, the clean gradient and (with
+  `has_aux`) the perturbed pass's aux. `radius` may be traced (vmap over radii of one kind).
+  """
+  if kind not in PERTURBATION_KINDS:
+    raise ValueError(f"perturbation kind {kind!r} not in {PERTURBATION_KINDS}")
+  if kind == "rwp" and steps > 1:
+    raise ValueError("perturbation steps > 1 needs a gradient direction; rwp has none")
+  clean_value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
+
+  def fn(params: PyTree, *args, rng: jax.Array):
+    clean_rng, perturbed_rng, noise_rng = jax.random.split(rng, 3)
+    value, clean_grads = clean_value_and_grad(params, *args, clean_rng)
+    if kind == "none":
+      return value, clean_grads, {"clean_grads": clean_grads}
+    leaf_mask = weight_mask(params) if mask is None else mask
+    perturbation = make_perturbation(kind, leaf_mask)
+    pass_rng = clean_rng if reuse_dropout_rng else perturbed_rng
+    # Intermediate ascent points (steps > 1) get their own keys unless keys are reused.
+    ascent_rng = lambda i: pass_rng if reuse_dropout_rng else jax.random.fold_in(pass_rng, i)
+    ascent_grad = lambda p, i: clean_value_and_grad(p, *args, ascent_rng(i))[1]
+    direction = perturbation.direction(params, clean_grads, noise_rng)
+    delta = ascent(perturbation, params, direction, ascent_grad, radius, steps, leaf_mask)
+    perturbed_value, grads = value_and_grad_at(loss_fn, params, delta, *args, rng=pass_rng,
+                                               mask=leaf_mask, has_aux=has_aux)
+    if combine:
+      grads = jax.tree_util.tree_map(lambda p, c: (1 - combine) * p + combine * c, grads,
+                                     clean_grads)
+    grads = _where(radius == 0, clean_grads, grads)  # radius 0 is the plain step
+    info = {"perturbed_loss": _loss(perturbed_value, has_aux), "perturbation_norm": tree_norm(delta),
+            "delta": delta, "clean_grads": clean_grads}
+    if has_aux:
+      info["perturbed_aux"] = perturbed_value[1]
+    return value, grads, info
+
+  return fn

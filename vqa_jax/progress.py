@@ -1,5 +1,7 @@
-"""Training progress lines: step, a progress bar, losses, steps/s and ETA."""
+"""Training progress lines: step, a progress bar, losses, steps/s and ETA; `tqdm_bar` for the
+per-file loops of the other commands (scoring, feature extraction, dataset generation)."""
 
+import sys
 import time
 
 
@@ -13,6 +15,12 @@ def format_duration(seconds: float) -> str:
   if minutes:
     return f"{minutes}m{secs:02d}s"
   return f"{secs}s"
+
+
+def tqdm_bar(total: int, unit: str, **kwargs):
+  """A tqdm bar on stderr (rate, ETA) for a loop over `total` items of `unit`."""
+  import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm.tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 
 def progress_bar(done: int, total: int, width: int = 20) -> str:

@@ -1,7 +1,11 @@
 """A run's config stored in its workdir, and the check that a resumed run keeps it.
 
-`write_config(workdir, config)` writes `<workdir>/config.json` (read back by `read_config`) and
-`<workdir>/config.txt` (the same config as ml_collections prints it, for people).
+`write_config(workdir, config)` writes `<workdir>/config.json` (read back by `read_config`),
+`<workdir>/config.yaml` (the same values as plain YAML, for people and `yaml.safe_load`) and
+`<workdir>/config.txt` (as ml_collections prints it). The trainer also stores the config in every
+checkpoint step's orbax custom metadata (`checkpoint_metadata`). `stored_config(path)` finds the config
+of a trainer workdir, any folder inside it (best/, checkpoints/, a step) or a convert_weights
+output: what score, landscape, finetune and `vqa_jax.Scorer` use when no --config is given.
 `check_resume(workdir, config, allow_change)` compares the stored config of a workdir that already
 holds checkpoints with the new one, field by field (dotted names):
 
@@ -24,9 +28,13 @@ import time
 
 from absl import logging
 import ml_collections
+import yaml
 
 CONFIG_JSON = "config.json"
+CONFIG_YAML = "config.yaml"
 CONFIG_TEXT = "config.txt"
+# How far above a checkpoint folder its workdir may be (<workdir>/best/checkpoints/<step>).
+_MAX_LEVELS_UP = 3
 CHANGES_JSONL = "config_changes.jsonl"
 CHECKPOINT_DIRS = ("checkpoints", os.path.join("best", "checkpoints"))
 
@@ -49,15 +57,32 @@ def _plain(config: ml_collections.ConfigDict) -> dict:
   return json.loads(json.dumps(config.to_dict(), default=repr, sort_keys=True))
 
 
+def to_yaml(config: ml_collections.ConfigDict) -> str:
+  """The config's values as plain YAML (sections nested, keys sorted, tuples as lists)."""
+  return yaml.safe_dump(_plain(config), sort_keys=True, default_flow_style=False)
+
+
+def checkpoint_metadata(config: ml_collections.ConfigDict) -> dict:
+  """The orbax custom metadata of a run's checkpoint steps: {'config': the config as JSON}."""
+  return {"config": _plain(config)}
+
+
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Writes `config` to `<workdir>/config.json` and `<workdir>/config.txt` (atomically each)."""
+  """Writes `config` to `<workdir>/config.json`, `.yaml` and `.txt` (atomically each)."""
   os.makedirs(workdir, exist_ok=True)
   for name, text in ((CONFIG_JSON, json.dumps(_plain(config), indent=2, sort_keys=True) + "\n"),
-                     (CONFIG_TEXT, str(config))):
+                     (CONFIG_YAML, to_yaml(config)), (CONFIG_TEXT, str(config))):
     path = os.path.join(workdir, name)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
       f.write(text)
     os.replace(path + ".tmp", path)
+
+
+def _tuples(tree):
+  """JSON lists back to the tuples the configs hold (hashable, as Flax module fields must be)."""
+  if isinstance(tree, dict):
+    return {k: _tuples(v) for k, v in tree.items()}
+  return tuple(_tuples(v) for v in tree) if isinstance(tree, list) else tree
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict | None:
@@ -67,9 +92,28 @@ def read_config(workdir: str) -> ml_collections.ConfigDict | None:
     return None
   try:
     with open(path, encoding="utf-8") as f:
-      return ml_collections.ConfigDict(json.load(f))
+      return ml_collections.ConfigDict(_tuples(json.load(f)))
   except ValueError as e:
     raise ValueError(f"{path}: not a stored config ({e}); move it away to start afresh") from None
+
+
+def stored_config_dir(path: str) -> str | None:
+  """The folder holding the config.json of `path` or of a folder up to 3 levels above it."""
+  folder = os.path.abspath(path)
+  for _ in range(_MAX_LEVELS_UP + 1):
+    if os.path.isfile(os.path.join(folder, CONFIG_JSON)):
+      return folder
+    folder = os.path.dirname(folder)
+  return None
+
+
+def stored_config(path: str) -> ml_collections.ConfigDict:
+  """The config stored with a checkpoint `path` (see `stored_config_dir`); an error says none is."""
+  folder = stored_config_dir(path)
+  if folder is None:
+    raise FileNotFoundError(f"{path}: no stored {CONFIG_JSON} here or in the folders above it "
+                            "(runs and convert_weights outputs store one); pass --config")
+  return read_config(folder)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

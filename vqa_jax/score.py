@@ -1,10 +1,11 @@
 """Scores video files with a trained model: one JSON line per video, result files, map PNGs.
 
-  python -m vqa_jax.score --config=configs/fast_vqa_b.py --checkpoint=DIR [--noema] \
+  python -m vqa_jax.score [--config=fast_vqa_b] --checkpoint=DIR [--noema] \
       [--jsonl=FILE] [--csv=FILE] [--resume] [--num_shards=N --shard_index=I] \
       [--quality-map=FILE.png|FOLDER/ [--map_per_video_scale]] [--clip_chunk=K] PATH...
 
-PATH is a video file or a folder (searched recursively for video files). DIR is anything
+PATH is a video file or a folder (searched recursively for video files). Without --config, the
+config stored with DIR (a run's or a convert_weights output's config.json) is used. DIR is anything
 `pretrained.load_params` reads: a `vqa_jax.convert_weights` output, or a trainer workdir (its
 latest step; EMA params unless --noema), its `best/`, its `checkpoints/` folder or one step folder.
 
@@ -58,6 +59,7 @@ import numpy as np
 from vqa_jax import calibration as calibration_lib
 from vqa_jax import families
 from vqa_jax import pretrained
+from vqa_jax import progress
 from vqa_jax import quality_map as quality_map_lib
 from vqa_jax import score_output
 from vqa_jax.data import sampling
@@ -268,9 +270,7 @@ def load_scorer(config: ml_collections.ConfigDict, checkpoint: str, use_ema: boo
 
 def progress_bar(total: int):
   """The tqdm bar of a scoring run (videos/s, ETA, failures) on stderr."""
-  import tqdm  # pylint: disable=g-import-not-at-top
-  return tqdm.tqdm(total=total, unit="video", file=sys.stderr, dynamic_ncols=True,
-                   postfix={"failed": 0})
+  return progress.tqdm_bar(total, "video", postfix={"failed": 0})
 
 
 def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str],
@@ -335,8 +335,11 @@ def main() -> None:
 
   # Warnings (e.g. a video re-sampled from fewer frames) but not orbax's INFO lines on stderr.
   flags.FLAGS.set_default("verbosity", logging.WARNING)
+  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
+  from vqa_jax import run_config  # pylint: disable=g-import-not-at-top
   config = config_flags.DEFINE_config_file("config", None, "Config whose model and sampling "
-                                           "to use.")
+                                           "to use (a shipped name or a file); default: the "
+                                           "config stored with --checkpoint.")
   checkpoint = flags.DEFINE_string("checkpoint", None, "convert_weights output, or a trainer "
                                    "workdir / its checkpoints/ folder / one step folder.")
   ema = flags.DEFINE_bool("ema", True, "Trainer checkpoints: score with the EMA params "
@@ -354,7 +357,12 @@ def main() -> None:
                                  "FOLDER/<stem>.png).")
   per_video = flags.DEFINE_bool("map_per_video_scale", False, "Stretch each picture's colours to "
                                 "its own values instead of the calibrated scale.")
-  flags.mark_flags_as_required(["config", "checkpoint"])
+  flags.mark_flags_as_required(["checkpoint"])
+
+  def chosen_config():
+    if config.value is not None or checkpoint.value is None:
+      return config.value
+    return run_config.stored_config(checkpoint.value)
 
   def run_main(argv):
     if len(argv) < 2:
@@ -363,13 +371,18 @@ def main() -> None:
       raise app.UsageError("need 0 <= --shard_index < --num_shards")
     if resume.value and not (jsonl_path.value or csv_path.value):
       raise app.UsageError("--resume continues the --jsonl / --csv files: give one")
-    sys.exit(cli(config.value, checkpoint.value, argv[1:], csv_path=csv_path.value,
+    try:
+      chosen = chosen_config()
+    except (FileNotFoundError, ValueError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+    sys.exit(cli(chosen, checkpoint.value, argv[1:], csv_path=csv_path.value,
                  use_ema=ema.value, quality_map_path=map_path.value, jsonl_path=jsonl_path.value,
                  resume=resume.value, num_shards=num_shards.value, shard_index=shard_index.value,
                  clip_chunk=None if clip_chunk.value < 0 else clip_chunk.value,
                  per_video_scale=per_video.value))
 
-  app.run(run_main)
+  entry_point.run(run_main, chosen_config)
 
 
 if __name__ == "__main__":

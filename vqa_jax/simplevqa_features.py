@@ -35,6 +35,7 @@ import numpy as np
 
 from vqa_jax import convert_resnet
 from vqa_jax import pretrained
+from vqa_jax import progress
 from vqa_jax import state_dicts
 from vqa_jax.data import motion
 from vqa_jax.data import sources
@@ -144,7 +145,9 @@ def extract_features(config: ml_collections.ConfigDict, out_dir: str,
     raise ValueError("config.data lists no videos")
   root = os.path.commonpath([os.path.dirname(p) for p in paths])
   index, skipped = {}, 0
-  for n, path in enumerate(paths):
+  bar = progress.tqdm_bar(len(paths), "video")
+  for path in paths:
+    bar.update()
     name = feature_file(path, root)
     destination = os.path.join(out_dir, name)
     if not os.path.exists(destination):
@@ -159,7 +162,7 @@ def extract_features(config: ml_collections.ConfigDict, out_dir: str,
       extractor = extractor or make_extractor(config.motion)
       _save_atomically(destination, extractor(chunks))
     index[path] = name
-    logging.info("%d/%d %s", n + 1, len(paths), name)
+  bar.close()
   with open(os.path.join(out_dir, INDEX_FILE), "w", encoding="utf-8") as f:
     json.dump(index, f, indent=0, sort_keys=True)
   if skipped:
@@ -184,7 +187,8 @@ def main() -> None:
     index = extract_features(config.value, out.value)
     print(f"wrote {len(index)} feature files and {INDEX_FILE} to {out.value}")
 
-  app.run(run)
+  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
+  entry_point.run(run)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Radius sweeps in one program: K models trained at once by vmapping the step over stacked states.
 
+One program per perturbation kind: the members of a kind differ in their radius only and train
+together; with several --kinds the kinds' populations train one after another.
+
   python -m vqa_jax.sweep --config=configs/demo.py --gammas=0,1e-4,5e-4,1e-3 --workdir=DIR
   python -m vqa_jax.sweep --config=configs/demo.py --kinds=awp,rwp --gammas=1e-3 --workdir=DIR
 
@@ -29,6 +32,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from vqa_jax import config_base
+from vqa_jax import entry_point
 from vqa_jax import evaluate
 from vqa_jax import families
 from vqa_jax import logging_utils
@@ -36,6 +40,7 @@ from vqa_jax import metrics as metrics_lib
 from vqa_jax import optim
 from vqa_jax import perturb
 from vqa_jax import progress
+from vqa_jax import run_config
 from vqa_jax import sharding
 from vqa_jax import train_step
 from vqa_jax import trainer
@@ -53,11 +58,10 @@ _EVAL_MODEL = flags.DEFINE_enum("eval_model", "raw", ["raw", "ema"], "Model whos
 flags.mark_flags_as_required(["config", "workdir", "gammas"])
 
 
-def make_members(base: train_step.PerturbConfig, kinds: list[str],
-                 radii: list[float]) -> list[train_step.PerturbConfig]:
-  """One config per (kind, radius); the radius replaces gamma (awp, rwp) or rho (sam, asam)."""
-  return [dataclasses.replace(base, kind=kind,
-                              **{"gamma" if kind in perturb.RELATIVE_KINDS else "rho": float(r)})
+def make_members(base: perturb.PerturbConfig, kinds: list[str],
+                 radii: list[float]) -> list[perturb.PerturbConfig]:
+  """One config per (kind, radius): gamma for awp/rwp, rho for sam/asam."""
+  return [dataclasses.replace(base, kind=kind, radius=float(r))
           for kind in kinds for r in radii]
 
 
@@ -66,7 +70,7 @@ def motion_features(config: ml_collections.ConfigDict, family: families.Family):
   return trainer.motion_features(config) if "motion" in family.input_keys else None
 
 
-def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.PerturbConfig],
+def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.PerturbConfig],
                      mesh, splits, workdir: str) -> tuple[train_step.TrainState, np.ndarray]:
   """Trains all members for config.train.steps; returns (stacked states, last-log-window losses)."""
   os.makedirs(workdir, exist_ok=True)
@@ -93,7 +97,8 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[train_step.Pe
       logging.info("%s", meter.report(step, {f"loss[{i}]": v
                                               for i, v in enumerate(window_losses)}))
       logging_utils.append_jsonl(os.path.join(workdir, "metrics.jsonl"), {
-          "step": step, **{k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}})
+          "step": step, "kind": cfgs[0].kind, "radius": [c.radius for c in cfgs],
+          **{k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}})
       if step < config.train.steps:
         loss_sum, window = jnp.zeros(len(cfgs)), 0
   return states, window_losses
@@ -126,7 +131,7 @@ def evaluate_population(states: train_step.TrainState, config: ml_collections.Co
   return results
 
 
-def results_table(members: list[train_step.PerturbConfig], train_losses: np.ndarray,
+def results_table(members: list[perturb.PerturbConfig], train_losses: np.ndarray,
                   results: list[dict], eval_model: str) -> str:
   """One row per member: kind, radius, final train loss, then SRCC and PLCC per split."""
   split_names = list(results[0])
@@ -141,20 +146,28 @@ def results_table(members: list[train_step.PerturbConfig], train_losses: np.ndar
   return "\n".join(lines)
 
 
-def run(config: ml_collections.ConfigDict, members: list[train_step.PerturbConfig], workdir: str,
+def run(config: ml_collections.ConfigDict, members: list[perturb.PerturbConfig], workdir: str,
         eval_model: str = "raw") -> list[dict]:
   """Trains and evaluates the population, prints the table and a JSON line; returns the records."""
   config_base.validate(config)
+  run_config.write_config(workdir, config)  # the resolved config beside sweep.jsonl (issue 19)
+  logging.info("%s", optim.describe_schedule(config.train))
   if eval_model not in config.eval.models:
     raise ValueError(f"eval model {eval_model!r} is not in config.eval.models {config.eval.models}")
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.train.batch_size, mesh)
   splits = sources.load_splits(config.data)
   logging.info("sweep of %d members: %s", len(members), [(m.kind, m.radius) for m in members])
-  states, train_losses = train_population(config, members, mesh, splits, workdir)
   split_names = [config.data.train_split] + [s for s in config.data.eval_splits
                                              if s != config.data.train_split]
-  results = evaluate_population(states, config, splits, split_names, mesh)
+  train_losses, results = [None] * len(members), [None] * len(members)
+  for kind in dict.fromkeys(m.kind for m in members):  # one program per kind, in member order
+    indices = [i for i, m in enumerate(members) if m.kind == kind]
+    group = [members[i] for i in indices]
+    states, group_losses = train_population(config, group, mesh, splits, workdir)
+    group_results = evaluate_population(states, config, splits, split_names, mesh)
+    for i, loss, res in zip(indices, group_losses, group_results):
+      train_losses[i], results[i] = loss, res
   records = [{"kind": m.kind, "radius": m.radius, "train_loss": float(loss), "results": res}
              for m, loss, res in zip(members, train_losses, results)]
   for record in records:
@@ -170,10 +183,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
-  base = train_step.PerturbConfig.from_config(config.perturb)
+  base = perturb.PerturbConfig.from_config(config.perturb)
   members = make_members(base, _KINDS.value or [base.kind], [float(g) for g in _GAMMAS.value])
   run(config, members, _WORKDIR.value, _EVAL_MODEL.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  entry_point.run(main)

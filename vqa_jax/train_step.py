@@ -1,9 +1,11 @@
-"""The pure train and eval steps: clean pass, weight perturbation, perturbed pass, optax update.
+"""The pure train and eval steps: the perturbed gradient, then the optax update and EMA.
 
-`make_train_step` is the single composition point of the inner perturbation (paper §1.2, library
-in `perturb.py`) with the outer optimizer: it returns `step(state, batch, rng) -> (state, metrics)`,
+`make_train_step` composes the inner perturbation with the outer optimizer: the gradient comes
+from `perturb.value_and_grad` (clean pass, weight perturbation, perturbed pass; paper §1.2), then
+`tx.update`, `apply_updates` and the EMA. It returns `step(state, batch, rng) -> (state, metrics)`,
 a pure function to `jax.jit` (`jit_sharded` for a data-parallel mesh). `make_population_step` vmaps
-the same step over K stacked states, one perturbation config per member, for radius sweeps.
+the same step over K stacked states of one perturbation kind, one radius per member (a radius
+sweep in one program; a sweep over kinds runs one program per kind).
 
 Model state (non-parameter Flax collections such as BatchNorm's `batch_stats`) lives in
 `TrainState.model_state` (None for models without any, e.g. FAST-VQA). A loss that updates it is
@@ -19,13 +21,11 @@ under AWP; the reference SimpleVQA updates them in both passes, §11 j):
   still advance once per step.
 """
 
-import dataclasses
 from typing import Any, Callable, Sequence
 
 import flax
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from vqa_jax import optim
@@ -39,9 +39,9 @@ LossFn = Callable[[PyTree, dict, jax.Array], tuple[jax.Array, jax.Array]]
 StatefulLossFn = Callable[[PyTree, PyTree, dict, jax.Array],
                           tuple[jax.Array, tuple[jax.Array, PyTree]]]
 
-PERTURBATION_KINDS = ("none",) + perturb.KINDS
+PerturbConfig = perturb.PerturbConfig
 # PerturbConfig fields that all members of a population must share (one program runs them all).
-SHARED_FIELDS = ("reuse_dropout_rng", "steps", "every_k", "combine")
+SHARED_FIELDS = ("kind", "reuse_dropout_rng", "steps", "every_k", "combine")
 
 
 @flax.struct.dataclass
@@ -56,61 +56,6 @@ class TrainState:
   perturb_state: PyTree = None
   # Non-parameter model collections, e.g. {'batch_stats': ...}; None for models without any.
   model_state: PyTree = None
-
-
-@dataclasses.dataclass(frozen=True)
-class PerturbConfig:
-  """How the inner step perturbs the weights (see perturb.py for the kinds).
-
-  kind: 'none' | 'awp' | 'rwp' | 'sam' | 'asam'. gamma: layer-relative radius of awp/rwp.
-  rho: absolute radius of sam/asam. steps: ascent steps of radius/steps, each projected back.
-  every_k: recompute the perturbation every k steps and reuse the last one in between.
-  combine: the update gradient is (1 − combine)·g_perturbed + combine·g_clean (0: the reference).
-  """
-
-  kind: str = "awp"
-  gamma: float = 1e-4
-  # True: every pass uses the clean pass's dropout key; the reference draws fresh masks per pass.
-  reuse_dropout_rng: bool = False
-  rho: float = 0.05
-  steps: int = 1
-  every_k: int = 1
-  combine: float = 0.0
-
-  def __post_init__(self):
-    if self.kind not in PERTURBATION_KINDS:
-      raise ValueError(f"perturbation kind {self.kind!r} not in {PERTURBATION_KINDS}")
-    for name in ("gamma", "rho"):
-      if not getattr(self, name) >= 0:
-        raise ValueError(f"perturbation {name} must be >= 0, got {getattr(self, name)}")
-    for name in ("steps", "every_k"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"perturbation {name} must be >= 1, got {getattr(self, name)}")
-    if not 0 <= self.combine <= 1:
-      raise ValueError(f"perturbation combine must be in [0, 1], got {self.combine}")
-    if self.kind == "rwp" and self.steps > 1:
-      raise ValueError("perturbation steps > 1 needs a gradient direction; rwp has none")
-    if self.combine and self.every_k > 1:
-      raise ValueError("perturbation combine > 0 needs the clean gradient of every step; "
-                       "every_k > 1 skips it between recomputations")
-
-  @classmethod
-  def from_config(cls, perturb_cfg: ml_collections.ConfigDict) -> "PerturbConfig":
-    """The PerturbConfig of a config's `perturb` section; absent fields keep their defaults."""
-    return cls(**{f.name: type(f.default)(perturb_cfg[f.name])
-                  for f in dataclasses.fields(cls) if f.name in perturb_cfg})
-
-  @property
-  def radius(self) -> float:
-    """gamma for the layer-relative kinds, rho for sam/asam, 0 for 'none'."""
-    if self.kind == "none":
-      return 0.0
-    return self.gamma if self.kind in perturb.RELATIVE_KINDS else self.rho
-
-  @property
-  def active(self) -> bool:
-    """Whether the step runs the second (perturbed) pass at all."""
-    return self.radius > 0
 
 
 def init_perturb_state(params: PyTree, perturb_cfg: PerturbConfig | None) -> PyTree:
@@ -140,51 +85,20 @@ def as_stateful(loss_fn: LossFn) -> StatefulLossFn:
   return stateful
 
 
-def _all(*preds):
-  """Logical and of Python bools and traced booleans; stays a Python bool whenever it can."""
-  if any(p is False for p in preds):
-    return False
-  traced = [p for p in preds if p is not True]
-  if not traced:
-    return True
-  out = traced[0]
-  for p in traced[1:]:
-    out = jnp.logical_and(out, p)
-  return out
-
-
-def _where(pred, on_true: PyTree, on_false: PyTree) -> PyTree:
-  """A Python bool picks one tree; a traced boolean selects leaf by leaf."""
-  if isinstance(pred, bool):
-    return on_true if pred else on_false
-  return jax.tree_util.tree_map(lambda a, b: jax.lax.select(pred, a, b), on_true, on_false)
-
-
 def _recompute(step: jax.Array, every_k: int):
   """Whether this step computes a fresh perturbation (True for every_k = 1)."""
   return True if every_k == 1 else step % every_k == 0
 
 
-def _zeros_like_output(fn: Callable, *args) -> PyTree:
-  """Zeros shaped like fn(*args), found without running it."""
-  return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn, *args))
-
-
 def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: PerturbConfig,
-               kinds: tuple[str, ...], ema_decay: float, mask: PyTree | None):
-  """core(state, batch, rng, radius, kind_index, recompute) -> (state, metrics).
+               ema_decay: float, mask: PyTree | None):
+  """core(state, batch, rng, radius, recompute) -> (state, metrics).
 
-  `loss_fn` is stateful (`as_stateful` wraps a plain one). `cfg` gives the fields in
-  SHARED_FIELDS; `kinds` the perturbation kinds `kind_index` selects from (empty: the plain step).
-  `radius` and `kind_index` may be traced (per population member); a member with radius 0 updates
-  with its clean gradient, so it equals the plain step.
+  `loss_fn` is stateful (`as_stateful` wraps a plain one). `cfg` gives the kind ('none': the plain
+  step) and the fields in SHARED_FIELDS; `radius` may be traced (per population member), and a
+  member with radius 0 updates with its clean gradient, so it equals the plain step.
   """
-  value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
-
-  def grad_fn(params, model_state, batch, rng):
-    """((loss, new model state), grads); the predictions are not needed here."""
-    (loss, (_, new_model_state)), grads = value_and_grad(params, model_state, batch, rng)
-    return (loss, new_model_state), grads
+  kind = cfg.kind
 
   def update(state, grads, metrics, perturb_state, model_state):
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -195,58 +109,51 @@ def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: P
     metrics.update(grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params))
     return new_state, metrics
 
-  def core(state, batch, rng, radius, kind_index, recompute):
+  def core(state, batch, rng, radius, recompute):
     rng = jax.random.fold_in(rng, state.step)
-    clean_rng, perturbed_rng, noise_rng = jax.random.split(rng, 3)
     params, old_model_state = state.params, state.model_state
-    if not kinds:
-      (loss, model_state), grads = grad_fn(params, old_model_state, batch, clean_rng)
-      return update(state, grads, {"loss": loss, "clean_grad_norm": optax.tree.norm(grads)},
+    perturbed_value_and_grad = perturb.value_and_grad(
+        loss_fn, kind, radius=radius, mask=mask, steps=cfg.steps, combine=cfg.combine,
+        has_aux=True, reuse_dropout_rng=cfg.reuse_dropout_rng)
+    if kind == "none":
+      (loss, (_, model_state)), grads, info = perturbed_value_and_grad(
+          params, old_model_state, batch, rng=rng)
+      return update(state, grads, {"loss": loss,
+                                   "clean_grad_norm": optax.tree.norm(info["clean_grads"])},
                     state.perturb_state, model_state)
     if cfg.every_k > 1 and state.perturb_state is None:
       raise ValueError("every_k > 1 keeps the last perturbation in TrainState.perturb_state; "
                        "build the state with create_train_state(params, tx, perturb_cfg)")
-    leaf_mask = perturb.weight_mask(params) if mask is None else mask
-    pert = perturb.switch([perturb.make_perturbation(k, leaf_mask) for k in kinds], kind_index)
-    fresh_rng = clean_rng if cfg.reuse_dropout_rng else perturbed_rng
 
     def fresh():
-      (clean_loss, clean_model_state), clean_grads = grad_fn(params, old_model_state, batch,
-                                                             clean_rng)
-      direction = pert.direction(params, clean_grads, noise_rng)
-      # Intermediate ascent points (steps > 1) get their own fresh keys unless keys are reused.
-      ascent_rng = lambda i: fresh_rng if cfg.reuse_dropout_rng else jax.random.fold_in(fresh_rng, i)
-      ascent_grad = lambda p, i: grad_fn(p, old_model_state, batch, ascent_rng(i))[1]
-      delta = perturb.ascent(pert, params, direction, ascent_grad, radius, cfg.steps, leaf_mask)
-      return clean_loss, clean_grads, delta, fresh_rng, clean_model_state
+      (clean_loss, (_, clean_model_state)), grads, info = perturbed_value_and_grad(
+          params, old_model_state, batch, rng=rng)
+      return (clean_loss, grads, info["clean_grads"], info["delta"], info["perturbed_loss"],
+              clean_model_state)
 
     def reuse():
-      # The last perturbation, projected onto the current weights' feasible set. There is no clean
-      # pass: the step's only pass uses the clean pass's dropout key.
-      (no_loss, _), no_grads = _zeros_like_output(
-          lambda: grad_fn(params, old_model_state, batch, clean_rng))
-      return (no_loss, no_grads, pert.project(params, state.perturb_state, radius), clean_rng,
-              old_model_state)
+      # The last perturbation, projected onto the current weights' feasible set; the step's only
+      # pass runs there with the clean pass's dropout key (there is no clean pass).
+      leaf_mask = perturb.weight_mask(params) if mask is None else mask
+      delta = perturb.make_perturbation(kind, leaf_mask).project(params, state.perturb_state,
+                                                                 radius)
+      clean_rng = jax.random.split(rng, 3)[0]
+      (loss, (_, model_state)), grads = perturb.value_and_grad_at(
+          loss_fn, params, delta, old_model_state, batch, rng=clean_rng, mask=leaf_mask,
+          has_aux=True)
+      no_grads = jax.tree_util.tree_map(jnp.zeros_like, grads)
+      return loss, grads, no_grads, delta, loss, model_state
 
     if recompute is True:
-      clean_loss, clean_grads, delta, pass_rng, clean_model_state = fresh()
+      loss, grads, clean_grads, delta, perturbed_loss, model_state = fresh()
     else:
-      clean_loss, clean_grads, delta, pass_rng, clean_model_state = jax.lax.cond(
+      loss, grads, clean_grads, delta, perturbed_loss, model_state = jax.lax.cond(
           recompute, fresh, reuse)
-    perturbed = jax.lax.stop_gradient(perturb.apply_delta(params, delta, leaf_mask))
-    (perturbed_loss, perturbed_model_state), grads = grad_fn(perturbed, old_model_state, batch,
-                                                             pass_rng)
-    if cfg.combine:
-      grads = jax.tree_util.tree_map(lambda p, c: (1 - cfg.combine) * p + cfg.combine * c,
-                                     grads, clean_grads)
-    grads = _where(_all(radius == 0, recompute), clean_grads, grads)
-    metrics = {"loss": _where(recompute, clean_loss, perturbed_loss),
-               "clean_grad_norm": optax.tree.norm(clean_grads),
+    metrics = {"loss": loss, "clean_grad_norm": optax.tree.norm(clean_grads),
                "perturbed_loss": perturbed_loss, "perturbation_norm": perturb.tree_norm(delta)}
     if cfg.every_k > 1:
       metrics["recomputed"] = jnp.asarray(recompute, jnp.float32)
     # The clean pass's model state; on reuse steps the only (perturbed) pass's (module docstring).
-    model_state = _where(recompute, clean_model_state, perturbed_model_state)
     return update(state, grads, metrics, delta if cfg.every_k > 1 else state.perturb_state,
                   model_state)
 
@@ -272,11 +179,12 @@ def make_train_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTransfor
   param_norm, and with every_k > 1 `recomputed`. With `stateful=True`, `loss_fn` is a
   `StatefulLossFn` and the new `model_state` is kept as the module docstring says.
   """
-  kinds = (perturb_cfg.kind,) if perturb_cfg.active else ()
-  core = _make_core(_stateful(loss_fn, stateful), tx, perturb_cfg, kinds, ema_decay, mask)
+  if not perturb_cfg.active:
+    perturb_cfg = PerturbConfig("none", 0.0, perturb_cfg.reuse_dropout_rng)
+  core = _make_core(_stateful(loss_fn, stateful), tx, perturb_cfg, ema_decay, mask)
 
   def step(state: TrainState, batch: dict, rng: jax.Array):
-    return core(state, batch, rng, perturb_cfg.radius, 0,
+    return core(state, batch, rng, perturb_cfg.radius,
                 _recompute(state.step, perturb_cfg.every_k))
 
   return step
@@ -288,7 +196,8 @@ def _shared_config(perturb_cfgs: Sequence[PerturbConfig]) -> PerturbConfig:
     for name in SHARED_FIELDS:
       if getattr(cfg, name) != getattr(perturb_cfgs[0], name):
         raise ValueError(f"population members must share perturbation {name}: "
-                         f"{getattr(perturb_cfgs[0], name)} != {getattr(cfg, name)}")
+                         f"{getattr(perturb_cfgs[0], name)} != {getattr(cfg, name)}"
+                         + (" (one population per kind)" if name == "kind" else ""))
   return perturb_cfgs[0]
 
 
@@ -297,23 +206,22 @@ def make_population_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTra
                          mask: PyTree | None = None, *, stateful: bool = False):
   """Builds `step(states, batch, rng) -> (states, metrics)` over K stacked states (`stack_states`).
 
-  Member i trains with perturb_cfgs[i] (kinds and radii may differ; SHARED_FIELDS may not) on the
-  same batch with the same rng, so it follows the single run `make_train_step(..., perturb_cfgs[i])`
-  from the same state. Every metric gets a leading member axis.
+  Member i trains with perturb_cfgs[i] on the same batch with the same rng, so it follows the
+  single run `make_train_step(..., perturb_cfgs[i])` from the same state. Members differ in their
+  radius only (SHARED_FIELDS, the kind among them, are one program's): a sweep over kinds runs
+  one population per kind. Every metric gets a leading member axis.
   """
   cfgs = tuple(perturb_cfgs)
   if not cfgs:
     raise ValueError("a population needs at least one member")
   shared = _shared_config(cfgs)
-  kinds = tuple(k for k in perturb.KINDS if any(c.active and c.kind == k for c in cfgs))
   radii = jnp.asarray([c.radius for c in cfgs], jnp.float32)
-  kind_index = jnp.asarray([kinds.index(c.kind) if c.kind in kinds else 0 for c in cfgs], jnp.int32)
-  core = _make_core(_stateful(loss_fn, stateful), tx, shared, kinds, ema_decay, mask)
+  core = _make_core(_stateful(loss_fn, stateful), tx, shared, ema_decay, mask)
 
   def step(states: TrainState, batch: dict, rng: jax.Array):
     recompute = _recompute(states.step[0], shared.every_k)
-    member = lambda state, radius, index: core(state, batch, rng, radius, index, recompute)
-    return jax.vmap(member)(states, radii, kind_index)
+    member = lambda state, radius: core(state, batch, rng, radius, recompute)
+    return jax.vmap(member)(states, radii)
 
   return step
 

@@ -35,6 +35,7 @@ from vqa_jax import interrupts
 from vqa_jax import logging_utils
 from vqa_jax import memory_report
 from vqa_jax import optim
+from vqa_jax import perturb
 from vqa_jax import progress
 from vqa_jax import report
 from vqa_jax import run_calibration
@@ -51,10 +52,7 @@ from vqa_jax.data import preflight
 from vqa_jax.data import sources
 from vqa_jax.data import video_io
 
-append_jsonl = logging_utils.append_jsonl  # kept for callers of trainer.append_jsonl
-
-
-Interrupted = interrupts.Interrupted  # kept for callers of trainer.Interrupted
+Interrupted = interrupts.Interrupted  # what `run` raises on SIGTERM / SIGINT
 
 
 def init_state(model, tx, config, mesh, params=None, model_state=None) -> train_step.TrainState:
@@ -64,7 +62,7 @@ def init_state(model, tx, config, mesh, params=None, model_state=None) -> train_
   variables are initialised from `config.seed`.
   """
   family = families.build(config, model)
-  perturb_cfg = train_step.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
 
   def create(key, given_params, given_state):
     if given_params is None:
@@ -113,6 +111,7 @@ def log_setup(config, mesh, num_params: int, splits: dict) -> None:
   logging.info("model: %s parameters; perturbation %s (gamma %g)", f"{num_params:,}",
                config.perturb.kind, config.perturb.gamma)
   logging.info("splits: %s", {k: len(v) for k, v in splits.items()})
+  logging.info("%s", optim.describe_schedule(config.train))  # issue 19: the resolved schedule
 
 
 def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
@@ -263,7 +262,7 @@ def make_step_fn(config: ml_collections.ConfigDict, family: families.Family, tx,
   """The run's jitted, sharded train step `step(state, batch, rng) -> (state, metrics)`."""
   return train_step.jit_sharded(
       train_step.make_train_step(family.loss_fn, tx,
-                                 train_step.PerturbConfig.from_config(config.perturb),
+                                 perturb.PerturbConfig.from_config(config.perturb),
                                  config.train.ema_decay, stateful=True), mesh)
 
 
@@ -295,9 +294,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, splits: dict,
   primary = jax.process_index() == 0
   with run_lock.WorkdirLock(workdir) if primary else contextlib.nullcontext():
     run_config.check_resume(workdir, config, allow_config_change, write=primary)
+    metadata = run_config.checkpoint_metadata(config)  # the config in the checkpoints too
     manager = checkpointing.checkpoint_manager(workdir, config.train.max_checkpoints,
-                                               async_save=config.checkpoint.async_save)
-    best = (checkpointing.best_manager(workdir, config.checkpoint.async_save)
+                                               async_save=config.checkpoint.async_save,
+                                               metadata=metadata)
+    best = (checkpointing.best_manager(workdir, config.checkpoint.async_save, metadata)
             if config.data.val_split else None)
     with checkpointing.finishing(manager, best):
       return _run(config, workdir, splits, manager, best)

@@ -132,6 +132,7 @@ def as_numpy(ds: tf.data.Dataset,
   iterator = ds.as_numpy_iterator()
   try:
     while True:
+      decode_error = None
       try:
         batch = next(iterator)
       except StopIteration:
@@ -140,7 +141,10 @@ def as_numpy(ds: tf.data.Dataset,
         decode_error = _unwrap_decode_error(e)
         if decode_error is None:
           raise
-        raise decode_error from None
+      if decode_error is not None:
+        # Raised outside the except block, so that it holds no reference (__context__) to TF's
+        # error, whose traceback keeps the C++ iterator alive until interpreter shutdown (a hang).
+        raise decode_error
       yield batch
   finally:
     del iterator  # release the C++ iterator now, not at interpreter shutdown

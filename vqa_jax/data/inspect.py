@@ -72,4 +72,5 @@ def main(argv, config: flags.FlagHolder, out: flags.FlagHolder):
 
 if __name__ == "__main__":
   _FLAGS = define_flags()
-  app.run(lambda argv: main(argv, *_FLAGS))
+  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
+  entry_point.run(lambda argv: main(argv, *_FLAGS))

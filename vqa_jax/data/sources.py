@@ -8,8 +8,9 @@ import ml_collections
 from vqa_jax.data import labels
 from vqa_jax.data import synthetic
 from vqa_jax.data import synthetic_images
+from vqa_jax.data import tfds_source
 
-SOURCES = ("synthetic", "synthetic_images", "label_files")
+SOURCES = ("synthetic", "synthetic_images", "label_files", "tfds")
 
 
 def default_cache_dir() -> str:
@@ -62,6 +63,8 @@ def load_splits(data_cfg: ml_collections.ConfigDict) -> dict[str, list[labels.En
     spec = synthetic_images.ImageSpec(**data_cfg.synthetic_images)
     root = synthetic_images.ensure_dataset(cache_dir(data_cfg), spec)
     return label_file_splits(ml_collections.ConfigDict(synthetic_images.label_file_specs(root)))
+  if data_cfg.source == "tfds":
+    return tfds_source.load_splits(data_cfg.tfds, os.path.join(cache_dir(data_cfg), "tfds"))
   if data_cfg.source != "label_files":
     raise ValueError(f"data.source must be one of {SOURCES}, got {data_cfg.source!r}")
   return label_file_splits(data_cfg.label_files)

@@ -79,6 +79,7 @@ from absl import logging
 import cv2
 import numpy as np
 
+from vqa_jax import progress
 from vqa_jax.data import labels as labels_lib
 
 # Bump when the generator's output changes, so that cached datasets are regenerated.
@@ -712,15 +713,17 @@ def _init_worker() -> None:
 
 def _run_jobs(jobs: list[tuple[str, dict[str, Any], SyntheticSpec]], num_workers: int) -> None:
   """Runs `_write_one` over jobs, in a spawned process pool when num_workers > 1."""
-  if num_workers <= 1 or len(jobs) <= 1:
-    for job in jobs:
-      _write_one(job)
-    return
-  context = multiprocessing.get_context("spawn")  # Safe even if the caller has started JAX.
-  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context,
-                                              initializer=_init_worker) as pool:
-    for _ in pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (8 * num_workers))):
-      pass
+  with progress.tqdm_bar(len(jobs), "video", desc="generating", leave=False) as bar:
+    if num_workers <= 1 or len(jobs) <= 1:
+      for job in jobs:
+        _write_one(job)
+        bar.update()
+      return
+    context = multiprocessing.get_context("spawn")  # Safe even if the caller has started JAX.
+    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context,
+                                                initializer=_init_worker) as pool:
+      for _ in pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (8 * num_workers))):
+        bar.update()
 
 
 def _dataset_at(root: str) -> SyntheticDataset:

@@ -1,8 +1,7 @@
-"""`python -m vqa_jax.landscape`: see vqa_jax/landscape/cli.py."""
+"""`python -m vqa_jax.landscape`: the command line of vqa_jax/landscape/cli.py (--help lists its flags)."""
 
-from absl import app
-
+from vqa_jax import entry_point
 from vqa_jax.landscape import cli
 
 if __name__ == "__main__":
-  app.run(cli.main)
+  entry_point.run(cli.main, cli.chosen_config)

@@ -29,6 +29,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from vqa_jax import pretrained
+from vqa_jax import run_config
 from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import figures
@@ -40,7 +41,9 @@ from vqa_jax.landscape import surface
 GAPS = ("srcc_gap", "loss_gap")
 _DEFAULTS = analysis.AnalysisConfig()
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config (a shipped name or a file); default: the one stored with the first "
+    "--checkpoint.")
 _CHECKPOINT = flags.DEFINE_list("checkpoint", None, "Checkpoint dir(s), comma-separated.")
 _CHECKPOINT_B = flags.DEFINE_string("checkpoint_b", "",
                                     "Interpolate from the first checkpoint to it.")
@@ -74,7 +77,7 @@ _POWER_ITERS = flags.DEFINE_integer("power_iters", _DEFAULTS.power_iters, "Power
 _PROBES = flags.DEFINE_integer("hutchinson_probes", _DEFAULTS.hutchinson_probes,
                                "Hutchinson probes.")
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of the random directions and probes.")
-flags.mark_flags_as_required(["config", "checkpoint", "out"])
+flags.mark_flags_as_required(["checkpoint", "out"])
 
 
 def analysis_config() -> analysis.AnalysisConfig:
@@ -112,11 +115,18 @@ def checkpoint_names(paths) -> list[str]:
   return names
 
 
+def chosen_config():
+  """--config, else the config stored with the first --checkpoint (run_config.stored_config)."""
+  if _CONFIG.value is not None or not _CHECKPOINT.value:
+    return _CONFIG.value
+  return run_config.stored_config(_CHECKPOINT.value[0])
+
+
 def main(argv):
   """Analyses every checkpoint and writes OUT/landscape.json and the PNGs."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  config, out = _CONFIG.value, _OUT.value
+  config, out = chosen_config(), _OUT.value
   os.makedirs(out, exist_ok=True)
   loss_batch = _LOSS_BATCH.value or config.train.batch_size
   if _GAP_SPLITS.value and len(_GAP_SPLITS.value) != 2:
