@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from vqa_jax import config_files
 from vqa_jax.landscape import study as landscape_study
 from vqa_jax.study import protocols
 from vqa_jax.study import report
@@ -19,7 +20,8 @@ DEFAULTS = runner.StudyOptions()
 def define_flags() -> None:
   """The study's flags (defined only when it runs, so importing the module defines none)."""
   flags.DEFINE_string("out", "/tmp/vqa_study", "Output folder (runs, report, PNGs).")
-  flags.DEFINE_string("config", "configs/study.py", "Base config file (get_config()).")
+  flags.DEFINE_string("config", "configs/study.py", "Base config: a file or shipped name, "
+                      "'FILE:ARGS' for get_config(ARGS) (configs/paper/study_lsvq.py:LABELS,VIDEOS).")
   flags.DEFINE_list("seeds", [str(s) for s in DEFAULTS.seeds],
                     "Seeds: init noise, data order, dropout keys and the fine-tuning split.")
   flags.DEFINE_list("variants", list(DEFAULTS.variants),
@@ -68,7 +70,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if FLAGS.report_only:
-    print(report.rebuild(FLAGS.out, command()), flush=True)
+    print(report.rebuild(FLAGS.out, command() + " --report_only"), flush=True)
     return
   options = runner.StudyOptions(
       seeds=tuple(int(s) for s in FLAGS.seeds), variants=tuple(FLAGS.variants),
@@ -79,7 +81,7 @@ def main(argv):
       train_videos=FLAGS.train_videos, eval_videos=FLAGS.eval_videos,
       analysis_config=landscape_study.study_analysis_config(FLAGS.line_points, FLAGS.plane_points),
       model=FLAGS.model, command=command())
-  path = runner.run_study(landscape_study.load_config(FLAGS.config), FLAGS.out, options)
+  path = runner.run_study(config_files.load(FLAGS.config), FLAGS.out, options)
   print(path, flush=True)
 
 

@@ -90,14 +90,17 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
   os.makedirs(fig_dir, exist_ok=True)
   confidence = meta["confidence"]
   lines = ["# The paper's claims in its regime: cross-dataset, fine-tuning, flatness", "",
-           f"Command: `{meta['command']}`", "", meta["regime"], "",
-           f"Outcomes are the {meta['model']} model's test metrics. Δ absolute = variant − "
-           "baseline of the same seed; Δ relative = that over |baseline| (the paper does not say "
-           f"which its 'up to 1.8%' / 'up to 3%' are). Intervals: {int(confidence * 100)}% "
-           "percentile bootstrap of the mean paired delta (scipy.stats.bootstrap, 9999 "
-           f"resamples). A verdict of higher or lower needs the interval to exclude 0 and at least "
-           f"{paired.MIN_PAIRS} pairs (with fewer, percentile intervals are too narrow to "
-           "trust).", ""]
+           f"Command: `{meta['command']}`", ""]
+  if meta.get("report_command"):
+    lines += [f"Report rebuilt from the stored runs by `{meta['report_command']}`", ""]
+  lines += [meta["regime"], "",
+            f"Outcomes are the {meta['model']} model's test metrics. Δ absolute = variant − "
+            "baseline of the same seed; Δ relative = that over |baseline| (the paper does not "
+            f"say which its 'up to 1.8%' / 'up to 3%' are). Intervals: {int(confidence * 100)}% "
+            "percentile bootstrap of the mean paired delta (scipy.stats.bootstrap, 9999 "
+            "resamples). A verdict of higher or lower needs the interval to exclude 0 and at "
+            f"least {paired.MIN_PAIRS} pairs (with fewer, percentile intervals are too narrow to "
+            "trust).", ""]
   all_rows = []
   for protocol, protocol_runs in runs.items():
     if not protocol_runs:
