@@ -109,6 +109,8 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: StudyOptions) 
             protocols.run_finetune(base, variant, seed, init, options.finetune_epochs,
                                    options.probe_epochs, ft_out, options.finetune_perturb,
                                    use_ema=options.model == "ema")))
+    for protocol, protocol_runs in runs.items():  # stop at the first unpaired seed
+      records.check_pairing(protocol, protocol_runs)
   meta = {"command": options.command, "regime": regime(base, options, pretrained),
           "model": options.model, "confidence": options.confidence,
           "variants": list(options.variants), "protocols": list(runs),
