@@ -158,3 +158,24 @@ def test_study_configs_name_the_splits_the_study_reads():
   config_base.validate(embedded)
   assert embedded.finetune.dataset in embedded.data.eval_splits
   assert embedded.perturb.kind == "none"  # the variants set it
+
+
+def test_study_stops_at_the_first_unpaired_seed(tmp_path, monkeypatch):
+  """Runs are stubbed; seed 1's AWP run read other batches: nothing after seed 1 runs."""
+  made = []
+
+  def fake_cross(analyzer, base, variant, seed, *args):
+    del analyzer, base, args
+    made.append((variant, seed))
+    batches = "other" if (variant, seed) == ("awp", 1) else f"b{seed}"
+    return {"name": f"{variant}_s{seed}", "variant": variant, "seed": seed,
+            "pairing": {"init": "i", "batches": batches, "rng": f"r{seed}"}}
+
+  monkeypatch.setattr(protocols, "run_cross", fake_cross)
+  monkeypatch.setattr(runner.analysis, "build_analyzer", lambda *a: None)
+  monkeypatch.setattr(runner.landscape_study, "fixed_sets", lambda *a: {})
+  options = runner.StudyOptions(seeds=(0, 1, 2), variants=("baseline", "awp"),
+                                protocols=("cross",), pretrain_steps=0)
+  with pytest.raises(ValueError, match="awp seed 1: batches differs"):
+    runner.run_study(study_base(), str(tmp_path), options)
+  assert made == [("baseline", 0), ("awp", 0), ("baseline", 1), ("awp", 1)]
