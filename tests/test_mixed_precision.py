@@ -14,6 +14,7 @@ from vqa_jax import trainer
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
+@pytest.mark.slow  # ~15 s; bf16 and remat gradients are checked in test_model
 def test_bf16_remat_run_trains_with_float32_params(tmp_path, monkeypatch):
   """`model.dtype='bfloat16'` + `model.remat` from the config: the compiled step computes in bf16
   with rematerialised blocks, while params, EMA and checkpoints stay float32 and the run is finite."""

@@ -59,6 +59,7 @@ def test_population_member_equals_single_run_on_the_smoke_model(fast_compile):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # ~20 s; a member equals its single run in test_population_member_equals_...
 def test_sweep_cli_prints_one_row_per_gamma(tmp_path):
   env = dict(os.environ, VQA_JAX_CACHE=str(tmp_path / "cache"), JAX_DISABLE_MOST_OPTIMIZATIONS="1",
              XLA_FLAGS="")
