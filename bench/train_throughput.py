@@ -85,9 +85,7 @@ def copied_videos(specs: list[str], root: str) -> list[Entry]:
 
 def input_only(config, entries, loader: str, workers: int) -> tuple[float, float]:
   """(startup seconds to the first batch, clips/s after it) of the loader alone."""
-  plan = elements.train_plan(entries, config.sampling, config.train.batch_size, seed=config.seed,
-                             num_steps=_STEPS.value, num_clips=config.sampling.num_clips_train,
-                             on_bad_video=config.data.on_bad_video, augment=config.data.augment)
+  plan = trainer.training_plan(config, entries)  # config.train.steps is --steps here
   start = time.perf_counter()
   batches = loaders.batches(plan, loader, workers)
   next(batches)
@@ -175,10 +173,7 @@ def main(argv):
         f"{len(entries)} training videos; {clips_per_step} clips per step; {_STEPS.value} steps",
         flush=True)
 
-  first_plan = elements.train_plan(entries, config.sampling, config.train.batch_size,
-                                   seed=config.seed, num_steps=1,
-                                   num_clips=config.sampling.num_clips_train)
-  batch = next(loaders.batches(first_plan, "grain", 0))
+  batch = next(loaders.batches(trainer.training_plan(config, entries), "grain", 0))
   step_s, step_rate = step_only(config, batch)
   print(f"step only: {1000 * step_s:.1f} ms per step = {step_rate:.1f} clips/s", flush=True)
   rows = []

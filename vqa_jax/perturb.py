@@ -326,6 +326,12 @@ def _loss(value, has_aux: bool) -> jax.Array:
   return value[0] if has_aux else value
 
 
+def pass_keys(rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(clean pass's key, perturbed pass's key, direction noise key) of one step's `rng`."""
+  clean_rng, perturbed_rng, noise_rng = jax.random.split(rng, 3)
+  return clean_rng, perturbed_rng, noise_rng
+
+
 def value_and_grad_at(loss_fn: Callable, params: PyTree, delta: PyTree, *args, rng: jax.Array,
                       mask: PyTree | None = None, has_aux: bool = False) -> tuple[Any, PyTree]:
   """(value, grads) of `loss_fn(params + delta, *args, rng)`, differentiated at the moved point.
@@ -357,7 +363,7 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
   clean_value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
 
   def fn(params: PyTree, *args, rng: jax.Array):
-    clean_rng, perturbed_rng, noise_rng = jax.random.split(rng, 3)
+    clean_rng, perturbed_rng, noise_rng = pass_keys(rng)
     value, clean_grads = clean_value_and_grad(params, *args, clean_rng)
     if kind == "none":
       return value, clean_grads, {"clean_grads": clean_grads}

@@ -9,7 +9,6 @@ compiling, evaluating or saving is excluded (`paused`), so the rate is the train
 
 from collections.abc import Iterator
 import contextlib
-import os
 import time
 from typing import TypeVar
 
@@ -67,7 +66,7 @@ class InputMeter:
 def describe(scalars: dict[str, float]) -> str:
   """The progress-line fields, e.g. '12.3 clips/s | input wait 41% (input-bound)'."""
   fraction = scalars["input_wait_fraction"]
-  bound = " (input-bound)" if fraction >= INPUT_BOUND_FRACTION else ""
+  bound = " (input-bound)" if is_input_bound(scalars) else ""
   return f"{scalars['clips_per_s']:.1f} clips/s | input wait {fraction:.0%}{bound}"
 
 
@@ -76,9 +75,8 @@ def is_input_bound(scalars: dict[str, float]) -> bool:
   return scalars["input_wait_fraction"] >= INPUT_BOUND_FRACTION
 
 
-def advice(loader: str, workers: int) -> str:
-  """What an input-bound run can change, given its loader and decode worker count."""
-  cores = os.cpu_count() or 1
+def advice(loader: str, workers: int, cores: int) -> str:
+  """What an input-bound run can change, given its loader, decode workers and the host's cores."""
   if loader == "tf_data":
     return (f"data.loader='grain' decodes in {workers} processes instead of threads "
             f"(data.workers={workers}, {cores} cores)")

@@ -137,7 +137,7 @@ def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: P
       leaf_mask = perturb.weight_mask(params) if mask is None else mask
       delta = perturb.make_perturbation(kind, leaf_mask).project(params, state.perturb_state,
                                                                  radius)
-      clean_rng = jax.random.split(rng, 3)[0]
+      clean_rng = perturb.pass_keys(rng)[0]
       (loss, (_, model_state)), grads = perturb.value_and_grad_at(
           loss_fn, params, delta, old_model_state, batch, rng=clean_rng, mask=leaf_mask,
           has_aux=True)

@@ -140,6 +140,17 @@ def used_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
   return {name: splits[name] for name in dict.fromkeys(names) if name}
 
 
+def training_plan(config: ml_collections.ConfigDict, entries: list, start_step: int = 0,
+                  bad_videos: elements.BadVideoLog | None = None,
+                  motion: motion_lib.MotionFeatures | None = None) -> elements.ElementPlan:
+  """The elements of the config's training run from `start_step` to `train.steps`."""
+  return elements.train_plan(entries, config.sampling, config.train.batch_size, seed=config.seed,
+                             num_steps=config.train.steps, start_step=start_step,
+                             num_clips=config.sampling.num_clips_train,
+                             on_bad_video=config.data.on_bad_video, bad_videos=bad_videos,
+                             augment=config.data.augment, motion=motion)
+
+
 def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_step: int = 0,
                   bad_videos: elements.BadVideoLog | None = None,
                   motion: motion_lib.MotionFeatures | None = None):
@@ -149,11 +160,7 @@ def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_
   model inputs (video, and motion when `motion` is given) and labels. Closing the generator stops
   the loader's workers.
   """
-  plan = elements.train_plan(entries, config.sampling, config.train.batch_size, seed=config.seed,
-                             num_steps=config.train.steps, start_step=start_step,
-                             num_clips=config.sampling.num_clips_train,
-                             on_bad_video=config.data.on_bad_video, bad_videos=bad_videos,
-                             augment=config.data.augment, motion=motion)
+  plan = training_plan(config, entries, start_step, bad_videos, motion)
   host_batches = loaders.batches(plan, config.data.loader, config.data.workers)
   try:
     for batch in host_batches:
@@ -241,7 +248,8 @@ def log_training(config: ml_collections.ConfigDict, step: int, metrics: dict,
                     "clips/s); %s", 100 * scalars["input_wait_fraction"],
                     step - config.train.log_every + 1, step, scalars["clips_per_s"],
                     throughput.advice(config.data.loader,
-                                      elements.default_workers(config.data.workers)))
+                                      elements.default_workers(config.data.workers),
+                                      elements.host_cores()))
   run_log.write_scalars(step, scalars)
 
 
@@ -313,14 +321,15 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   train_entries = splits[config.data.train_split]
   family = families.build(config)
   motion = motion_features(config) if "motion" in family.input_keys else None
-  for name in {config.data.train_split, config.data.val_split, *config.data.eval_splits} - {""}:
+  used = used_splits(config, splits)
+  for name, entries in used.items():
     try:  # before the model is compiled: fail fast
-      elements.check_videos_exist(splits[name])
+      elements.check_videos_exist(entries)
       if motion is not None:
-        motion.check(splits[name], config.data.on_bad_video)
+        motion.check(entries, config.data.on_bad_video)
     except FileNotFoundError as e:
       raise FileNotFoundError(f"split {name!r}: {e}") from None
-  preflight.check_splits(used_splits(config, splits), config.data.on_bad_video)  # all open?
+  preflight.check_splits(used, config.data.on_bad_video)  # all open?
 
   tx = optim.make_optimizer(config.train)
   state = init_state(family.model, tx, config, mesh)
@@ -387,7 +396,6 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
         if stopping:
           manager.wait_until_finished()
           raise Interrupted(step, stop.signal_name)
-      batches.close()  # the loader's workers are done
       finite.flush()
       if manager.latest_step() != step:
         checkpointing.save(manager, step, state, force=True)

@@ -76,12 +76,19 @@ def single_threaded_decoding() -> None:
   cv2.setNumThreads(1)
 
 
+def host_cores() -> int:
+  """The cores this process may run on (its CPU affinity where the OS tells it)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
 def default_workers(workers: int) -> int:
   """`data.workers` resolved: -1 is the host's cores, 0 decodes in the main process, N is N."""
   if workers < -1:
     raise ValueError(f"data.workers must be -1 (the host's cores), 0 or positive, got {workers}")
   if workers == -1:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return host_cores()
   return workers
 
 
