@@ -39,10 +39,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vqa_jax import losses
-from vqa_jax import optim
-from vqa_jax import train_step
-from vqa_jax.models import model as model_lib
+from vqa_jax.families import losses
+from vqa_jax.training import optim
+from vqa_jax.training import train_step
+from vqa_jax.models import fast_vqa as model_lib
 
 # The official FAST-VQA-B in PyTorch 2.13 on the 2-core CPU, batch 1, 32x224^2 (ENV_NOTES.md).
 REFERENCE_CPU_BATCH1_S = {"forward": 5.9, "step:none": 11.1}

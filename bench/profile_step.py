@@ -32,9 +32,9 @@ import numpy as np
 from ml_collections import config_flags
 
 from vqa_jax import families
-from vqa_jax import optim
-from vqa_jax import sharding
-from vqa_jax import trainer
+from vqa_jax.training import optim
+from vqa_jax.runtime import sharding
+from vqa_jax.training import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/smoke.py", "Config file.")
 _SUMMARISE = flags.DEFINE_string("summarise", "", "Only summarise this saved .xplane.pb (no run).")

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vqa_jax import score
-from vqa_jax.models.model import build_model
+from vqa_jax.scoring import score
+from vqa_jax.models.fast_vqa import build_model
 
 
 def load_config(path: str):

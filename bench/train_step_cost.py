@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vqa_jax import losses
-from vqa_jax import optim
-from vqa_jax import train_step
-from vqa_jax.models import model as model_lib
+from vqa_jax.families import losses
+from vqa_jax.training import optim
+from vqa_jax.training import train_step
+from vqa_jax.models import fast_vqa as model_lib
 
 
 def load_config(path: str):

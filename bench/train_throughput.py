@@ -35,12 +35,12 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 from vqa_jax import families
-from vqa_jax import logging_utils
-from vqa_jax import optim
-from vqa_jax import sharding
-from vqa_jax import trainer
+from vqa_jax.training import run_log
+from vqa_jax.training import optim
+from vqa_jax.runtime import sharding
+from vqa_jax.training import trainer
 from vqa_jax.data import elements
 from vqa_jax.data import labels
 from vqa_jax.data import loaders
@@ -121,7 +121,7 @@ def step_only(config, batch: dict) -> tuple[float, float]:
 def end_to_end(config, splits: dict, workdir: str) -> tuple[float, float, float]:
   """(clips/s, input-wait fraction, seconds per step) of trainer.run past the skipped intervals."""
   trainer.run(config, workdir, splits)
-  records = logging_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  records = run_log.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   skip = _SKIP_INTERVALS.value
   if len(records) <= skip:
     raise ValueError(f"{len(records)} log intervals, {skip} left out: raise --steps")

@@ -1,1 +1,1 @@
-"""The shipped configs (installed as the package vqa_jax.configs; see vqa_jax/config_files.py)."""
+"""The shipped configs (installed as the package vqa_jax.configs; see vqa_jax/config/config_files.py)."""

@@ -9,7 +9,7 @@ domain-A test ('test') and on domain B ('cross', the cross-dataset test) with 4 
 Reaches SRCC ~0.84 on 'test' in ~5 minutes on 2 CPU cores (see BENCHMARKS.md).
 """
 
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 
 
 def get_config():

@@ -20,7 +20,7 @@ training split is `data.train_split` ('train') and the evaluated splits are `dat
 
 import ml_collections
 
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 
 LSVQ_ITERS_PER_EPOCH = 1754
 

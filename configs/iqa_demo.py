@@ -19,7 +19,7 @@ import dataclasses
 import ml_collections
 
 from configs import iqa_swin_t
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 from vqa_jax.data import synthetic_images
 
 

@@ -55,7 +55,7 @@ epoch (drop_remainder), warmup 5 I = 625, 50 I = 6250 steps.
 
 import ml_collections
 
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 
 KONIQ_TRAIN_IMAGES = 8058  # int(0.8 * 10073), SAMA's split.
 BATCH = 64

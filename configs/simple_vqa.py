@@ -3,7 +3,7 @@
 Two commands: the motion features once (SlowFast-R50, Kinetics-400 weights from pytorchvideo),
 then training (LSVQ train -> LSVQ test by default; add splits by flag):
 
-  python -m vqa_jax.simplevqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
+  python -m vqa_jax.families.simple_vqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
       --config.data.label_files.train=LSVQ/labels_train.txt:/data/LSVQ \
       --config.data.label_files.test=LSVQ/labels_test.txt:/data/LSVQ \
       --config.motion.weights=SLOWFAST_8x8_R50.pyth
@@ -26,7 +26,7 @@ cross-dataset loader; here `clip_len` is one value for all splits); short side 5
 bilinear), RandomCrop 448 drawn per frame in training, CenterCrop at test; ImageNet mean/std;
 Adam lr 1e-5 with weight_decay 1e-7 (coupled L2) on every parameter, StepLR every 2 epochs x0.95,
 10 epochs of batch 8 (28,056 LSVQ-train videos: 3,507 steps per epoch), no EMA. Loss L1 + rank
-with the arguments in the intended order (`losses_simplevqa.l1_rank_loss`; the reference swaps them,
+with the arguments in the intended order (`simple_vqa_loss.l1_rank_loss`; the reference swaps them,
 paper §11 f). AWP gamma 1e-4 perturbs conv kernels, BatchNorm scales and both Linear kernels
 (`perturb.weight_mask`); BatchNorm statistics are updated once per step, from the clean pass
 (the reference updates them in both passes, §11 j).
@@ -36,7 +36,7 @@ import math
 
 import ml_collections
 
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 from vqa_jax.models.simple_vqa import simple_vqa_config
 
 LSVQ_TRAIN_VIDEOS = 28056

@@ -3,7 +3,7 @@
   python -m vqa_jax.main --config=configs/smoke.py --workdir=/tmp/vqa_smoke
 """
 
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 from vqa_jax.data.synthetic import SyntheticSpec
 
 

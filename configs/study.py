@@ -9,7 +9,7 @@ the final checkpoint is the one compared.
 """
 
 from configs import demo
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 from vqa_jax.data.synthetic import SyntheticSpec
 
 def get_config():

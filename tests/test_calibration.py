@@ -1,4 +1,4 @@
-"""vqa_jax.calibration: the fitted logistic and the upstream sigmoid, their scales and direction,
+"""vqa_jax.scoring.calibration: the fitted logistic and the upstream sigmoid, their scales and direction,
 the per-checkpoint file, and which config is which upstream model."""
 
 import importlib.util
@@ -10,8 +10,8 @@ import pytest
 from scipy import optimize
 
 from tests.conftest import REPO_ROOT
-from vqa_jax import calibration
-from vqa_jax import pretrained
+from vqa_jax.scoring import calibration
+from vqa_jax.convert import pretrained
 
 
 def load_config(name: str):

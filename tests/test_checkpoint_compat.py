@@ -7,8 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from vqa_jax import checkpointing
-from vqa_jax import train_step
+from vqa_jax.training import checkpointing
+from vqa_jax.training import train_step
 
 
 @flax.struct.dataclass

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 from vqa_jax.models import video_swin
-from vqa_jax.models.model import build_model
-from vqa_jax.models.model import fast_vqa_b_config
+from vqa_jax.models.fast_vqa import build_model
+from vqa_jax.models.fast_vqa import fast_vqa_b_config
 
 CONFIGS = ("fast_vqa_b", "faster_vqa", "fast_vqa_m")
 

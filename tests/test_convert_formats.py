@@ -15,11 +15,11 @@ from scipy import stats
 
 from tests import torch_layouts
 from tests.conftest import REPO_ROOT
-from vqa_jax import convert_weights
-from vqa_jax import pretrained
-from vqa_jax import state_dicts
+from vqa_jax.convert import convert_weights
+from vqa_jax.convert import pretrained
+from vqa_jax.convert import state_dicts
 from vqa_jax.models import simple_vqa
-from vqa_jax.models.model import build_model
+from vqa_jax.models.fast_vqa import build_model
 
 TINY_RESNET = dict(stage_sizes=(1, 1, 1, 1), width=4)
 # Pooled stages 2..4 of a width-4 trunk: 2 * (32 + 64 + 128) = 448 features, + 6 motion = 454.

@@ -14,10 +14,10 @@ import pytest
 from scipy import stats
 
 from tests.conftest import REPO_ROOT
-from vqa_jax import convert_weights
-from vqa_jax import state_dicts
-from vqa_jax.models.model import build_model
-from vqa_jax.models.model import fast_vqa_b_config
+from vqa_jax.convert import convert_weights
+from vqa_jax.convert import state_dicts
+from vqa_jax.models.fast_vqa import build_model
+from vqa_jax.models.fast_vqa import fast_vqa_b_config
 
 
 def smoke_model_cfg():

@@ -18,11 +18,11 @@ import pytest
 
 from tests import test_train_step
 from tests.test_trainer import load_config
-from vqa_jax import losses
-from vqa_jax import optim
-from vqa_jax import sharding
-from vqa_jax import train_step
-from vqa_jax.models import model as model_lib
+from vqa_jax.families import losses
+from vqa_jax.training import optim
+from vqa_jax.runtime import sharding
+from vqa_jax.training import train_step
+from vqa_jax.models import fast_vqa as model_lib
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 

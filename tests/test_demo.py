@@ -3,7 +3,7 @@
 import pytest
 
 from tests.test_trainer import load_config
-from vqa_jax import trainer
+from vqa_jax.training import trainer
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
-"""Multi-process start-up decisions (vqa_jax/distributed.py); the 2-process runs are in test_multihost."""
+"""Multi-process start-up decisions (vqa_jax/runtime/distributed.py); the 2-process runs are in test_multihost."""
 
 import pytest
 
-from vqa_jax import distributed
+from vqa_jax.runtime import distributed
 
 
 def test_spec_from_env_defaults_to_one_process():

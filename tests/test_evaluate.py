@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tests.video_files import labelled_videos
-from vqa_jax import evaluate
-from vqa_jax import sharding
+from vqa_jax.evaluation import evaluate
+from vqa_jax.runtime import sharding
 from vqa_jax.data import labels
 from vqa_jax.data import video_io
 

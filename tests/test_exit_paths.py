@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT
 from tests.test_resume_kill import checkpoint_steps
 from tests.test_resume_kill import start_and_signal
 from tests.test_trainer import saved_params
-from vqa_jax import interrupts
+from vqa_jax.training import interrupts
 
 pytestmark = pytest.mark.integration  # subprocess CLI runs
 

@@ -9,10 +9,10 @@ import pytest
 
 from tests.test_score import init_params
 from tests.test_score import smoke_config
-from vqa_jax import calibration
-from vqa_jax import export
-from vqa_jax import score
-from vqa_jax.models.model import build_model
+from vqa_jax.scoring import calibration
+from vqa_jax.scoring import export
+from vqa_jax.scoring import score
+from vqa_jax.models.fast_vqa import build_model
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ import pytest
 from tests.test_paper_configs import paper_config
 from tests.test_trainer import load_config
 from tests.test_trainer import saved_params
-from vqa_jax import checkpointing
-from vqa_jax import finetune
-from vqa_jax import optim
-from vqa_jax import sharding
-from vqa_jax import trainer
-from vqa_jax.models import model as model_lib
+from vqa_jax.training import checkpointing
+from vqa_jax.training import finetune
+from vqa_jax.training import optim
+from vqa_jax.runtime import sharding
+from vqa_jax.training import trainer
+from vqa_jax.models import fast_vqa as model_lib
 
 
 @pytest.mark.parametrize("name,num_train,iters", [("finetune_konvid", 960, 60),

@@ -17,8 +17,8 @@ from tests.test_trainer import learning_scalars
 from tests.test_trainer import load_config
 from tests.test_trainer import saved_params
 
-from vqa_jax import logging_utils
-from vqa_jax import trainer
+from vqa_jax.training import run_log
+from vqa_jax.training import trainer
 from vqa_jax.data import elements
 from vqa_jax.data import loaders
 from vqa_jax.data import video_io
@@ -174,8 +174,8 @@ def test_grain_main_job_without_tensorflow_killed_and_resumed_equals_tf_data_run
                          saved_params(tf_dir))
   assert (learning_scalars(os.path.join(grain_dir, "metrics.jsonl"))
           == learning_scalars(os.path.join(tf_dir, "metrics.jsonl")))
-  grain_final = logging_utils.read_jsonl(os.path.join(grain_dir, "results.jsonl"))[-1]
-  tf_final = logging_utils.read_jsonl(os.path.join(tf_dir, "results.jsonl"))[-1]
+  grain_final = run_log.read_jsonl(os.path.join(grain_dir, "results.jsonl"))[-1]
+  tf_final = run_log.read_jsonl(os.path.join(tf_dir, "results.jsonl"))[-1]
   assert grain_final["step"] == tf_final["step"] == 8
   for split, by_model in tf_final["results"].items():
     for model, values in by_model.items():

@@ -7,10 +7,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from vqa_jax import convert_swin2d
-from vqa_jax import convert_weights
-from vqa_jax import losses
-from vqa_jax.models import model as model_lib
+from vqa_jax.convert import convert_swin2d
+from vqa_jax.convert import convert_weights
+from vqa_jax.families import losses
+from vqa_jax.models import fast_vqa as model_lib
 from vqa_jax.models import video_swin
 
 pytestmark = pytest.mark.usefixtures("fast_compile")

@@ -127,7 +127,7 @@ def fake_swin_v2_state_dict() -> dict[str, np.ndarray]:
 
 
 def test_convert_swin_v2_round_trip():
-  from vqa_jax import convert_swin2d  # pylint: disable=g-import-not-at-top
+  from vqa_jax.convert import convert_swin2d  # pylint: disable=g-import-not-at-top
   from vqa_jax.models import heads  # pylint: disable=g-import-not-at-top
   backbone = swin_v2.SwinTransformerV2(embed_dim=8, depths=(2, 1), num_heads=(1, 2), window=4)
   head = heads.VQAHead(hidden_channels=4)
@@ -164,8 +164,8 @@ def tiny_v2_config():
 def test_iqa_swin_v2_config_builds_swin_v2_t_with_the_vqa_head():
   """The config's model: Swin-V2-T (hand count above) + the 768-64-1 head (49,281)."""
   from tests.test_trainer import load_config  # pylint: disable=g-import-not-at-top
-  from vqa_jax import config_base  # pylint: disable=g-import-not-at-top
-  from vqa_jax import swin_layout  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config import config_base  # pylint: disable=g-import-not-at-top
+  from vqa_jax.convert import swin_layout  # pylint: disable=g-import-not-at-top
   config = load_config("iqa_swin_v2")
   config_base.validate(config)
   abstract = swin_layout.abstract_params(config.model)
@@ -177,7 +177,7 @@ def test_iqa_swin_v2_config_builds_swin_v2_t_with_the_vqa_head():
 
 def test_convert_weights_swin2d_format_fills_the_configured_swin_v2():
   """`convert_weights --format=swin2d --config=<a Swin-V2 config>` reads a V2 checkpoint."""
-  from vqa_jax import convert_weights  # pylint: disable=g-import-not-at-top
+  from vqa_jax.convert import convert_weights  # pylint: disable=g-import-not-at-top
   state = fake_swin_v2_state_dict()
   result = convert_weights.convert(state, "swin2d",
                                    convert_weights.Options(config=tiny_v2_config()))
@@ -191,7 +191,7 @@ def test_convert_weights_swin2d_format_fills_the_configured_swin_v2():
 
 
 def test_swin_v2_rejects_the_video_swin_only_switches():
-  from vqa_jax.models import model as model_lib  # pylint: disable=g-import-not-at-top
+  from vqa_jax.models import fast_vqa as model_lib  # pylint: disable=g-import-not-at-top
   config = tiny_v2_config()
   config.model.frag_biases = (True, False)
   with pytest.raises(ValueError, match="frag_biases"):
@@ -206,8 +206,8 @@ def test_swin_v2_iqa_awp_step_trains_with_smooth_l1():
   """One jitted AWP step of the tiny Swin-V2 IQA model: its loss is SmoothL1 of its predictions."""
   import optax  # pylint: disable=g-import-not-at-top
   from vqa_jax import families  # pylint: disable=g-import-not-at-top
-  from vqa_jax import losses  # pylint: disable=g-import-not-at-top
-  from vqa_jax import train_step  # pylint: disable=g-import-not-at-top
+  from vqa_jax.families import losses  # pylint: disable=g-import-not-at-top
+  from vqa_jax.training import train_step  # pylint: disable=g-import-not-at-top
   config = tiny_v2_config()
   config.sampling.grid, config.sampling.patch = 2, 16
   family = families.build(config)

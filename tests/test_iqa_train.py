@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vqa_jax import config_base
-from vqa_jax import convert_weights
+from vqa_jax.config import config_base
+from vqa_jax.convert import convert_weights
 
 # timm / Microsoft swin_tiny_patch4_window7_224: 28,288,354 parameters, of which the ImageNet
 # classifier holds 768 * 1000 + 1000 = 769,000.
@@ -55,7 +55,7 @@ def test_iqa_demo_generates_its_images_and_validates(tmp_path, monkeypatch):
 @pytest.mark.usefixtures("fast_compile")
 def test_iqa_demo_trains_end_to_end(tmp_path, monkeypatch):
   """4 AWP steps of a 1-stage-wide IQA model on the tiny synthetic image set; finite metrics."""
-  from vqa_jax import trainer  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  from vqa_jax.training import trainer  # pylint: disable=g-import-not-at-top  (TensorFlow)
   monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path / "cache"))
   config = load_config("iqa_demo", "tiny")
   config.model.embed_dim = 16

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vqa_jax import losses
+from vqa_jax.families import losses
 from vqa_jax import perturb
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import directions

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqa_jax import losses
+from vqa_jax.families import losses
 
 # (pred, label, L_plcc, L_rank, L) from paper §10 item 8.
 WORKED = [

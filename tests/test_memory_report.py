@@ -1,12 +1,12 @@
-"""Per-device memory figures of a compiled step (vqa_jax/memory_report.py)."""
+"""Per-device memory figures of a compiled step (vqa_jax/runtime/memory_report.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vqa_jax import memory_report
-from vqa_jax import sharding
-from vqa_jax import train_step
+from vqa_jax.runtime import memory_report
+from vqa_jax.runtime import sharding
+from vqa_jax.training import train_step
 
 
 def test_bytes_per_device_counts_each_devices_shard():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vqa_jax import metrics
+from vqa_jax.evaluation import metrics
 
 
 def test_monotone_nonlinear_prediction_is_perfectly_ranked():

@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_trainer import load_config
 from tests.test_trainer import saved_params
-from vqa_jax import trainer
+from vqa_jax.training import trainer
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vqa_jax import losses
+from vqa_jax.families import losses
 from vqa_jax.models import heads
-from vqa_jax.models import model as model_lib
+from vqa_jax.models import fast_vqa as model_lib
 from vqa_jax.models import video_swin
 
 FULL_INPUT = jax.ShapeDtypeStruct((1, 32, 224, 224, 3), jnp.uint8)

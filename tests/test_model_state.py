@@ -12,9 +12,9 @@ import numpy as np
 import optax
 import pytest
 
-from vqa_jax import losses_simplevqa
+from vqa_jax.families import simple_vqa_loss
 from vqa_jax import perturb
-from vqa_jax import train_step
+from vqa_jax.training import train_step
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -38,7 +38,7 @@ def stateful_loss(params, model_state, batch, rng):
   del rng
   pred, new_state = MODEL.apply({"params": params, **model_state}, batch["video"], train=True,
                                 mutable=["batch_stats"])
-  return losses_simplevqa.l1_rank_loss(pred, batch["label"]), (pred, dict(new_state))
+  return simple_vqa_loss.l1_rank_loss(pred, batch["label"]), (pred, dict(new_state))
 
 
 def setup():
@@ -128,7 +128,7 @@ def test_stateless_losses_keep_model_state_none():
     pred = MODEL.apply({"params": p, "batch_stats": {"bn": {"mean": jnp.zeros(2),
                                                             "var": jnp.ones(2)}}},
                        b["video"], train=False)
-    return losses_simplevqa.l1_rank_loss(pred, b["label"]), pred
+    return simple_vqa_loss.l1_rank_loss(pred, b["label"]), pred
 
   step = train_step.make_train_step(plain_loss, tx, train_step.PerturbConfig("awp", GAMMA), 0.0)
   new_state, _ = jax.jit(step)(train_step.create_train_state(params, tx), batch,

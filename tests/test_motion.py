@@ -48,7 +48,7 @@ def test_load_takes_the_first_rows_of_the_indexed_file(tmp_path, entries):
 
 
 def test_missing_index_names_the_file_and_the_command(tmp_path):
-  with pytest.raises(FileNotFoundError, match=r"m/index\.json.*simplevqa_features"):
+  with pytest.raises(FileNotFoundError, match=r"m/index\.json.*simple_vqa_features"):
     motion_lib.MotionFeatures(str(tmp_path / "m"), NUM_FRAMES, DIM)
 
 

@@ -1,7 +1,7 @@
 """Two processes x 2 CPU devices on 127.0.0.1 (gloo) train like one process x 4 devices (issue 8).
 
 Each run is `python -m vqa_jax.main` on configs/smoke.py in subprocesses started by
-launch/local_multiprocess.sh; the final params are read back with vqa_jax.pretrained.
+launch/local_multiprocess.sh; the final params are read back with vqa_jax.convert.pretrained.
 """
 
 import os
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vqa_jax import pretrained
+from vqa_jax.convert import pretrained
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from vqa_jax import optim
+from vqa_jax.training import optim
 
 
 @pytest.mark.parametrize("step,value", [(0, 0.0), (1, 2.28e-4), (4385, 1.0), (26310, 0.629410),

@@ -18,12 +18,12 @@ from configs import smoke
 from tests.video_files import random_frames
 from tests.video_files import write_video
 from vqa_jax import command
-from vqa_jax import config_files
-from vqa_jax import convert_weights
-from vqa_jax import entry_point
-from vqa_jax import run_config
-from vqa_jax import score
-from vqa_jax.models.model import build_model
+from vqa_jax.config import config_files
+from vqa_jax.convert import convert_weights
+from vqa_jax.runtime import entry_point
+from vqa_jax.config import run_config
+from vqa_jax.scoring import score
+from vqa_jax.models.fast_vqa import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

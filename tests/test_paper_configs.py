@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 
 sys.path.insert(0, str(REPO_ROOT))  # configs/paper/*.py import configs.paper.common, as -m does
 

@@ -26,9 +26,9 @@ from tools.parity import golden_rule
 from tools.parity.compare import load_golden
 from tools.parity.compare import model_config
 from tools.parity.compare import our_quality_map
-from vqa_jax import convert_weights
+from vqa_jax.convert import convert_weights
 from vqa_jax.models import video_swin as vs
-from vqa_jax.models.model import build_model
+from vqa_jax.models.fast_vqa import build_model
 
 # Max abs error allowed against the official float64 map, relative to the map's max |value|.
 # Measured (CPU, f32): small 1.65e-6 (max |map| 1.51), FAST-VQA-B 1.78e-6 (0.935), FAST-VQA-M

@@ -4,7 +4,7 @@ import pytest
 from tests.test_trainer import load_config
 from tests.video_files import labelled_videos
 
-from vqa_jax import trainer
+from vqa_jax.training import trainer
 from vqa_jax.data import preflight
 from vqa_jax.data import sources
 from vqa_jax.data.labels import Entry

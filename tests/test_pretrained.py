@@ -1,4 +1,4 @@
-"""vqa_jax.pretrained: params from converted weights and trainer checkpoints, checked vs a model."""
+"""vqa_jax.convert.pretrained: params from converted weights and trainer checkpoints, checked vs a model."""
 
 import dataclasses
 import os
@@ -11,11 +11,11 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from vqa_jax import checkpointing
-from vqa_jax import convert_weights
-from vqa_jax import pretrained
-from vqa_jax import state_dicts
-from vqa_jax import train_step
+from vqa_jax.training import checkpointing
+from vqa_jax.convert import convert_weights
+from vqa_jax.convert import pretrained
+from vqa_jax.convert import state_dicts
+from vqa_jax.training import train_step
 
 
 def tiny_params(offset: float) -> dict:

@@ -1,12 +1,12 @@
-"""vqa_jax.quality_map: per-clip maps, the middle sampled frames, and the picture."""
+"""vqa_jax.scoring.quality_map: per-clip maps, the middle sampled frames, and the picture."""
 
 import cv2
 import numpy as np
 import pytest
 
 from tests.video_files import labelled_videos
-from vqa_jax import calibration
-from vqa_jax import quality_map
+from vqa_jax.scoring import calibration
+from vqa_jax.scoring import quality_map
 
 SAMPLING = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 16}
 

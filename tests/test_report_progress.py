@@ -2,8 +2,8 @@
 
 import json
 
-from vqa_jax import progress
-from vqa_jax import report
+from vqa_jax.runtime import progress
+from vqa_jax.evaluation import report
 
 
 class FakeClock:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tests import torch_layouts
-from vqa_jax import convert_resnet
-from vqa_jax import state_dicts
+from vqa_jax.convert import convert_resnet
+from vqa_jax.convert import state_dicts
 from vqa_jax.models import resnet
 
 TINY = dict(stage_sizes=(1, 2, 1, 1), width=8)

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.test_trainer import learning_scalars
 from tests.test_trainer import saved_params
-from vqa_jax import interrupts
+from vqa_jax.training import interrupts
 
 pytestmark = pytest.mark.integration  # subprocess CLI runs
 

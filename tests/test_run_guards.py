@@ -14,10 +14,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from vqa_jax import checkpointing
-from vqa_jax import interrupts
-from vqa_jax import run_config
-from vqa_jax import run_lock
+from vqa_jax.training import checkpointing
+from vqa_jax.training import interrupts
+from vqa_jax.config import run_config
+from vqa_jax.training import run_lock
 
 
 # ---- run_lock

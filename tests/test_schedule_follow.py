@@ -5,8 +5,8 @@ import math
 from configs import demo
 from configs import fast_vqa_b
 from configs import smoke
-from vqa_jax import config_base
-from vqa_jax import optim
+from vqa_jax.config import config_base
+from vqa_jax.training import optim
 
 
 def resolved(config, steps=None):

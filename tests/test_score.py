@@ -25,19 +25,19 @@ from tests.conftest import REPO_ROOT
 from tests.video_files import labelled_videos
 from tests.video_files import random_frames
 from tests.video_files import write_video
-from vqa_jax import calibration
-from vqa_jax import checkpointing
-from vqa_jax import convert_weights
-from vqa_jax import pretrained
-from vqa_jax import quality_map as quality_map_lib
-from vqa_jax import run_calibration
-from vqa_jax import score
-from vqa_jax import sharding
-from vqa_jax import train_step
+from vqa_jax.scoring import calibration
+from vqa_jax.training import checkpointing
+from vqa_jax.convert import convert_weights
+from vqa_jax.convert import pretrained
+from vqa_jax.scoring import quality_map as quality_map_lib
+from vqa_jax.scoring import run_calibration
+from vqa_jax.scoring import score
+from vqa_jax.runtime import sharding
+from vqa_jax.training import train_step
 from vqa_jax.data import sampling
 from vqa_jax.data import video_io
-from vqa_jax.models.model import build_model
-from vqa_jax.models.model import video_score
+from vqa_jax.models.fast_vqa import build_model
+from vqa_jax.models.fast_vqa import video_score
 
 SMOKE = REPO_ROOT / "configs" / "smoke.py"
 

@@ -1,4 +1,4 @@
-"""vqa_jax.score_output: rows durable per video, resume keys, torn lines, shards' CSV headers,
+"""vqa_jax.scoring.score_output: rows durable per video, resume keys, torn lines, shards' CSV headers,
 output folders made up front."""
 
 import csv
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from vqa_jax import score_output
+from vqa_jax.scoring import score_output
 
 
 def rows(tmp_path, names):

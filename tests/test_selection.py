@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from vqa_jax import selection
+from vqa_jax.evaluation import selection
 
 
 def test_seed_42_split_reproduces_the_reference_shuffle():

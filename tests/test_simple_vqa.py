@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from tests import torch_layouts
-from vqa_jax import convert_resnet
-from vqa_jax import losses_simplevqa
+from vqa_jax.convert import convert_resnet
+from vqa_jax.families import simple_vqa_loss
 from vqa_jax import perturb
-from vqa_jax.models import model as vqa_model
+from vqa_jax.models import fast_vqa as vqa_model
 from vqa_jax.models import resnet
 from vqa_jax.models import simple_vqa
 
@@ -145,20 +145,20 @@ LABEL = jnp.array([0.1, 0.5, 0.3, 2.0])
 def test_l1_rank_loss_by_hand():
   """Hard pairs (0 < |dy| < 1): (0,1), (0,2), (1,2) both ways = 6. Hinges: (0,1) 0.1 twice,
   (1,2) 0.3 twice, (0,2) 0 -> rank 0.8/6; L1 = (0.1 + 0.4 + 0.1 + 1.0)/4 = 0.4."""
-  np.testing.assert_allclose(losses_simplevqa.hard_pair_rank_loss(PRED, LABEL), 0.8 / 6,
+  np.testing.assert_allclose(simple_vqa_loss.hard_pair_rank_loss(PRED, LABEL), 0.8 / 6,
                              rtol=1e-6)
-  np.testing.assert_allclose(losses_simplevqa.l1_rank_loss(PRED, LABEL), 0.4 + 0.8 / 6, rtol=1e-6)
+  np.testing.assert_allclose(simple_vqa_loss.l1_rank_loss(PRED, LABEL), 0.4 + 0.8 / 6, rtol=1e-6)
   np.testing.assert_allclose(
-      losses_simplevqa.l1_rank_loss(PRED, LABEL, l1_weight=2.0, rank_weight=0.5),
+      simple_vqa_loss.l1_rank_loss(PRED, LABEL, l1_weight=2.0, rank_weight=0.5),
       0.8 + 0.4 / 6, rtol=1e-6)
 
 
 def test_rank_term_trains_the_model_only_in_the_intended_order():
   """Intended order: d rank / d pred = (2, -4, 2, 0)/6 by hand. The reference's swapped call
   `criterion(labels, outputs)` gives a rank value (1.2/12 here) whose gradient is zero."""
-  grad = jax.grad(losses_simplevqa.hard_pair_rank_loss)(PRED, LABEL)
+  grad = jax.grad(simple_vqa_loss.hard_pair_rank_loss)(PRED, LABEL)
   np.testing.assert_allclose(grad, np.array([2, -4, 2, 0]) / 6, rtol=1e-6)
-  swapped = lambda p: losses_simplevqa.hard_pair_rank_loss(LABEL, p)  # pylint: disable=unnecessary-lambda-assignment
+  swapped = lambda p: simple_vqa_loss.hard_pair_rank_loss(LABEL, p)  # pylint: disable=unnecessary-lambda-assignment
   np.testing.assert_allclose(swapped(PRED), 1.2 / 12, rtol=1e-6)
   np.testing.assert_array_equal(jax.grad(swapped)(PRED), np.zeros(4))
 
@@ -166,5 +166,5 @@ def test_rank_term_trains_the_model_only_in_the_intended_order():
 def test_rank_term_without_hard_pairs_is_zero():
   """Labels more than `hard_threshold` apart give no pairs: the loss is pure L1, not NaN."""
   label = jnp.array([0.0, 10.0, 20.0])
-  np.testing.assert_allclose(losses_simplevqa.l1_rank_loss(jnp.array([1.0, 9.0, 20.0]), label),
+  np.testing.assert_allclose(simple_vqa_loss.l1_rank_loss(jnp.array([1.0, 9.0, 20.0]), label),
                              2.0 / 3, rtol=1e-6)

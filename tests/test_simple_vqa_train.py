@@ -1,7 +1,7 @@
 """SimpleVQA-AWP end to end through trainer.run on a tiny synthetic set (the SimpleVQA family).
 
 The configs/simple_vqa_demo.py recipe shrunk: 16 + 8 + 8 synthetic videos of 4 s (4 fps), 4 frames
-at 1 frame/s, a tiny ResNet and random 8-d motion features written as `simplevqa_features` writes
+at 1 frame/s, a tiny ResNet and random 8-d motion features written as `simple_vqa_features` writes
 them (index.json + one .npy per video).
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from vqa_jax import checkpointing
-from vqa_jax import config_base
+from vqa_jax.training import checkpointing
+from vqa_jax.config import config_base
 from vqa_jax import families
-from vqa_jax import trainer
+from vqa_jax.training import trainer
 from vqa_jax.data import sources
 from vqa_jax.data.synthetic import SyntheticSpec
 
@@ -137,9 +137,9 @@ def test_missing_motion_features_fail_before_training(setup, tmp_path):
 
 def test_init_checkpoint_gives_params_and_batch_stats(setup, tmp_path):
   """init.checkpoint with {'params', 'batch_stats'} (convert_weights' layout) sets both."""
-  from vqa_jax import optim  # pylint: disable=g-import-not-at-top
-  from vqa_jax import sharding  # pylint: disable=g-import-not-at-top
-  from vqa_jax import state_dicts  # pylint: disable=g-import-not-at-top
+  from vqa_jax.training import optim  # pylint: disable=g-import-not-at-top
+  from vqa_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
+  from vqa_jax.convert import state_dicts  # pylint: disable=g-import-not-at-top
   make_config, _ = setup
   config = make_config()
   family = families.build(config)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.test_trainer import load_config
-from vqa_jax import finetune
+from vqa_jax.training import finetune
 from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.study import pairing
@@ -146,7 +146,7 @@ def test_study_options_need_a_baseline_and_known_protocols():
 def test_study_configs_name_the_splits_the_study_reads():
   """configs/study.py and configs/paper/study_lsvq.py: 'train', 'test', 'cross' and a target."""
   from tests.test_paper_configs import paper_config  # pylint: disable=g-import-not-at-top
-  from vqa_jax import config_base  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config import config_base  # pylint: disable=g-import-not-at-top
   lsvq = paper_config("study_lsvq", "/L,/V")
   config_base.validate(lsvq)
   assert lsvq.data.label_files.train == "/L/LSVQ/train_labels.txt:/V/LSVQ"

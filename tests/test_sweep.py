@@ -14,15 +14,15 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.test_data_parallel import smoke_batch
 from tests.test_trainer import load_config
-from vqa_jax import checkpointing
-from vqa_jax import losses
-from vqa_jax import optim
-from vqa_jax import sharding
-from vqa_jax import sweep
-from vqa_jax import train_step
-from vqa_jax import trainer
+from vqa_jax.training import checkpointing
+from vqa_jax.families import losses
+from vqa_jax.training import optim
+from vqa_jax.runtime import sharding
+from vqa_jax.training import sweep
+from vqa_jax.training import train_step
+from vqa_jax.training import trainer
 from vqa_jax.data import sources
-from vqa_jax.models import model as model_lib
+from vqa_jax.models import fast_vqa as model_lib
 
 
 def test_members_are_kinds_times_radii():

@@ -8,8 +8,8 @@ from tests.test_tfds_builders import LAYOUTS
 from tests.test_tfds_builders import make_manual_dir
 from tests.test_tfds_builders import parse_label_file
 from tests.test_tfds_builders import synthetic_root  # pylint: disable=unused-import  (fixture)
-from vqa_jax import checkpointing
-from vqa_jax import config_base
+from vqa_jax.training import checkpointing
+from vqa_jax.config import config_base
 from vqa_jax.data import sources
 from vqa_jax.data import tfds_builders
 

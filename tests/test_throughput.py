@@ -2,7 +2,7 @@
 
 import pytest
 
-from vqa_jax import throughput
+from vqa_jax.training import throughput
 
 
 class Clock:

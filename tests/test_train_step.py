@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from vqa_jax import losses
-from vqa_jax import optim
+from vqa_jax.families import losses
+from vqa_jax.training import optim
 from vqa_jax import perturb
-from vqa_jax import train_step
+from vqa_jax.training import train_step
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -377,7 +377,7 @@ def test_population_members_must_share_the_schedule_and_the_kind():
 
 
 def test_perturb_config_from_config_section():
-  from vqa_jax import config_base  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config import config_base  # pylint: disable=g-import-not-at-top
   c = config_base.base_config()
   assert train_step.PerturbConfig.from_config(c.perturb) == train_step.PerturbConfig("awp", 1e-4)
   c.perturb.kind, c.perturb.rho, c.perturb.steps, c.perturb.every_k = "sam", 0.1, 2, 4

@@ -18,18 +18,18 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.test_run_guards import truncate_data_files
-from vqa_jax import checkpointing
-from vqa_jax import config_base
-from vqa_jax import logging_utils
-from vqa_jax import throughput
-from vqa_jax import losses
-from vqa_jax import pretrained
-from vqa_jax import run_config
-from vqa_jax import run_lock
-from vqa_jax import train_step
-from vqa_jax import trainer
+from vqa_jax.training import checkpointing
+from vqa_jax.config import config_base
+from vqa_jax.training import run_log
+from vqa_jax.training import throughput
+from vqa_jax.families import losses
+from vqa_jax.convert import pretrained
+from vqa_jax.config import run_config
+from vqa_jax.training import run_lock
+from vqa_jax.training import train_step
+from vqa_jax.training import trainer
 from vqa_jax.data.labels import Entry
-from vqa_jax.models import model as model_lib
+from vqa_jax.models import fast_vqa as model_lib
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -68,7 +68,7 @@ def saved_params(workdir):
 def learning_scalars(metrics_file):
   """The records of a metrics.jsonl without the timing scalars (which differ between runs)."""
   return [{k: v for k, v in r.items() if k not in throughput.KEYS}
-          for r in logging_utils.read_jsonl(metrics_file)]
+          for r in run_log.read_jsonl(metrics_file)]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_results_tables_and_json_line(smoke_run):
 
 def test_evaluations_selection_and_best_checkpoint(smoke_run):
   workdir, results, printed = smoke_run
-  evals = logging_utils.read_jsonl(os.path.join(workdir, "evals.jsonl"))
+  evals = run_log.read_jsonl(os.path.join(workdir, "evals.jsonl"))
   assert [r["step"] for r in evals] == [2, 4, 6]
   for r in evals:
     assert set(r["results"]) == {"val", "test", "cross"}
@@ -127,7 +127,7 @@ def test_evaluations_selection_and_best_checkpoint(smoke_run):
 
 def test_training_log_and_tensorboard_events(smoke_run):
   workdir, _, _ = smoke_run
-  logged = logging_utils.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  logged = run_log.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   assert [r["step"] for r in logged] == [2, 4, 6]
   for r in logged:
     assert math.isfinite(r["loss"]) and r["perturbation_norm"] > 0
@@ -207,13 +207,13 @@ def test_signal_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, mon
   jax.tree_util.tree_map(np.testing.assert_array_equal, resumed, reference)
   assert (learning_scalars(os.path.join(workdir, "metrics.jsonl"))
           == learning_scalars(os.path.join(reference_dir, "metrics.jsonl")))
-  evals = logging_utils.read_jsonl(os.path.join(workdir, "evals.jsonl"))
-  reference_evals = logging_utils.read_jsonl(os.path.join(reference_dir, "evals.jsonl"))
+  evals = run_log.read_jsonl(os.path.join(workdir, "evals.jsonl"))
+  reference_evals = run_log.read_jsonl(os.path.join(reference_dir, "evals.jsonl"))
   assert [r["step"] for r in evals] == [r["step"] for r in reference_evals] == [2, 4, 6]
   for record, reference_record in zip(evals + [{"results": results}],
                                       reference_evals + [{"results": reference_results}]):
-    for key, value in logging_utils.flatten_results(record["results"], "").items():
-      expected = logging_utils.flatten_results(reference_record["results"], "")[key]
+    for key, value in run_log.flatten_results(record["results"], "").items():
+      expected = run_log.flatten_results(reference_record["results"], "")[key]
       if key.endswith("logistic"):
         assert value == pytest.approx(expected, rel=1e-6), key
       else:

@@ -17,11 +17,11 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-from vqa_jax import calibration as calibration_lib
-from vqa_jax import config_files
+from vqa_jax.scoring import calibration as calibration_lib
+from vqa_jax.config import config_files
 from vqa_jax import families
-from vqa_jax import run_config
-from vqa_jax import score as score_lib
+from vqa_jax.config import run_config
+from vqa_jax.scoring import score as score_lib
 
 ConfigLike = ml_collections.ConfigDict | str | None
 
@@ -84,5 +84,5 @@ class Scorer:
 
 def train(config: ConfigLike, workdir: str, allow_config_change: bool = False):
   """Trains (or resumes) a run in `workdir`; returns its final results (`report.Results`)."""
-  from vqa_jax import trainer  # pylint: disable=g-import-not-at-top  (TensorFlow with tf_data)
+  from vqa_jax.training import trainer  # pylint: disable=g-import-not-at-top  (TensorFlow with tf_data)
   return trainer.train(as_config(config, workdir), workdir, allow_config_change)

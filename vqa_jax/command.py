@@ -22,8 +22,8 @@ COMMANDS = {
     "finetune": ("vqa_jax.finetune", "paper §7.6 fine-tuning over random splits"),
     "landscape": ("vqa_jax.landscape", "loss landscape, sharpness and generalization gap"),
     "export": ("vqa_jax.export", "the scorer as jax.export / TensorFlow SavedModel"),
-    "features": ("vqa_jax.simplevqa_features", "SimpleVQA motion features of a dataset"),
-    "inspect": ("vqa_jax.data.inspect", "the fragments a video gives the model (npy + PNG)"),
+    "features": ("vqa_jax.families.simple_vqa_features", "SimpleVQA motion features of a dataset"),
+    "inspect": ("vqa_jax.data.show_fragments", "the fragments a video gives the model (npy + PNG)"),
     "synthetic": ("vqa_jax.data.synthetic", "generate the synthetic dataset"),
 }
 

@@ -17,8 +17,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from vqa_jax import entry_point
-from vqa_jax import interrupts
+from vqa_jax.runtime import entry_point
+from vqa_jax.training import interrupts
 from vqa_jax.data import video_io
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A shipped config's name (fast_vqa_b, "
@@ -42,7 +42,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def process_spec():
   """The multi-process spec (`distributed.ProcessSpec`): flags where given, else VQA_JAX_* env."""
-  from vqa_jax import distributed  # pylint: disable=g-import-not-at-top  (see the docstring)
+  from vqa_jax.runtime import distributed  # pylint: disable=g-import-not-at-top  (see the docstring)
   env = distributed.ProcessSpec.from_env()
   return distributed.ProcessSpec(
       coordinator=_COORDINATOR.value or env.coordinator,
@@ -66,8 +66,8 @@ def main(argv):
   if problem:
     sys.exit(problem)  # printed alone, last; exit status 1
   # pylint: disable=g-import-not-at-top  (see the module docstring)
-  from vqa_jax import distributed
-  from vqa_jax import trainer
+  from vqa_jax.runtime import distributed
+  from vqa_jax.training import trainer
   # pylint: enable=g-import-not-at-top
   distributed.initialize(process_spec())
   if not distributed.is_primary():

@@ -25,7 +25,7 @@ import math
 
 import ml_collections
 
-from vqa_jax import config_base
+from vqa_jax.config import config_base
 
 # split name -> (label file under LABELS_DIR, video folder under VIDEOS_DIR)
 DATASETS = {

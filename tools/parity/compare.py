@@ -21,9 +21,9 @@ import ml_collections
 import numpy as np
 
 from tools.parity import golden_rule
-from vqa_jax import convert_weights
-from vqa_jax.models.model import build_model
-from vqa_jax.models.model import fast_vqa_b_config
+from vqa_jax.convert import convert_weights
+from vqa_jax.models.fast_vqa import build_model
+from vqa_jax.models.fast_vqa import fast_vqa_b_config
 
 GOLDEN_DIR = pathlib.Path(__file__).resolve().parents[2] / "tests" / "golden"
 JSON_ENTRIES = ("state_dict_shapes", "buffer_keys", "stage_shapes", "attention_geometry", "meta")

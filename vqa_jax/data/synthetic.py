@@ -79,7 +79,7 @@ from absl import logging
 import cv2
 import numpy as np
 
-from vqa_jax import progress
+from vqa_jax.runtime import progress
 from vqa_jax.data import labels as labels_lib
 
 # Bump when the generator's output changes, so that cached datasets are regenerated.

@@ -1,6 +1,6 @@
 """`python -m vqa_jax.landscape`: the command line of vqa_jax/landscape/cli.py (--help lists its flags)."""
 
-from vqa_jax import entry_point
+from vqa_jax.runtime import entry_point
 from vqa_jax.landscape import cli
 
 if __name__ == "__main__":

@@ -21,13 +21,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from vqa_jax import metrics as metrics_lib
+from vqa_jax.evaluation import metrics as metrics_lib
 from vqa_jax.landscape import directions as directions_lib
 from vqa_jax.landscape import sharpness as sharpness_lib
 from vqa_jax.landscape import surface
 from vqa_jax.landscape.fixed_set import FixedSet
-from vqa_jax.models import model as model_lib
-from vqa_jax.train_step import make_predict_fn
+from vqa_jax.models import fast_vqa as model_lib
+from vqa_jax.training.train_step import make_predict_fn
 
 PyTree = Any
 # The sharpness measures of a checkpoint record that are correlated with the gaps.

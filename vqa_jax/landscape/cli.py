@@ -28,8 +28,8 @@ from absl import logging
 from ml_collections import config_flags
 import numpy as np
 
-from vqa_jax import pretrained
-from vqa_jax import run_config
+from vqa_jax.convert import pretrained
+from vqa_jax.config import run_config
 from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import figures

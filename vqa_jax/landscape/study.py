@@ -31,8 +31,8 @@ from absl import flags
 from absl import logging
 import ml_collections
 
-from vqa_jax import pretrained
-from vqa_jax import trainer
+from vqa_jax.convert import pretrained
+from vqa_jax.training import trainer
 from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import fixed_set

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from vqa_jax import losses
+from vqa_jax.families import losses
 from vqa_jax import perturb
 from vqa_jax.landscape import directions as directions_lib
 from vqa_jax.landscape.fixed_set import FixedSet

@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from vqa_jax import config_files
+from vqa_jax.config import config_files
 from vqa_jax.landscape import study as landscape_study
 from vqa_jax.study import protocols
 from vqa_jax.study import report

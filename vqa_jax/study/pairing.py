@@ -15,9 +15,9 @@ import ml_collections
 import numpy as np
 
 from vqa_jax import families
-from vqa_jax import optim
-from vqa_jax import sharding
-from vqa_jax import trainer
+from vqa_jax.training import optim
+from vqa_jax.runtime import sharding
+from vqa_jax.training import trainer
 
 FIELDS = ("init", "batches", "rng")
 

@@ -11,7 +11,7 @@ import os
 
 import ml_collections
 
-from vqa_jax import trainer
+from vqa_jax.training import trainer
 
 POOL_TEST_VIDEOS = 32
 

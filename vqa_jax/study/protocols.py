@@ -17,8 +17,8 @@ import os
 
 import ml_collections
 
-from vqa_jax import finetune
-from vqa_jax import selection
+from vqa_jax.training import finetune
+from vqa_jax.evaluation import selection
 from vqa_jax.data import sources
 from vqa_jax.landscape import study as landscape_study
 from vqa_jax.study import pairing

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any, Mapping, Sequence
 
-from vqa_jax import finetune
+from vqa_jax.training import finetune
 from vqa_jax.landscape import study_records
 from vqa_jax.study import paired
 from vqa_jax.study import pairing

@@ -1,4 +1,4 @@
-"""Shows what the model sees: `python -m vqa_jax.data.inspect VIDEO --config=CFG --out=DIR`.
+"""Shows what the model sees: `python -m vqa_jax.data.show_fragments VIDEO --config=CFG --out=DIR`.
 
 Samples VIDEO exactly as evaluation does (`config.sampling`, `num_clips_eval` clips, centred
 deterministic offsets, before normalisation) and writes
@@ -72,5 +72,5 @@ def main(argv, config: flags.FlagHolder, out: flags.FlagHolder):
 
 if __name__ == "__main__":
   _FLAGS = define_flags()
-  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
+  from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
   entry_point.run(lambda argv: main(argv, *_FLAGS))

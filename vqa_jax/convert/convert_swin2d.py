@@ -35,8 +35,8 @@ import flax
 import ml_collections
 import numpy as np
 
-from vqa_jax import state_dicts
-from vqa_jax import swin_layout
+from vqa_jax.convert import state_dicts
+from vqa_jax.convert import swin_layout
 
 PyTree = Any
 

@@ -30,8 +30,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from vqa_jax import metrics
-from vqa_jax import pretrained
+from vqa_jax.evaluation import metrics
+from vqa_jax.convert import pretrained
 
 FILE_NAME = "calibration.json"
 LOGISTIC = "logistic"

@@ -1,4 +1,4 @@
-"""Fits and stores a finished training run's score calibration (`vqa_jax.calibration`).
+"""Fits and stores a finished training run's score calibration (`vqa_jax.scoring.calibration`).
 
 `trainer.run` calls `store` once at the end. For the run's latest checkpoint (the workdir) and,
 with a validation split, its selected one (`<workdir>/best`), and for each of the raw and EMA
@@ -17,11 +17,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from vqa_jax import calibration as calibration_lib
-from vqa_jax import evaluate
+from vqa_jax.scoring import calibration as calibration_lib
+from vqa_jax.evaluation import evaluate
 from vqa_jax import families
-from vqa_jax import pretrained
-from vqa_jax import sharding
+from vqa_jax.convert import pretrained
+from vqa_jax.runtime import sharding
 
 MAX_FIT_VIDEOS = 2000  # Enough for 4 parameters; bounds the cost on a large training split.
 FEW_FIT_VIDEOS = 20  # Below this a warning says the 4-parameter fit is poorly determined.

@@ -27,24 +27,24 @@ import jax
 import ml_collections
 import numpy as np
 
-from vqa_jax import checkpointing
-from vqa_jax import config_base
-from vqa_jax import evaluate
+from vqa_jax.training import checkpointing
+from vqa_jax.config import config_base
+from vqa_jax.evaluation import evaluate
 from vqa_jax import families
-from vqa_jax import interrupts
-from vqa_jax import logging_utils
-from vqa_jax import memory_report
-from vqa_jax import optim
+from vqa_jax.training import interrupts
+from vqa_jax.training import run_log
+from vqa_jax.runtime import memory_report
+from vqa_jax.training import optim
 from vqa_jax import perturb
-from vqa_jax import progress
-from vqa_jax import report
-from vqa_jax import run_calibration
-from vqa_jax import run_config
-from vqa_jax import run_lock
-from vqa_jax import selection
-from vqa_jax import sharding
-from vqa_jax import throughput
-from vqa_jax import train_step
+from vqa_jax.runtime import progress
+from vqa_jax.evaluation import report
+from vqa_jax.scoring import run_calibration
+from vqa_jax.config import run_config
+from vqa_jax.training import run_lock
+from vqa_jax.evaluation import selection
+from vqa_jax.runtime import sharding
+from vqa_jax.training import throughput
+from vqa_jax.training import train_step
 from vqa_jax.data import elements
 from vqa_jax.data import loaders
 from vqa_jax.data import motion as motion_lib
@@ -80,7 +80,7 @@ def pretrained_variables(config: ml_collections.ConfigDict, state: train_step.Tr
   their collections (`pretrained.load_variables`), e.g. ImageNet ResNet-50 weights and BatchNorm
   statistics converted by `vqa_jax.convert_weights --format=resnet50`.
   """
-  from vqa_jax import pretrained  # pylint: disable=g-import-not-at-top  (optional module)
+  from vqa_jax.convert import pretrained  # pylint: disable=g-import-not-at-top  (optional module)
   logging.info("initialising from %s (%s params)", config.init.checkpoint,
                "EMA" if config.init.use_ema else "raw")
   if state.model_state is None:
@@ -238,7 +238,7 @@ def train_scalars(config: ml_collections.ConfigDict, step: int, metrics: dict) -
 
 def log_training(config: ml_collections.ConfigDict, step: int, metrics: dict,
                  meter: throughput.InputMeter, progress_meter: progress.Progress,
-                 run_log: logging_utils.RunLog) -> None:
+                 run_log: run_log.RunLog) -> None:
   """Logs a step's losses, learning rates and the interval's input wait, clips/s and step time."""
   scalars = {**train_scalars(config, step, metrics), **meter.report()}
   losses_now = {k: scalars[k] for k in scalars if "loss" in k}
@@ -356,7 +356,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
       score = selection.selection_score(results[config.data.val_split][config.eval.select_model])
       checkpointing.save(best, step, state, force=True, metrics={"score": score})
 
-  run_log = logging_utils.RunLog(workdir, start_step, config.log.tensorboard)
+  run_log = run_log.RunLog(workdir, start_step, config.log.tensorboard)
   bad_videos = elements.BadVideoLog()
   progress_meter = progress.Progress(config.train.steps, start_step)
   finite = FiniteCheck(train_entries)
@@ -414,7 +414,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
     logging.warning("%s", video_io.SHORTFALLS.summary())
   run_calibration.store(config, workdir, splits, state, mesh, motion)  # issue 20: score's scale
   summary = summarize(config, step, run_log.evaluations)
-  logging_utils.append_jsonl(os.path.join(workdir, "results.jsonl"),
+  run_log.append_jsonl(os.path.join(workdir, "results.jsonl"),
                              {"step": step, "results": summary.final,
                               **({"selected": summary.selected} if summary.selected else {})})
   if jax.process_index() == 0:

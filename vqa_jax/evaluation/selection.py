@@ -10,7 +10,7 @@ import math
 import random
 from typing import Sequence, TypeVar
 
-from vqa_jax import metrics
+from vqa_jax.evaluation import metrics
 
 T = TypeVar("T")
 SELECTION_CRITERION = "srcc+plcc"

@@ -15,8 +15,8 @@ from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
-from vqa_jax import metrics
-from vqa_jax import sharding
+from vqa_jax.evaluation import metrics
+from vqa_jax.runtime import sharding
 from vqa_jax.data import elements
 from vqa_jax.data import loaders
 from vqa_jax.data.labels import Entry

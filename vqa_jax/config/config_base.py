@@ -9,8 +9,8 @@ import dataclasses
 import ml_collections
 
 from vqa_jax import families
-from vqa_jax import losses
-from vqa_jax import optim
+from vqa_jax.families import losses
+from vqa_jax.training import optim
 from vqa_jax.data import augment
 from vqa_jax.data import elements
 from vqa_jax.data import frames_1fps
@@ -19,7 +19,7 @@ from vqa_jax.data import sampling
 from vqa_jax.data import sources
 from vqa_jax.data import tfds_source
 from vqa_jax.data.synthetic import SyntheticSpec
-from vqa_jax.models.model import fast_vqa_b_config
+from vqa_jax.models.fast_vqa import fast_vqa_b_config
 from vqa_jax.perturb import PERTURBATION_KINDS
 from vqa_jax.perturb import PerturbConfig
 
@@ -65,7 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.val_split = ""
   c.data.val_fraction = 0.0
   # SimpleVQA (model.name 'simple_vqa'): the folder of precomputed SlowFast motion features
-  # (`python -m vqa_jax.simplevqa_features --out=DIR`: index.json + one .npy per video).
+  # (`python -m vqa_jax.families.simple_vqa_features --out=DIR`: index.json + one .npy per video).
   c.data.motion_dir = ""
 
   c.sampling = ml_collections.ConfigDict()
@@ -93,7 +93,7 @@ def base_config() -> ml_collections.ConfigDict:
   # e.g. 'simple_vqa' with models/simple_vqa.simple_vqa_config().
   c.model = fast_vqa_b_config()
 
-  # SimpleVQA's L1 + rank loss (losses_simplevqa.py); FAST-VQA's loss uses train.rank_weight.
+  # SimpleVQA's L1 + rank loss (simple_vqa_loss.py); FAST-VQA's loss uses train.rank_weight.
   c.loss = ml_collections.ConfigDict()
   c.loss.l1_weight = 1.0
   c.loss.rank_weight = 1.0
@@ -235,7 +235,7 @@ def validate_model_inputs(config: ml_collections.ConfigDict) -> None:
                        f"{frames_1fps.METHOD!r}, got {s.get('method')!r}")
     if not config.data.get("motion_dir", ""):
       raise ValueError("model.name='simple_vqa' needs data.motion_dir, the motion features of "
-                       "`python -m vqa_jax.simplevqa_features --out=DIR`")
+                       "`python -m vqa_jax.families.simple_vqa_features --out=DIR`")
     return
   if frames:
     raise ValueError(f"sampling.method={frames_1fps.METHOD!r} feeds whole frames to SimpleVQA; "

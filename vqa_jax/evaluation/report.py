@@ -3,7 +3,7 @@
 import dataclasses
 import json
 
-from vqa_jax.metrics import ALL_METRIC_NAMES
+from vqa_jax.evaluation.metrics import ALL_METRIC_NAMES
 
 Results = dict[str, dict[str, dict[str, float]]]  # eval set -> model ('raw'|'ema') -> metric -> value
 

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vqa_jax import state_dicts
-from vqa_jax.models.model import build_model
+from vqa_jax.convert import state_dicts
+from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.models.video_swin import trunc_normal_init
 
 PyTree = Any

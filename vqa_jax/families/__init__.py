@@ -8,7 +8,7 @@
   (`losses.make_loss_fn`); a video's score is the mean of its quality map over clips.
 * 'simple_vqa' (paper §6.3, `models/simple_vqa.build_simple_vqa`): inputs `video` (B, T, H, W, 3)
   frames at 1 frame/s and `motion` (B, T, motion_dim) SlowFast features; model state
-  {'batch_stats'}; loss `losses_simplevqa.l1_rank_loss` with `config.loss`; a video's score is the
+  {'batch_stats'}; loss `simple_vqa_loss.l1_rank_loss` with `config.loss`; a video's score is the
   mean of its per-frame scores (over clips too), in eval mode with the running statistics.
 
 A `Family` is the one place these differ; the trainer, the train step and evaluation are shared.
@@ -27,10 +27,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from vqa_jax import losses
-from vqa_jax import losses_simplevqa
-from vqa_jax import train_step
-from vqa_jax.models import model as model_lib
+from vqa_jax.families import losses
+from vqa_jax.families import simple_vqa_loss
+from vqa_jax.training import train_step
+from vqa_jax.models import fast_vqa as model_lib
 from vqa_jax.models import simple_vqa
 
 PyTree = Any
@@ -98,7 +98,7 @@ def _simple_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
   return Family(
       name="simple_vqa", model=model, input_keys=("video", "motion"),
       example_inputs=(frames, motion),
-      loss_fn=losses_simplevqa.make_loss_fn(model, config.loss), predict_fn=predict)
+      loss_fn=simple_vqa_loss.make_loss_fn(model, config.loss), predict_fn=predict)
 
 
 def build(config: ml_collections.ConfigDict, model: nn.Module | None = None) -> Family:

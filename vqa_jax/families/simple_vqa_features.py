@@ -1,6 +1,6 @@
 """Precomputes SimpleVQA's SlowFast motion features: one (chunks, 2304) .npy per video (paper §6.3).
 
-  python -m vqa_jax.simplevqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
+  python -m vqa_jax.families.simple_vqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
       --config.data.label_files.train=LSVQ/labels_train.txt:/data/LSVQ \
       --config.motion.weights=SLOWFAST_8x8_R50.pyth
 
@@ -33,10 +33,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from vqa_jax import convert_resnet
-from vqa_jax import pretrained
-from vqa_jax import progress
-from vqa_jax import state_dicts
+from vqa_jax.convert import convert_resnet
+from vqa_jax.convert import pretrained
+from vqa_jax.runtime import progress
+from vqa_jax.convert import state_dicts
 from vqa_jax.data import motion
 from vqa_jax.data import sources
 from vqa_jax.data import video_io
@@ -187,7 +187,7 @@ def main() -> None:
     index = extract_features(config.value, out.value)
     print(f"wrote {len(index)} feature files and {INDEX_FILE} to {out.value}")
 
-  from vqa_jax import entry_point  # pylint: disable=g-import-not-at-top
+  from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
   entry_point.run(run)
 
 

@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vqa_jax import optim
+from vqa_jax.training import optim
 from vqa_jax import perturb
-from vqa_jax import sharding
+from vqa_jax.runtime import sharding
 
 PyTree = Any
 # loss_fn(params, batch, rng) -> (loss, predictions)

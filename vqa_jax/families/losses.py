@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vqa_jax.models.model import video_score
+from vqa_jax.models.fast_vqa import video_score
 
 _STD_EPS = 1e-8
 

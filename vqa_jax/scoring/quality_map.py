@@ -12,7 +12,7 @@ the mean frame index it covers.
 
 Values are shown on a `Display` scale, each cell's raw value mapped as a video's raw score is (so
 with a non-linear calibration the cells' mean is not the video's MOS; the clip labels and the
-curve map the mean raw value): with a calibration (`vqa_jax.calibration`), the calibrated
+curve map the mean raw value): with a calibration (`vqa_jax.scoring.calibration`), the calibrated
 MOS scale (or the upstream [0, 1] score) with fixed limits, so that pictures of different videos
 compare; without one, or with `per_video=True`, the limits stretch to the video's own values
 (said on the colour bar). The colormap is cividis (colour-blind safe, monotone lightness).
@@ -31,7 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 
-from vqa_jax import calibration as calibration_lib
+from vqa_jax.scoring import calibration as calibration_lib
 from vqa_jax.data import sampling as sampling_lib
 from vqa_jax.data import video_io
 

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vqa_jax import state_dicts
+from vqa_jax.convert import state_dicts
 from vqa_jax.models import simple_vqa
 from vqa_jax.models import slowfast as slowfast_lib
 from vqa_jax.models.resnet import ResNet

@@ -1,0 +1,389 @@
+"""Scores video files with a trained model: one JSON line per video, result files, map PNGs.
+
+  python -m vqa_jax.score [--config=fast_vqa_b] --checkpoint=DIR [--noema] \
+      [--jsonl=FILE] [--csv=FILE] [--resume] [--num_shards=N --shard_index=I] \
+      [--quality-map=FILE.png|FOLDER/ [--map_per_video_scale]] [--clip_chunk=K] PATH...
+
+PATH is a video file or a folder (searched recursively for video files). Without --config, the
+config stored with DIR (a run's or a convert_weights output's config.json) is used. DIR is anything
+`pretrained.load_params` reads: a `vqa_jax.convert_weights` output, or a trainer workdir (its
+latest step; EMA params unless --noema), its `best/`, its `checkpoints/` folder or one step folder.
+
+A video's raw `score` is the model output under the config's reference test protocol
+(`config.sampling`: `num_clips_eval` clips of `clip_len` frames at `frame_interval`, grid x grid
+fragments of `patch` pixels; FAST-VQA-B: 4 x 32 frames at interval 2, 7 x 7 of 32, paper §8),
+sampled deterministically (centred offsets; with `sampling.eval_offsets='random'`, the same
+seeded draw for every video): the mean of the local quality map over all its positions and all
+clips, reduced in float64 on the host from the float32 map. Beside it, `mos` (the training set's
+MOS scale) and `score_01` (in [0, 1]), both higher = better, come from the checkpoint's
+calibration (`vqa_jax.scoring.calibration`: a trained run's fitted logistic, or the official rule for
+converted upstream FAST-VQA / FasterVQA weights); without one they are null and stderr says why.
+Each row also has the file's `size` and `mtime_ns`; an unreadable video gives `{"path", "error"}`
+(its reason) and the exit code is 1. A checkpoint that is missing, unreadable or damaged, or an
+output folder that cannot be created, is exit code 2, before any video is scored.
+
+Rows are appended to --jsonl / --csv (folders created first) and flushed as each video finishes;
+--resume keeps those files and skips the videos they already hold (same path, size, mtime; see
+`vqa_jax.scoring.score_output`). A tqdm bar on stderr shows videos/s, the ETA and the failure count.
+--num_shards / --shard_index score every N-th video from I; each shard writes its own files, and
+concatenating them (shard 0 first: it alone writes the CSV header) gives the whole folder's.
+
+--quality-map=FILE.png draws each clip's time-averaged map over its middle frame and its fragment
+mosaic, and the score over time (see `vqa_jax.scoring.quality_map`), on the calibrated scale with fixed
+limits (--map_per_video_scale: stretched per video). When the PATHs hold one video the picture is
+FILE.png; with several, FILE-<video stem>.png each (FILE-<stem>-2.png, ... when stems repeat); a
+folder gets FOLDER/<stem>.png. The JSON line names the picture under "quality_map".
+
+On CPU the clips of a video go through the model one at a time (`--clip_chunk`; XLA:CPU runs a
+batch of clips slower than the same clips one by one, BENCHMARKS.md); elsewhere all at once.
+
+A SimpleVQA config (`model.name='simple_vqa'`) scores with `vqa_jax.scoring.simple_vqa_scoring`: the mean
+per-frame score of the 1-fps test frames, with motion features from `data.motion_dir` or computed
+from the video by `config.motion`'s SlowFast; it draws no quality map.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable, Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from vqa_jax.scoring import calibration as calibration_lib
+from vqa_jax import families
+from vqa_jax.convert import pretrained
+from vqa_jax.runtime import progress
+from vqa_jax.scoring import quality_map as quality_map_lib
+from vqa_jax.scoring import score_output
+from vqa_jax.data import sampling
+from vqa_jax.data import video_io
+from vqa_jax.models.fast_vqa import build_model
+
+PyTree = Any
+# apply(clips uint8 (clips, T, S, S, 3)) -> float32 quality map (clips, T', H', W').
+MapFn = Callable[[np.ndarray], np.ndarray]
+
+VIDEO_EXTENSIONS = frozenset((".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".flv", ".wmv",
+                              ".mpg", ".mpeg", ".3gp", ".ts", ".mts"))
+READ_ERRORS = (video_io.VideoDecodeError, OSError)
+# Images score as 1-frame clips (the IQA models).
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | video_io.IMAGE_EXTENSIONS
+
+
+def find_videos(paths: Iterable[str]) -> Iterator[str]:
+  """Each file path as given; each folder's video files (by extension), recursively, sorted."""
+  for path in paths:
+    if not os.path.isdir(path):
+      yield path
+      continue
+    for root, dirs, files in os.walk(path):
+      dirs.sort()
+      for name in sorted(files):
+        if os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS:
+          yield os.path.join(root, name)
+
+
+def abstract_params(config: ml_collections.ConfigDict) -> PyTree:
+  """Shapes of the params of `config`'s model, initialised on one test clip (nothing computed)."""
+  model = build_model(config.model)
+  size = config.sampling.grid * config.sampling.patch
+  clip = jax.ShapeDtypeStruct((1, config.sampling.clip_len, size, size, 3), jnp.uint8)
+  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), clip)["params"]
+
+
+def load_checkpoint(config: ml_collections.ConfigDict, checkpoint: str,
+                    use_ema: bool = True) -> PyTree:
+  """The params of `checkpoint` (see `pretrained.load_params`), checked against config's model."""
+  return pretrained.load_params(checkpoint, like=abstract_params(config), use_ema=use_ema)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply_model(model, variables: PyTree, clips: jax.Array) -> jax.Array:
+  """The eval-mode quality map; compiled once per model (Flax modules hash by their fields)."""
+  return model.apply(variables, clips, train=False)
+
+
+def default_clip_chunk() -> int:
+  """Clips per forward pass: 1 on CPU (XLA:CPU runs a batch slower than its clips one by one,
+  BENCHMARKS.md), 0 (all of a video's clips at once) on accelerators."""
+  return 1 if jax.default_backend() == "cpu" else 0
+
+
+def make_map_fn(config: ml_collections.ConfigDict, params: PyTree,
+                clip_chunk: int | None = None) -> MapFn:
+  """Builds the jitted `apply(clips) -> quality map` of `config`'s model with `params`.
+
+  The clips go through the model `clip_chunk` at a time (None: `default_clip_chunk()`; 0: all at
+  once); eval mode has no interaction between clips, so the map is the same either way.
+  """
+  model = build_model(config.model)
+  variables = {"params": params}
+  chunk = default_clip_chunk() if clip_chunk is None else clip_chunk
+
+  def apply(clips: np.ndarray) -> np.ndarray:
+    step = chunk or clips.shape[0]
+    return np.concatenate([np.asarray(_apply_model(model, variables, clips[i:i + step]))
+                           for i in range(0, clips.shape[0], step)])
+
+  return apply
+
+
+def scoring_rng(config: ml_collections.ConfigDict) -> np.random.Generator | None:
+  """The test-offset generator of every video: None (centred) unless eval_offsets is 'random'."""
+  return sampling.eval_rng(config.sampling, 0)
+
+
+def sample_test_clips(config: ml_collections.ConfigDict, path: str) -> np.ndarray:
+  """The test clips of `path` under `config.sampling`: uint8 (num_clips_eval, clip_len, S, S, 3)."""
+  return sampling.sample_clips(path, config.sampling, config.sampling.num_clips_eval,
+                               rng=scoring_rng(config))
+
+
+def map_score(quality_map: np.ndarray) -> float:
+  """A video's score: the mean of its quality map over all positions and clips (float64)."""
+  return float(np.mean(quality_map, dtype=np.float64))
+
+
+def video_quality_map(config: ml_collections.ConfigDict, map_fn: MapFn, path: str) -> np.ndarray:
+  """The model's local quality map of `path` under the test protocol: (clips, T', H', W')."""
+  return map_fn(sample_test_clips(config, path))
+
+
+def make_scorer(config: ml_collections.ConfigDict, params: PyTree,
+                clip_chunk: int | None = None) -> Callable[[str], float]:
+  """Builds `score(path) -> float` (raw) for `config`'s model and sampling with `params`."""
+  map_fn = make_map_fn(config, params, clip_chunk)
+  return lambda path: map_score(video_quality_map(config, map_fn, path))
+
+
+def quality_map_paths(base: str, videos: list[str]) -> list[str]:
+  """PNG paths for `videos`: `base` for one video, else `<base>-<stem>.png`, numbered on repeats.
+
+  A `base` that is a folder (an existing one, or a path ending in a separator) gets
+  `<base>/<stem>.png` for every video.
+  """
+  folder = base.endswith(os.sep) or os.path.isdir(base)
+  root, ext = (os.path.join(base, ""), ".png") if folder else os.path.splitext(base)
+  ext = ext or ".png"
+  if len(videos) == 1 and not folder:
+    return [root + ext]
+  seen: dict[str, int] = {}
+  paths = []
+  for video in videos:
+    stem = os.path.splitext(os.path.basename(video))[0]
+    seen[stem] = seen.get(stem, 0) + 1
+    suffix = "" if seen[stem] == 1 else f"-{seen[stem]}"
+    paths.append(f"{root}{stem}{suffix}{ext}" if folder else f"{root}-{stem}{suffix}{ext}")
+  return paths
+
+
+def calibrated(raw: float, calibration: calibration_lib.Calibration | None) -> dict:
+  """{'score' (raw), 'mos', 'score_01'} of a raw score (None without a calibration)."""
+  if calibration is None:
+    return {"score": raw, "mos": None, "score_01": None}
+  return {"score": raw, **calibration.apply(raw)}
+
+
+def score_video(config: ml_collections.ConfigDict, map_fn: MapFn, path: str,
+                png_path: str | None = None,
+                calibration: calibration_lib.Calibration | None = None,
+                display: quality_map_lib.Display | None = None) -> dict:
+  """`{'path', 'score', 'mos', 'score_01'}` (and `'quality_map'`) of one video; raises on bad
+  input. The picture uses `display` (default: the calibration's fixed scale)."""
+  clips = sample_test_clips(config, path)
+  quality_map = map_fn(clips)
+  result = {"path": path, **calibrated(map_score(quality_map), calibration)}
+  if png_path:
+    frames, indices = quality_map_lib.sampled_frames(path, config.sampling, clips.shape[0],
+                                                     scoring_rng(config))
+    shown = "" if result["mos"] is None else f", MOS {result['mos']:.3f}"
+    shown += "" if result["score_01"] is None else f", score_01 {result['score_01']:.3f}"
+    quality_map_lib.draw(png_path, frames, clips[:, clips.shape[1] // 2], quality_map,
+                         f"{os.path.basename(path)}: raw {result['score']:.4f}{shown}",
+                         display or quality_map_lib.display_for(calibration), indices)
+    result["quality_map"] = png_path
+  return result
+
+
+def score_videos(videos: list[str], score: Callable[[str, str | None], dict],
+                 png_paths: list[str | None] | None = None) -> Iterator[dict]:
+  """`score(path, png_path)` per video, or `{'path', 'error'}` for one that cannot be read;
+  each row also names the file's size and mtime_ns (what --resume compares), and a video that
+  decoded fewer frames than its container lists has a `warning` saying so."""
+  for video, png_path in zip(videos, png_paths or [None] * len(videos)):
+    _, size, mtime_ns = score_output.file_key(video)
+    try:
+      result = score(video, png_path)
+    except READ_ERRORS as e:
+      result = {"path": video, "error": f"{type(e).__name__}: {e}"}
+    warning = video_io.SHORTFALLS.warning(video)
+    yield {**result, **({"warning": warning} if warning else {}), "size": size,
+           "mtime_ns": mtime_ns}
+
+
+def shard(videos: list, num_shards: int, shard_index: int) -> list:
+  """Every `num_shards`-th video from `shard_index` (shards are disjoint and cover the list)."""
+  if num_shards < 1 or not 0 <= shard_index < num_shards:
+    raise ValueError(f"need 0 <= shard_index < num_shards, got {shard_index} of {num_shards}")
+  return videos[shard_index::num_shards]
+
+
+@contextlib.contextmanager
+def reading_checkpoint(checkpoint: str) -> Iterator[None]:
+  """Turns any error raised inside (orbax, tensorstore, OS: a damaged checkpoint, a calibration
+  file that is not JSON) into a CheckpointError naming `checkpoint`."""
+  try:
+    yield
+  except pretrained.CheckpointError:
+    raise
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    raise pretrained.CheckpointError(
+        f"{checkpoint}: cannot be read ({type(e).__name__}: {e})") from e
+
+
+def load_scorer(config: ml_collections.ConfigDict, checkpoint: str, use_ema: bool,
+                clip_chunk: int | None = None,
+                display: quality_map_lib.Display | None = None,
+                per_video_scale: bool = False) -> Callable[[str, str | None], dict]:
+  """`score(path, png_path) -> result` of the config's model family with the checkpoint and its
+  calibration loaded; any failure to read the checkpoint is a CheckpointError."""
+  with reading_checkpoint(checkpoint):
+    calibration, described = calibration_lib.for_checkpoint(config, checkpoint, use_ema)
+    print(described, file=sys.stderr)
+    if families.family_name(config.model) == "simple_vqa":
+      from vqa_jax.scoring import simple_vqa_scoring  # pylint: disable=g-import-not-at-top
+      scorer = simple_vqa_scoring.make_scorer(
+          config, simple_vqa_scoring.load_variables(config, checkpoint, use_ema))
+      return lambda path, png_path: {"path": path, **calibrated(scorer(path), calibration)}
+    params = load_checkpoint(config, checkpoint, use_ema)
+  map_fn = make_map_fn(config, params, clip_chunk)
+  display = display or quality_map_lib.display_for(calibration, per_video_scale)
+  return lambda path, png_path: score_video(config, map_fn, path, png_path, calibration, display)
+
+
+def progress_bar(total: int):
+  """The tqdm bar of a scoring run (videos/s, ETA, failures) on stderr."""
+  return progress.tqdm_bar(total, "video", postfix={"failed": 0})
+
+
+def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str],
+        csv_path: str | None = None, out=sys.stdout, use_ema: bool = True,
+        quality_map_path: str | None = None, jsonl_path: str | None = None,
+        resume: bool = False, num_shards: int = 1, shard_index: int = 0,
+        clip_chunk: int | None = None, per_video_scale: bool = False) -> int:
+  """Scores `paths`, printing JSON lines to `out` and appending them to the result files as
+  each video finishes (and PNGs); returns the exit code (0, or 1 when a video failed or none was
+  found). Output folders are made, and the checkpoint read, before any video is scored."""
+  if quality_map_path and families.family_name(config.model) == "simple_vqa":
+    raise ValueError("--quality-map draws FAST-VQA's local quality map; SimpleVQA has none")
+  videos = list(find_videos(paths))
+  png_paths = quality_map_paths(quality_map_path, videos) if quality_map_path and videos else None
+  for out_path in [jsonl_path, csv_path, *(png_paths or [])]:
+    if out_path:
+      score_output.prepare_folder(out_path)
+  pairs = shard(list(zip(videos, png_paths or [None] * len(videos))), num_shards, shard_index)
+  params_key = pretrained.locate(checkpoint).params_key(use_ema)
+  print(f"scoring with {pretrained.describe(checkpoint)}, '{params_key}'", file=sys.stderr)
+  score_one = load_scorer(config, checkpoint, use_ema, clip_chunk,
+                          per_video_scale=per_video_scale)
+  failed = warned = 0
+  with score_output.ResultFiles(jsonl_path, csv_path, resume,
+                                write_header=shard_index == 0) as files:
+    todo = set(score_output.pending([v for v, _ in pairs], files.done))
+    if len(todo) < len(pairs):
+      print(f"{len(pairs) - len(todo)} of {len(pairs)} videos already in the output: skipped",
+            file=sys.stderr)
+    pairs = [(v, p) for v, p in pairs if v in todo]
+    with progress_bar(len(pairs)) as bar:
+      for result in score_videos([v for v, _ in pairs], score_one, [p for _, p in pairs]):
+        print(json.dumps(result), file=out, flush=True)
+        files.write(result)
+        failed += "error" in result
+        warned += "warning" in result
+        bar.set_postfix(failed=failed, refresh=False)
+        bar.update()
+  if warned:
+    print(f"{warned} videos decoded fewer frames than their container lists (their rows have a "
+          "'warning')", file=sys.stderr)
+  if not videos:
+    print("no videos found", file=sys.stderr)
+  return 1 if not videos or failed else 0
+
+
+def cli(config: ml_collections.ConfigDict, checkpoint: str, paths: list[str], **kwargs) -> int:
+  """`run` with its up-front errors as exit code 2 (checkpoint or output unusable, bad flags)."""
+  try:
+    return run(config, checkpoint, paths, **kwargs)
+  except (pretrained.CheckpointError, score_output.OutputError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+def main() -> None:
+  """Command line: --config, --checkpoint, --ema, outputs, resume / shards, then files and folders."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  # Warnings (e.g. a video re-sampled from fewer frames) but not orbax's INFO lines on stderr.
+  flags.FLAGS.set_default("verbosity", logging.WARNING)
+  from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config import run_config  # pylint: disable=g-import-not-at-top
+  config = config_flags.DEFINE_config_file("config", None, "Config whose model and sampling "
+                                           "to use (a shipped name or a file); default: the "
+                                           "config stored with --checkpoint.")
+  checkpoint = flags.DEFINE_string("checkpoint", None, "convert_weights output, or a trainer "
+                                   "workdir / its checkpoints/ folder / one step folder.")
+  ema = flags.DEFINE_bool("ema", True, "Trainer checkpoints: score with the EMA params "
+                          "(--noema: the raw params). Converted weights have only one set.")
+  csv_path = flags.DEFINE_string("csv", None, "Append one CSV row per video to this file.")
+  jsonl_path = flags.DEFINE_string("jsonl", None, "Append one JSON line per video to this file.")
+  resume = flags.DEFINE_bool("resume", False, "Keep the --jsonl / --csv files and skip the videos "
+                             "they hold (same path, size and mtime).")
+  num_shards = flags.DEFINE_integer("num_shards", 1, "Split the videos into this many shards...")
+  shard_index = flags.DEFINE_integer("shard_index", 0, "...and score only this one (from 0).")
+  clip_chunk = flags.DEFINE_integer("clip_chunk", -1, "Clips per forward pass (0: all of a "
+                                    "video's; -1: 1 on CPU, all elsewhere).")
+  map_path = flags.DEFINE_string("quality-map", None, "Draw the local quality map to this PNG "
+                                 "(FILE-<stem>.png per video when there are several; a folder: "
+                                 "FOLDER/<stem>.png).")
+  per_video = flags.DEFINE_bool("map_per_video_scale", False, "Stretch each picture's colours to "
+                                "its own values instead of the calibrated scale.")
+  flags.mark_flags_as_required(["checkpoint"])
+
+  def chosen_config():
+    if config.value is not None or checkpoint.value is None:
+      return config.value
+    return run_config.stored_config(checkpoint.value)
+
+  def run_main(argv):
+    if len(argv) < 2:
+      raise app.UsageError("give at least one video file or folder")
+    if not 0 <= shard_index.value < num_shards.value:
+      raise app.UsageError("need 0 <= --shard_index < --num_shards")
+    if resume.value and not (jsonl_path.value or csv_path.value):
+      raise app.UsageError("--resume continues the --jsonl / --csv files: give one")
+    try:
+      chosen = chosen_config()
+    except (FileNotFoundError, ValueError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+    sys.exit(cli(chosen, checkpoint.value, argv[1:], csv_path=csv_path.value,
+                 use_ema=ema.value, quality_map_path=map_path.value, jsonl_path=jsonl_path.value,
+                 resume=resume.value, num_shards=num_shards.value, shard_index=shard_index.value,
+                 clip_chunk=None if clip_chunk.value < 0 else clip_chunk.value,
+                 per_video_scale=per_video.value))
+
+  entry_point.run(run_main, chosen_config)
+
+
+if __name__ == "__main__":
+  main()

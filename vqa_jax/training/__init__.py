@@ -1,0 +1,1 @@
+"""Training: state and the jitted step (train_step), optax optimizers (optim), one run (trainer), its checkpoints, lock, interrupts, run log and throughput; the radius sweep and the fine-tuning protocol."""
