@@ -1,4 +1,4 @@
-"""Checkpoints written before TrainState.model_state existed still resume (checkpointing.restore)."""
+"""Checkpoints of older TrainState layouts (no model_state; perturb_state) restore or are refused by name."""
 
 import flax
 import jax
@@ -50,3 +50,17 @@ def test_old_checkpoint_cannot_fill_a_model_state_the_run_needs(tmp_path):
                                          model_state={"batch_stats": {"mean": jnp.zeros(3)}})
   with pytest.raises(ValueError, match=r"has no \['model_state'\]"):
     checkpointing.restore_latest(manager, target)
+
+
+def test_old_every_k_checkpoint_is_refused_naming_perturb_state(tmp_path):
+  # Before every_k's state moved into opt_state, TrainState.perturb_state held the last delta.
+  tx = optax.adam(1e-3)
+  params = {"w": jnp.arange(3.0)}
+  old = TrainStateBeforeModelState(step=jnp.asarray(4, jnp.int32), params=params,
+                                   opt_state=tx.init(params), ema_params=params,
+                                   perturb_state={"w": jnp.ones(3)})
+  manager = checkpointing.checkpoint_manager(str(tmp_path), async_save=False)
+  checkpointing.save(manager, 4, old, force=True)
+  target = train_step.create_train_state(params, tx)
+  with pytest.raises(checkpointing.IncompatibleCheckpoint, match=r"holds \['perturb_state'\]"):
+    checkpointing.restore(checkpointing.checkpoint_manager(str(tmp_path)), 4, target)

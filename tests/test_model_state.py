@@ -102,7 +102,7 @@ def test_every_k_reuse_step_keeps_the_perturbed_pass_batch_stats():
   assert float(metrics["recomputed"]) == 0.0
   kernel1 = state1.params["backbone"]["kernel"]
   delta = perturb.make_perturbation("awp", perturb.weight_mask(state1.params)).project(
-      state1.params, state1.perturb_state, GAMMA)
+      state1.params, state1.opt_state.perturbation.delta, GAMMA)
   reused_kernel = np.asarray(kernel1) + np.asarray(delta["backbone"]["kernel"])
   expected = 0.9 * new_mean(state1) + running_mean_after(reused_kernel, batch["video"])
   np.testing.assert_allclose(new_mean(state2), expected, rtol=1e-5, atol=1e-7)

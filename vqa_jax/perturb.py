@@ -23,6 +23,8 @@ the perturbed point w + δ, δ the ascent step along the clean gradient) and `in
 loss and the perturbation's norm. The train step (`train_step.make_train_step`) is a few lines
 around it; any other trainer can call it the same way (README: "AWP in your own train step").
 `radius` may be traced, so `jax.vmap` over radii of one kind is a radius sweep in one program.
+`every_k(...)` is the same with the perturbation recomputed every k calls and reused in between; its
+state (`ReuseState`) lives beside the optimizer's, optax-style (`init` / `apply`).
 `PerturbConfig` holds a run's perturbation settings (the config's `perturb` section).
 """
 
@@ -388,3 +390,68 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
     return value, grads, info
 
   return fn
+
+
+class ReuseState(NamedTuple):
+  """What `every_k` carries between calls: calls made so far and the last perturbation (float32)."""
+
+  count: jax.Array
+  delta: PyTree
+
+
+def init_reuse_state(params: PyTree) -> ReuseState:
+  """`every_k`'s state before its first call: count 0 and a zero (float32) perturbation."""
+  zeros = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, jnp.float32), params)
+  return ReuseState(count=jnp.zeros((), jnp.int32), delta=zeros)
+
+
+class EveryK(NamedTuple):
+  """`value_and_grad` recomputing its perturbation every k calls, as optax's (init, apply) pair."""
+
+  init: Callable[[PyTree], ReuseState]
+  apply: Callable[..., tuple[Any, PyTree, dict, ReuseState]]
+
+
+def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None = None,
+            steps: int = 1, has_aux: bool = False, reuse_dropout_rng: bool = False) -> EveryK:
+  """`value_and_grad` whose perturbation is recomputed on every k-th call and reused in between.
+
+  `init(params) -> ReuseState`; `apply(params, reuse_state, *args, rng, recompute=None) ->
+  (value, grads, info, reuse_state)`. A call with `count % k == 0` (or `recompute` True, which a
+  caller may pass unbatched, e.g. outside a vmap over radii, so both branches do not run) is
+  `value_and_grad(...)`'s clean pass, fresh perturbation and perturbed pass. The other calls
+  project the last perturbation onto the current weights' feasible set and run their only pass
+  there with the clean pass's key: `value` is that pass's, the clean gradient in `info` is zero and
+  `info['recomputed']` is 0.
+  """
+  if k < 1:
+    raise ValueError(f"every_k needs k >= 1, got {k}")
+  fresh_value_and_grad = value_and_grad(loss_fn, kind, radius=radius, mask=mask, steps=steps,
+                                        has_aux=has_aux, reuse_dropout_rng=reuse_dropout_rng)
+
+  def apply(params: PyTree, reuse_state: ReuseState, *args, rng: jax.Array, recompute=None):
+    leaf_mask = weight_mask(params) if mask is None else mask
+
+    def fresh():
+      value, grads, info = fresh_value_and_grad(params, *args, rng=rng)
+      return value, grads, info["clean_grads"], info["delta"], info["perturbed_loss"]
+
+    def reuse():
+      delta = make_perturbation(kind, leaf_mask).project(params, reuse_state.delta, radius)
+      value, grads = value_and_grad_at(loss_fn, params, delta, *args, rng=pass_keys(rng)[0],
+                                       mask=leaf_mask, has_aux=has_aux)
+      return (value, grads, jax.tree_util.tree_map(jnp.zeros_like, grads), delta,
+              _loss(value, has_aux))
+
+    if recompute is None:
+      recompute = True if k == 1 else reuse_state.count % k == 0
+    if recompute is True:
+      value, grads, clean_grads, delta, perturbed_loss = fresh()
+    else:
+      value, grads, clean_grads, delta, perturbed_loss = jax.lax.cond(recompute, fresh, reuse)
+    info = {"perturbed_loss": perturbed_loss, "perturbation_norm": tree_norm(delta),
+            "delta": delta, "clean_grads": clean_grads,
+            "recomputed": jnp.asarray(recompute, jnp.float32)}
+    return value, grads, info, ReuseState(count=reuse_state.count + 1, delta=delta)
+
+  return EveryK(init_reuse_state, apply)

@@ -181,16 +181,26 @@ def _finish(managers: list[ocp.CheckpointManager], raise_first: bool) -> None:
     raise errors[0]
 
 
-def fields_absent_on_disk(manager: ocp.CheckpointManager, step: int, target: PyTree) -> set[str]:
-  """Fields of the dataclass `target` that the checkpoint at `step` does not hold (older layouts)."""
-  if not dataclasses.is_dataclass(target):
-    return set()
+def _saved_tree(manager: ocp.CheckpointManager, step: int):
+  """The metadata tree of the checkpoint at `step` (a dict of the saved fields)."""
   metadata = manager.item_metadata(step)
   if metadata is None:  # a manager that has not saved or restored yet knows no item handler
     item_dir = epath.Path(manager.directory) / str(step) / ITEM_NAME
     metadata = ocp.PyTreeCheckpointHandler().metadata(item_dir)
-  saved = getattr(metadata, "tree", metadata)
+  return getattr(metadata, "tree", metadata)
+
+
+def fields_absent_on_disk(manager: ocp.CheckpointManager, step: int, target: PyTree) -> set[str]:
+  """Fields of the dataclass `target` that the checkpoint at `step` does not hold (older layouts)."""
+  if not dataclasses.is_dataclass(target):
+    return set()
+  saved = _saved_tree(manager, step)
   return {f.name for f in dataclasses.fields(target) if f.name not in saved}
+
+
+def _is_none_on_disk(entry) -> bool:
+  """Whether a saved metadata entry stands for a None value."""
+  return entry is None or getattr(entry, "value_type", None) == "None"
 
 
 def restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree:
@@ -198,16 +208,28 @@ def restore(manager: ocp.CheckpointManager, step: int, target: PyTree) -> PyTree
 
   A checkpoint written before a TrainState field existed (e.g. `model_state`, added for BatchNorm
   models) restores when the target's value of that field is None: it keeps None. A missing field
-  the target does fill is an error naming it.
+  the target does fill is an error naming it. A saved field the target no longer has (e.g. the
+  old `perturb_state`, now in opt_state) is dropped when it was saved as None, else an error.
   """
   abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
   absent = fields_absent_on_disk(manager, step, target)
-  if not absent:
+  if not dataclasses.is_dataclass(target):
+    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  saved = _saved_tree(manager, step)
+  names = {f.name for f in dataclasses.fields(target)}
+  dropped = sorted(name for name in saved if name not in names)
+  if not absent and not dropped:
     return manager.restore(step, args=ocp.args.StandardRestore(abstract))
   needed = sorted(name for name in absent if getattr(target, name) is not None)
-  if needed:
-    raise IncompatibleCheckpoint(f"checkpoint {manager.directory}/{step} has no {needed}, which this run's "
-                     "state needs (a checkpoint of another model or an older version)")
+  kept = sorted(name for name in dropped if not _is_none_on_disk(saved[name]))
+  if needed or kept:
+    raise IncompatibleCheckpoint(
+        f"checkpoint {manager.directory}/{step} " + "; ".join(
+            [f"has no {needed}, which this run's state needs" for _ in needed[:1]]
+            + [f"holds {kept}, which this version's state has no place for" for _ in kept[:1]])
+        + " (a checkpoint of another model or an older version)")
   parts = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)
            if f.name not in absent}
-  return target.replace(**manager.restore(step, args=ocp.args.StandardRestore(parts)))
+  restored = manager.restore(step, args=ocp.args.StandardRestore(
+      {**parts, **{name: None for name in dropped}}))
+  return target.replace(**{name: restored[name] for name in parts})

@@ -64,9 +64,8 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.Pertu
   os.makedirs(workdir, exist_ok=True)
   family = families.build(config)
   tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(family.model, tx, config, mesh)
-  stack = lambda s: train_step.stack_states(
-      [s.replace(perturb_state=train_step.init_perturb_state(s.params, cfgs[0]))] * len(cfgs))
+  state = trainer.init_state(family.model, tx, config, mesh, perturb_cfg=cfgs[0])
+  stack = lambda s: train_step.stack_states([s] * len(cfgs))
   states = jax.jit(stack, out_shardings=sharding.replicated(mesh))(state)
   step_fn = train_step.jit_sharded(
       train_step.make_population_step(family.loss_fn, tx, cfgs, config.train.ema_decay,

@@ -5,7 +5,9 @@ from `perturb.value_and_grad` (clean pass, weight perturbation, perturbed pass; 
 `tx.update`, `apply_updates` and the EMA. It returns `step(state, batch, rng) -> (state, metrics)`,
 a pure function to `jax.jit` (`jit_sharded` for a data-parallel mesh). `make_population_step` vmaps
 the same step over K stacked states of one perturbation kind, one radius per member (a radius
-sweep in one program; a sweep over kinds runs one program per kind).
+sweep in one program; a sweep over kinds runs one program per kind). With every_k > 1 the gradient
+comes from `perturb.every_k`, whose state (the last perturbation) sits beside the optimizer's in
+`opt_state` (`ReusingOptState`), as optax keeps a wrapper's state.
 
 Model state (non-parameter Flax collections such as BatchNorm's `batch_stats`) lives in
 `TrainState.model_state` (None for models without any, e.g. FAST-VQA). A loss that updates it is
@@ -21,7 +23,7 @@ under AWP; the reference SimpleVQA updates them in both passes, §11 j):
   still advance once per step.
 """
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import flax
 import jax
@@ -50,28 +52,37 @@ class TrainState:
 
   step: jax.Array
   params: PyTree
+  # The optimizer's state; with every_k > 1 a ReusingOptState (the perturbation's state beside it).
   opt_state: PyTree
   ema_params: PyTree
-  # The last perturbation (a float32 delta shaped like params) when every_k > 1, else None.
-  perturb_state: PyTree = None
   # Non-parameter model collections, e.g. {'batch_stats': ...}; None for models without any.
   model_state: PyTree = None
 
 
-def init_perturb_state(params: PyTree, perturb_cfg: PerturbConfig | None) -> PyTree:
-  """A zero last-perturbation when the config reuses perturbations (every_k > 1), else None."""
-  if perturb_cfg is None or perturb_cfg.every_k == 1:
-    return None
-  return jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, jnp.float32), params)
+class ReusingOptState(NamedTuple):
+  """opt_state when every_k > 1: `perturb.every_k`'s state (the last perturbation) and tx's."""
+
+  perturbation: perturb.ReuseState
+  optimizer: PyTree
+
+
+def _reuses(perturb_cfg: PerturbConfig | None) -> bool:
+  """Whether the step keeps a perturbation between steps (an active kind with every_k > 1)."""
+  return perturb_cfg is not None and perturb_cfg.kind != "none" and perturb_cfg.every_k > 1
 
 
 def create_train_state(params: PyTree, tx: optax.GradientTransformation,
                        perturb_cfg: PerturbConfig | None = None,
                        model_state: PyTree = None) -> TrainState:
-  """A fresh state at step 0 whose EMA starts at the initial parameters (as the reference)."""
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+  """A fresh state at step 0 whose EMA starts at the initial parameters (as the reference).
+
+  With every_k > 1 in `perturb_cfg`, opt_state is a ReusingOptState holding the zero perturbation.
+  """
+  opt_state = tx.init(params)
+  if _reuses(perturb_cfg):
+    opt_state = ReusingOptState(perturbation=perturb.init_reuse_state(params), optimizer=opt_state)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                     ema_params=jax.tree_util.tree_map(jnp.copy, params),
-                    perturb_state=init_perturb_state(params, perturb_cfg),
                     model_state=model_state)
 
 
@@ -85,11 +96,6 @@ def as_stateful(loss_fn: LossFn) -> StatefulLossFn:
   return stateful
 
 
-def _recompute(step: jax.Array, every_k: int):
-  """Whether this step computes a fresh perturbation (True for every_k = 1)."""
-  return True if every_k == 1 else step % every_k == 0
-
-
 def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: PerturbConfig,
                ema_decay: float, mask: PyTree | None):
   """core(state, batch, rng, radius, recompute) -> (state, metrics).
@@ -98,64 +104,40 @@ def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: P
   step) and the fields in SHARED_FIELDS; `radius` may be traced (per population member), and a
   member with radius 0 updates with its clean gradient, so it equals the plain step.
   """
-  kind = cfg.kind
-
-  def update(state, grads, metrics, perturb_state, model_state):
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              ema_params=optim.ema_update(state.ema_params, params, ema_decay),
-                              perturb_state=perturb_state, model_state=model_state)
-    metrics.update(grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params))
-    return new_state, metrics
+  options = dict(mask=mask, steps=cfg.steps, has_aux=True, reuse_dropout_rng=cfg.reuse_dropout_rng)
+  reuses = _reuses(cfg)
 
   def core(state, batch, rng, radius, recompute):
     rng = jax.random.fold_in(rng, state.step)
-    params, old_model_state = state.params, state.model_state
-    perturbed_value_and_grad = perturb.value_and_grad(
-        loss_fn, kind, radius=radius, mask=mask, steps=cfg.steps, combine=cfg.combine,
-        has_aux=True, reuse_dropout_rng=cfg.reuse_dropout_rng)
-    if kind == "none":
-      (loss, (_, model_state)), grads, info = perturbed_value_and_grad(
-          params, old_model_state, batch, rng=rng)
-      return update(state, grads, {"loss": loss,
-                                   "clean_grad_norm": optax.tree.norm(info["clean_grads"])},
-                    state.perturb_state, model_state)
-    if cfg.every_k > 1 and state.perturb_state is None:
-      raise ValueError("every_k > 1 keeps the last perturbation in TrainState.perturb_state; "
-                       "build the state with create_train_state(params, tx, perturb_cfg)")
-
-    def fresh():
-      (clean_loss, (_, clean_model_state)), grads, info = perturbed_value_and_grad(
-          params, old_model_state, batch, rng=rng)
-      return (clean_loss, grads, info["clean_grads"], info["delta"], info["perturbed_loss"],
-              clean_model_state)
-
-    def reuse():
-      # The last perturbation, projected onto the current weights' feasible set; the step's only
-      # pass runs there with the clean pass's dropout key (there is no clean pass).
-      leaf_mask = perturb.weight_mask(params) if mask is None else mask
-      delta = perturb.make_perturbation(kind, leaf_mask).project(params, state.perturb_state,
-                                                                 radius)
-      clean_rng = perturb.pass_keys(rng)[0]
-      (loss, (_, model_state)), grads = perturb.value_and_grad_at(
-          loss_fn, params, delta, old_model_state, batch, rng=clean_rng, mask=leaf_mask,
-          has_aux=True)
-      no_grads = jax.tree_util.tree_map(jnp.zeros_like, grads)
-      return loss, grads, no_grads, delta, loss, model_state
-
-    if recompute is True:
-      loss, grads, clean_grads, delta, perturbed_loss, model_state = fresh()
+    opt_state = state.opt_state
+    if reuses:
+      if not isinstance(opt_state, ReusingOptState):
+        raise ValueError("every_k > 1 keeps the last perturbation in opt_state; build the state "
+                         "with create_train_state(params, tx, perturb_cfg)")
+      (loss, (_, model_state)), grads, info, reuse_state = perturb.every_k(
+          loss_fn, cfg.kind, radius=radius, k=cfg.every_k, **options).apply(
+              state.params, opt_state.perturbation, state.model_state, batch, rng=rng,
+              recompute=recompute)
     else:
-      loss, grads, clean_grads, delta, perturbed_loss, model_state = jax.lax.cond(
-          recompute, fresh, reuse)
-    metrics = {"loss": loss, "clean_grad_norm": optax.tree.norm(clean_grads),
-               "perturbed_loss": perturbed_loss, "perturbation_norm": perturb.tree_norm(delta)}
-    if cfg.every_k > 1:
-      metrics["recomputed"] = jnp.asarray(recompute, jnp.float32)
+      (loss, (_, model_state)), grads, info = perturb.value_and_grad(
+          loss_fn, cfg.kind, radius=radius, combine=cfg.combine, **options)(
+              state.params, state.model_state, batch, rng=rng)
     # The clean pass's model state; on reuse steps the only (perturbed) pass's (module docstring).
-    return update(state, grads, metrics, delta if cfg.every_k > 1 else state.perturb_state,
-                  model_state)
+    updates, tx_state = tx.update(grads, opt_state.optimizer if reuses else opt_state,
+                                  state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(
+        step=state.step + 1, params=params, model_state=model_state,
+        opt_state=ReusingOptState(reuse_state, tx_state) if reuses else tx_state,
+        ema_params=optim.ema_update(state.ema_params, params, ema_decay))
+    metrics = {"loss": loss, "clean_grad_norm": optax.tree.norm(info["clean_grads"]),
+               "grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params)}
+    if cfg.kind != "none":
+      metrics.update(perturbed_loss=info["perturbed_loss"],
+                     perturbation_norm=info["perturbation_norm"])
+    if reuses:
+      metrics["recomputed"] = info["recomputed"]
+    return new_state, metrics
 
   return core
 
@@ -179,13 +161,12 @@ def make_train_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTransfor
   param_norm, and with every_k > 1 `recomputed`. With `stateful=True`, `loss_fn` is a
   `StatefulLossFn` and the new `model_state` is kept as the module docstring says.
   """
-  if not perturb_cfg.active:
+  if not perturb_cfg.active and not _reuses(perturb_cfg):  # (the state's layout is kept)
     perturb_cfg = PerturbConfig("none", 0.0, perturb_cfg.reuse_dropout_rng)
   core = _make_core(_stateful(loss_fn, stateful), tx, perturb_cfg, ema_decay, mask)
 
   def step(state: TrainState, batch: dict, rng: jax.Array):
-    return core(state, batch, rng, perturb_cfg.radius,
-                _recompute(state.step, perturb_cfg.every_k))
+    return core(state, batch, rng, perturb_cfg.radius, None)
 
   return step
 
@@ -219,7 +200,9 @@ def make_population_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTra
   core = _make_core(_stateful(loss_fn, stateful), tx, shared, ema_decay, mask)
 
   def step(states: TrainState, batch: dict, rng: jax.Array):
-    recompute = _recompute(states.step[0], shared.every_k)
+    # One decision for all members, taken outside the vmap so that only one branch runs.
+    recompute = (states.opt_state.perturbation.count[0] % shared.every_k == 0
+                 if _reuses(shared) else None)
     member = lambda state, radius: core(state, batch, rng, radius, recompute)
     return jax.vmap(member)(states, radii)
 

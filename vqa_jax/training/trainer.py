@@ -55,14 +55,16 @@ from vqa_jax.data import video_io
 Interrupted = interrupts.Interrupted  # what `run` raises on SIGTERM / SIGINT
 
 
-def init_state(model, tx, config, mesh, params=None, model_state=None) -> train_step.TrainState:
+def init_state(model, tx, config, mesh, params=None, model_state=None,
+               perturb_cfg: perturb.PerturbConfig | None = None) -> train_step.TrainState:
   """Initial train state (from `params` / `model_state` if given), created replicated.
 
   `model` is the family's module (`families.build(config).model`); without `params` the
-  variables are initialised from `config.seed`.
+  variables are initialised from `config.seed`. `perturb_cfg` (default: the config's) sets
+  whether opt_state holds every_k's reuse state.
   """
   family = families.build(config, model)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb_cfg or perturb.PerturbConfig.from_config(config.perturb)
 
   def create(key, given_params, given_state):
     if given_params is None:
@@ -238,7 +240,7 @@ def train_scalars(config: ml_collections.ConfigDict, step: int, metrics: dict) -
 
 def log_training(config: ml_collections.ConfigDict, step: int, metrics: dict,
                  meter: throughput.InputMeter, progress_meter: progress.Progress,
-                 run_log: run_log.RunLog) -> None:
+                 run_logger: run_log.RunLog) -> None:
   """Logs a step's losses, learning rates and the interval's input wait, clips/s and step time."""
   scalars = {**train_scalars(config, step, metrics), **meter.report()}
   losses_now = {k: scalars[k] for k in scalars if "loss" in k}
@@ -250,7 +252,7 @@ def log_training(config: ml_collections.ConfigDict, step: int, metrics: dict,
                     throughput.advice(config.data.loader,
                                       elements.default_workers(config.data.workers),
                                       elements.host_cores()))
-  run_log.write_scalars(step, scalars)
+  run_logger.write_scalars(step, scalars)
 
 
 def summarize(config: ml_collections.ConfigDict, step: int,
@@ -351,12 +353,12 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
 
   def evaluate_and_select(step, state):
     results = evaluate_all(state, predict_fn, splits, config, mesh, eval_names, motion)
-    run_log.write_evaluation(step, results)
+    run_logger.write_evaluation(step, results)
     if best is not None:
       score = selection.selection_score(results[config.data.val_split][config.eval.select_model])
       checkpointing.save(best, step, state, force=True, metrics={"score": score})
 
-  run_log = run_log.RunLog(workdir, start_step, config.log.tensorboard)
+  run_logger = run_log.RunLog(workdir, start_step, config.log.tensorboard)
   bad_videos = elements.BadVideoLog()
   progress_meter = progress.Progress(config.train.steps, start_step)
   finite = FiniteCheck(train_entries)
@@ -385,7 +387,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
         if log_now or save_now or eval_now:
           finite.flush()
         if log_now:
-          log_training(config, step, metrics, meter, progress_meter, run_log)
+          log_training(config, step, metrics, meter, progress_meter, run_logger)
         if eval_now:
           with meter.paused():
             evaluate_and_select(step, state)
@@ -402,19 +404,19 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
       manager.wait_until_finished()
       logging.info("trained %d steps in %.1f s; %s", step - start_step, time.monotonic() - t0,
                    bad_videos.summary())
-      if not run_log.evaluations or run_log.evaluations[-1]["step"] != step:
+      if not run_logger.evaluations or run_logger.evaluations[-1]["step"] != step:
         evaluate_and_select(step, state)  # a resumed, already finished run has it on record
       if stop.is_set():
         raise Interrupted(step, stop.signal_name)
   finally:
     batches.close()  # stop the loader's threads or processes before anything else unwinds
-    run_log.close()
+    run_logger.close()
 
   if video_io.SHORTFALLS:
     logging.warning("%s", video_io.SHORTFALLS.summary())
   run_calibration.store(config, workdir, splits, state, mesh, motion)  # issue 20: score's scale
-  summary = summarize(config, step, run_log.evaluations)
-  run_log.append_jsonl(os.path.join(workdir, "results.jsonl"),
+  summary = summarize(config, step, run_logger.evaluations)
+  run_logger.append_jsonl(os.path.join(workdir, "results.jsonl"),
                              {"step": step, "results": summary.final,
                               **({"selected": summary.selected} if summary.selected else {})})
   if jax.process_index() == 0:
