@@ -4,6 +4,7 @@ and (slow) a tiny study end to end: pretraining, two seeds x {baseline, AWP}, bo
 import json
 import os
 
+import numpy as np
 import pytest
 
 from tests.test_trainer import load_config
@@ -116,6 +117,14 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch):
   ft = records.load_protocol(str(out), "finetune")
   assert ft["awp_s1"]["init"].endswith(os.path.join("cross", "work", "awp_s1"))
   assert ft["awp_s1"]["pairing"]["init"] != ft["baseline_s1"]["pairing"]["init"]
+  # The baseline -> AWP line of seed 0 ends at each run's own training loss on the same clips.
+  line = json.load(open(out / "cross" / records.INTERPOLATION_FILE))
+  assert (line["a"], line["b"], line["seed"]) == ("baseline", "awp", 0)
+  runs = records.load_protocol(str(out), "cross")
+  at = lambda t: line["loss"][line["t"].index(t)]
+  np.testing.assert_allclose(at(0.0), runs["baseline_s0"]["sharpness"]["loss"], rtol=1e-5)
+  np.testing.assert_allclose(at(1.0), runs["awp_s0"]["sharpness"]["loss"], rtol=1e-5)
+  assert "interpolation_loss.png" in open(out / "cross" / "report.md").read()
   # The report is rebuilt from the records alone.
   os.remove(path)
   rebuilt = report.rebuild(str(out), "rebuild")
@@ -173,7 +182,7 @@ def test_study_stops_at_the_first_unpaired_seed(tmp_path, monkeypatch):
 
   monkeypatch.setattr(protocols, "run_cross", fake_cross)
   monkeypatch.setattr(runner.analysis, "build_analyzer", lambda *a: None)
-  monkeypatch.setattr(runner.landscape_study, "fixed_sets", lambda *a: {})
+  monkeypatch.setattr(runner.variant_runs, "fixed_sets", lambda *a: {})
   options = runner.StudyOptions(seeds=(0, 1, 2), variants=("baseline", "awp"),
                                 protocols=("cross",), pretrain_steps=0)
   with pytest.raises(ValueError, match="awp seed 1: batches differs"):

@@ -4,8 +4,6 @@ Modules: `directions` (filter-normalised random directions), `fixed_set` (clips 
 `surface` (many perturbed points in one jitted program), `sharpness` (worst case in the AWP ball,
 Hessian eigenvalue and trace), `gap` (generalization gap, train minus test, and its pooled and
 within-seed correlations), `analysis` (everything measured on one checkpoint), `plots` and
-`figures` (PNGs), `cli` (`python -m vqa_jax.landscape`), `study`, `study_records` and
-`study_report` (the baseline / AWP / RWP / weight-decay experiment; its report can be rebuilt
-from the stored runs). Nothing here imports TensorFlow except `study`, which trains through
-`trainer.train`.
+`figures` (PNGs), `cli` (`python -m vqa_jax.landscape`). The baseline / AWP / RWP / weight-decay
+experiment built on these is `vqa_jax.study`. Nothing here imports TensorFlow.
 """

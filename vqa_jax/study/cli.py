@@ -8,7 +8,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from vqa_jax.config import config_files
-from vqa_jax.landscape import study as landscape_study
+from vqa_jax.study import variant_runs
 from vqa_jax.study import protocols
 from vqa_jax.study import report
 from vqa_jax.study import runner
@@ -25,7 +25,7 @@ def define_flags() -> None:
   flags.DEFINE_list("seeds", [str(s) for s in DEFAULTS.seeds],
                     "Seeds: init noise, data order, dropout keys and the fine-tuning split.")
   flags.DEFINE_list("variants", list(DEFAULTS.variants),
-                    f"Variants among {list(landscape_study.VARIANTS)}; 'baseline' is required.")
+                    f"Variants among {list(variant_runs.VARIANTS)}; 'baseline' is required.")
   flags.DEFINE_list("protocols", list(DEFAULTS.protocols),
                     f"Among {list(protocols.PROTOCOLS)} (fine-tuning starts from the cross runs).")
   flags.DEFINE_integer("steps", DEFAULTS.steps, "Cross-dataset training steps per run.")
@@ -79,7 +79,7 @@ def main(argv):
       pretrain_videos=FLAGS.pretrain_videos, finetune_epochs=FLAGS.finetune_epochs,
       probe_epochs=FLAGS.probe_epochs, finetune_perturb=FLAGS.finetune_perturb,
       train_videos=FLAGS.train_videos, eval_videos=FLAGS.eval_videos,
-      analysis_config=landscape_study.study_analysis_config(FLAGS.line_points, FLAGS.plane_points),
+      analysis_config=variant_runs.study_analysis_config(FLAGS.line_points, FLAGS.plane_points),
       model=FLAGS.model, command=command())
   path = runner.run_study(config_files.load(FLAGS.config), FLAGS.out, options)
   print(path, flush=True)

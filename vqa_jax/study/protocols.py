@@ -20,7 +20,7 @@ import ml_collections
 from vqa_jax.training import finetune
 from vqa_jax.evaluation import selection
 from vqa_jax.data import sources
-from vqa_jax.landscape import study as landscape_study
+from vqa_jax.study import variant_runs
 from vqa_jax.study import pairing
 
 PROTOCOLS = ("cross", "finetune")
@@ -35,7 +35,7 @@ def run_name(variant: str, seed: int) -> str:
 def cross_config(base: ml_collections.ConfigDict, variant: str, seed: int, steps: int,
                  pretrained: str) -> ml_collections.ConfigDict:
   """The cross-dataset run's config: the variant on the base config, from `pretrained`."""
-  config = landscape_study.run_config(base, variant, seed, steps)
+  config = variant_runs.variant_config(base, variant, seed, steps)
   config.init.checkpoint = pretrained
   return config
 
@@ -46,7 +46,7 @@ def run_cross(analyzer, base, variant: str, seed: int, steps: int, pretrained: s
   config = cross_config(base, variant, seed, steps, pretrained)
   prints = pairing.fingerprint(config, sources.load_splits(config.data))
   name = run_name(variant, seed)
-  record = landscape_study.run_one(analyzer, config, sets, os.path.join(out, "work", name))
+  record = variant_runs.run_one(analyzer, config, sets, os.path.join(out, "work", name))
   record.update(name=name, variant=variant, seed=seed, pairing=prints, pretrained=pretrained)
   return record
 
@@ -60,7 +60,7 @@ def finetune_config(base: ml_collections.ConfigDict, variant: str, seed: int, in
   """
   if finetune_perturb not in FINETUNE_PERTURB:
     raise ValueError(f"finetune_perturb must be one of {FINETUNE_PERTURB}, got {finetune_perturb!r}")
-  config = landscape_study.apply_variant(
+  config = variant_runs.apply_variant(
       base, variant if finetune_perturb == "variant" else "baseline")
   config.init.checkpoint, config.init.use_ema = init, use_ema
   config.data.val_split, config.data.val_fraction = "", 0.0

@@ -12,11 +12,13 @@ import os
 from typing import Any, Mapping, Sequence
 
 from vqa_jax.training import finetune
-from vqa_jax.landscape import study_records
+from vqa_jax.study import flatness_records
 from vqa_jax.study import paired
 from vqa_jax.study import pairing
 
 METRICS = ("srcc", "plcc")
+# OUT/cross/<this>: the training loss from the first seed's baseline to its first AWP variant.
+INTERPOLATION_FILE = "interpolation.json"
 BASELINE = "baseline"
 # Fields each protocol's pairs must share: fine-tuning starts from each variant's own model.
 PAIRED_FIELDS = {"cross": pairing.FIELDS, "finetune": ("batches", "rng")}
@@ -40,8 +42,8 @@ def load_protocol(out: str, protocol: str, variant_order: Sequence[str] = ()) ->
   if not os.path.isdir(os.path.join(out, protocol, "runs")):
     return {}
   if protocol == "cross":
-    return study_records.load_runs(os.path.join(out, protocol), variant_order)
-  runs = [study_records.load_json(os.path.join(out, protocol, "runs", n))
+    return flatness_records.load_runs(os.path.join(out, protocol), variant_order)
+  runs = [flatness_records.load_json(os.path.join(out, protocol, "runs", n))
           for n in sorted(os.listdir(os.path.join(out, protocol, "runs"))) if n.endswith(".json")]
   order = {v: i for i, v in enumerate(variant_order)}
   runs.sort(key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"]))

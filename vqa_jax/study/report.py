@@ -1,7 +1,7 @@
 """The study's report: OUT/study.json and OUT/report.md (paired tables, forest plots, flatness).
 
 The cross-dataset runs are landscape-study runs, so their flatness report is the landscape study's
-(`landscape.study_report.save_study` into OUT/cross/: landscapes, sharpness, pooled and within-seed
+(`landscape.flatness_report.save_study` into OUT/cross/: landscapes, sharpness, pooled and within-seed
 correlations with the gaps, scatter plots); OUT/report.md carries its within-seed correlation table
 and links to it. `rebuild` redoes everything from the stored records (`--report_only`).
 """
@@ -11,8 +11,8 @@ import math
 import os
 from typing import Any, Mapping, Sequence
 
-from vqa_jax.landscape import study_records
-from vqa_jax.landscape import study_report
+from vqa_jax.study import flatness_records
+from vqa_jax.study import flatness_report
 from vqa_jax.study import forest
 from vqa_jax.study import paired
 from vqa_jax.study import records
@@ -70,15 +70,18 @@ def pairing_lines(protocol: str, runs: Mapping[str, Mapping[str, Any]]) -> list[
 def _flatness_lines(out: str, meta: Mapping[str, Any], runs: Mapping[str, dict]) -> list[str]:
   """Writes the landscape report of the cross-dataset runs; the lines that summarise it here."""
   cross_out = os.path.join(out, "cross")
-  path = study_report.save_study(cross_out, meta["landscape"], runs, None)
-  correlations = study_records.load_json(os.path.join(cross_out, "study.json"))["correlations"]
+  interpolation_path = os.path.join(cross_out, records.INTERPOLATION_FILE)
+  interpolation = (flatness_records.load_json(interpolation_path)
+                   if os.path.exists(interpolation_path) else None)
+  path = flatness_report.save_study(cross_out, meta["landscape"], runs, interpolation)
+  correlations = flatness_records.load_json(os.path.join(cross_out, "study.json"))["correlations"]
   lines = ["## Flatness and the generalisation gaps (cross-dataset runs)", "",
            f"Full landscape report: [{os.path.relpath(path, out)}]({os.path.relpath(path, out)}) "
            "(landscapes, sharpness per variant, paired sharpness, scatter plots).", ""]
   if correlations.get("within_seed"):
     lines += ["Within seed: each seed's mean removed, so only differences between variants of the "
               "same init and data order count.", ""]
-    lines += study_report.correlation_lines(correlations)
+    lines += flatness_report.correlation_lines(correlations)
   else:
     lines.append("(within-seed correlations need >= 2 variants per seed and a degree of freedom)")
   return lines
@@ -126,7 +129,7 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
 
 def rebuild(out: str, command: str) -> str:
   """Rebuilds the report from OUT/study.json's meta and the stored run records."""
-  meta = {**study_records.load_json(os.path.join(out, "study.json"))["meta"],
+  meta = {**flatness_records.load_json(os.path.join(out, "study.json"))["meta"],
           "report_command": command}
   order = meta.get("variants", [])
   return write_report(out, meta, {p: records.load_protocol(out, p, order)

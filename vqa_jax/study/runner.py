@@ -5,6 +5,7 @@ not repeated (a killed study resumes where it stopped; trainer workdirs resume m
 """
 
 import dataclasses
+import json
 import os
 import time
 
@@ -12,8 +13,8 @@ from absl import logging
 import ml_collections
 
 from vqa_jax.landscape import analysis
-from vqa_jax.landscape import study as landscape_study
-from vqa_jax.landscape import study_records
+from vqa_jax.study import variant_runs
+from vqa_jax.study import flatness_records
 from vqa_jax.study import paired
 from vqa_jax.study import pretrain
 from vqa_jax.study import protocols
@@ -40,7 +41,7 @@ class StudyOptions:
   finetune_perturb: str = "none"
   train_videos: int = 64  # the landscape's fixed train subset
   eval_videos: int = 0  # the landscape's fixed 'test' and 'cross' subsets (0: every video)
-  analysis_config: analysis.AnalysisConfig = landscape_study.study_analysis_config(21, 9)
+  analysis_config: analysis.AnalysisConfig = variant_runs.study_analysis_config(21, 9)
   model: str = "raw"
   confidence: float = paired.CONFIDENCE
   command: str = "python -m vqa_jax.study"
@@ -78,11 +79,26 @@ def _stored_or_run(out: str, protocol: str, name: str, make) -> dict:
   """The stored record of a run, else `make()`'s (then stored)."""
   path = records.record_path(out, protocol, name)
   if os.path.exists(path):
-    return study_records.load_json(path)
+    return flatness_records.load_json(path)
   logging.info("study: %s run %s", protocol, name)
   record = make()
   records.save_record(out, protocol, record)
   return record
+
+
+def store_interpolation(out: str, analyzer: analysis.Analyzer, sets: dict,
+                        options: StudyOptions) -> None:
+  """OUT/cross/interpolation.json: baseline to the first AWP variant of the first seed (once)."""
+  awp = [v for v in options.variants if v.startswith("awp")]
+  path = os.path.join(out, "cross", records.INTERPOLATION_FILE)
+  if not awp or os.path.exists(path):
+    return
+  work = lambda variant: os.path.join(out, "cross", "work",
+                                      protocols.run_name(variant, options.seeds[0]))
+  line = variant_runs.interpolation(analyzer, sets, work("baseline"), work(awp[0]))
+  line.update(a="baseline", b=awp[0], seed=options.seeds[0])
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(line, f)
 
 
 def run_study(base: ml_collections.ConfigDict, out: str, options: StudyOptions) -> str:
@@ -94,7 +110,7 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: StudyOptions) 
     pretrained = pretrain.pretrain(base, out, options.pretrain_steps, options.pretrain_data_seed,
                                    options.pretrain_videos)
   analyzer = analysis.build_analyzer(base, options.analysis_config)
-  sets = landscape_study.fixed_sets(base, options.train_videos, options.eval_videos)
+  sets = variant_runs.fixed_sets(base, options.train_videos, options.eval_videos)
   cross_out, ft_out = os.path.join(out, "cross"), os.path.join(out, "finetune")
   runs = {p: {} for p in options.protocols}
   runs.setdefault("cross", {})
@@ -111,13 +127,14 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: StudyOptions) 
                                    use_ema=options.model == "ema")))
     for protocol, protocol_runs in runs.items():  # stop at the first unpaired seed
       records.check_pairing(protocol, protocol_runs)
+  store_interpolation(out, analyzer, sets, options)
   meta = {"command": options.command, "regime": regime(base, options, pretrained),
           "model": options.model, "confidence": options.confidence,
           "variants": list(options.variants), "protocols": list(runs),
           "seeds": list(options.seeds), "pretrained": pretrained,
           "wall_seconds_this_invocation": time.monotonic() - t0,
           "landscape": {"command": options.command, "steps": options.steps,
-                        "variants": {v: landscape_study.VARIANTS[v] for v in options.variants},
+                        "variants": {v: variant_runs.VARIANTS[v] for v in options.variants},
                         "analysis": dataclasses.asdict(options.analysis_config),
                         "fixed_sets": {k: len(v.label) for k, v in sets.items()}}}
   return report.write_report(out, meta, runs)

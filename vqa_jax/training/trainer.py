@@ -416,7 +416,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
     logging.warning("%s", video_io.SHORTFALLS.summary())
   run_calibration.store(config, workdir, splits, state, mesh, motion)  # issue 20: score's scale
   summary = summarize(config, step, run_logger.evaluations)
-  run_logger.append_jsonl(os.path.join(workdir, "results.jsonl"),
+  run_log.append_jsonl(os.path.join(workdir, "results.jsonl"),
                              {"step": step, "results": summary.final,
                               **({"selected": summary.selected} if summary.selected else {})})
   if jax.process_index() == 0:

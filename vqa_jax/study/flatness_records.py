@@ -3,7 +3,7 @@
 A run record (OUT/runs/<variant>_s<seed>.json) is `analysis.Analyzer.checkpoint`'s dict plus
 name, variant, seed, trainer_results and seconds. Everything here is recomputed from the stored
 metrics and landscapes, so a report can be rebuilt after a change of definition without
-retraining (`study_report.rebuild`). No training and no TensorFlow here.
+retraining (`flatness_report.rebuild`). No training and no TensorFlow here.
 """
 
 import glob
