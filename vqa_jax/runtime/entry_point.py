@@ -23,7 +23,7 @@ import ml_collections
 
 from vqa_jax.config import config_files
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # vqa_jax/
 ConfigFn = Callable[[], ml_collections.ConfigDict | None]
 
 
