@@ -17,6 +17,7 @@ import pytest
 
 from vqa_jax.training import checkpointing
 from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax import families
 from vqa_jax.training import trainer
 from vqa_jax.data import sources
@@ -87,7 +88,7 @@ def saved_state(workdir):
 def test_simple_vqa_awp_trains_and_evaluates(setup, tmp_path):
   make_config, splits = setup
   config = make_config()
-  config_base.validate(config)
+  validation.validate(config)
   summary = trainer.run(config, str(tmp_path / "full"), splits)
   for split in ("test", "cross"):
     assert set(summary.final[split]) == {"raw"}

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.test_run_guards import truncate_data_files
 from vqa_jax.training import checkpointing
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.training import run_log
 from vqa_jax.training import throughput
 from vqa_jax.families import losses
@@ -44,7 +44,7 @@ def load_config(name):
 
 @pytest.mark.parametrize("name", ["demo", "smoke"])
 def test_configs_validate(name):
-  config_base.validate(load_config(name))
+  validation.validate(load_config(name))
 
 
 def selection_config():
@@ -319,7 +319,7 @@ def test_selection_never_uses_a_test_set():
   config = selection_config()
   config.data.val_split = "test"
   with pytest.raises(ValueError, match="must not look at a test set"):
-    config_base.validate(config)
+    validation.validate(config)
 
 
 def test_jitted_awp_step_lowers_loss_of_real_model_on_fixed_batch():
