@@ -32,7 +32,8 @@ def sampling_config() -> ml_collections.ConfigDict:
   s.patch = 32
   s.num_clips_train = 1
   s.num_clips_eval = 4
-  # 'fragments' (FAST-VQA), 'fragments_t' (FasterVQA's temporal segments) or 'sama' (data/sampling.py).
+  # 'fragments' (FAST-VQA), 'fragments_t' (FasterVQA's temporal segments), 'sama', 'sama_iqa' or
+  # 'frames_1fps' (SimpleVQA) (data/sampling.py).
   s.method = "fragments"
   s.aligned = 0  # frames sharing patch positions; 0 = the whole clip (FAST-VQA's 32 = clip_len)
   s.t_frag = 1  # 'fragments_t': temporal segments per clip (FasterVQA: 8)
@@ -52,8 +53,10 @@ _SAMPLING_DEFAULTS = sampling_config().to_dict()
 
 
 def sampling_fields(sampling: Mapping[str, Any]) -> dict[str, Any]:
-  """`sampling` (a config section, or a plain dict of some fields) with the default of every field
-  it lacks, as a dict: how the data functions that take a sampling mapping read it."""
+  """`sampling` as a dict with the default of every field it lacks (a section, or a partial dict).
+
+  How the data functions that take a sampling mapping read it: each default is written once, here.
+  """
   return {**_SAMPLING_DEFAULTS, **sampling}
 
 
