@@ -117,7 +117,7 @@ def measure(name: str, args, config) -> dict:
     kind = name.split(":", 1)[1]
     perturb_cfg = train_step.PerturbConfig(kind, float(config.perturb.gamma) or 1e-4)
     tx = optim.make_optimizer(config.train)
-    step = train_step.make_train_step(losses.make_loss_fn(model, config.train.rank_weight), tx,
+    step = train_step.make_train_step(losses.make_loss_fn(model, config.train.plcc_rank_weight), tx,
                                       perturb_cfg, config.train.ema_decay)
     fn = jax.jit(step, donate_argnums=0)
     call_args = (train_step.create_train_state(params, tx, perturb_cfg), batch, key)

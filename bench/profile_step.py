@@ -32,6 +32,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from vqa_jax import families
+from vqa_jax import perturb
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
 from vqa_jax.training import trainer
@@ -130,11 +131,13 @@ def main(argv):
   config = _CONFIG.value
   mesh = sharding.make_mesh()
   family = families.build(config)
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
   tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(family.model, tx, config, mesh)
+  state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   batch = sharding.shard_batch(random_batch(config), mesh)
   rng = jax.random.key(config.seed)
-  step = trainer.compile_step(trainer.make_step_fn(config, family, tx, mesh), state, batch, rng)
+  step = trainer.compile_step(trainer.make_step_fn(config, family, tx, mesh, perturb_cfg), state,
+                              batch, rng)
   for _ in range(2):
     state, metrics = step(state, batch, rng)
   jax.block_until_ready((state, metrics))

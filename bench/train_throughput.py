@@ -35,8 +35,9 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax import families
+from vqa_jax import perturb
 from vqa_jax.training import run_log
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
@@ -99,12 +100,13 @@ def step_only(config, batch: dict) -> tuple[float, float]:
   """(seconds per step, clips/s) of the run's compiled step on one in-memory batch."""
   mesh = sharding.make_mesh()
   family = families.build(config)
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
   tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(family.model, tx, config, mesh)
+  state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   device_batch = sharding.shard_batch({**elements.model_inputs(batch), "label": batch["label"]},
                                       mesh)
   rng = jax.random.key(config.seed)
-  step = trainer.compile_step(trainer.make_step_fn(config, family, tx, mesh), state,
+  step = trainer.compile_step(trainer.make_step_fn(config, family, tx, mesh, perturb_cfg), state,
                               device_batch, rng)
   state, metrics = step(state, device_batch, rng)  # warm-up
   jax.block_until_ready(metrics)
@@ -150,7 +152,7 @@ def main(argv):
   jax.config.update("jax_compilation_cache_dir", _CACHE_DIR.value or os.path.join(scratch, "xla"))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   config = _CONFIG.value
-  config_base.validate(config)
+  validation.validate(config)
   if _VIDEOS.value:
     os.makedirs(os.path.join(scratch, "videos"))
     entries = copied_videos(_VIDEOS.value, os.path.join(scratch, "videos"))

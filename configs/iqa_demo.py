@@ -12,18 +12,14 @@ fragments of 16 px of one image, for 1500 AWP steps of 16 images, and evaluates 
 6 min 20 s wall on the 2-core CPU machine while it was shared (load ~8).
 
 `--config=configs/iqa_demo.py:tiny` uses `ImageSpec.tiny()` (16 + 8 + 8 images of 64x80).
+`data.synthetic_images` holds the spec's fields (base_config's are `ImageSpec()`, the demo set).
 """
-
-import dataclasses
-
-import ml_collections
 
 from configs import iqa_swin_t
 from vqa_jax.config import config_base
-from vqa_jax.data import synthetic_images
+from vqa_jax.config.specs import ImageSpec
 
-
-PRESETS = {"demo": synthetic_images.ImageSpec(), "tiny": synthetic_images.ImageSpec.tiny()}
+PRESETS = {"demo": ImageSpec(), "tiny": ImageSpec.tiny()}
 
 
 def get_config(preset: str = "demo"):
@@ -33,7 +29,7 @@ def get_config(preset: str = "demo"):
   spec = PRESETS[preset]
   c = config_base.base_config()
   c.data.source = "synthetic_images"  # generated on first use, cached under $VQA_JAX_CACHE
-  c.data.synthetic_images = ml_collections.ConfigDict(dataclasses.asdict(spec))
+  c.data.synthetic_images = config_base.synthetic_config(spec)
   c.data.train_split = "train"
   c.data.eval_splits = ("test", "cross")
 

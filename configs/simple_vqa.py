@@ -37,25 +37,11 @@ import math
 import ml_collections
 
 from vqa_jax.config import config_base
-from vqa_jax.models.simple_vqa import simple_vqa_config
+from vqa_jax.config import sections
 
 LSVQ_TRAIN_VIDEOS = 28056
 EPOCHS = 10
 LR_STEP_EPOCHS = 2
-
-
-def motion_config() -> ml_collections.ConfigDict:
-  """The SlowFast-R50 feature extractor (pytorchvideo `slowfast_r50`) and its chunking."""
-  m = ml_collections.ConfigDict()
-  m.weights = ""  # pytorchvideo SLOWFAST_8x8_R50.pyth, or an orbax dir {'params','batch_stats'}
-  m.stage_sizes = (3, 4, 6, 3)
-  m.width = 64
-  m.head_pool = ((8, 7, 7), (32, 7, 7))
-  m.resize = 224  # upstream SimpleVQA's scripts; 112 cannot run slowfast_r50's 7x7 head pool
-  m.chunk_len = 32  # frames per one-second chunk (fast pathway; the slow one takes 8)
-  m.min_chunks = 8  # short videos repeat their last chunk up to this many (YouTube-UGC: 20)
-  m.batch_chunks = 8  # chunks per forward pass
-  return m
 
 
 def set_epochs(c: ml_collections.ConfigDict, num_train: int, epochs: int = EPOCHS,
@@ -74,8 +60,7 @@ def set_epochs(c: ml_collections.ConfigDict, num_train: int, epochs: int = EPOCH
 
 def make_simple_vqa(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Turns a config's model, sampling, loss, optimizer and perturbation into SimpleVQA-AWP's."""
-  c.model = simple_vqa_config()
-  c.motion = motion_config()
+  c.model = sections.simple_vqa_config()
 
   c.sampling.method = "frames_1fps"
   c.sampling.clip_len = 8  # frames per video
@@ -85,7 +70,7 @@ def make_simple_vqa(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.sampling.num_clips_eval = 1  # centred crops: more clips would be identical
 
   c.loss.l1_weight = 1.0
-  c.loss.rank_weight = 1.0
+  c.loss.hard_rank_weight = 1.0
   c.loss.hard_threshold = 1.0  # on the label scale (MOS 0-100 for LSVQ)
 
   c.train.batch_size = 8

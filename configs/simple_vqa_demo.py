@@ -17,7 +17,7 @@ carry little more than frame statistics; the ResNet trunk is tiny and trained fr
 
 from configs import simple_vqa
 from vqa_jax.config import config_base
-from vqa_jax.data.synthetic import SyntheticSpec
+from vqa_jax.config.specs import SyntheticSpec
 
 
 def get_config():

@@ -4,7 +4,7 @@
 """
 
 from vqa_jax.config import config_base
-from vqa_jax.data.synthetic import SyntheticSpec
+from vqa_jax.config.specs import SyntheticSpec
 
 
 def get_config():

@@ -10,7 +10,7 @@ the final checkpoint is the one compared.
 
 from configs import demo
 from vqa_jax.config import config_base
-from vqa_jax.data.synthetic import SyntheticSpec
+from vqa_jax.config.specs import SyntheticSpec
 
 def get_config():
   """The study configuration."""

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.models import video_swin
 from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.models.fast_vqa import fast_vqa_b_config
@@ -27,7 +27,7 @@ def load_config(name: str):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_loads_and_validates(name):
   c = load_config(name)
-  config_base.validate(c)
+  validation.validate(c)
   assert c.data.source == "label_files"
   assert set(c.data.label_files.keys()) >= {c.data.train_split, *c.data.eval_splits}
 

@@ -9,12 +9,13 @@ import pytest
 from tests.test_paper_configs import paper_config
 from tests.test_trainer import load_config
 from tests.test_trainer import saved_params
+from vqa_jax import families
+from vqa_jax import perturb
 from vqa_jax.training import checkpointing
 from vqa_jax.training import finetune
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
 from vqa_jax.training import trainer
-from vqa_jax.models import fast_vqa as model_lib
 
 
 @pytest.mark.parametrize("name,num_train,iters", [("finetune_konvid", 960, 60),
@@ -52,8 +53,8 @@ def test_two_split_linear_probe_from_a_checkpoint(tmp_path, monkeypatch):
   mesh = sharding.make_mesh()
   other = config.copy_and_resolve_references()
   other.seed = 7
-  init = trainer.init_state(model_lib.build_model(config.model), optim.make_optimizer(config.train),
-                            other, mesh)
+  init = trainer.init_state(families.build(other), optim.make_optimizer(config.train),
+                            perturb.PerturbConfig.from_config(other.perturb), other.seed, mesh)
   manager = checkpointing.checkpoint_manager(str(tmp_path / "lsvq_run"))
   checkpointing.save(manager, 0, init)
   manager.wait_until_finished()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from tests.video_files import write_video
 
+from vqa_jax.config import validation
 from vqa_jax.data import frames_1fps
 from vqa_jax.data import sampling
 
@@ -85,6 +86,6 @@ def test_short_side_resize_is_opencv_bilinear(video):
 
 def test_config_checks():
   with pytest.raises(ValueError, match="crop"):
-    sampling.check_config(SAMPLING | {"crop": 32})
+    validation.check_sampling(SAMPLING | {"crop": 32})
   with pytest.raises(ValueError, match="frame rate"):
     sampling.clip_indices(25, SAMPLING, 1)

@@ -49,7 +49,7 @@ def test_sampling_method_sama_iqa_reads_an_image_file(tmp_path):
 
 
 def test_sampling_method_sama_iqa_needs_single_frames():
-  from vqa_jax.data import sampling  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config import validation  # pylint: disable=g-import-not-at-top
   import pytest  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="clip_len must be 1"):
-    sampling.check_config(dict(method="sama_iqa", clip_len=2, frame_interval=1, grid=2, patch=16))
+    validation.check_sampling(dict(method="sama_iqa", clip_len=2, frame_interval=1, grid=2, patch=16))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.convert import convert_weights
 
 # timm / Microsoft swin_tiny_patch4_window7_224: 28,288,354 parameters, of which the ImageNet
@@ -28,7 +28,7 @@ def load_config(name: str, arg: str | None = None):
 
 def test_iqa_swin_t_is_the_2d_swin_t_with_the_vqa_head():
   config = load_config("iqa_swin_t")
-  config_base.validate(config)
+  validation.validate(config)
   assert (config.sampling.clip_len, config.sampling.grid * config.sampling.patch) == (1, 224)
   assert (config.train.batch_size, config.train.steps, config.train.warmup_steps) == (64, 6250, 625)
   params = convert_weights.abstract_params(config.model)
@@ -42,7 +42,7 @@ def test_iqa_demo_generates_its_images_and_validates(tmp_path, monkeypatch):
   from vqa_jax.data import sources  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path))
   config = load_config("iqa_demo", "tiny")
-  config_base.validate(config)
+  validation.validate(config)
   assert not os.listdir(tmp_path)  # loading the config generates nothing
   splits = sources.load_splits(config.data)
   assert {k: len(v) for k, v in splits.items()} == {"train": 16, "test": 8, "cross": 8}
@@ -79,7 +79,7 @@ def test_iqa_demo_trains_end_to_end(tmp_path, monkeypatch):
 
 def test_iqa_swin_t_splits_variant_is_samas_protocol():
   config = load_config("iqa_swin_t", "splits")
-  config_base.validate(config)
+  validation.validate(config)
   assert dict(config.data.label_files) == {"koniq": ""} and config.finetune.dataset == "koniq"
   # Upstream IQA/demo_train_iqa_baseline.py: random.Random(ii * 123) for ii in range(10), 80 %.
   assert list(config.finetune.seeds) == [0, 123, 246, 369, 492, 615, 738, 861, 984, 1107]

@@ -66,10 +66,11 @@ def test_video_score_is_mean_over_positions():
 def test_fast_vqa_b_config():
   cfg = model_lib.fast_vqa_b_config()
   assert set(cfg.keys()) == {
-      "backbone", "patch_size", "embed_dim", "depths", "num_heads", "window_size",
+      "name", "backbone", "patch_size", "embed_dim", "depths", "num_heads", "window_size",
       "mlp_ratio", "drop_path_rate", "frag_biases", "fragments_grid",
       "head_hidden", "head_dropout", "remat", "remat_policy", "dtype",
       "base_x_size"}
+  assert cfg.name == "fast_vqa"  # the model family
   # Performance switches default off; no adaptive window.
   assert (cfg.remat, cfg.remat_policy, cfg.dtype) == (False, "", "float32")
   assert cfg.base_x_size is None

@@ -6,7 +6,15 @@ import ml_collections
 import numpy as np
 import pytest
 
+from vqa_jax.config import config_base
 from vqa_jax.training import optim
+
+
+def train_cfg(**fields) -> ml_collections.ConfigDict:
+  """A train section: base_config's with `fields` set."""
+  cfg = config_base.base_config().train
+  cfg.update(fields)
+  return cfg
 
 
 @pytest.mark.parametrize("step,value", [(0, 0.0), (1, 2.28e-4), (4385, 1.0), (26310, 0.629410),
@@ -17,8 +25,8 @@ def test_reference_schedule_lsvq(step, value):
 
 
 def test_two_groups_and_decay_on_every_leaf():
-  cfg = ml_collections.ConfigDict(dict(learning_rate=1e-2, backbone_lr_mult=0.1, weight_decay=0.5,
-                                       warmup_steps=0, cosine_steps=1000))
+  cfg = train_cfg(learning_rate=1e-2, backbone_lr_mult=0.1, weight_decay=0.5, warmup_steps=0,
+                  cosine_steps=1000)
   tx = optim.make_optimizer(cfg)
   params = {"backbone": {"kernel": jnp.full(3, 2.0), "bias": jnp.full(3, 2.0)},
             "head": {"kernel": jnp.full(3, 2.0)}}
@@ -39,8 +47,8 @@ def test_ema_update():
 def test_frozen_backbone_then_fresh_adam_at_the_global_schedule():
   # Linear probe (paper §7.6): for P steps the backbone gets no update and no decay; at step P it
   # takes a first Adam step (bias correction from 1) with lr_b * f(P), f the global schedule.
-  cfg = ml_collections.ConfigDict(dict(learning_rate=1e-2, backbone_lr_mult=0.1, weight_decay=0.0,
-                                       warmup_steps=4, cosine_steps=10, freeze_backbone_steps=3))
+  cfg = train_cfg(learning_rate=1e-2, backbone_lr_mult=0.1, weight_decay=0.0, warmup_steps=4,
+                  cosine_steps=10, freeze_backbone_steps=3)
   tx = optim.make_optimizer(cfg)
   params = {"backbone": {"kernel": jnp.full(2, 1.0)}, "head": {"kernel": jnp.full(2, 1.0)}}
   grads = {"backbone": {"kernel": jnp.array([0.5, -2.0])},
@@ -62,8 +70,8 @@ def test_frozen_backbone_then_fresh_adam_at_the_global_schedule():
 
 
 def test_frozen_optimizer_state_keeps_its_shapes():
-  cfg = ml_collections.ConfigDict(dict(learning_rate=1e-2, backbone_lr_mult=0.1, weight_decay=0.05,
-                                       warmup_steps=0, cosine_steps=10, freeze_backbone_steps=2))
+  cfg = train_cfg(learning_rate=1e-2, backbone_lr_mult=0.1, weight_decay=0.05, warmup_steps=0,
+                  cosine_steps=10, freeze_backbone_steps=2)
   tx = optim.make_optimizer(cfg)
   params = {"backbone": {"kernel": jnp.ones((3, 2))}, "head": {"bias": jnp.ones(1)}}
   state = tx.init(params)
@@ -79,7 +87,7 @@ def simple_vqa_train_cfg(**overrides):
   fields = dict(learning_rate=1e-5, backbone_lr_mult=1.0, weight_decay=1e-7, warmup_steps=0,
                 cosine_steps=1, optimizer="adam_l2", schedule="step", lr_step_every=4,
                 lr_step_gamma=0.95)
-  return ml_collections.ConfigDict(fields | overrides)
+  return train_cfg(**(fields | overrides))
 
 
 @pytest.mark.parametrize("step,lr", [(0, 1e-5), (3, 1e-5), (4, 9.5e-6), (7, 9.5e-6),

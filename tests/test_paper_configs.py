@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 
 sys.path.insert(0, str(REPO_ROOT))  # configs/paper/*.py import configs.paper.common, as -m does
 
@@ -23,7 +23,7 @@ def paper_config(name, arg=""):
 
 @pytest.mark.parametrize("name", LSVQ_CONFIGS + FINETUNE_CONFIGS)
 def test_paper_configs_validate(name):
-  config_base.validate(paper_config(name))
+  validation.validate(paper_config(name))
 
 
 def test_variants_differ_from_the_baseline_only_where_the_paper_says():
@@ -78,6 +78,6 @@ def test_simple_vqa_awp_follows_the_reference_recipe():
 def test_simple_vqa_configs_validate_once_motion_features_are_given(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   with pytest.raises(ValueError, match="data.motion_dir"):
-    config_base.validate(config)
+    validation.validate(config)
   config.data.motion_dir = "/m"
-  config_base.validate(config)
+  validation.validate(config)

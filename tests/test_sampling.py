@@ -10,6 +10,7 @@ from tests.video_files import set_mp4_frame_durations
 from tests.video_files import write_mp4
 from tests.video_files import write_video
 
+from vqa_jax.config import choices
 from vqa_jax.data import sampling
 from vqa_jax.data import video_io
 
@@ -319,7 +320,7 @@ def test_fragments_t_clip_from_file_shares_positions_per_aligned_chunk(tmp_path)
   np.testing.assert_array_equal(clips[0, :, 0, 0, 0], [3, 5, 13, 15, 23, 25, 33, 35])
 
 
-@pytest.mark.parametrize("method", sampling.METHODS)
+@pytest.mark.parametrize("method", choices.SAMPLING_METHODS)
 @pytest.mark.parametrize("num_frames, size", [(1, (17, 23)), (3, (31, 45)), (9, (25, 33))])
 def test_methods_on_odd_sizes_and_very_short_videos(tmp_path, method, num_frames, size):
   frames = np.random.default_rng(0).integers(0, 256, (num_frames, *size, 3), np.uint8)

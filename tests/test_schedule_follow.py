@@ -6,6 +6,7 @@ from configs import demo
 from configs import fast_vqa_b
 from configs import smoke
 from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.training import optim
 
 
@@ -13,7 +14,7 @@ def resolved(config, steps=None):
   """(warmup, cosine) after `--config.train.steps=steps` and validation's resolution."""
   if steps is not None:
     config.train.steps = steps
-  config_base.resolve_schedule(config)
+  validation.resolve_schedule(config)
   return config.train.warmup_steps, config.train.cosine_steps
 
 

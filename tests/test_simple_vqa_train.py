@@ -17,7 +17,9 @@ import pytest
 
 from vqa_jax.training import checkpointing
 from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax import families
+from vqa_jax import perturb
 from vqa_jax.training import trainer
 from vqa_jax.data import sources
 from vqa_jax.data.synthetic import SyntheticSpec
@@ -87,7 +89,7 @@ def saved_state(workdir):
 def test_simple_vqa_awp_trains_and_evaluates(setup, tmp_path):
   make_config, splits = setup
   config = make_config()
-  config_base.validate(config)
+  validation.validate(config)
   summary = trainer.run(config, str(tmp_path / "full"), splits)
   for split in ("test", "cross"):
     assert set(summary.final[split]) == {"raw"}
@@ -149,8 +151,9 @@ def test_init_checkpoint_gives_params_and_batch_stats(setup, tmp_path):
   config.init.checkpoint = str(tmp_path / "init")
   mesh = sharding.make_mesh()
   tx = optim.make_optimizer(config.train)
-  fresh = trainer.init_state(family.model, tx, config, mesh)
-  state = trainer.init_state(family.model, tx, config, mesh,
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  fresh = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
+  state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh,
                              *trainer.pretrained_variables(config, fresh))
   for got, want in ((state.params, saved_params), (state.model_state, saved_state),
                     (state.ema_params, saved_params)):

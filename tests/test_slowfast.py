@@ -14,6 +14,7 @@ import pytest
 
 from tests import torch_layouts
 from tests import video_files
+from vqa_jax.config import sections
 from vqa_jax.convert import convert_resnet
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
@@ -169,7 +170,7 @@ def test_chunk_indices_follow_the_reference():
 
 
 def _motion_config():
-  cfg = simple_vqa_config_module.motion_config()
+  cfg = sections.motion_config()
   cfg.update(stage_sizes=(1, 1, 1, 1), width=16, head_pool=((1, 1, 1), (4, 1, 1)), resize=32,
              chunk_len=8, min_chunks=3, batch_chunks=2)
   return cfg

@@ -155,16 +155,16 @@ def test_study_options_need_a_baseline_and_known_protocols():
 def test_study_configs_name_the_splits_the_study_reads():
   """configs/study.py and configs/paper/study_lsvq.py: 'train', 'test', 'cross' and a target."""
   from tests.test_paper_configs import paper_config  # pylint: disable=g-import-not-at-top
-  from vqa_jax.config import config_base  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config import validation  # pylint: disable=g-import-not-at-top
   lsvq = paper_config("study_lsvq", "/L,/V")
-  config_base.validate(lsvq)
+  validation.validate(lsvq)
   assert lsvq.data.label_files.train == "/L/LSVQ/train_labels.txt:/V/LSVQ"
   assert lsvq.data.label_files.test == "/L/LSVQ/labels_test.txt:/V/LSVQ"
   assert lsvq.data.label_files.cross == "/L/KoNViD/labels.txt:/V/KoNViD"
   assert lsvq.data.eval_splits == ("test", "lsvq_1080p", "cross", "livevqc", "youtube_ugc")
   assert (lsvq.data.train_split, lsvq.finetune.dataset) == ("train", "cross")
   embedded = load_config("study")
-  config_base.validate(embedded)
+  validation.validate(embedded)
   assert embedded.finetune.dataset in embedded.data.eval_splits
   assert embedded.perturb.kind == "none"  # the variants set it
 

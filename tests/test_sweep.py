@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.test_data_parallel import smoke_batch
 from tests.test_trainer import load_config
+from vqa_jax import families
 from vqa_jax.training import checkpointing
 from vqa_jax.families import losses
 from vqa_jax.training import optim
@@ -93,12 +94,12 @@ def test_sweep_member_equals_the_trainer_run(tmp_path, monkeypatch):
   config.perturb.gamma = 1e-3
   trainer.train(config, str(tmp_path / "single"))
   mesh = sharding.make_mesh()
-  model = model_lib.build_model(config.model)
-  target = trainer.init_state(model, optim.make_optimizer(config.train), config, mesh)
+  base = train_step.PerturbConfig.from_config(config.perturb)
+  target = trainer.init_state(families.build(config), optim.make_optimizer(config.train), base,
+                              config.seed, mesh)
   single = checkpointing.restore_latest(
       checkpointing.checkpoint_manager(str(tmp_path / "single")), target)
 
-  base = train_step.PerturbConfig.from_config(config.perturb)
   states, _ = sweep.train_population(config, sweep.make_members(base, ["awp"], [0.0, 1e-3]), mesh,
                                      sources.load_splits(config.data), str(tmp_path / "sweep"))
   # AdamW turns rounding noise in a gradient that is zero in exact arithmetic into steps of about

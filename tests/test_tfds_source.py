@@ -9,7 +9,7 @@ from tests.test_tfds_builders import make_manual_dir
 from tests.test_tfds_builders import parse_label_file
 from tests.test_tfds_builders import synthetic_root  # pylint: disable=unused-import  (fixture)
 from vqa_jax.training import checkpointing
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.data import sources
 from vqa_jax.data import tfds_builders
 
@@ -49,4 +49,4 @@ def test_tfds_source_needs_a_builder_and_manual_dir():
   config = smoke.get_config()
   config.data.source = "tfds"
   with pytest.raises(ValueError, match="data.tfds.name"):
-    config_base.validate(config)
+    validation.validate(config)

@@ -380,6 +380,7 @@ def test_population_members_must_share_the_schedule_and_the_kind():
 
 def test_perturb_config_from_config_section():
   from vqa_jax.config import config_base  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config import validation  # pylint: disable=g-import-not-at-top
   c = config_base.base_config()
   assert train_step.PerturbConfig.from_config(c.perturb) == train_step.PerturbConfig("awp", 1e-4)
   c.perturb.kind, c.perturb.rho, c.perturb.steps, c.perturb.every_k = "sam", 0.1, 2, 4
@@ -389,10 +390,10 @@ def test_perturb_config_from_config_section():
   assert train_step.PerturbConfig.from_config(c.perturb).radius == 0.0
   c.perturb.combine = 0.5
   with pytest.raises(ValueError, match="perturb: .*combine"):
-    config_base.validate(c)
+    validation.validate(c)
   c.perturb.every_k, c.perturb.steps = 1, 0
   with pytest.raises(ValueError, match="perturb: .*steps"):
-    config_base.validate(c)
+    validation.validate(c)
 
 
 @pytest.mark.parametrize("cfg", [train_step.PerturbConfig("none"),

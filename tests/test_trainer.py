@@ -18,8 +18,10 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.test_run_guards import truncate_data_files
+from vqa_jax import families
+from vqa_jax import perturb
 from vqa_jax.training import checkpointing
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.training import run_log
 from vqa_jax.training import throughput
 from vqa_jax.families import losses
@@ -44,7 +46,7 @@ def load_config(name):
 
 @pytest.mark.parametrize("name", ["demo", "smoke"])
 def test_configs_validate(name):
-  config_base.validate(load_config(name))
+  validation.validate(load_config(name))
 
 
 def selection_config():
@@ -71,12 +73,35 @@ def learning_scalars(metrics_file):
           for r in run_log.read_jsonl(metrics_file)]
 
 
+def counted(calls: dict, name: str, fn):
+  """`fn` that also counts its calls in calls[name]."""
+
+  def wrapper(*args, **kwargs):
+    calls[name] += 1
+    return fn(*args, **kwargs)
+
+  return wrapper
+
+
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def run_calls():
+  """{function: calls during smoke_run's run} of what a run should do once (smoke_run fills it)."""
+  return dict.fromkeys(("validate", "resolve_schedule", "PerturbConfig.from_config",
+                        "families.build"), 0)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, run_calls):
   """One uninterrupted selection_config() run: (workdir, results, printed lines)."""
   root = tmp_path_factory.mktemp("smoke")
   with pytest.MonkeyPatch.context() as patch:
     patch.setenv("VQA_JAX_CACHE", str(root / "cache"))
+    for module, name, key in ((validation, "validate", "validate"),
+                              (validation, "resolve_schedule", "resolve_schedule"),
+                              (families, "build", "families.build")):
+      patch.setattr(module, name, counted(run_calls, key, getattr(module, name)))
+    patch.setattr(perturb.PerturbConfig, "from_config", classmethod(counted(
+        run_calls, "PerturbConfig.from_config", perturb.PerturbConfig.from_config.__func__)))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
       results = trainer.train(selection_config(), str(root / "work"))
@@ -100,6 +125,11 @@ def test_results_tables_and_json_line(smoke_run):
   assert line["step"] == 6 and line["results"] == results
   assert set(line["selected"]["results"]) == {"test", "cross"}
   assert set(line["reference_best"]) == {"test", "cross"}
+
+
+def test_a_run_validates_its_config_and_builds_its_parts_once(smoke_run, run_calls):
+  assert run_calls == {"validate": 1, "resolve_schedule": 1, "PerturbConfig.from_config": 1,
+                       "families.build": 1}
 
 
 def test_evaluations_selection_and_best_checkpoint(smoke_run):
@@ -319,7 +349,7 @@ def test_selection_never_uses_a_test_set():
   config = selection_config()
   config.data.val_split = "test"
   with pytest.raises(ValueError, match="must not look at a test set"):
-    config_base.validate(config)
+    validation.validate(config)
 
 
 def test_jitted_awp_step_lowers_loss_of_real_model_on_fixed_batch():

@@ -35,15 +35,15 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from vqa_jax.config import validation
+from vqa_jax.config.choices import PERTURBATION_KINDS
+
 PyTree = Any
 # grad_fn(perturbed_params, i) -> gradient at the i-th intermediate point of a multi-step ascent.
 AscentGradFn = Callable[[PyTree, int], PyTree]
 
-KINDS = ("awp", "rwp", "sam", "asam")
-# What a config may ask for: the kinds, or 'none' (the plain step).
-PERTURBATION_KINDS = ("none",) + KINDS
-# Kinds whose radius is relative to each layer's norm (γ); the others take an absolute radius (ρ).
-RELATIVE_KINDS = ("awp", "rwp")
+# The kinds that move the weights: what a config may ask for (PERTURBATION_KINDS) but 'none'.
+KINDS = tuple(k for k in PERTURBATION_KINDS if k != "none")
 # Flax leaf names that correspond to PyTorch parameters whose name contains "weight".
 WEIGHT_LEAF_NAMES = frozenset({"kernel", "scale", "embedding"})
 RELATIVE_EPS = 1e-6  # the reference's e
@@ -285,26 +285,13 @@ class PerturbConfig:
   combine: float = 0.0
 
   def __post_init__(self):
-    if self.kind not in PERTURBATION_KINDS:
-      raise ValueError(f"perturbation kind {self.kind!r} not in {PERTURBATION_KINDS}")
-    if not self.radius >= 0:
-      raise ValueError(f"perturbation radius must be >= 0, got {self.radius}")
-    for name in ("steps", "every_k"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"perturbation {name} must be >= 1, got {getattr(self, name)}")
-    if not 0 <= self.combine <= 1:
-      raise ValueError(f"perturbation combine must be in [0, 1], got {self.combine}")
-    if self.kind == "rwp" and self.steps > 1:
-      raise ValueError("perturbation steps > 1 needs a gradient direction; rwp has none")
-    if self.combine and self.every_k > 1:
-      raise ValueError("perturbation combine > 0 needs the clean gradient of every step; "
-                       "every_k > 1 skips it between recomputations")
+    validation.check_perturbation(self.kind, self.radius, self.steps, self.every_k, self.combine)
 
   @classmethod
   def from_config(cls, perturb_cfg: ml_collections.ConfigDict) -> "PerturbConfig":
     """The PerturbConfig of a config's `perturb` section (radius: gamma or rho by kind)."""
     kind = str(perturb_cfg.kind)
-    radius = {**{k: "gamma" for k in RELATIVE_KINDS}, "sam": "rho", "asam": "rho"}.get(kind)
+    radius = validation.radius_field(kind)
     return cls(kind=kind, radius=float(perturb_cfg[radius]) if radius else 0.0,
                reuse_dropout_rng=bool(perturb_cfg.reuse_dropout_rng),
                steps=int(perturb_cfg.steps), every_k=int(perturb_cfg.every_k),

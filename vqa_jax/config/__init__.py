@@ -1,1 +1,1 @@
-"""Configuration: every field's default (config_base), configs by name (config_files), the stored config of a run (run_config)."""
+"""Configuration, importable alone (no jax, data, model or training module): every field's default (config_base), the names a config chooses from (choices), default sections (sections, specs), validation, configs by name (config_files), the stored config of a run (run_config)."""

@@ -1,32 +1,63 @@
-"""The full default configuration (every field a config file may override) and its validation.
+"""The full default configuration: every section and field a config file or the library reads.
 
 Config files in `configs/` start from `base_config()` and change what they need; absl flags then
-override single fields, e.g. `--config.train.steps=200`.
+override single fields, e.g. `--config.train.steps=200`. Validation is `validation.validate`. This
+module imports only the config package (no jax, no data or model modules), so loading a config
+stays light.
 """
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import ml_collections
 
-from vqa_jax import families
-from vqa_jax.families import losses
-from vqa_jax.training import optim
-from vqa_jax.data import augment
-from vqa_jax.data import elements
-from vqa_jax.data import frames_1fps
-from vqa_jax.data import loaders
-from vqa_jax.data import sampling
-from vqa_jax.data import sources
-from vqa_jax.data import tfds_source
-from vqa_jax.data.synthetic import SyntheticSpec
-from vqa_jax.models.fast_vqa import fast_vqa_b_config
-from vqa_jax.perturb import PERTURBATION_KINDS
-from vqa_jax.perturb import PerturbConfig
+from vqa_jax.config import choices
+from vqa_jax.config import sections
+from vqa_jax.config.specs import ImageSpec
+from vqa_jax.config.specs import SyntheticSpec
 
 
-def synthetic_config(spec: SyntheticSpec) -> ml_collections.ConfigDict:
-  """A SyntheticSpec as a config section (so that each field can be overridden by a flag)."""
+def synthetic_config(spec: SyntheticSpec | ImageSpec) -> ml_collections.ConfigDict:
+  """A SyntheticSpec or ImageSpec as a config section (each field can be overridden by a flag)."""
   return ml_collections.ConfigDict(dataclasses.asdict(spec))
+
+
+def sampling_config() -> ml_collections.ConfigDict:
+  """The sampling section: FAST-VQA-B's fragments (and each other sampler's fields)."""
+  s = ml_collections.ConfigDict()
+  s.clip_len = 32
+  s.frame_interval = 2
+  s.grid = 7
+  s.patch = 32
+  s.num_clips_train = 1
+  s.num_clips_eval = 4
+  # 'fragments' (FAST-VQA), 'fragments_t' (FasterVQA's temporal segments), 'sama', 'sama_iqa' or
+  # 'frames_1fps' (SimpleVQA) (data/sampling.py).
+  s.method = "fragments"
+  s.aligned = 0  # frames sharing patch positions; 0 = the whole clip (FAST-VQA's 32 = clip_len)
+  s.t_frag = 1  # 'fragments_t': temporal segments per clip (FasterVQA: 8)
+  s.sama_mask = "none"  # 'sama': 'none' (upstream default), 'patch' or 'window' masking
+  # Evaluation offsets: 'centred' (deterministic, the default) or 'random' (the reference's stochastic
+  # test protocol, drawn reproducibly from eval_seed and each video's index). Training is random.
+  s.eval_offsets = "centred"
+  s.eval_seed = 0
+  # 'frames_1fps' (SimpleVQA, data/frames_1fps.py): clip_len frames at 1 fps, short side resized to
+  # short_side, a crop x crop square per frame (random in training, centred in evaluation).
+  s.short_side = 520
+  s.crop = 448
+  return s
+
+
+_SAMPLING_DEFAULTS = sampling_config().to_dict()
+
+
+def sampling_fields(sampling: Mapping[str, Any]) -> dict[str, Any]:
+  """`sampling` as a dict with the default of every field it lacks (a section, or a partial dict).
+
+  How the data functions that take a sampling mapping read it: each default is written once, here.
+  """
+  return {**_SAMPLING_DEFAULTS, **sampling}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -35,16 +66,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 42
 
   c.data = ml_collections.ConfigDict()
-  # 'synthetic' (videos), 'synthetic_images' (IQA; needs a data.synthetic_images section of
-  # synthetic_images.ImageSpec fields, see configs/iqa_demo.py), 'label_files' or 'tfds'.
+  # 'synthetic' (videos, data.synthetic), 'synthetic_images' (IQA images, data.synthetic_images;
+  # see configs/iqa_demo.py), 'label_files' or 'tfds'.
   c.data.source = "synthetic"
   c.data.cache_dir = ""  # '' -> $VQA_JAX_CACHE or ~/.cache/vqa_jax
   # Every SyntheticSpec field (the demo preset); see vqa_jax/data/synthetic.py.
   c.data.synthetic = synthetic_config(SyntheticSpec.demo())
+  # Every ImageSpec field (the demo preset): source 'synthetic_images' (data/synthetic_images.py).
+  c.data.synthetic_images = synthetic_config(ImageSpec())
   # For source 'label_files': split name -> "LABEL_FILE:DATA_ROOT" (FAST-VQA label format).
   c.data.label_files = ml_collections.ConfigDict()
   # For source 'tfds': a builder of data/tfds_builders read from its manual_dir (data/tfds_source.py).
-  c.data.tfds = tfds_source.tfds_config()
+  c.data.tfds = sections.tfds_config()
   c.data.train_split = "train"
   # 'error': a video that cannot be decoded stops the run, naming the file. 'skip': it is logged once
   # and counted; training substitutes the next decodable video, evaluation leaves it out.
@@ -68,35 +101,20 @@ def base_config() -> ml_collections.ConfigDict:
   # (`python -m vqa_jax.families.simple_vqa_features --out=DIR`: index.json + one .npy per video).
   c.data.motion_dir = ""
 
-  c.sampling = ml_collections.ConfigDict()
-  c.sampling.clip_len = 32
-  c.sampling.frame_interval = 2
-  c.sampling.grid = 7
-  c.sampling.patch = 32
-  c.sampling.num_clips_train = 1
-  c.sampling.num_clips_eval = 4
-  # 'fragments' (FAST-VQA), 'fragments_t' (FasterVQA's temporal segments) or 'sama' (data/sampling.py).
-  c.sampling.method = "fragments"
-  c.sampling.aligned = 0  # frames sharing patch positions; 0 = the whole clip (FAST-VQA's 32 = clip_len)
-  c.sampling.t_frag = 1  # 'fragments_t': temporal segments per clip (FasterVQA: 8)
-  c.sampling.sama_mask = "none"  # 'sama': 'none' (upstream default), 'patch' or 'window' masking
-  # Evaluation offsets: 'centred' (deterministic, the default) or 'random' (the reference's stochastic
-  # test protocol, drawn reproducibly from eval_seed and each video's index). Training is random.
-  c.sampling.eval_offsets = "centred"
-  c.sampling.eval_seed = 0
-  # 'frames_1fps' (SimpleVQA, data/frames_1fps.py): clip_len frames at 1 fps, short side resized to
-  # short_side, a crop x crop square per frame (random in training, centred in evaluation).
-  c.sampling.short_side = 520
-  c.sampling.crop = 448
+  c.sampling = sampling_config()
 
-  # FAST-VQA-B: Video Swin-T with GRPB, VQA head. Another family sets model.name (families.py),
-  # e.g. 'simple_vqa' with models/simple_vqa.simple_vqa_config().
-  c.model = fast_vqa_b_config()
+  # FAST-VQA-B: Video Swin-T with GRPB, VQA head. Another family replaces the section (families/),
+  # e.g. SimpleVQA with sections.simple_vqa_config() (model.name 'simple_vqa').
+  c.model = sections.fast_vqa_b_config()
+  # SimpleVQA's motion-feature extractor, SlowFast-R50 (families/simple_vqa_features.py, score).
+  c.motion = sections.motion_config()
 
-  # SimpleVQA's L1 + rank loss (simple_vqa_loss.py); FAST-VQA's loss uses train.rank_weight.
+  # SimpleVQA's loss (families/simple_vqa_loss.py): l1_weight * L1 + hard_rank_weight * the rank
+  # loss over the hard pairs, whose labels differ by less than hard_threshold. FAST-VQA's loss is
+  # train.loss (weighted by train.plcc_rank_weight).
   c.loss = ml_collections.ConfigDict()
   c.loss.l1_weight = 1.0
-  c.loss.rank_weight = 1.0
+  c.loss.hard_rank_weight = 1.0
   c.loss.hard_threshold = 1.0  # on the label scale
 
   c.train = ml_collections.ConfigDict()
@@ -110,19 +128,19 @@ def base_config() -> ml_collections.ConfigDict:
   # 'warmup_cosine' (FAST-VQA, paper §7.3) or 'step' (StepLR: x lr_step_gamma every lr_step_every
   # steps; SimpleVQA: every 2 epochs x 0.95).
   c.train.schedule = "warmup_cosine"
-  # Warmup W and cosine length M of the reference schedule (paper §7.3). The rule (optim.
+  # Warmup W and cosine length M of the reference schedule (paper §7.3). The rule (validation.
   # schedule_steps): -1 follows train.steps, M = train.steps and W = round(warmup_fraction x
   # train.steps) (FAST-VQA: 2.5 of 30 epochs), so --config.train.steps=N rescales both; a value
   # >= 0 is kept as set. validate() writes the resolved numbers in; the run prints them at start.
-  c.train.warmup_steps = optim.FOLLOW_STEPS
-  c.train.cosine_steps = optim.FOLLOW_STEPS
-  c.train.warmup_fraction = optim.REFERENCE_WARMUP_FRACTION
+  c.train.warmup_steps = choices.FOLLOW_STEPS
+  c.train.cosine_steps = choices.FOLLOW_STEPS
+  c.train.warmup_fraction = choices.REFERENCE_WARMUP_FRACTION
   c.train.lr_step_every = 0
   c.train.lr_step_gamma = 0.95
   c.train.ema_decay = 0.999
-  c.train.rank_weight = 0.3
-  # FAST-VQA-family loss: 'plcc_rank' (PLCC + rank_weight * rank) or 'smooth_l1' (SAMA-IQA).
+  # FAST-VQA-family loss: 'plcc_rank' (PLCC + plcc_rank_weight * rank) or 'smooth_l1' (SAMA-IQA).
   c.train.loss = "plcc_rank"
+  c.train.plcc_rank_weight = 0.3  # the rank term's weight in 'plcc_rank' (the reference's 0.3)
   c.train.log_every = 50
   c.train.checkpoint_every = 1000
   c.train.max_checkpoints = 2
@@ -167,106 +185,3 @@ def base_config() -> ml_collections.ConfigDict:
   c.finetune.probe_epochs = 10
   c.finetune.warmup_epochs = 2.5
   return c
-
-
-def resolve_schedule(config: ml_collections.ConfigDict) -> None:
-  """Writes the step counts of train.warmup_steps / cosine_steps left at -1 (optim.schedule_steps)."""
-  warmup, cosine = optim.schedule_steps(config.train)
-  config.train.warmup_steps, config.train.cosine_steps = warmup, cosine
-
-
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Resolves the schedule's step counts, then raises ValueError naming the first inconsistent field."""
-  resolve_schedule(config)
-  if config.data.source not in sources.SOURCES:
-    raise ValueError(f"data.source must be one of {sources.SOURCES}, got {config.data.source!r}")
-  if config.data.source == "synthetic_images" and "synthetic_images" not in config.data:
-    raise ValueError("data.source='synthetic_images' needs a data.synthetic_images section "
-                     "(synthetic_images.ImageSpec fields)")
-  if config.data.source == "tfds":
-    tfds_source.check_config(config.data.tfds)
-  if config.data.on_bad_video not in ("error", "skip"):
-    raise ValueError(f"data.on_bad_video must be 'error' or 'skip', got {config.data.on_bad_video!r}")
-  loaders.check_loader(config.data.loader)
-  elements.default_workers(config.data.workers)
-  if config.data.augment not in augment.POLICIES:
-    raise ValueError(f"data.augment must be one of {augment.POLICIES}, got {config.data.augment!r}")
-  sampling.check_config(config.sampling)
-  if config.perturb.kind not in PERTURBATION_KINDS:
-    raise ValueError(f"perturb.kind must be one of {PERTURBATION_KINDS}, got {config.perturb.kind!r}")
-  try:
-    PerturbConfig.from_config(config.perturb)
-  except ValueError as e:
-    raise ValueError(f"perturb: {e}") from e
-  if not set(config.eval.models) <= {"raw", "ema"}:
-    raise ValueError(f"eval.models must be a subset of ('raw', 'ema'), got {config.eval.models}")
-  validate_selection(config)
-  for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
-    if config.train[name] <= 0:
-      raise ValueError(f"train.{name} must be positive, got {config.train[name]}")
-  if config.train.batch_size < 2:
-    raise ValueError("train.batch_size must be >= 2: the PLCC and rank losses compare videos")
-  validate_optimizer(config.train)
-  if config.train.get("loss", "plcc_rank") not in losses.LOSSES:
-    raise ValueError(f"train.loss must be one of {losses.LOSSES}, got {config.train.loss!r}")
-  validate_model_inputs(config)
-
-
-def validate_optimizer(train_cfg: ml_collections.ConfigDict) -> None:
-  """Raises ValueError unless train.optimizer / train.schedule name known ones, with their fields."""
-  if train_cfg.get("optimizer", "adamw") not in optim.OPTIMIZERS:
-    raise ValueError(f"train.optimizer must be one of {optim.OPTIMIZERS}, got "
-                     f"{train_cfg.optimizer!r}")
-  schedule = train_cfg.get("schedule", "warmup_cosine")
-  if schedule not in optim.SCHEDULES:
-    raise ValueError(f"train.schedule must be one of {optim.SCHEDULES}, got {schedule!r}")
-  if schedule == "step" and not (train_cfg.lr_step_every > 0 and train_cfg.lr_step_gamma > 0):
-    raise ValueError(f"train.schedule='step' needs train.lr_step_every > 0 and lr_step_gamma > 0, "
-                     f"got {train_cfg.lr_step_every} and {train_cfg.lr_step_gamma}")
-
-
-def validate_model_inputs(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError unless the model family and the sampler fit together."""
-  s = config.sampling
-  frames = s.get("method", "fragments") == frames_1fps.METHOD
-  if families.family_name(config.model) == "simple_vqa":
-    if not frames:
-      raise ValueError(f"model.name='simple_vqa' takes whole frames: sampling.method must be "
-                       f"{frames_1fps.METHOD!r}, got {s.get('method')!r}")
-    if not config.data.get("motion_dir", ""):
-      raise ValueError("model.name='simple_vqa' needs data.motion_dir, the motion features of "
-                       "`python -m vqa_jax.families.simple_vqa_features --out=DIR`")
-    return
-  if frames:
-    raise ValueError(f"sampling.method={frames_1fps.METHOD!r} feeds whole frames to SimpleVQA; "
-                     "set model.name='simple_vqa'")
-  if s.clip_len % config.model.patch_size[0]:
-    raise ValueError(f"sampling.clip_len {s.clip_len} is not a multiple of the temporal patch "
-                     f"size {config.model.patch_size[0]}")
-  if (s.grid * s.patch) % config.model.patch_size[1]:
-    raise ValueError(f"fragment size {s.grid * s.patch} is not a multiple of the spatial patch size")
-
-
-def validate_selection(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError unless the validation / model-selection / fine-tuning fields agree."""
-  if config.data.val_split and config.eval.select_model not in config.eval.models:
-    raise ValueError(f"eval.select_model {config.eval.select_model!r} is not in eval.models "
-                     f"{config.eval.models}")
-  if not 0 <= config.data.val_fraction < 1:
-    raise ValueError(f"data.val_fraction must be in [0, 1), got {config.data.val_fraction}")
-  if config.data.val_fraction and not config.data.val_split:
-    raise ValueError("data.val_fraction > 0 needs data.val_split, the held-out split's name")
-  if config.data.val_split and config.data.val_split in config.data.eval_splits:
-    raise ValueError(f"data.val_split {config.data.val_split!r} is also an eval split: model "
-                     "selection must not look at a test set")
-  if config.data.val_split and config.data.val_split == config.data.train_split:
-    raise ValueError("data.val_split must differ from data.train_split (use data.val_fraction to "
-                     "hold part of the training split out)")
-  if config.train.eval_every < 0 or config.train.freeze_backbone_steps < 0:
-    raise ValueError("train.eval_every and train.freeze_backbone_steps must be >= 0")
-  if config.finetune.epochs and not 0 <= config.finetune.probe_epochs <= config.finetune.epochs:
-    raise ValueError(f"finetune.probe_epochs must be in [0, finetune.epochs], got "
-                     f"{config.finetune.probe_epochs}")
-  if not 0 < config.finetune.train_fraction < 1:
-    raise ValueError(f"finetune.train_fraction must be in (0, 1), got "
-                     f"{config.finetune.train_fraction}")

@@ -17,7 +17,7 @@ import sys
 
 import ml_collections
 
-_PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
+_PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1]  # vqa_jax/
 
 
 def configs_dir() -> pathlib.Path:

@@ -2,10 +2,13 @@
 
 `write_config(workdir, config)` writes `<workdir>/config.json` (read back by `read_config`),
 `<workdir>/config.yaml` (the same values as plain YAML, for people and `yaml.safe_load`) and
-`<workdir>/config.txt` (as ml_collections prints it). The trainer also stores the config in every
-checkpoint step's orbax custom metadata (`checkpoint_metadata`). `stored_config(path)` finds the config
-of a trainer workdir, any folder inside it (best/, checkpoints/, a step) or a convert_weights
-output: what score, landscape, finetune and `vqa_jax.Scorer` use when no --config is given.
+`<workdir>/config.txt` (as ml_collections prints it); `read_config` gives fields that an older run
+stored under another name their new one (`RENAMED_FIELDS`). The trainer also stores the config in
+every checkpoint step's orbax custom metadata (`checkpoint_metadata`). `stored_config(path)` finds
+the config of a trainer workdir, any folder inside it (best/, checkpoints/, a step) or a
+convert_weights output, with base_config's value for every field an older run did not store
+(`with_defaults`): what score, landscape, finetune and `vqa_jax.Scorer` use when no --config is
+given.
 `check_resume(workdir, config, allow_change)` compares the stored config of a workdir that already
 holds checkpoints with the new one, field by field (dotted names):
 
@@ -30,6 +33,10 @@ from absl import logging
 import ml_collections
 import yaml
 
+from vqa_jax.config import choices
+from vqa_jax.config import config_base
+from vqa_jax.config import sections
+
 CONFIG_JSON = "config.json"
 CONFIG_YAML = "config.yaml"
 CONFIG_TEXT = "config.txt"
@@ -43,6 +50,9 @@ SHAPE_FIELDS = ("model.", "train.optimizer", "perturb.every_k")
 # Model fields that change how it computes, not what it holds (still checked as other fields).
 _COMPUTE_ONLY_MODEL_FIELDS = ("model.remat", "model.remat_policy", "model.dtype",
                               "model.drop_path_rate", "model.head_dropout")
+# Fields renamed since older runs stored their config: old dotted name -> new one.
+RENAMED_FIELDS = {"train.rank_weight": "train.plcc_rank_weight",
+                  "loss.rank_weight": "loss.hard_rank_weight"}
 FREE_FIELDS = ("train.steps", "train.log_every", "train.checkpoint_every", "train.eval_every",
                "train.max_checkpoints", "log.", "checkpoint.", "eval.batch_size",
                "eval.report_best_per_metric", "data.cache_dir", "data.on_bad_video")
@@ -85,16 +95,58 @@ def _tuples(tree):
   return tuple(_tuples(v) for v in tree) if isinstance(tree, list) else tree
 
 
+def _renamed(tree: dict) -> dict:
+  """A stored config with each field of RENAMED_FIELDS under its new name."""
+  tree = {k: dict(v) if isinstance(v, dict) else v for k, v in tree.items()}
+  for old, new in RENAMED_FIELDS.items():
+    (old_section, old_key), (new_section, new_key) = old.split("."), new.split(".")
+    section = tree.get(old_section)
+    if isinstance(section, dict) and old_key in section:
+      value = section.pop(old_key)
+      tree.setdefault(new_section, {}).setdefault(new_key, value)
+  return tree
+
+
+def _merged(defaults: dict, stored: dict) -> dict:
+  """`stored` with every key of `defaults` it lacks, section by section."""
+  merged = dict(stored)
+  for key, value in defaults.items():
+    if key not in merged:
+      merged[key] = value
+    elif isinstance(value, dict) and isinstance(merged[key], dict):
+      merged[key] = _merged(value, merged[key])
+  return merged
+
+
+def with_defaults(stored: dict) -> dict:
+  """A stored config (plain dicts) with the base_config value of every field it lacks.
+
+  Older runs stored fewer fields; the library reads every base_config field. The model section is
+  completed from its family's defaults (configs without `model.name` are FAST-VQA's).
+  """
+  defaults = config_base.base_config().to_dict()
+  family = stored.get("model", {}).get("name", "fast_vqa")
+  if family in choices.FAMILIES:
+    defaults["model"] = sections.model_config(family).to_dict()
+  else:
+    del defaults["model"]  # validation names the unknown family
+  return _merged(defaults, stored)
+
+
 def read_config(workdir: str) -> ml_collections.ConfigDict | None:
-  """The config stored in `workdir` (None if there is none); a corrupt file is an error naming it."""
+  """The config stored in `workdir` (None if there is none); a corrupt file is an error naming it.
+
+  Fields stored under an older name (RENAMED_FIELDS) take the new one.
+  """
   path = os.path.join(workdir, CONFIG_JSON)
   if not os.path.exists(path):
     return None
   try:
     with open(path, encoding="utf-8") as f:
-      return ml_collections.ConfigDict(_tuples(json.load(f)))
+      stored = _tuples(json.load(f))
   except ValueError as e:
     raise ValueError(f"{path}: not a stored config ({e}); move it away to start afresh") from None
+  return ml_collections.ConfigDict(_renamed(stored))
 
 
 def stored_config_dir(path: str) -> str | None:
@@ -108,12 +160,13 @@ def stored_config_dir(path: str) -> str | None:
 
 
 def stored_config(path: str) -> ml_collections.ConfigDict:
-  """The config stored with a checkpoint `path` (see `stored_config_dir`); an error says none is."""
+  """The config stored with a checkpoint `path` (see `stored_config_dir`), completed with the
+  defaults of fields it lacks (`with_defaults`); an error says none is stored."""
   folder = stored_config_dir(path)
   if folder is None:
     raise FileNotFoundError(f"{path}: no stored {CONFIG_JSON} here or in the folders above it "
                             "(runs and convert_weights outputs store one); pass --config")
-  return read_config(folder)
+  return ml_collections.ConfigDict(with_defaults(read_config(folder).to_dict()))
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

@@ -205,8 +205,8 @@ def _config_model(options: Options, family: str) -> ml_collections.ConfigDict | 
   if options.config is None:
     return None
   model_cfg = options.config.model
-  if model_cfg.get("name", "fast_vqa") != family:
-    raise ValueError(f"--config's model is {model_cfg.get('name', 'fast_vqa')!r}, this format "
+  if model_cfg.name != family:
+    raise ValueError(f"--config's model is {model_cfg.name!r}, this format "
                      f"converts to a {family!r} model")
   return model_cfg
 

@@ -21,7 +21,8 @@ from torchvision only at nearest-neighbour ties; the random stream is numpy's, n
 import cv2
 import numpy as np
 
-POLICIES = ("none", "autoaugment")
+from vqa_jax.config.choices import AUGMENT_POLICIES
+
 NUM_BINS = 10
 
 # torchvision AutoAugmentPolicy.IMAGENET: ((op, probability, magnitude bin or None), (...)).
@@ -196,8 +197,8 @@ def apply_ops(frames: np.ndarray, ops: list[tuple[str, float]]) -> np.ndarray:
 
 def augment_clip(frames: np.ndarray, rng: np.random.Generator, policy: str) -> np.ndarray:
   """The clip transformed by one draw of `policy` ('none' or 'autoaugment'), same on every frame."""
-  if policy not in POLICIES:
-    raise ValueError(f"augment policy must be one of {POLICIES}, got {policy!r}")
+  if policy not in AUGMENT_POLICIES:
+    raise ValueError(f"augment policy must be one of {AUGMENT_POLICIES}, got {policy!r}")
   if policy == "none":
     return frames
   if frames.dtype != np.uint8 or frames.ndim != 4:

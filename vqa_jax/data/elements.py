@@ -49,7 +49,10 @@ from typing import Any
 from absl import logging
 import numpy as np
 
-from vqa_jax.data import frames_1fps
+from vqa_jax.config import validation
+from vqa_jax.config.choices import BAD_VIDEO_POLICIES
+from vqa_jax.config.choices import FRAMES_1FPS
+from vqa_jax.config.config_base import sampling_fields
 from vqa_jax.data import host_split
 from vqa_jax.data import labels
 from vqa_jax.data import motion as motion_lib
@@ -59,7 +62,6 @@ from vqa_jax.data import video_io
 _MAX_LISTED_MISSING = 20
 # Batch keys that are model inputs, in the order the models take them.
 MODEL_INPUTS = ("video", "motion")
-BAD_VIDEO_POLICIES = ("error", "skip")
 # FFmpeg's decoder threads per capture: one, so that N decode workers use N cores without contention.
 FFMPEG_CAPTURE_OPTIONS = "threads;1"
 
@@ -85,8 +87,7 @@ def host_cores() -> int:
 
 def default_workers(workers: int) -> int:
   """`data.workers` resolved: -1 is the host's cores, 0 decodes in the main process, N is N."""
-  if workers < -1:
-    raise ValueError(f"data.workers must be -1 (the host's cores), 0 or positive, got {workers}")
+  validation.check_workers(workers)
   if workers == -1:
     return host_cores()
   return workers
@@ -209,7 +210,7 @@ def _video_shape(sampling: Mapping[str, Any], num_clips: int, squeeze: bool) -> 
 
   S is grid * patch for the fragment samplers and `crop` for 'frames_1fps'.
   """
-  if sampling.get("method", "fragments") == frames_1fps.METHOD:
+  if sampling_fields(sampling)["method"] == FRAMES_1FPS:
     side = sampling["crop"]
   else:
     side = sampling["grid"] * sampling["patch"]
@@ -230,7 +231,7 @@ def _check_inputs(entries: list[labels.Entry], sampling: Mapping[str, Any],
                   motion: motion_lib.MotionFeatures | None, on_bad_video: str) -> None:
   """Fails early on a bad policy or config, missing videos, or (with 'error') motion features."""
   check_policy(on_bad_video)
-  sampling_lib.check_config(sampling)
+  validation.check_sampling(sampling)
   check_videos_exist(entries)
   if motion is not None:
     if motion.num_frames != sampling["clip_len"]:

@@ -21,10 +21,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vqa_jax.config import validation
+from vqa_jax.config.config_base import sampling_fields
 from vqa_jax.data import augment as augment_lib
 from vqa_jax.data import video_io
-
-METHOD = "frames_1fps"
 
 
 def frame_indices(num_frames: int, fps: float, count: int) -> np.ndarray:
@@ -64,14 +64,6 @@ def crop_origins(height: int, width: int, crop: int, count: int,
   return tops, lefts
 
 
-def check_config(sampling: Mapping[str, Any]) -> None:
-  """Raises ValueError unless short_side >= crop > 0."""
-  short_side, crop = sampling.get("short_side", 0), sampling.get("crop", 0)
-  if not 0 < crop <= short_side:
-    raise ValueError(f"sampling.method={METHOD!r} needs 0 < sampling.crop <= sampling.short_side, "
-                     f"got crop={crop}, short_side={short_side}")
-
-
 def _decode(path: str, count: int) -> tuple[np.ndarray, np.ndarray]:
   """The distinct key frames and, per output frame, its position among them (one file open)."""
   return video_io.read_sampled_frames(
@@ -86,7 +78,8 @@ def sample_clips(path: str, sampling: Mapping[str, Any], num_clips: int,
   without it all are centred (so the clips are identical). `augment` ('none' or 'autoaugment',
   needs `rng`) transforms the decoded frames first, one draw for the video.
   """
-  check_config(sampling)
+  sampling = sampling_fields(sampling)
+  validation.check_frames_1fps(sampling)
   count, crop = int(sampling["clip_len"]), int(sampling["crop"])
   frames, frame_index = _decode(path, count)
   if augment != "none":

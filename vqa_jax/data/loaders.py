@@ -8,15 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from vqa_jax.config import validation
 from vqa_jax.data import elements
-
-LOADERS = ("tf_data", "grain")
-
-
-def check_loader(loader: str) -> None:
-  """Raises ValueError unless `loader` is one of LOADERS."""
-  if loader not in LOADERS:
-    raise ValueError(f"data.loader must be one of {LOADERS}, got {loader!r}")
 
 
 def batches(plan: elements.ElementPlan, loader: str = "tf_data",
@@ -25,7 +18,7 @@ def batches(plan: elements.ElementPlan, loader: str = "tf_data",
 
   A generator: close it (or exhaust it) to stop the loader's threads or processes.
   """
-  check_loader(loader)
+  validation.check_loader(loader)
   if loader == "grain":
     from vqa_jax.data import grain_pipeline  # pylint: disable=g-import-not-at-top
     return grain_pipeline.batches(plan, workers)

@@ -26,9 +26,8 @@ INTER_LINEAR, which like F.interpolate(mode='bilinear', align_corners=False) doe
 import cv2
 import numpy as np
 
+from vqa_jax.config.choices import SAMA_MASKS
 from vqa_jax.data import grid as grid_lib
-
-MASKS = ("none", "patch", "window")
 
 
 def upsampled_size(height: int, width: int, side: int) -> tuple[int, int] | None:
@@ -93,8 +92,8 @@ def sample_fragments(frames: np.ndarray, frame_index: np.ndarray, grid: int, pat
     rng: draws the cell fractions u (h then w, each (clips, grid, grid)); None for u = 0.5.
     mask: 'none', 'patch' or 'window' (see the module docstring).
   """
-  if mask not in MASKS:
-    raise ValueError(f"SAMA mask must be one of {MASKS}, got {mask!r}")
+  if mask not in SAMA_MASKS:
+    raise ValueError(f"SAMA mask must be one of {SAMA_MASKS}, got {mask!r}")
   frame_index = np.asarray(frame_index, dtype=np.int64)
   num_frames = frame_index.size
   if clip_len % 2 or num_frames % clip_len:

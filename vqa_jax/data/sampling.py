@@ -35,6 +35,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vqa_jax.config import choices
+from vqa_jax.config import validation
+from vqa_jax.config.config_base import sampling_fields
 from vqa_jax.data import augment as augment_lib
 from vqa_jax.data import frames_1fps
 from vqa_jax.data import grid as grid_lib
@@ -42,8 +45,6 @@ from vqa_jax.data import sama
 from vqa_jax.data import sama_iqa
 from vqa_jax.data import video_io
 
-METHODS = ("fragments", "fragments_t", "sama", "sama_iqa", frames_1fps.METHOD)
-EVAL_OFFSETS = ("centred", "random")
 OVERFLOWS = ("wrap", "clamp")
 
 # Re-exported: the grid geometry lives in grid.py, shared with SAMA.
@@ -202,43 +203,12 @@ def _cut_each_frame_once(frames: np.ndarray, frame_index: np.ndarray, tops: np.n
   np.take(distinct, inverse, axis=0, out=out, mode="clip")  # inverse is in range.
 
 
-def check_config(sampling: Mapping[str, Any]) -> None:
-  """Raises ValueError naming the first inconsistent `sampling` field."""
-  method = sampling.get("method", "fragments")
-  if method not in METHODS:
-    raise ValueError(f"sampling.method must be one of {METHODS}, got {method!r}")
-  eval_offsets = sampling.get("eval_offsets", "centred")
-  if eval_offsets not in EVAL_OFFSETS:
-    raise ValueError(f"sampling.eval_offsets must be one of {EVAL_OFFSETS}, got {eval_offsets!r}")
-  clip_len = sampling["clip_len"]
-  for name in ("clip_len", "frame_interval", "grid", "patch"):
-    if sampling[name] <= 0:
-      raise ValueError(f"sampling.{name} must be positive, got {sampling[name]}")
-  aligned = sampling.get("aligned", 0)
-  if aligned < 0 or (aligned and clip_len % aligned):
-    raise ValueError(f"sampling.aligned={aligned} must be 0 (the whole clip) or divide "
-                     f"clip_len={clip_len}")
-  t_frag = sampling.get("t_frag", 1)
-  if method == "fragments_t" and (t_frag <= 0 or clip_len % t_frag):
-    raise ValueError(f"sampling.t_frag={t_frag} must be positive and divide clip_len={clip_len}")
-  if method == "sama":
-    if clip_len % 2:
-      raise ValueError(f"sampling.clip_len={clip_len} must be even for SAMA (scales per frame pair)")
-    if sampling.get("sama_mask", "none") not in sama.MASKS:
-      raise ValueError(f"sampling.sama_mask must be one of {sama.MASKS}, "
-                       f"got {sampling.get('sama_mask')!r}")
-  if method == frames_1fps.METHOD:
-    frames_1fps.check_config(sampling)
-  if method == "sama_iqa" and clip_len != 1:
-    raise ValueError(f"sampling.method='sama_iqa' samples single images: clip_len must be 1, "
-                     f"got {clip_len}")
-
-
 def clip_indices(num_frames: int, sampling: Mapping[str, Any], num_clips: int,
                  rng: np.random.Generator | None = None) -> np.ndarray:
   """The frame indices of `num_clips` clips of the configured method, clip-major, flattened."""
-  method = sampling.get("method", "fragments")
-  if method == frames_1fps.METHOD:
+  sampling = sampling_fields(sampling)
+  method = sampling["method"]
+  if method == choices.FRAMES_1FPS:
     raise ValueError("'frames_1fps' indices depend on the frame rate: frames_1fps.frame_indices")
   clip_len, interval = sampling["clip_len"], sampling["frame_interval"]
   if method == "fragments_t":
@@ -249,9 +219,10 @@ def clip_indices(num_frames: int, sampling: Mapping[str, Any], num_clips: int,
 
 def eval_rng(sampling: Mapping[str, Any], index: int) -> np.random.Generator | None:
   """The evaluation generator of video `index`: None (centred) unless eval_offsets is 'random'."""
-  if sampling.get("eval_offsets", "centred") == "centred":
+  sampling = sampling_fields(sampling)
+  if sampling["eval_offsets"] == "centred":
     return None
-  seed = sampling.get("eval_seed", 0)
+  seed = sampling["eval_seed"]
   return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
 
 
@@ -259,17 +230,19 @@ def sample_clips(path: str, sampling: Mapping[str, Any], num_clips: int,
                  rng: np.random.Generator | None = None, augment: str = "none") -> np.ndarray:
   """Decodes and samples `num_clips` clips: uint8 (num_clips, clip_len, S, S, 3), S = grid * patch.
 
-  `sampling` holds `clip_len`, `frame_interval`, `grid`, `patch` and optionally `method`
-  (default 'fragments'), `aligned`, `t_frag`, `sama_mask` (see the module docstring). With `rng`
+  `sampling` holds `clip_len`, `frame_interval`, `grid`, `patch` and optionally `method`,
+  `aligned`, `t_frag`, `sama_mask` (see the module docstring; a field left out takes base_config's
+  value, `config_base.sampling_fields`). With `rng`
   the offsets are random (training, or evaluation with eval_offsets='random'); without, centred.
   `augment` ('none' or 'autoaugment', needs `rng`) transforms the decoded clip before the
   fragments are cut, one draw per call applied to every frame (`augment.augment_clip`).
   When the container over-reports the frame count (OpenCV reads it from metadata), the clips are
   re-sampled from the frames that actually decode.
   """
-  check_config(sampling)
-  method = sampling.get("method", "fragments")
-  if method == frames_1fps.METHOD:  # SimpleVQA: whole frames at 1 fps (data/frames_1fps.py)
+  sampling = sampling_fields(sampling)
+  validation.check_sampling(sampling)
+  method = sampling["method"]
+  if method == choices.FRAMES_1FPS:  # SimpleVQA: whole frames at 1 fps (data/frames_1fps.py)
     return frames_1fps.sample_clips(path, sampling, num_clips, rng, augment)
   clip_len, grid, patch = sampling["clip_len"], sampling["grid"], sampling["patch"]
   frames, frame_index = video_io.read_sampled_frames(
@@ -280,11 +253,11 @@ def sample_clips(path: str, sampling: Mapping[str, Any], num_clips: int,
     frames = augment_lib.augment_clip(frames, rng, augment)
   if method == "sama":
     fragments = sama.sample_fragments(frames, frame_index, grid, patch, clip_len, rng,
-                                      sampling.get("sama_mask", "none"))
+                                      sampling["sama_mask"])
   elif method == "sama_iqa":
     fragments = np.stack([sama_iqa.sample_fragments(frames[i], grid, patch, rng)
                           for i in frame_index])
   else:
-    aligned = sampling.get("aligned", 0) or clip_len
+    aligned = sampling["aligned"] or clip_len
     fragments = sample_fragments(frames, grid, patch, aligned, rng, frame_index)
   return fragments.reshape(num_clips, clip_len, *fragments.shape[1:])

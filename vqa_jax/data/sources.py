@@ -5,12 +5,11 @@ import os
 from absl import logging
 import ml_collections
 
+from vqa_jax.config.choices import SOURCES
 from vqa_jax.data import labels
 from vqa_jax.data import synthetic
 from vqa_jax.data import synthetic_images
 from vqa_jax.data import tfds_source
-
-SOURCES = ("synthetic", "synthetic_images", "label_files", "tfds")
 
 
 def default_cache_dir() -> str:

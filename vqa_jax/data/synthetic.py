@@ -79,6 +79,7 @@ from absl import logging
 import cv2
 import numpy as np
 
+from vqa_jax.config.specs import SyntheticSpec
 from vqa_jax.runtime import progress
 from vqa_jax.data import labels as labels_lib
 
@@ -137,62 +138,10 @@ DOMAINS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class SyntheticSpec:
-  """Everything that determines a synthetic dataset (its cache key)."""
-
-  seed: int = 0
-  num_train: int = 480
-  num_test: int = 128
-  num_cross: int = 96
-  height: int = 64
-  width: int = 80
-  num_frames: int = 32
-  fps: float = 16.0
-  codec_quality: int = 95
-  label_noise: float = 0.08
-
-  def __post_init__(self):
-    """Rejects sizes that cannot make a dataset."""
-    for name in ("num_train", "num_test", "num_cross", "height", "width", "num_frames"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"SyntheticSpec.{name} must be >= 1, got {getattr(self, name)}")
-    if self.fps <= 0 or not 1 <= self.codec_quality <= 100 or self.label_noise < 0:
-      raise ValueError(f"Invalid fps, codec_quality or label_noise in {self}")
-
-  @classmethod
-  def demo(cls) -> "SyntheticSpec":
-    """The default dataset of the demo training job."""
-    return cls()
-
-  @classmethod
-  def tiny(cls) -> "SyntheticSpec":
-    """A few small videos, generated in seconds, for tests."""
-    return cls(num_train=16, num_test=8, num_cross=8, height=64, width=80, num_frames=16)
-
-  @classmethod
-  def from_config(cls, cfg: Any) -> "SyntheticSpec":
-    """Spec from a ConfigDict or dict of these field names; missing fields take demo defaults."""
-    values = dict(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-      raise ValueError(f"Unknown SyntheticSpec fields {unknown}; known: {sorted(known)}")
-    return cls(**values)
-
-  @property
-  def duration(self) -> float:
-    """Video length in seconds."""
-    return self.num_frames / self.fps
-
-  def num_videos(self, split: str) -> int:
-    """Number of videos in `split`."""
-    return {"train": self.num_train, "test": self.num_test, "cross": self.num_cross}[split]
-
-  def digest(self) -> str:
-    """Hex hash of the spec and FORMAT_VERSION: the cache key."""
-    text = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+def spec_digest(spec: SyntheticSpec) -> str:
+  """Hex hash of the spec and FORMAT_VERSION: the dataset's cache key."""
+  text = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(spec)}, sort_keys=True)
+  return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -768,7 +717,7 @@ def generate(root: str, spec: SyntheticSpec, num_workers: int | None = None) -> 
   with open(os.path.join(root, SPEC_FILE), "w", encoding="utf-8") as f:
     json.dump({"format": FORMAT_VERSION, **dataclasses.asdict(spec)}, f, indent=2, sort_keys=True)
   with open(os.path.join(root, MARKER_FILE), "w", encoding="utf-8") as f:
-    f.write(spec.digest() + "\n")
+    f.write(spec_digest(spec) + "\n")
   return dataset
 
 
@@ -877,18 +826,18 @@ def cached_build(cache_dir: str, prefix: str, digest: str,
 
 def dataset_root(cache_dir: str, spec: SyntheticSpec) -> str:
   """The folder under `cache_dir` that holds the dataset of `spec`."""
-  return cache_root(cache_dir, "synthetic", spec.digest())
+  return cache_root(cache_dir, "synthetic", spec_digest(spec))
 
 
 def is_complete(root: str, spec: SyntheticSpec) -> bool:
   """Whether `root` holds a fully generated dataset of `spec`."""
-  return is_marked_complete(root, spec.digest())
+  return is_marked_complete(root, spec_digest(spec))
 
 
 def ensure_dataset(cache_dir: str, spec: SyntheticSpec,
                    num_workers: int | None = None) -> SyntheticDataset:
   """Returns the cached dataset of `spec` under `cache_dir`, generating it first if missing."""
-  return _dataset_at(cached_build(cache_dir, "synthetic", spec.digest(),
+  return _dataset_at(cached_build(cache_dir, "synthetic", spec_digest(spec),
                                   lambda tmp: generate(tmp, spec, num_workers)))
 
 

@@ -24,6 +24,7 @@ import os
 import cv2
 import numpy as np
 
+from vqa_jax.config.specs import ImageSpec
 from vqa_jax.data import labels as labels_lib
 from vqa_jax.data import synthetic
 
@@ -32,46 +33,10 @@ IMAGE_EXT = ".png"
 TEMPORAL_DISTORTIONS = ("judder",)
 
 
-@dataclasses.dataclass(frozen=True)
-class ImageSpec:
-  """Everything that determines a synthetic image dataset (its cache key)."""
-
-  seed: int = 0
-  num_train: int = 480
-  num_test: int = 128
-  num_cross: int = 96
-  height: int = 128
-  width: int = 160
-  label_noise: float = 0.08
-
-  def __post_init__(self):
-    """Rejects sizes that cannot make a dataset."""
-    for name in ("num_train", "num_test", "num_cross", "height", "width"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"ImageSpec.{name} must be >= 1, got {getattr(self, name)}")
-    if self.label_noise < 0:
-      raise ValueError(f"ImageSpec.label_noise must be >= 0, got {self.label_noise}")
-
-  @classmethod
-  def tiny(cls) -> "ImageSpec":
-    """A few small images, generated in well under a second, for tests."""
-    return cls(num_train=16, num_test=8, num_cross=8, height=64, width=80)
-
-  def video_spec(self) -> synthetic.SyntheticSpec:
-    """The synthetic video spec whose videos' first frames these images are."""
-    return synthetic.SyntheticSpec(seed=self.seed, num_train=self.num_train,
-                                   num_test=self.num_test, num_cross=self.num_cross,
-                                   height=self.height, width=self.width, num_frames=1,
-                                   label_noise=self.label_noise)
-
-  def num_images(self, split: str) -> int:
-    """Number of images in `split`."""
-    return self.video_spec().num_videos(split)
-
-  def digest(self) -> str:
-    """Hex hash of the spec and FORMAT_VERSION: the cache key."""
-    text = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+def spec_digest(spec: ImageSpec) -> str:
+  """Hex hash of the spec and FORMAT_VERSION: the dataset's cache key."""
+  text = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(spec)}, sort_keys=True)
+  return hashlib.sha256(text.encode()).hexdigest()
 
 
 def sample_image(spec: ImageSpec, split: str, index: int) -> dict:
@@ -113,23 +78,23 @@ def generate(root: str, spec: ImageSpec) -> dict[str, str]:
   with open(os.path.join(root, synthetic.METADATA_FILE), "w", encoding="utf-8") as f:
     f.writelines(json.dumps(m, sort_keys=True) + "\n" for m in metadata)
   with open(os.path.join(root, synthetic.MARKER_FILE), "w", encoding="utf-8") as f:
-    f.write(spec.digest() + "\n")
+    f.write(spec_digest(spec) + "\n")
   return files
 
 
 def dataset_root(cache_dir: str, spec: ImageSpec) -> str:
   """The folder under `cache_dir` that holds the image dataset of `spec`."""
-  return synthetic.cache_root(cache_dir, "synthetic_images", spec.digest())
+  return synthetic.cache_root(cache_dir, "synthetic_images", spec_digest(spec))
 
 
 def is_complete(root: str, spec: ImageSpec) -> bool:
   """Whether `root` holds a fully generated image dataset of `spec`."""
-  return synthetic.is_marked_complete(root, spec.digest())
+  return synthetic.is_marked_complete(root, spec_digest(spec))
 
 
 def ensure_dataset(cache_dir: str, spec: ImageSpec) -> str:
   """The root of the cached image dataset of `spec` under `cache_dir`, generated if missing."""
-  return synthetic.cached_build(cache_dir, "synthetic_images", spec.digest(),
+  return synthetic.cached_build(cache_dir, "synthetic_images", spec_digest(spec),
                                 lambda tmp: generate(tmp, spec))
 
 

@@ -1,9 +1,9 @@
 """Model families: what the trainer needs to build, initialise, train and evaluate each model.
 
-`config.model.name` selects the family ('fast_vqa' when absent):
+`config.model.name` selects the family:
 
 * 'fast_vqa' (FAST-VQA / FasterVQA / SAMA backbones, `models/model.build_model`): input `video`
-  (B, T, S, S, 3) fragments; no model state; loss PLCC + `train.rank_weight` rank, or SmoothL1
+  (B, T, S, S, 3) fragments; no model state; loss PLCC + `train.plcc_rank_weight` rank, or SmoothL1
   on the labels with `train.loss='smooth_l1'`
   (`losses.make_loss_fn`); a video's score is the mean of its quality map over clips.
 * 'simple_vqa' (paper §6.3, `models/simple_vqa.build_simple_vqa`): inputs `video` (B, T, H, W, 3)
@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from vqa_jax.config.validation import family_name
 from vqa_jax.families import losses
 from vqa_jax.families import simple_vqa_loss
 from vqa_jax.training import train_step
@@ -34,15 +35,6 @@ from vqa_jax.models import fast_vqa as model_lib
 from vqa_jax.models import simple_vqa
 
 PyTree = Any
-FAMILIES = ("fast_vqa", "simple_vqa")
-
-
-def family_name(model_cfg: ml_collections.ConfigDict) -> str:
-  """The configured family, 'fast_vqa' for configs without `model.name`."""
-  name = model_cfg.get("name", "fast_vqa")
-  if name not in FAMILIES:
-    raise ValueError(f"model.name must be one of {FAMILIES}, got {name!r}")
-  return name
 
 
 def variables(params: PyTree, model_state: PyTree) -> dict:
@@ -77,7 +69,7 @@ def _fast_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
       name="fast_vqa", model=model, input_keys=("video",),
       example_inputs=(jnp.zeros((1, s.clip_len, size, size, 3), jnp.uint8),),
       loss_fn=train_step.as_stateful(losses.make_loss_fn(
-          model, config.train.rank_weight, config.train.get("loss", "plcc_rank"))),
+          model, config.train.plcc_rank_weight, config.train.loss)),
       predict_fn=train_step.make_predict_fn(apply))
 
 

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vqa_jax.config.choices import LOSSES
 from vqa_jax.models.fast_vqa import video_score
 
 _STD_EPS = 1e-8
@@ -47,9 +48,6 @@ def smooth_l1_loss(pred: jax.Array, label: jax.Array) -> jax.Array:
   """PyTorch's SmoothL1Loss (beta 1, mean) of scores against labels: SAMA-IQA's objective."""
   return jnp.mean(optax.losses.huber_loss(pred.astype(jnp.float32).reshape(-1),
                                           label.astype(jnp.float32).reshape(-1), delta=1.0))
-
-
-LOSSES = ("plcc_rank", "smooth_l1")
 
 
 def make_loss_fn(model, rank_weight: float, kind: str = "plcc_rank"):

@@ -44,9 +44,11 @@ def make_loss_fn(model, loss_cfg):
   The form `train_step.make_train_step(..., stateful=True)` expects. `model` is a `SimpleVQA`
   (frames `batch['video']`, motion `batch['motion']`) run in train mode, so BatchNorm normalises
   with batch statistics and returns updated running statistics; a video's prediction is the mean
-  of its per-frame scores. `loss_cfg` holds l1_weight, rank_weight and hard_threshold.
+  of its per-frame scores. `loss_cfg` is the config's `loss` section: l1_weight, hard_rank_weight
+  (`l1_rank_loss`'s rank_weight) and hard_threshold.
   """
-  weights = dict(l1_weight=float(loss_cfg.l1_weight), rank_weight=float(loss_cfg.rank_weight),
+  weights = dict(l1_weight=float(loss_cfg.l1_weight),
+                 rank_weight=float(loss_cfg.hard_rank_weight),
                  hard_threshold=float(loss_cfg.hard_threshold))
 
   def loss_fn(params, model_state, batch, rng):

@@ -198,5 +198,5 @@ def build_analyzer(config, cfg: AnalysisConfig, *, loss_batch: int | None = None
   """An Analyzer for `config.model`, with the training loss of `config.train` by default."""
   return Analyzer(model_lib.build_model(config.model), cfg,
                   loss_batch=loss_batch or config.train.batch_size,
-                  rank_weight=config.train.rank_weight, video_batch=video_batch,
+                  rank_weight=config.train.plcc_rank_weight, video_batch=video_batch,
                   point_chunk=point_chunk)

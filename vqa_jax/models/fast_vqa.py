@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from vqa_jax.config.sections import fast_vqa_b_config  # pylint: disable=unused-import  (the default)
 from vqa_jax.models.heads import VQAHead
 from vqa_jax.models.swin_v2 import SwinTransformerV2
 from vqa_jax.models.video_swin import SwinTransformer3D
@@ -47,33 +48,6 @@ class VQAModel(nn.Module):
     return self.head(feats, train=train)[..., 0].astype(jnp.float32)
 
 
-def fast_vqa_b_config() -> ml_collections.ConfigDict:
-  """FAST-VQA-B model config (Video Swin-T, GRPB in stages 1-3, head 64)."""
-  cfg = ml_collections.ConfigDict()
-  cfg.backbone = "video_swin"  # or "swin_v2" (IQA, see the module docstring)
-  cfg.patch_size = (2, 4, 4)
-  cfg.embed_dim = 96
-  cfg.depths = (2, 2, 6, 2)
-  cfg.num_heads = (3, 6, 12, 24)
-  cfg.window_size = (8, 7, 7)
-  cfg.mlp_ratio = 4.0
-  cfg.drop_path_rate = 0.1
-  cfg.frag_biases = (True, True, True, False)
-  cfg.fragments_grid = 7
-  cfg.head_hidden = 64
-  cfg.head_dropout = 0.5
-  # Performance switches (no effect on the math): activation checkpointing per
-  # Swin block (remat_policy: '' or a video_swin.REMAT_POLICIES name) and the
-  # compute dtype ('float32' | 'bfloat16'; params stay float32).
-  cfg.remat = False
-  cfg.remat_policy = ""
-  cfg.dtype = "float32"
-  # The reference's adaptive window base clip (T, H, W), e.g. (32, 224, 224);
-  # None keeps window_size. A no-op for FAST-VQA-B's 32x224x224 input.
-  cfg.base_x_size = None
-  return cfg
-
-
 def _optional_triple(value):
   """None or a 3-tuple of ints."""
   return None if value is None else tuple(int(v) for v in value)
@@ -83,21 +57,20 @@ def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
   """Builds a `VQAModel` from a model config (see `fast_vqa_b_config`).
 
   `base_x_size` (e.g. (32, 224, 224)) turns on the reference's adaptive
-  window rescaling; it is a no-op for inputs of exactly that size. Configs
-  without `remat_policy` or `base_x_size` get '' and None.
+  window rescaling; it is a no-op for inputs of exactly that size.
   """
   if model_cfg.dtype not in _DTYPES:
     raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, "
                      f"got {model_cfg.dtype!r}")
   dtype = _DTYPES[model_cfg.dtype]
-  checkpoint_policy(model_cfg.get("remat_policy", "") or "")  # Fails early.
+  checkpoint_policy(model_cfg.remat_policy or "")  # Fails early.
   num_stages = len(model_cfg.depths)
   if not (len(model_cfg.num_heads) == len(model_cfg.frag_biases) == num_stages):
     raise ValueError("depths, num_heads and frag_biases need one entry per "
                      "stage")
   head = VQAHead(hidden_channels=int(model_cfg.head_hidden),
                  dropout_rate=float(model_cfg.head_dropout), dtype=dtype)
-  kind = model_cfg.get("backbone", "video_swin")
+  kind = model_cfg.backbone
   if kind == "swin_v2":
     return VQAModel(backbone=_swin_v2(model_cfg, dtype), head=head)
   if kind != "video_swin":
@@ -113,9 +86,9 @@ def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
       frag_biases=tuple(bool(f) for f in model_cfg.frag_biases),
       fragments_grid=(None if model_cfg.fragments_grid is None
                       else int(model_cfg.fragments_grid)),
-      base_x_size=_optional_triple(model_cfg.get("base_x_size", None)),
+      base_x_size=_optional_triple(model_cfg.base_x_size),
       remat=bool(model_cfg.remat),
-      remat_policy=str(model_cfg.get("remat_policy", "") or ""),
+      remat_policy=str(model_cfg.remat_policy or ""),
       dtype=dtype)
   return VQAModel(backbone=backbone, head=head)
 
@@ -132,7 +105,7 @@ def _swin_v2(model_cfg: ml_collections.ConfigDict, dtype) -> SwinTransformerV2:
                      f"{patch} and {window}")
   unsupported = [name for name, on in (("frag_biases", any(model_cfg.frag_biases)),
                                        ("remat", model_cfg.remat),
-                                       ("base_x_size", model_cfg.get("base_x_size", None)))
+                                       ("base_x_size", model_cfg.base_x_size))
                  if on]
   if unsupported:
     raise ValueError(f"model.backbone='swin_v2' does not support {unsupported}")

@@ -21,11 +21,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vqa_jax.config.sections import RESNET50_STAGE_SIZES
+
 Dtype = Any
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # Flax convention: 1 - PyTorch's momentum 0.1.
-RESNET50_STAGE_SIZES = (3, 4, 6, 3)
 EXPANSION = 4
 
 # torchvision initialises convolutions with kaiming_normal_(mode='fan_out', nonlinearity='relu').

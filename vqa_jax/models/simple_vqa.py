@@ -23,15 +23,15 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from vqa_jax.config.sections import RESNET50_STAGE_SIZES
+from vqa_jax.config.sections import simple_vqa_config  # pylint: disable=unused-import  (the default)
 from vqa_jax.models.fast_vqa import normalize_video
 from vqa_jax.models.resnet import ResNet
-from vqa_jax.models.resnet import RESNET50_STAGE_SIZES
 from vqa_jax.models.video_swin import uniform_fan_in_init
 
 Dtype = Any
 
 POOLED_STAGES = (1, 2, 3)  # layer2, layer3, layer4 (0-based stage indices).
-MOTION_DIM = 2048 + 256
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -84,18 +84,6 @@ class SimpleVQA(nn.Module):
     feats = spatial_features(self.backbone(images, train=train))
     feats = jnp.concatenate([feats, motion.reshape(b * t, -1).astype(jnp.float32)], axis=-1)
     return self.head(feats).reshape(b, t)
-
-
-def simple_vqa_config() -> ml_collections.ConfigDict:
-  """The reference SimpleVQA model config (ResNet-50, regressor hidden 128, motion 2304)."""
-  cfg = ml_collections.ConfigDict()
-  cfg.name = "simple_vqa"
-  cfg.stage_sizes = RESNET50_STAGE_SIZES
-  cfg.width = 64
-  cfg.hidden = 128
-  cfg.motion_dim = MOTION_DIM
-  cfg.dtype = "float32"
-  return cfg
 
 
 def build_simple_vqa(model_cfg: ml_collections.ConfigDict) -> SimpleVQA:

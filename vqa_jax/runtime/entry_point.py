@@ -23,7 +23,7 @@ import ml_collections
 
 from vqa_jax.config import config_files
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # vqa_jax/
 ConfigFn = Callable[[], ml_collections.ConfigDict | None]
 
 
@@ -49,11 +49,11 @@ def flag_config() -> ml_collections.ConfigDict | None:
 
 def printable(config: ml_collections.ConfigDict) -> str:
   """The config as `--print_config` shows it: the schedule resolved, YAML."""
-  from vqa_jax.config import config_base  # pylint: disable=g-import-not-at-top  (heavy: jax)
   from vqa_jax.config import run_config  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config import validation  # pylint: disable=g-import-not-at-top
   if "train" in config and "steps" in config.train:
     config = ml_collections.ConfigDict(config.to_dict())
-    config_base.resolve_schedule(config)
+    validation.resolve_schedule(config)
   return run_config.to_yaml(config)
 
 

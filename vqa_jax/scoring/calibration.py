@@ -133,8 +133,8 @@ def upstream(name: str) -> Calibration:
 def upstream_name(config: ml_collections.ConfigDict) -> str | None:
   """The upstream model `config` reproduces (UPSTREAM_CONFIGS), or None."""
   s, m = config.sampling, config.model
-  key = (s.get("method", "fragments"), s.grid, s.patch, s.clip_len, m.get("embed_dim"),
-         tuple(m.get("depths") or ()))
+  # A SimpleVQA model section has no embed_dim or depths: no upstream FAST-VQA model matches it.
+  key = (s.method, s.grid, s.patch, s.clip_len, m.get("embed_dim"), tuple(m.get("depths") or ()))
   return UPSTREAM_CONFIGS.get(key)
 
 

@@ -51,9 +51,12 @@ def run_dirs(workdir: str) -> list[str]:
 
 
 def store(config: ml_collections.ConfigDict, workdir: str, splits: dict, state, mesh,
-          motion=None) -> None:
-  """Fits the calibration of every checkpoint of the run and writes its calibration.json."""
-  family = families.build(config)
+          motion=None, family: families.Family | None = None) -> None:
+  """Fits the calibration of every checkpoint of the run and writes its calibration.json.
+
+  `family` is the run's (`families.build(config)`, built here when not given).
+  """
+  family = family or families.build(config)
   predict_fn = jax.jit(family.predict_fn, out_shardings=sharding.replicated(mesh))
   like = families.variables(state.params, state.model_state)
   split, entries = fit_entries(config, splits)
@@ -69,7 +72,7 @@ def store(config: ml_collections.ConfigDict, workdir: str, splits: dict, state, 
     preds, labels = evaluate.predict_split_models(  # one decoding pass for both params
         predict_fn, variables, entries, config.sampling, batch_size,
         config.sampling.num_clips_eval, mesh, config.data.on_bad_video, motion,
-        config.data.get("loader", "tf_data"), config.data.get("workers", -1))
+        config.data.loader, config.data.workers)
     for params_key, pred in preds.items():
       fitted = calibration_lib.fit(pred, labels, labels_range,
                                    f"split '{split}' ({pred.size} videos), step {step}", step)

@@ -40,7 +40,7 @@ class MotionSource:
   def __init__(self, config: ml_collections.ConfigDict):
     self._config = config
     self._num_frames = int(config.sampling.clip_len)
-    motion_dir = config.data.get("motion_dir", "")
+    motion_dir = config.data.motion_dir
     index_file = os.path.join(motion_dir, motion_lib.INDEX_FILE) if motion_dir else ""
     self._saved = (motion_lib.MotionFeatures(motion_dir, self._num_frames,
                                              int(config.model.motion_dim))

@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from vqa_jax import families
+from vqa_jax import perturb
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
 from vqa_jax.training import trainer
@@ -35,10 +36,11 @@ def digest(arrays: Iterable[np.ndarray]) -> str:
 def initial_params(config: ml_collections.ConfigDict, mesh):
   """The params a fresh run of `config` starts from (random init, or init.checkpoint's)."""
   family = families.build(config)
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
   tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(family.model, tx, config, mesh)
+  state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   if config.init.checkpoint:
-    state = trainer.init_state(family.model, tx, config, mesh,
+    state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh,
                                *trainer.pretrained_variables(config, state))
   return jax.device_get(state.params)
 

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 from ml_collections import config_flags
 
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.runtime import entry_point
 from vqa_jax.config import run_config
 from vqa_jax.evaluation import selection
@@ -85,8 +85,12 @@ def summary_table(summary: dict, title: str) -> str:
 
 
 def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs every split seed; returns {'final': ..., 'selected': ...} mean ± std over splits."""
-  config_base.validate(config)
+  """Runs every split seed; returns {'final': ..., 'selected': ...} mean ± std over splits.
+
+  The protocol's entry: `config` is validated here (`validation.validate`), once; each split's
+  run (`trainer.run`) takes the validated config with its split's names and schedule.
+  """
+  validation.validate(config)
   run_config.write_config(workdir, config)  # rerun with no --config: this one (issue 19)
   name = config.finetune.dataset
   all_splits = sources.load_splits(config.data)

@@ -15,32 +15,16 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from vqa_jax.config.choices import OPTIMIZERS
+from vqa_jax.config.choices import SCHEDULES
+from vqa_jax.config.validation import schedule_steps
+
 PyTree = Any
-
-OPTIMIZERS = ("adamw", "adam_l2")
-SCHEDULES = ("warmup_cosine", "step")
-# train.warmup_steps / train.cosine_steps = FOLLOW_STEPS: derived from train.steps (schedule_steps).
-FOLLOW_STEPS = -1
-# FAST-VQA's warmup share: 2.5 of 30 epochs (paper §7.3), the default train.warmup_fraction.
-REFERENCE_WARMUP_FRACTION = 2.5 / 30
-
-
-def schedule_steps(train_cfg: ml_collections.ConfigDict) -> tuple[int, int]:
-  """(warmup W, cosine length M) of the warmup+cosine schedule; the rule that follows train.steps.
-
-  A value set explicitly (>= 0) is kept. `cosine_steps` = -1 gives M = train.steps; `warmup_steps`
-  = -1 gives W = round(train.warmup_fraction x train.steps). So `--config.train.steps=N` rescales
-  a config that leaves them at -1.
-  """
-  warmup, cosine = int(train_cfg.warmup_steps), int(train_cfg.cosine_steps)
-  if warmup == FOLLOW_STEPS:
-    warmup = round(train_cfg.get("warmup_fraction", REFERENCE_WARMUP_FRACTION) * train_cfg.steps)
-  return warmup, int(train_cfg.steps) if cosine == FOLLOW_STEPS else cosine
 
 
 def describe_schedule(train_cfg: ml_collections.ConfigDict) -> str:
   """One line naming the learning-rate schedule of `train_cfg` and its step counts."""
-  name = train_cfg.get("schedule", "warmup_cosine")
+  name = train_cfg.schedule
   if name == "step":
     return (f"schedule step: lr x {train_cfg.lr_step_gamma} every {train_cfg.lr_step_every} "
             f"steps, {train_cfg.steps} steps")
@@ -114,7 +98,7 @@ def step_schedule(every: int, gamma: float) -> optax.Schedule:
 
 def lr_multiplier(train_cfg: ml_collections.ConfigDict) -> optax.Schedule:
   """The configured schedule's multiplier of the base rates (`train.schedule`)."""
-  name = train_cfg.get("schedule", "warmup_cosine")
+  name = train_cfg.schedule
   if name == "warmup_cosine":
     return reference_schedule(*schedule_steps(train_cfg))
   if name == "step":
@@ -133,7 +117,7 @@ def group_learning_rates(train_cfg: ml_collections.ConfigDict) -> dict[str, opta
 def learning_rates(train_cfg: ml_collections.ConfigDict, step: int) -> dict[str, float]:
   """The learning rates that the update of optimizer step `step` (0-based) used, for logging."""
   rates = group_learning_rates(train_cfg)
-  frozen = step < train_cfg.get("freeze_backbone_steps", 0)
+  frozen = step < train_cfg.freeze_backbone_steps
   return {"lr_backbone": 0.0 if frozen else float(rates["backbone"](step)),
           "lr_head": float(rates["head"](step))}
 
@@ -158,8 +142,8 @@ def make_optimizer(train_cfg: ml_collections.ConfigDict) -> optax.GradientTransf
   first P steps (`freeze_for`), then follows the same global schedule as the head.
   """
   rates = group_learning_rates(train_cfg)
-  frozen_steps = int(train_cfg.get("freeze_backbone_steps", 0))
-  name = train_cfg.get("optimizer", "adamw")
+  frozen_steps = int(train_cfg.freeze_backbone_steps)
+  name = train_cfg.optimizer
   make = lambda schedule: adam_family(name, schedule, train_cfg.weight_decay)
   # The frozen wrapper does not advance the backbone's own count, so its schedule is shifted by P.
   backbone = make(lambda k: rates["backbone"](k + frozen_steps))

@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 from ml_collections import config_flags
 
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.runtime import entry_point
 from vqa_jax.evaluation import evaluate
 from vqa_jax import families
@@ -59,12 +59,16 @@ def motion_features(config: ml_collections.ConfigDict, family: families.Family):
 
 
 def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.PerturbConfig],
-                     mesh, splits, workdir: str) -> tuple[train_step.TrainState, np.ndarray]:
-  """Trains all members for config.train.steps; returns (stacked states, last-log-window losses)."""
+                     mesh, splits, workdir: str, family: families.Family | None = None
+                     ) -> tuple[train_step.TrainState, np.ndarray]:
+  """Trains all members for config.train.steps; returns (stacked states, last-log-window losses).
+
+  `family` is the sweep's (`families.build(config)`, built here when not given).
+  """
   os.makedirs(workdir, exist_ok=True)
-  family = families.build(config)
+  family = family or families.build(config)
   tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(family.model, tx, config, mesh, perturb_cfg=cfgs[0])
+  state = trainer.init_state(family, tx, cfgs[0], config.seed, mesh)
   stack = lambda s: train_step.stack_states([s] * len(cfgs))
   states = jax.jit(stack, out_shardings=sharding.replicated(mesh))(state)
   step_fn = train_step.jit_sharded(
@@ -92,9 +96,10 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.Pertu
 
 
 def evaluate_population(states: train_step.TrainState, config: ml_collections.ConfigDict, splits,
-                        split_names: list[str], mesh) -> list[dict]:
+                        split_names: list[str], mesh,
+                        family: families.Family | None = None) -> list[dict]:
   """Per member, {split: {model: metrics}} for `split_names`, all members scored in one pass."""
-  family = families.build(config)
+  family = family or families.build(config)
   # Members on the variables' leading axis; every model input shared.
   member_predict = lambda variables, *inputs: jax.vmap(
       lambda v: family.predict_fn(v, *inputs))(variables).T
@@ -135,8 +140,11 @@ def results_table(members: list[perturb.PerturbConfig], train_losses: np.ndarray
 
 def run(config: ml_collections.ConfigDict, members: list[perturb.PerturbConfig], workdir: str,
         eval_model: str = "raw") -> list[dict]:
-  """Trains and evaluates the population, prints the table and a JSON line; returns the records."""
-  config_base.validate(config)
+  """Trains and evaluates the population, prints the table and a JSON line; returns the records.
+
+  The sweep's entry: `config` is validated here (`validation.validate`), once.
+  """
+  validation.validate(config)
   run_config.write_config(workdir, config)  # the resolved config beside sweep.jsonl (issue 19)
   logging.info("%s", optim.describe_schedule(config.train))
   if eval_model not in config.eval.models:
@@ -148,11 +156,12 @@ def run(config: ml_collections.ConfigDict, members: list[perturb.PerturbConfig],
   split_names = [config.data.train_split] + [s for s in config.data.eval_splits
                                              if s != config.data.train_split]
   train_losses, results = [None] * len(members), [None] * len(members)
+  family = families.build(config)
   for kind in dict.fromkeys(m.kind for m in members):  # one program per kind, in member order
     indices = [i for i, m in enumerate(members) if m.kind == kind]
     group = [members[i] for i in indices]
-    states, group_losses = train_population(config, group, mesh, splits, workdir)
-    group_results = evaluate_population(states, config, splits, split_names, mesh)
+    states, group_losses = train_population(config, group, mesh, splits, workdir, family)
+    group_results = evaluate_population(states, config, splits, split_names, mesh, family)
     for i, loss, res in zip(indices, group_losses, group_results):
       train_losses[i], results[i] = loss, res
   records = [{"kind": m.kind, "radius": m.radius, "train_loss": float(loss), "results": res}

@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from vqa_jax.training import checkpointing
-from vqa_jax.config import config_base
+from vqa_jax.config import validation
 from vqa_jax.evaluation import evaluate
 from vqa_jax import families
 from vqa_jax.training import interrupts
@@ -55,24 +55,22 @@ from vqa_jax.data import video_io
 Interrupted = interrupts.Interrupted  # what `run` raises on SIGTERM / SIGINT
 
 
-def init_state(model, tx, config, mesh, params=None, model_state=None,
-               perturb_cfg: perturb.PerturbConfig | None = None) -> train_step.TrainState:
+def init_state(family: families.Family, tx, perturb_cfg: perturb.PerturbConfig, seed: int, mesh,
+               params=None, model_state=None) -> train_step.TrainState:
   """Initial train state (from `params` / `model_state` if given), created replicated.
 
-  `model` is the family's module (`families.build(config).model`); without `params` the
-  variables are initialised from `config.seed`. `perturb_cfg` (default: the config's) sets
-  whether opt_state holds every_k's reuse state.
+  `family` is the run's (`families.build(config)`), `perturb_cfg` its perturbation
+  (`PerturbConfig.from_config(config.perturb)`); without `params` the variables are initialised
+  from `seed` (the config's).
   """
-  family = families.build(config, model)
-  perturb_cfg = perturb_cfg or perturb.PerturbConfig.from_config(config.perturb)
 
   def create(key, given_params, given_state):
     if given_params is None:
       given_params, given_state = family.init_variables(key)
     return train_step.create_train_state(given_params, tx, perturb_cfg, given_state)
 
-  return jax.jit(create, out_shardings=sharding.replicated(mesh))(jax.random.key(config.seed),
-                                                                  params, model_state)
+  return jax.jit(create, out_shardings=sharding.replicated(mesh))(jax.random.key(seed), params,
+                                                                  model_state)
 
 
 def pretrained_variables(config: ml_collections.ConfigDict, state: train_step.TrainState):
@@ -268,12 +266,12 @@ def summarize(config: ml_collections.ConfigDict, step: int,
   return summary
 
 
-def make_step_fn(config: ml_collections.ConfigDict, family: families.Family, tx, mesh):
+def make_step_fn(config: ml_collections.ConfigDict, family: families.Family, tx, mesh,
+                 perturb_cfg: perturb.PerturbConfig):
   """The run's jitted, sharded train step `step(state, batch, rng) -> (state, metrics)`."""
   return train_step.jit_sharded(
-      train_step.make_train_step(family.loss_fn, tx,
-                                 perturb.PerturbConfig.from_config(config.perturb),
-                                 config.train.ema_decay, stateful=True), mesh)
+      train_step.make_train_step(family.loss_fn, tx, perturb_cfg, config.train.ema_decay,
+                                 stateful=True), mesh)
 
 
 def compile_step(step_fn, state, device_batch, rng):
@@ -286,8 +284,11 @@ def compile_step(step_fn, state, device_batch, rng):
 
 def train(config: ml_collections.ConfigDict, workdir: str,
           allow_config_change: bool = False) -> report.Results:
-  """Trains per `config`, checkpointing in `workdir` (resuming from it); returns final results."""
-  config_base.validate(config)
+  """Trains per `config`, checkpointing in `workdir` (resuming from it); returns final results.
+
+  The run's entry: `config` is validated here (`validation.validate`), once.
+  """
+  validation.validate(config)
   return run(config, workdir, sources.load_splits(config.data), allow_config_change).final
 
 
@@ -295,11 +296,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, splits: dict,
         allow_config_change: bool = False) -> report.RunSummary:
   """Trains and evaluates on the given {split: entries}; prints and returns the summary.
 
-  The workdir is locked for the run (a second run on it raises run_lock.WorkdirLocked), a resumed
-  run's config is checked against the stored one (run_config.ConfigMismatch unless
-  `allow_config_change` accepts the differences), and every exit waits for checkpoint writes.
+  `config` is a validated one (`train` and `finetune.finetune` validate at their entry). The
+  workdir is locked for the run (a second run on it raises run_lock.WorkdirLocked), a resumed run's
+  config is checked against the stored one (run_config.ConfigMismatch unless `allow_config_change`
+  accepts the differences), and every exit waits for checkpoint writes.
   """
-  config_base.validate(config)
   os.makedirs(workdir, exist_ok=True)
   primary = jax.process_index() == 0
   with run_lock.WorkdirLock(workdir) if primary else contextlib.nullcontext():
@@ -322,6 +323,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   splits = prepare_splits(config, splits)
   train_entries = splits[config.data.train_split]
   family = families.build(config)
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
   motion = motion_features(config) if "motion" in family.input_keys else None
   used = used_splits(config, splits)
   for name, entries in used.items():
@@ -334,7 +336,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   preflight.check_splits(used, config.data.on_bad_video)  # all open?
 
   tx = optim.make_optimizer(config.train)
-  state = init_state(family.model, tx, config, mesh)
+  state = init_state(family, tx, perturb_cfg, config.seed, mesh)
   log_setup(config, mesh, sum(x.size for x in jax.tree_util.tree_leaves(state.params)), splits)
 
   restored = checkpointing.restore_latest(manager, state, set_aside_unreadable=True)
@@ -342,10 +344,11 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
     state = restored
     logging.info("resumed from %s at step %d", manager.directory, int(state.step))
   elif config.init.checkpoint:
-    state = init_state(family.model, tx, config, mesh, *pretrained_variables(config, state))
+    state = init_state(family, tx, perturb_cfg, config.seed, mesh,
+                       *pretrained_variables(config, state))
   start_step = int(state.step)
 
-  step_fn = make_step_fn(config, family, tx, mesh)
+  step_fn = make_step_fn(config, family, tx, mesh, perturb_cfg)
   predict_fn = jax.jit(family.predict_fn, out_shardings=sharding.replicated(mesh))
   base_rng = jax.random.key(config.seed)
   eval_names = ([config.data.val_split] if config.data.val_split else []) + list(
@@ -414,11 +417,11 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
 
   if video_io.SHORTFALLS:
     logging.warning("%s", video_io.SHORTFALLS.summary())
-  run_calibration.store(config, workdir, splits, state, mesh, motion)  # issue 20: score's scale
+  run_calibration.store(config, workdir, splits, state, mesh, motion, family)  # score's scale
   summary = summarize(config, step, run_logger.evaluations)
   run_log.append_jsonl(os.path.join(workdir, "results.jsonl"),
-                             {"step": step, "results": summary.final,
-                              **({"selected": summary.selected} if summary.selected else {})})
+                       {"step": step, "results": summary.final,
+                        **({"selected": summary.selected} if summary.selected else {})})
   if jax.process_index() == 0:
     report.print_summary(summary)
   return summary

@@ -1,0 +1,44 @@
+"""The names a config may choose from, in one place: what validation checks and the library uses.
+
+Pure Python (no jax, no data or model modules), so that loading and validating a config stays
+light. The modules that implement each choice import its names from here.
+"""
+
+# data.source (data/sources.py).
+SOURCES = ("synthetic", "synthetic_images", "label_files", "tfds")
+# data.loader (data/loaders.py).
+LOADERS = ("tf_data", "grain")
+# data.on_bad_video (data/elements.py).
+BAD_VIDEO_POLICIES = ("error", "skip")
+# data.augment (data/augment.py).
+AUGMENT_POLICIES = ("none", "autoaugment")
+
+# sampling.method (data/sampling.py); FRAMES_1FPS is SimpleVQA's whole-frame sampler.
+FRAMES_1FPS = "frames_1fps"
+SAMPLING_METHODS = ("fragments", "fragments_t", "sama", "sama_iqa", FRAMES_1FPS)
+# sampling.eval_offsets.
+EVAL_OFFSETS = ("centred", "random")
+# sampling.sama_mask (data/sama.py).
+SAMA_MASKS = ("none", "patch", "window")
+
+# model.name (families/).
+FAMILIES = ("fast_vqa", "simple_vqa")
+# train.loss of the FAST-VQA family (families/losses.py).
+LOSSES = ("plcc_rank", "smooth_l1")
+# train.optimizer and train.schedule (training/optim.py).
+OPTIMIZERS = ("adamw", "adam_l2")
+SCHEDULES = ("warmup_cosine", "step")
+# train.warmup_steps / train.cosine_steps = FOLLOW_STEPS: derived from train.steps (validation.
+# schedule_steps).
+FOLLOW_STEPS = -1
+# FAST-VQA's warmup share: 2.5 of 30 epochs (paper §7.3), the default train.warmup_fraction.
+REFERENCE_WARMUP_FRACTION = 2.5 / 30
+
+# perturb.kind (perturb.py): 'none' (the plain step), then the kinds that move the weights.
+PERTURBATION_KINDS = ("none", "awp", "rwp", "sam", "asam")
+# Kinds whose radius is relative to each layer's norm (perturb.gamma); the others take the
+# absolute perturb.rho.
+RELATIVE_KINDS = ("awp", "rwp")
+
+# eval.models: the raw params and their EMA.
+EVAL_MODELS = ("raw", "ema")
