@@ -121,10 +121,14 @@ def test_orbax_round_trip(params, tmp_path):
   assert_trees_equal(convert_weights.load_params(str(tmp_path / "ckpt")), params)
 
 
-@pytest.mark.parametrize("module", ["convert_weights", "convert_resnet", "convert_swin2d",
-                                    "state_dicts", "swin_layout"])
+CONVERTER_MODULES = ["convert_weights.py"] + [
+    f"convert/{name}.py" for name in ("convert_weights", "convert_resnet", "convert_swin2d",
+                                      "state_dicts", "swin_layout", "pretrained")]
+
+
+@pytest.mark.parametrize("module", CONVERTER_MODULES)
 def test_no_torch_import_at_module_level(module):
-  source = (REPO_ROOT / "vqa_jax" / f"{module}.py").read_text()
+  source = (REPO_ROOT / "vqa_jax" / module).read_text()
   assert not re.search(r"^(import torch|from torch)", source, re.MULTILINE)
 
 
