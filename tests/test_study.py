@@ -17,6 +17,7 @@ from vqa_jax.study import protocols
 from vqa_jax.study import records
 from vqa_jax.study import report
 from vqa_jax.study import runner
+from vqa_jax.runtime.compilation_cache import persistent_compilation_cache
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -87,23 +88,9 @@ def test_report_tables_and_plot_from_records(tmp_path):
 
 @pytest.fixture
 def compilation_cache(tmp_path):
-  """XLA's persistent compilation cache in tmp_path for one test; restored afterwards.
-
-  A study compiles the same evaluation, landscape and fine-tuning programs for every seed and
-  variant; with the cache the repeats are loaded, not compiled (about a third of this test's time).
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  from jax.experimental.compilation_cache import compilation_cache as cc  # pylint: disable=g-import-not-at-top
-  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-           "jax_persistent_cache_min_entry_size_bytes")
-  old = {name: getattr(jax.config, name) for name in names}
-  for name, value in zip(names, (str(tmp_path / "xla_cache"), 0.0, 0)):
-    jax.config.update(name, value)
-  cc.reset_cache()  # jax decides once per process whether to use the cache: decide again
-  yield
-  for name, value in old.items():
-    jax.config.update(name, value)
-  cc.reset_cache()
+  """The study command's persistent compilation cache, in tmp_path (about a third of the time)."""
+  with persistent_compilation_cache(str(tmp_path / "xla_cache")):
+    yield
 
 
 def test_tiny_study_end_to_end(tmp_path, monkeypatch, compilation_cache):

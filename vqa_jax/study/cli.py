@@ -8,6 +8,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from vqa_jax.config import config_files
+from vqa_jax.runtime.compilation_cache import persistent_compilation_cache
 from vqa_jax.study import variant_runs
 from vqa_jax.study import protocols
 from vqa_jax.study import report
@@ -47,6 +48,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("line_points", 21, "Points per 1-D landscape.")
   flags.DEFINE_integer("plane_points", 9, "Points per axis of the 2-D landscape (0: none).")
   flags.DEFINE_enum("model", DEFAULTS.model, ["raw", "ema"], "Model whose test metrics are compared.")
+  flags.DEFINE_string("xla_cache", "", "XLA's persistent compilation cache (programs that every "
+                      "seed and variant repeat are compiled once): a folder, or '' for OUT/xla_cache.")
   flags.DEFINE_bool("report_only", False, "Rebuild the report from OUT's records; train nothing.")
 
 
@@ -81,7 +84,8 @@ def main(argv):
       train_videos=FLAGS.train_videos, eval_videos=FLAGS.eval_videos,
       analysis_config=variant_runs.study_analysis_config(FLAGS.line_points, FLAGS.plane_points),
       model=FLAGS.model, command=command())
-  path = runner.run_study(config_files.load(FLAGS.config), FLAGS.out, options)
+  with persistent_compilation_cache(FLAGS.xla_cache or os.path.join(FLAGS.out, "xla_cache")):
+    path = runner.run_study(config_files.load(FLAGS.config), FLAGS.out, options)
   print(path, flush=True)
 
 
