@@ -15,6 +15,7 @@ fragments of 16 px of one image, for 1500 AWP steps of 16 images, and evaluates 
 `data.synthetic_images` holds the spec's fields (base_config's are `ImageSpec()`, the demo set).
 """
 
+from configs import demo
 from configs import iqa_swin_t
 from vqa_jax.config import config_base
 from vqa_jax.config.specs import ImageSpec
@@ -38,26 +39,8 @@ def get_config(preset: str = "demo"):
   c.sampling.patch = 16
 
   c.model = iqa_swin_t.iqa_swin_t_model()
-  c.model.embed_dim = 32
-  c.model.depths = (2, 2)
-  c.model.num_heads = (2, 4)
-  c.model.window_size = (1, 4, 4)
-  c.model.frag_biases = (False, False)
-  c.model.fragments_grid = 4
-  c.model.drop_path_rate = 0.0
-  c.model.head_dropout = 0.0
-
-  c.train.steps = 1500
-  c.train.batch_size = 16
-  c.train.learning_rate = 1e-3
-  c.train.backbone_lr_mult = 1.0  # trained from scratch
-  c.train.warmup_fraction = 0.02  # warmup 30 steps, cosine length 1500 = train.steps (config_base)
-  c.train.ema_decay = 0.99
-  c.train.log_every = 50
-  c.train.checkpoint_every = 500
-
-  c.perturb.kind = "awp"
-  c.perturb.gamma = 1e-3
-
-  c.eval.batch_size = 16
+  demo.small_swin(c.model)
+  c.model.update(dict(window_size=(1, 4, 4), frag_biases=(False, False)))
+  # warmup 30 steps; the cosine's length is train.steps (config_base)
+  demo.from_scratch_awp(c, steps=1500, warmup_fraction=0.02)
   return c

@@ -67,25 +67,16 @@ CONSTANT_LR_COSINE_STEPS = 10**9  # 0.5 (1 + cos(pi k / M)) >= 1 - 1e-9 for k <=
 def iqa_swin_t_model() -> ml_collections.ConfigDict:
   """Swin-T (V1) as a Video Swin with temporal patch 1 and window (1, 7, 7); no GRPB."""
   m = config_base.base_config().model
-  m.patch_size = (1, 4, 4)
-  m.window_size = (1, 7, 7)
-  m.frag_biases = (False, False, False, False)
-  m.fragments_grid = 7
-  m.drop_path_rate = 0.1  # Swin-T ImageNet recipe (SAMA's V2: 0.2).
-  m.head_hidden = 64
-  m.head_dropout = 0.5
+  # drop_path_rate: the Swin-T ImageNet recipe's (SAMA's V2: 0.2)
+  m.update(dict(patch_size=(1, 4, 4), window_size=(1, 7, 7), frag_biases=(False,) * 4,
+                fragments_grid=7, drop_path_rate=0.1, head_hidden=64, head_dropout=0.5))
   return m
 
 
 def image_sampling(c: ml_collections.ConfigDict) -> None:
   """One frame, one view per image, grid x grid fragments (set grid and patch after)."""
-  c.sampling.method = "fragments"
-  c.sampling.clip_len = 1
-  c.sampling.frame_interval = 1
-  c.sampling.aligned = 0
-  c.sampling.num_clips_train = 1
-  c.sampling.num_clips_eval = 1
-  c.sampling.eval_offsets = "centred"
+  c.sampling.update(dict(method="fragments", clip_len=1, frame_interval=1, aligned=0,
+                         num_clips_train=1, num_clips_eval=1, eval_offsets="centred"))
 
 
 SPLIT_SEEDS = tuple(123 * k for k in range(10))  # upstream random.Random(ii * 123), ii < 10

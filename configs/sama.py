@@ -35,16 +35,9 @@ SAMA_BATCH = 12
 def get_config():
   """The SAMA configuration."""
   c = fast_vqa_b.get_config()
-  c.sampling.method = "sama"
-  c.sampling.sama_mask = "none"
-  c.sampling.clip_len = 32
-  c.sampling.frame_interval = 2
-  c.sampling.grid = 7
-  c.sampling.patch = 32
-  c.sampling.aligned = 0
-  c.sampling.num_clips_train = 1
-  c.sampling.num_clips_eval = 4
-  c.sampling.eval_offsets = "centred"
+  c.sampling.update(dict(method="sama", sama_mask="none", clip_len=32, frame_interval=2, grid=7,
+                         patch=32, aligned=0, num_clips_train=1, num_clips_eval=4,
+                         eval_offsets="centred"))
 
   iters = SAMA_TRAIN_VIDEOS // SAMA_BATCH
   c.train.batch_size = SAMA_BATCH

@@ -25,33 +25,14 @@ def get_config():
   c = simple_vqa.make_simple_vqa(config_base.base_config())
   c.data.synthetic = config_base.synthetic_config(SyntheticSpec(fps=4.0))
 
-  c.model.stage_sizes = (1, 1, 1, 1)
-  c.model.width = 8
-  c.model.hidden = 32
-  c.model.motion_dim = 256 + 32  # SlowFast width 8: slow 32 * 8, fast 32 * 8 / 8
-
-  c.motion.stage_sizes = (1, 1, 1, 1)
-  c.motion.width = 8
-  c.motion.head_pool = ((1, 1, 1), (4, 1, 1))
-  c.motion.resize = 32
-  c.motion.chunk_len = 8
-  c.motion.min_chunks = 8
-  c.motion.batch_chunks = 8
-
-  c.sampling.clip_len = 8
-  c.sampling.short_side = 64  # the frames' own short side: no resizing
-  c.sampling.crop = 56
-
-  c.train.steps = 400
-  c.train.batch_size = 16
-  c.train.learning_rate = 1e-3
-  c.train.lr_step_every = 100
-  c.train.lr_step_gamma = 0.7
-  c.train.log_every = 50
-  c.train.eval_every = 0
-  c.train.checkpoint_every = 200
+  c.model.update(dict(stage_sizes=(1, 1, 1, 1), width=8, hidden=32,
+                      motion_dim=256 + 32))  # SlowFast width 8: slow 32 * 8, fast 32 * 8 / 8
+  c.motion.update(dict(stage_sizes=(1, 1, 1, 1), width=8, head_pool=((1, 1, 1), (4, 1, 1)),
+                       resize=32, chunk_len=8, min_chunks=8, batch_chunks=8))
+  # short_side 64 is the frames' own short side: no resizing
+  c.sampling.update(dict(clip_len=8, short_side=64, crop=56))
+  c.train.update(dict(steps=400, batch_size=16, learning_rate=1e-3, lr_step_every=100,
+                      lr_step_gamma=0.7, log_every=50, eval_every=0, checkpoint_every=200))
   c.eval.batch_size = 16
-
-  c.perturb.kind = "awp"
-  c.perturb.gamma = 1e-3
+  c.perturb.update(dict(kind="awp", gamma=1e-3))
   return c
