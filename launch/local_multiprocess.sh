@@ -9,10 +9,7 @@
 # SIGINT after saving a checkpoint; rerun to resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ $# -lt 2 ]]; then
-  echo "usage: $0 NUM_PROCESSES DEVICES_PER_PROCESS [vqa_jax.main flags...]" >&2
-  exit 2
-fi
+[[ $# -ge 2 ]] || { echo "usage: $0 NUM_PROCESSES DEVICES_PER_PROCESS [vqa_jax.main flags...]" >&2; exit 2; }
 num_processes=$1
 devices=$2
 shift 2

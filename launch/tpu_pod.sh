@@ -14,10 +14,7 @@
 # --config.model.remat=True (activation checkpointing per Swin block); the footprint of the compiled
 # step is printed before step 1 (BENCHMARKS.md: bf16 + remat cuts the AWP step's memory ~5x).
 set -euo pipefail
-if [[ $# -lt 3 ]]; then
-  echo "usage: $0 TPU_NAME ZONE [vqa_jax.main flags...]" >&2
-  exit 2
-fi
+[[ $# -ge 3 ]] || { echo "usage: $0 TPU_NAME ZONE [vqa_jax.main flags...]" >&2; exit 2; }
 tpu=$1
 zone=$2
 shift 2

@@ -69,8 +69,8 @@ def set_epoch_schedule(c: ml_collections.ConfigDict, num_train: int, drop_last: 
   return iters
 
 
-def lsvq_config(arg: str) -> ml_collections.ConfigDict:
-  """FAST-VQA-B trained on LSVQ-train, tested on every cross-dataset set; no perturbation."""
+def lsvq_config(arg: str, perturb_kind: str = "none") -> ml_collections.ConfigDict:
+  """FAST-VQA-B trained on LSVQ-train, tested on every cross-dataset set; perturbation radius GAMMA."""
   c = config_base.base_config()  # the FAST-VQA-B model, sampling and optimizer (paper §6.1, §7)
   c.data.source = "label_files"
   c.data.label_files = label_files(("lsvq_train",) + CROSS_DATASET_TESTS, arg)
@@ -80,7 +80,7 @@ def lsvq_config(arg: str) -> ml_collections.ConfigDict:
   c.data.val_fraction = VAL_FRACTION
   c.train.batch_size = 16
   set_epoch_schedule(c, math.floor((1 - VAL_FRACTION) * LSVQ_TRAIN_VIDEOS))
-  c.perturb.kind = "none"
+  c.perturb.kind = perturb_kind
   c.perturb.gamma = GAMMA
   c.eval.select_model = "ema"
   return c

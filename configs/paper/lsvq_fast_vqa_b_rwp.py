@@ -11,7 +11,4 @@ from configs.paper import common
 
 def get_config(arg: str = ""):
   """FAST-VQA-RWP."""
-  c = common.lsvq_config(arg)
-  c.perturb.kind = "rwp"
-  c.perturb.gamma = common.GAMMA
-  return c
+  return common.lsvq_config(arg, perturb_kind="rwp")

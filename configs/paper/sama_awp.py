@@ -14,13 +14,11 @@ from configs.paper import common
 
 def get_config(arg: str = ""):
   """SAMA-AWP."""
-  c = common.lsvq_config(arg)
+  c = common.lsvq_config(arg, perturb_kind="awp")
   c.sampling.method = "sama"
   c.sampling.sama_mask = "none"
   c.sampling.aligned = 0
   c.train.batch_size = 12
   common.set_epoch_schedule(c, int((1 - common.VAL_FRACTION) * common.LSVQ_TRAIN_VIDEOS),
                             drop_last=True)
-  c.perturb.kind = "awp"
-  c.perturb.gamma = common.GAMMA
   return c
