@@ -4,8 +4,8 @@ The demo model; a small labelled set (160 domain-A videos of synthetic seed 0) f
 cross-dataset protocol, tested zero-shot on domain A 'test' and domain B 'cross'; fine-tuning on
 domain B 'cross' (160 videos: 128 / 32 per split seed). The pretraining pool (`vqa_jax.study`'s
 stage, synthetic seed 1) is set by the study's flags. Perturbation and regulariser come from the
-study's variants (`vqa_jax.study.variant_runs.VARIANTS`). No evaluation during training, no model selection:
-the final checkpoint is the one compared.
+study's variants (`vqa_jax.study.variant_runs.VARIANTS`). No evaluation during training, no
+model selection: the final checkpoint is the one compared.
 """
 
 from configs import demo
