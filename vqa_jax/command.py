@@ -21,6 +21,7 @@ COMMANDS = {
     "sweep": ("vqa_jax.sweep", "train several perturbation radii at once (vmapped population)"),
     "finetune": ("vqa_jax.finetune", "paper §7.6 fine-tuning over random splits"),
     "landscape": ("vqa_jax.landscape", "loss landscape, sharpness and generalization gap"),
+    "study": ("vqa_jax.study", "the paper's claims tested: paired variants over seeds, report"),
     "export": ("vqa_jax.export", "the scorer as jax.export / TensorFlow SavedModel"),
     "features": ("vqa_jax.families.simple_vqa_features", "SimpleVQA motion features of a dataset"),
     "inspect": ("vqa_jax.data.show_fragments", "the fragments a video gives the model (npy + PNG)"),
