@@ -10,7 +10,7 @@ import sys
 import ml_collections
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from vqa_jax.config import config_base
 from vqa_jax.config import config_files
 from vqa_jax.config import run_config

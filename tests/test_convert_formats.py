@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from tests import torch_layouts
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
 from vqa_jax.convert import state_dicts

@@ -1,6 +1,5 @@
 """PyTorch-layout state dicts <-> Flax params (no torch needed) and the orbax params round trip."""
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -13,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
+from tests.helpers import load_config
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import state_dicts
 from vqa_jax.models.fast_vqa import build_model
@@ -22,10 +22,7 @@ from vqa_jax.models.fast_vqa import fast_vqa_b_config
 
 def smoke_model_cfg():
   """The tiny model of configs/smoke.py (2 stages, fragment bias in stage 1)."""
-  spec = importlib.util.spec_from_file_location("smoke_cfg", REPO_ROOT / "configs" / "smoke.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config().model
+  return load_config("smoke").model
 
 
 @pytest.fixture(scope="module")

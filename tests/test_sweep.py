@@ -11,9 +11,9 @@ import numpy as np
 import optax
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.test_data_parallel import smoke_batch
-from tests.test_trainer import load_config
+from tests.helpers import REPO_ROOT
+from tests.helpers import load_config
+from tests.helpers import smoke_batch
 from vqa_jax import families
 from vqa_jax.training import checkpointing
 from vqa_jax.families import losses

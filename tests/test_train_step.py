@@ -8,34 +8,13 @@ import numpy as np
 import optax
 import pytest
 
-from vqa_jax.families import losses
+from tests.helpers import linear_loss
+from tests.helpers import linear_problem
 from vqa_jax.training import optim
 from vqa_jax import perturb
 from vqa_jax.training import train_step
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
-
-
-def linear_loss(params, batch, rng):
-  """A linear scorer with multiplicative dropout-like noise keyed by rng, under the PLCC loss.
-
-  The rank loss is left out: its max-normaliser has a gradient kink that float rounding can flip,
-  which makes comparisons between differently compiled programs fragile.
-  """
-  noise = 1.0 + 0.1 * jax.random.normal(rng, batch["label"].shape)
-  pred = (batch["video"] @ params["backbone"]["kernel"] + params["head"]["bias"]) * noise
-  return losses.plcc_loss(pred, batch["label"]), pred
-
-
-def setup(seed=0):
-  rng = np.random.default_rng(seed)
-  params = {"backbone": {"kernel": jnp.array(rng.normal(size=5), jnp.float32)},
-            "head": {"bias": jnp.zeros((), jnp.float32)}}
-  x = rng.normal(size=(8, 5)).astype(np.float32)
-  batch = {"video": jnp.array(x), "label": jnp.array(x @ np.arange(5.0) + 0.1 * rng.normal(size=8),
-                                                     jnp.float32)}
-  tx = optax.adamw(1e-2, weight_decay=0.05)
-  return params, batch, tx
 
 
 def rngs_for(step_rng, step):
@@ -54,7 +33,7 @@ def assert_trees_close(a, b, **kw):
 
 
 def test_plain_step_uses_clean_gradient():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   step = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig(kind="none"), 0.9)
   key = jax.random.key(3)
   new_state, metrics = jax.jit(step)(train_step.create_train_state(params, tx), batch, key)
@@ -66,7 +45,7 @@ def test_plain_step_uses_clean_gradient():
 
 
 def test_awp_step_updates_unperturbed_weights_with_perturbed_point_gradient():
-  params, batch, _ = setup()
+  params, batch, _ = linear_problem()
   tx = optax.sgd(0.5)  # Adam's first step is sign(g)-like and could hide which gradient was used
   gamma = 0.05
   step = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig("awp", gamma), 0.9)
@@ -92,7 +71,7 @@ def test_awp_step_updates_unperturbed_weights_with_perturbed_point_gradient():
 
 
 def test_reuse_dropout_rng_option_changes_perturbed_pass_key():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   key = jax.random.key(5)
   out = {}
   for reuse in (False, True):
@@ -107,7 +86,7 @@ def test_reuse_dropout_rng_option_changes_perturbed_pass_key():
 
 
 def test_gamma_zero_awp_equals_plain_step():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   key = jax.random.key(6)
   a = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig("awp", 0.0), 0.9)(
       train_step.create_train_state(params, tx), batch, key)[0]
@@ -117,7 +96,7 @@ def test_gamma_zero_awp_equals_plain_step():
 
 
 def test_step_is_pure_and_ema_follows():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   state = train_step.create_train_state(params, tx)
   before = jax.tree_util.tree_map(np.array, state)
   cfg = train_step.PerturbConfig("rwp", 0.05)
@@ -131,7 +110,7 @@ def test_step_is_pure_and_ema_follows():
 
 
 def test_awp_training_lowers_loss_on_fixed_batch():
-  params, batch, tx = setup(1)
+  params, batch, tx = linear_problem(1)
   cfg = train_step.PerturbConfig("awp", 1e-2)
   step = jax.jit(train_step.make_train_step(linear_loss, tx, cfg, 0.9))
   state = train_step.create_train_state(params, tx)
@@ -164,7 +143,7 @@ def run_steps(step, state, batch, key, n):
                                  train_step.PerturbConfig("asam", radius=0.0, steps=3),
                                  train_step.PerturbConfig("awp", 0.0, every_k=2, combine=0.0)])
 def test_zero_radius_is_the_plain_step_bit_for_bit(cfg):
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   key = jax.random.key(7)
   plain = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig("none"), 0.9)
   zero = train_step.make_train_step(linear_loss, tx, cfg, 0.9)
@@ -255,7 +234,7 @@ def test_sam_kind_agrees_with_optax_contrib_sam():
 
 
 def test_multistep_ascent_in_the_step():
-  params, batch, _ = setup()
+  params, batch, _ = linear_problem()
   tx = optax.sgd(0.5)
   gamma, key = 0.05, jax.random.key(8)
   cfg = train_step.PerturbConfig("awp", gamma, steps=3)
@@ -272,7 +251,7 @@ def test_multistep_ascent_in_the_step():
 
 
 def test_combine_mixes_clean_and_perturbed_gradients():
-  params, batch, _ = setup()
+  params, batch, _ = linear_problem()
   tx = optax.sgd(0.5)
   key = jax.random.key(9)
   cfg = train_step.PerturbConfig("awp", 0.05, combine=0.25)
@@ -287,7 +266,7 @@ def test_combine_mixes_clean_and_perturbed_gradients():
 
 
 def test_every_k_reuses_the_last_perturbation_between_recomputations():
-  params, batch, _ = setup()
+  params, batch, _ = linear_problem()
   tx = optax.sgd(0.5)
   gamma, key = 0.05, jax.random.key(10)
   cfg = train_step.PerturbConfig("awp", gamma, every_k=2)
@@ -313,7 +292,7 @@ def test_every_k_reuses_the_last_perturbation_between_recomputations():
 
 
 def test_every_k_skips_the_clean_pass_on_reuse_steps():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   calls = []
 
   def counting_loss(p, b, k):
@@ -329,7 +308,7 @@ def test_every_k_skips_the_clean_pass_on_reuse_steps():
 
 
 def test_every_k_needs_its_reuse_state_in_opt_state():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   cfg = train_step.PerturbConfig("awp", every_k=2)
   step = train_step.make_train_step(linear_loss, tx, cfg, 0.9)
   with pytest.raises(ValueError, match="opt_state"):
@@ -343,7 +322,7 @@ POPULATIONS = {"awp": [0.0, 0.05, 0.02], "rwp": [0.05, 0.0], "sam": [0.1], "asam
 @pytest.mark.parametrize("every_k", [1, 2])
 @pytest.mark.parametrize("kind", sorted(POPULATIONS))
 def test_population_member_equals_single_run(kind, every_k):
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   key = jax.random.key(11)
   cfgs = [train_step.PerturbConfig(kind, r, every_k=every_k) for r in POPULATIONS[kind]]
   states = train_step.stack_states([train_step.create_train_state(params, tx, c) for c in cfgs])
@@ -368,7 +347,7 @@ def test_population_member_equals_single_run(kind, every_k):
 
 
 def test_population_members_must_share_the_schedule_and_the_kind():
-  _, _, tx = setup()
+  _, _, tx = linear_problem()
   with pytest.raises(ValueError, match="steps"):
     train_step.make_population_step(
         linear_loss, tx, [train_step.PerturbConfig("awp", steps=1),
@@ -400,7 +379,7 @@ def test_perturb_config_from_config_section():
                                  train_step.PerturbConfig("awp", 0.05),
                                  train_step.PerturbConfig("awp", 0.05, every_k=2)])
 def test_the_jitted_step_traces_once(cfg):
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   chex.clear_trace_counter()  # counts are per function code, shared by the parametrized cases
   step = chex.assert_max_traces(train_step.make_train_step(linear_loss, tx, cfg, 0.9), n=1)
   jitted = jax.jit(step)
