@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from tests.helpers import REPO_ROOT
+from tests.helpers import assert_trees_equal
 from tests.helpers import load_config
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import state_dicts
@@ -49,14 +50,6 @@ def to_torch_layout(params, backbone="fragments_backbone", head="vqa_head"):
   return out
 
 
-def assert_trees_equal(a, b):
-  flat_a = flax.traverse_util.flatten_dict(a)
-  flat_b = flax.traverse_util.flatten_dict(b)
-  assert flat_a.keys() == flat_b.keys()
-  for k in flat_a:
-    np.testing.assert_array_equal(np.asarray(flat_a[k]), np.asarray(flat_b[k]), err_msg=str(k))
-
-
 def test_official_layout_round_trip(params):
   state = to_torch_layout(params)
   assert "fragments_backbone.layers.0.blocks.0.attn.qkv.weight" in state
@@ -84,6 +77,7 @@ def test_kinetics_layout(params):
   np.testing.assert_array_equal(table, np.zeros_like(table))
   expected = flax.traverse_util.flatten_dict(params["backbone"])
   got = flax.traverse_util.flatten_dict(converted["backbone"])
+  assert got.keys() == expected.keys()
   for k, v in expected.items():
     if k[-1] != "fragment_position_bias_table":
       np.testing.assert_array_equal(got[k], v, err_msg=str(k))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tests.helpers import zip_leaves
 from tests.landscape_toys import ToyVQA
 from tests.landscape_toys import ols_slope_p
 from tests.landscape_toys import toy_data
@@ -216,8 +217,7 @@ def test_worst_case_in_ball_beats_random_points_of_the_ball():
                                   params)
 
   def loss_fn(p):
-    return sum(jnp.sum(jnp.sin(3 * w) + (w - t) ** 2) for w, t in
-               zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(target)))
+    return sum(jnp.sum(jnp.sin(3 * w) + (w - t) ** 2) for w, t in zip_leaves(p, target))
 
   gamma, mask = 0.1, perturb.weight_mask(params)
   worst, delta = sharpness.worst_case_in_ball(loss_fn, params, gamma=gamma, steps=10)

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from tests.helpers import assert_trees_close
 from tests.helpers import linear_loss
 from tests.helpers import linear_problem
 from vqa_jax.training import optim
@@ -25,11 +26,6 @@ def rngs_for(step_rng, step):
 def expected_update(params, tx, grads):
   updates, _ = tx.update(grads, tx.init(params), params)
   return optax.apply_updates(params, updates)
-
-
-def assert_trees_close(a, b, **kw):
-  """One structure, leaves close (np.testing.assert_allclose's rtol / atol)."""
-  chex.assert_trees_all_close(a, b, **kw)
 
 
 def test_plain_step_uses_clean_gradient():
