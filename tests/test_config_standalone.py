@@ -43,6 +43,7 @@ print(json.dumps({"loaded": len(names), "heavy": heavy}))
 """
 
 
+@pytest.mark.integration  # a fresh interpreter in a subprocess
 def test_every_config_loads_and_validates_without_the_library():
   assert len(CONFIG_FILES) >= 20 and "paper/lsvq_fast_vqa_b_awp" in CONFIG_FILES
   out = subprocess.run([sys.executable, "-c", _LOAD_ALL, json.dumps(CONFIG_FILES),

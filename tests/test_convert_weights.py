@@ -267,7 +267,6 @@ def test_model_configs():
     convert_weights.model_config("fast_vqa_x")
 
 
-@pytest.mark.integration
 def test_reading_pth_without_torch_names_the_file(tmp_path, monkeypatch):
   with pytest.raises(FileNotFoundError, match="absent.pth"):
     state_dicts.load_torch_state_dict(str(tmp_path / "absent.pth"))
@@ -284,6 +283,7 @@ def _run_cli(*args):
                         env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.integration
 def test_cli_converts_a_real_pth_file(params, tmp_path):
   """End to end with a .pth written by torch: CLI -> orbax -> load_params (needs torch)."""
   torch = pytest.importorskip("torch")
