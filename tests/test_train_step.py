@@ -375,11 +375,13 @@ def test_perturb_config_from_config_section():
                                  train_step.PerturbConfig("awp", 0.05),
                                  train_step.PerturbConfig("awp", 0.05, every_k=2)])
 def test_the_jitted_step_traces_once(cfg):
-  params, batch, tx = linear_problem()
+  params, _, tx = linear_problem()
   chex.clear_trace_counter()  # counts are per function code, shared by the parametrized cases
   step = chex.assert_max_traces(train_step.make_train_step(linear_loss, tx, cfg, 0.9), n=1)
   jitted = jax.jit(step)
   state = train_step.create_train_state(params, tx, cfg)
-  for i in range(4):  # new step counts, new keys, every_k's recompute flag: one trace
+  for i in range(4):  # new step counts, batches, keys, every_k's recompute flag: one trace
+    batch = linear_problem(seed=i + 1)[1]  # fresh arrays of the same shapes and dtypes
     state, _ = jitted(state, batch, jax.random.key(i))
   assert int(state.step) == 4
+  assert jitted._cache_size() == 1  # pylint: disable=protected-access  (one compiled program)
