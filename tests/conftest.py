@@ -11,7 +11,6 @@ import pathlib  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 import pytest  # pylint: disable=g-import-not-at-top
 
-from tests.helpers import REPO_ROOT  # pylint: disable=g-import-not-at-top,unused-import
 from tests.helpers import SHARED_DIR  # pylint: disable=g-import-not-at-top
 
 

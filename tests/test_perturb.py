@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.helpers import assert_trees_close
+from tests.helpers import np_awp_delta
 from tests.helpers import zip_leaves
 from vqa_jax import perturb
 
@@ -153,9 +155,13 @@ def test_single_step_ascent_equals_awp_and_constant_gradient_multistep_too():
   params, grads = random_tree(4)
   mask = perturb.weight_mask(params)
   pert = perturb.make_perturbation("awp", mask)
+  by_hand = jax.tree_util.tree_map(  # numpy, per masked leaf (tests/helpers.py)
+      lambda m, w, g: np.asarray(w) + np_awp_delta(np.asarray(w, np.float64), np.asarray(g), 0.05)
+      if m else np.asarray(w), mask, params, grads)
   for steps in (1, 4):
     delta = perturb.ascent(pert, params, grads, lambda p, i: grads, 0.05, steps, mask)
     out = perturb.apply_delta(params, delta, mask)
+    assert_trees_close(out, by_hand, rtol=1e-5, atol=1e-7)
     chex.assert_trees_all_close(out, perturb.awp(params, grads, 0.05, mask), rtol=1e-6,
                                 atol=1e-7)
 

@@ -11,6 +11,9 @@ import pytest
 from tests.helpers import assert_trees_close
 from tests.helpers import linear_loss
 from tests.helpers import linear_problem
+from tests.helpers import np_awp_delta
+from tests.helpers import np_awp_project
+from tests.helpers import np_awp_step
 from vqa_jax.training import optim
 from vqa_jax import perturb
 from vqa_jax.training import train_step
@@ -229,21 +232,56 @@ def test_sam_kind_agrees_with_optax_contrib_sam():
   assert_trees_close(ours.params, p, rtol=1e-5, atol=1e-7)
 
 
+def regression_loss(params, batch, rng):
+  """Mean squared error of a linear model whose output is scaled by s = 1 + 0.1·N(0, 1) from rng."""
+  s = 1.0 + 0.1 * jax.random.normal(rng, ())
+  pred = s * (batch["x"] @ params["dense"]["kernel"] + params["dense"]["bias"])
+  return jnp.mean(jnp.square(pred - batch["y"])), pred
+
+
+def regression_problem():
+  """(params, batch) of `regression_loss`: 3 features, 8 examples; the kernel alone is perturbed."""
+  rng = np.random.default_rng(12)
+  x = rng.normal(size=(8, 3))
+  y = x @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.1 * rng.normal(size=8)
+  params = {"dense": {"kernel": jnp.asarray([0.5, -1.0, 2.0], jnp.float32),
+                      "bias": jnp.asarray(0.1, jnp.float32)}}
+  return params, {"x": jnp.asarray(x, jnp.float32), "y": jnp.asarray(y, jnp.float32)}
+
+
+def np_regression(w, b, batch, key):
+  """(loss, dL/dw, dL/db) of `regression_loss` at kernel w and bias b, by hand in float64."""
+  x, y = np.asarray(batch["x"], np.float64), np.asarray(batch["y"], np.float64)
+  s = 1.0 + 0.1 * float(jax.random.normal(key, ()))
+  r = s * (x @ w + b) - y
+  return np.mean(r ** 2), 2 * s * x.T @ r / len(y), 2 * s * np.sum(r) / len(y)
+
+
 def test_multistep_ascent_in_the_step():
-  params, batch, _ = linear_problem()
-  tx = optax.sgd(0.5)
-  gamma, key = 0.05, jax.random.key(8)
+  """steps=3: three projected ascent steps of γ/3, each from a fresh gradient at the current
+  perturbed point (keys fold_in(perturbed key, i)); then SGD with the gradient at w + δ."""
+  params, batch = regression_problem()
+  lr, gamma, key = 0.1, 0.3, jax.random.key(8)
+  tx = optax.sgd(lr)
   cfg = train_step.PerturbConfig("awp", gamma, steps=3)
-  new_state, _ = jax.jit(train_step.make_train_step(linear_loss, tx, cfg, 0.9))(
+  new_state, metrics = jax.jit(train_step.make_train_step(regression_loss, tx, cfg, 0.9))(
       train_step.create_train_state(params, tx), batch, key)
+
+  w, b = np.asarray(params["dense"]["kernel"], np.float64), float(params["dense"]["bias"])
   clean_rng, perturbed_rng, _ = rngs_for(key, 0)
-  grad = lambda p, k: jax.grad(lambda q: linear_loss(q, batch, k)[0])(p)
-  mask = perturb.weight_mask(params)
-  delta = perturb.ascent(perturb.make_perturbation("awp", mask), params, grad(params, clean_rng),
-                         lambda p, i: grad(p, jax.random.fold_in(perturbed_rng, i)), gamma, 3, mask)
-  w_adv = perturb.apply_delta(params, delta, mask)
-  assert_trees_close(new_state.params, expected_update(params, tx, grad(w_adv, perturbed_rng)),
-                     rtol=1e-5)
+  _, g, _ = np_regression(w, b, batch, clean_rng)
+  delta = np_awp_project(w, np_awp_step(w, g, gamma / 3), gamma)
+  for i in (1, 2):
+    _, g, _ = np_regression(w + delta, b, batch, jax.random.fold_in(perturbed_rng, i))
+    delta = np_awp_project(w, delta + np_awp_step(w, g, gamma / 3), gamma)
+  loss_adv, g_w, g_b = np_regression(w + delta, b, batch, perturbed_rng)
+  np.testing.assert_allclose(new_state.params["dense"]["kernel"], w - lr * g_w, rtol=1e-5)
+  np.testing.assert_allclose(new_state.params["dense"]["bias"], b - lr * g_b, rtol=1e-5)
+  np.testing.assert_allclose(metrics["perturbed_loss"], loss_adv, rtol=1e-5)
+  np.testing.assert_allclose(metrics["perturbation_norm"], np.linalg.norm(delta), rtol=1e-5)
+  # Three steps end elsewhere than the single step of length γ (the test tells them apart).
+  one_step = np_awp_delta(w, np_regression(w, b, batch, clean_rng)[1], gamma)
+  assert np.linalg.norm(delta - one_step) > 1e-2 * np.linalg.norm(one_step)
 
 
 def test_combine_mixes_clean_and_perturbed_gradients():
@@ -262,29 +300,34 @@ def test_combine_mixes_clean_and_perturbed_gradients():
 
 
 def test_every_k_reuses_the_last_perturbation_between_recomputations():
-  params, batch, _ = linear_problem()
-  tx = optax.sgd(0.5)
-  gamma, key = 0.05, jax.random.key(10)
+  """every_k=2, by hand: steps 0 and 2 recompute δ (clean pass, AWP step, perturbed pass with the
+  perturbed key); step 1 projects the last δ onto the moved weights' feasible set and runs its
+  one pass there with the clean key, whose loss is the step's `loss`."""
+  params, batch = regression_problem()
+  lr, gamma, key = 0.1, 0.3, jax.random.key(10)
+  tx = optax.sgd(lr)
   cfg = train_step.PerturbConfig("awp", gamma, every_k=2)
-  state, history = run_steps(train_step.make_train_step(linear_loss, tx, cfg, 0.9),
+  state, history = run_steps(train_step.make_train_step(regression_loss, tx, cfg, 0.9),
                              train_step.create_train_state(params, tx, cfg), batch, key, 3)
   assert [float(m["recomputed"]) for m in history] == [1.0, 0.0, 1.0]
 
-  grad = lambda p, k: jax.grad(lambda q: linear_loss(q, batch, k)[0])(p)
-  mask = perturb.weight_mask(params)
-  pert = perturb.make_perturbation("awp", mask)
-  p = params
+  w, b = np.asarray(params["dense"]["kernel"], np.float64), float(params["dense"]["bias"])
   for i in range(3):
     clean_rng, perturbed_rng, _ = rngs_for(key, i)
-    if i % 2 == 0:  # fresh: clean pass, perturbation, perturbed pass with a fresh key
-      delta = pert.project(p, pert.step(p, grad(p, clean_rng), gamma), gamma)
-      g = grad(perturb.apply_delta(p, delta, mask), perturbed_rng)
-    else:  # reuse: the last delta projected at the current weights, one pass with the clean key
-      delta = pert.project(p, delta, gamma)
-      g = grad(perturb.apply_delta(p, delta, mask), clean_rng)
-    p = expected_update(p, tx, g)
-  assert_trees_close(state.params, p, rtol=1e-5)
-  assert_trees_close(state.opt_state.perturbation.delta, delta, rtol=1e-5)
+    if i % 2 == 0:  # fresh
+      loss, g, _ = np_regression(w, b, batch, clean_rng)
+      delta = np_awp_delta(w, g, gamma)
+      _, g_w, g_b = np_regression(w + delta, b, batch, perturbed_rng)
+    else:  # reuse
+      delta = np_awp_project(w, delta, gamma)
+      loss, g_w, g_b = np_regression(w + delta, b, batch, clean_rng)
+    np.testing.assert_allclose(history[i]["loss"], loss, rtol=1e-5)
+    w, b = w - lr * g_w, b - lr * g_b
+  np.testing.assert_allclose(state.params["dense"]["kernel"], w, rtol=1e-5)
+  np.testing.assert_allclose(state.params["dense"]["bias"], b, rtol=1e-5)
+  kept = state.opt_state.perturbation.delta  # step 2's δ; the bias is never perturbed
+  np.testing.assert_allclose(kept["dense"]["kernel"], delta, rtol=1e-5)
+  assert float(kept["dense"]["bias"]) == 0.0
 
 
 def test_every_k_skips_the_clean_pass_on_reuse_steps():
