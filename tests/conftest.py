@@ -1,16 +1,17 @@
-"""Test setup: 8 simulated CPU devices (set before jax is imported) and the ../shared fixtures."""
+"""Test setup: 8 simulated CPU devices (set before jax is imported) and the fixtures shared by
+several test modules (plain helpers: tests/helpers.py, tests/video_files.py)."""
 
 import os
-import pathlib
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import pathlib  # pylint: disable=g-import-not-at-top,g-bad-import-order
+
 import pytest  # pylint: disable=g-import-not-at-top
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+from tests.helpers import SHARED_DIR  # pylint: disable=g-import-not-at-top
 
 
 @pytest.fixture
@@ -29,3 +30,26 @@ def fast_compile():
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", old)
+
+
+@pytest.fixture(scope="module")
+def good_and_bad_videos(tmp_path_factory):
+  """(five good labelled videos, {kind: path} of three bad files: empty, text, truncated .mp4)."""
+  from tests import video_files  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("bad")
+  good = video_files.labelled_videos(root, 5)
+  (root / "empty.mp4").write_bytes(b"")
+  (root / "text.mp4").write_text("this is not a video\n" * 50)
+  mp4 = video_files.write_mp4(root / "whole.mp4", video_files.random_frames(30, 24, 32))
+  bad = {"empty": str(root / "empty.mp4"), "text": str(root / "text.mp4"),
+         "truncated": video_files.truncated_copy(mp4, root / "truncated.mp4")}
+  return good, bad
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> str:
+  """The tiny synthetic dataset (videos + label files), generated once for the module."""
+  from vqa_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path_factory.mktemp("synthetic"))
+  synthetic.generate(root, synthetic.SyntheticSpec.tiny(), num_workers=1)
+  return root

@@ -11,24 +11,22 @@ import subprocess
 import sys
 
 import pytest
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from tests.video_files import labelled_videos
 from tests.video_files import random_frames
 from tests.video_files import write_video
 
 pytestmark = pytest.mark.integration  # subprocess CLI runs
 
+# The smoke config on the label files (loaded the way the tests load configs: config_files.load).
 CONFIG = '''
-import importlib.util
 import ml_collections
 
-spec = importlib.util.spec_from_file_location("smoke", {smoke!r})
-smoke = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(smoke)
+from vqa_jax.config import config_files
 
 
 def get_config():
-  c = smoke.get_config()
+  c = config_files.load("smoke")
   c.data.source = "label_files"
   c.data.label_files = ml_collections.ConfigDict({{"train": {train!r}, "test": {test!r}}})
   c.data.eval_splits = ("test",)
@@ -63,8 +61,7 @@ def run_in_parallel(tmp_path, label_files, loader: str, runs: int) -> list:
   """Starts `runs` trainings at once (batch 8 = every video in step 1); their CompletedProcess."""
   train, test, _ = label_files
   config = tmp_path / f"bad_{loader}.py"
-  config.write_text(CONFIG.format(smoke=str(REPO_ROOT / "configs" / "smoke.py"), train=train,
-                                  test=test, loader=loader))
+  config.write_text(CONFIG.format(train=train, test=test, loader=loader))
   procs = [subprocess.Popen([sys.executable, "-m", "vqa_jax.main", f"--config={config}",
                              f"--workdir={tmp_path / f'{loader}_{i}'}"], cwd=REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -7,9 +7,8 @@ from unittest import mock
 import ml_collections
 import numpy as np
 import pytest
-from tests.video_files import labelled_videos
-from tests.video_files import random_frames
-from tests.video_files import write_mp4
+from tests.video_files import mixed_entries
+from tests.video_files import truncated_copy
 
 from vqa_jax.data import elements
 from vqa_jax.data import input_pipeline
@@ -17,37 +16,7 @@ from vqa_jax.data import video_io
 from vqa_jax.data.labels import Entry
 
 SAMPLING = ml_collections.ConfigDict({"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 8})
-NUM_GOOD = 5
-
-
-def truncated_copy(src: str, dst: pathlib.Path, fraction: float = 0.3) -> str:
-  """Writes the first `fraction` of the bytes of `src` to `dst` (an .mp4 loses its index)."""
-  data = pathlib.Path(src).read_bytes()
-  dst.write_bytes(data[:int(len(data) * fraction)])
-  return str(dst)
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-  """Five good labelled videos and three bad files: {name: path} for the bad ones."""
-  root = tmp_path_factory.mktemp("bad")
-  good = labelled_videos(root, NUM_GOOD)
-  (root / "empty.mp4").write_bytes(b"")
-  (root / "text.mp4").write_text("this is not a video\n" * 50)
-  mp4 = write_mp4(root / "whole.mp4", random_frames(30, 24, 32))
-  bad = {"empty": str(root / "empty.mp4"), "text": str(root / "text.mp4"),
-         "truncated": truncated_copy(mp4, root / "truncated.mp4")}
-  return good, bad
-
-
 REASONS = {"empty": "empty", "text": "cannot open", "truncated": "cannot open"}
-
-
-def mixed_entries(videos) -> tuple[list[Entry], set[int]]:
-  """Good videos 0-2, the three bad files, good videos 3-4; and the indices of the bad ones."""
-  good, bad = videos
-  entries = good[:3] + [Entry(path, 9.0) for path in bad.values()] + good[3:]
-  return entries, {3, 4, 5}
 
 
 def good_number(entry: Entry) -> int:
@@ -77,20 +46,20 @@ def evaluate(entries, **kwargs):
 
 @pytest.mark.parametrize("kind", sorted(REASONS))
 @pytest.mark.parametrize("run", [train, evaluate])
-def test_error_policy_names_the_file(videos, kind, run):
-  good, bad = videos
+def test_error_policy_names_the_file(good_and_bad_videos, kind, run):
+  good, bad = good_and_bad_videos
   with pytest.raises(video_io.VideoDecodeError, match=REASONS[kind]) as e:
     run(good[:1] + [Entry(bad[kind], 1.0)])
   assert e.value.path == bad[kind] and str(e.value).startswith(f"{bad[kind]}: ")
 
 
-def test_unknown_policy_is_rejected(videos):
+def test_unknown_policy_is_rejected(good_and_bad_videos):
   with pytest.raises(ValueError, match="on_bad_video"):
-    input_pipeline.eval_dataset(videos[0], SAMPLING, 4, 1, on_bad_video="ignore")
+    input_pipeline.eval_dataset(good_and_bad_videos[0], SAMPLING, 4, 1, on_bad_video="ignore")
 
 
-def test_skip_eval_marks_bad_videos_invalid_and_counts_them(videos):
-  entries, bad_indices = mixed_entries(videos)
+def test_skip_eval_marks_bad_videos_invalid_and_counts_them(good_and_bad_videos):
+  entries, bad_indices = mixed_entries(good_and_bad_videos)
   log = elements.BadVideoLog()
   batches = evaluate(entries, on_bad_video="skip", bad_videos=log)
   assert len(batches) == 2 and all(b["video"].shape == (4, 1, 4, 16, 16, 3) for b in batches)
@@ -102,14 +71,14 @@ def test_skip_eval_marks_bad_videos_invalid_and_counts_them(videos):
     keep = batch["valid"]
     assert_real_videos({k: v[keep] for k, v in batch.items()}, entries)
   assert log.count == 3
-  assert log.reasons.keys() == set(videos[1].values())
-  for kind, path in videos[1].items():
+  assert log.reasons.keys() == set(good_and_bad_videos[1].values())
+  for kind, path in good_and_bad_videos[1].items():
     assert REASONS[kind] in log.reasons[path]
   assert log.summary() == "3 videos skipped (bad input)"
 
 
-def test_skip_train_substitutes_the_next_decodable_video(videos):
-  entries, bad_indices = mixed_entries(videos)
+def test_skip_train_substitutes_the_next_decodable_video(good_and_bad_videos):
+  entries, bad_indices = mixed_entries(good_and_bad_videos)
   log = elements.BadVideoLog()
   with mock.patch.object(elements.logging, "warning") as warning:
     batches = train(entries, on_bad_video="skip", bad_videos=log)
@@ -135,8 +104,8 @@ def test_skip_train_substitutes_the_next_decodable_video(videos):
       np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_skip_train_with_no_decodable_video_raises(videos):
-  bad = [Entry(path, 1.0) for path in videos[1].values()]
+def test_skip_train_with_no_decodable_video_raises(good_and_bad_videos):
+  bad = [Entry(path, 1.0) for path in good_and_bad_videos[1].values()]
   with pytest.raises(video_io.VideoDecodeError, match="all 3 videos"):
     train(bad, on_bad_video="skip", num_steps=1)
 

@@ -1,7 +1,6 @@
 """vqa_jax.scoring.calibration: the fitted logistic and the upstream sigmoid, their scales and direction,
 the per-checkpoint file, and which config is which upstream model."""
 
-import importlib.util
 import json
 import math
 
@@ -9,17 +8,9 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import load_config
 from vqa_jax.scoring import calibration
 from vqa_jax.convert import pretrained
-
-
-def load_config(name: str):
-  """configs/<name>.py's config."""
-  spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def hand_logistic(x, b1, b2, b3, b4):

@@ -10,7 +10,7 @@ import sys
 import ml_collections
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from vqa_jax.config import config_base
 from vqa_jax.config import config_files
 from vqa_jax.config import run_config
@@ -43,6 +43,7 @@ print(json.dumps({"loaded": len(names), "heavy": heavy}))
 """
 
 
+@pytest.mark.integration  # a fresh interpreter in a subprocess
 def test_every_config_loads_and_validates_without_the_library():
   assert len(CONFIG_FILES) >= 20 and "paper/lsvq_fast_vqa_b_awp" in CONFIG_FILES
   out = subprocess.run([sys.executable, "-c", _LOAD_ALL, json.dumps(CONFIG_FILES),

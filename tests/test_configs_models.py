@@ -1,27 +1,18 @@
 """The reference configs (FAST-VQA-B, FasterVQA, FAST-VQA-M) load, validate and build their model."""
 
-import importlib.util
 import math
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import load_config
 from vqa_jax.config import validation
 from vqa_jax.models import video_swin
 from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.models.fast_vqa import fast_vqa_b_config
 
 CONFIGS = ("fast_vqa_b", "faster_vqa", "fast_vqa_m")
-
-
-def load_config(name: str):
-  """Loads configs/<name>.py by path (as --config does) and returns its get_config()."""
-  spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO_ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -14,7 +13,8 @@ import pytest
 from scipy import stats
 
 from tests import torch_layouts
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
+from tests.helpers import assert_trees_equal
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
 from vqa_jax.convert import state_dicts
@@ -232,6 +232,4 @@ def test_cli_converts_an_npz_without_torch(tmp_path):
       result.stdout)
   loaded = pretrained.load_variables(str(tmp_path / "out"))
   assert list(loaded) == ["params"]
-  for path, value in flax.traverse_util.flatten_dict(params).items():
-    np.testing.assert_array_equal(np.asarray(flax.traverse_util.flatten_dict(
-        loaded["params"])[path]), value, err_msg=str(path))
+  assert_trees_equal(loaded["params"], params)

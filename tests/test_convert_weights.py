@@ -1,6 +1,5 @@
 """PyTorch-layout state dicts <-> Flax params (no torch needed) and the orbax params round trip."""
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -13,7 +12,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
+from tests.helpers import assert_trees_equal
+from tests.helpers import load_config
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import state_dicts
 from vqa_jax.models.fast_vqa import build_model
@@ -22,10 +23,7 @@ from vqa_jax.models.fast_vqa import fast_vqa_b_config
 
 def smoke_model_cfg():
   """The tiny model of configs/smoke.py (2 stages, fragment bias in stage 1)."""
-  spec = importlib.util.spec_from_file_location("smoke_cfg", REPO_ROOT / "configs" / "smoke.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config().model
+  return load_config("smoke").model
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +48,6 @@ def to_torch_layout(params, backbone="fragments_backbone", head="vqa_head"):
       value = np.transpose(value, (4, 3, 0, 1, 2))
     out[(backbone if top == "backbone" else head) + "." + name] = np.array(value)
   return out
-
-
-def assert_trees_equal(a, b):
-  flat_a = flax.traverse_util.flatten_dict(a)
-  flat_b = flax.traverse_util.flatten_dict(b)
-  assert flat_a.keys() == flat_b.keys()
-  for k in flat_a:
-    np.testing.assert_array_equal(np.asarray(flat_a[k]), np.asarray(flat_b[k]), err_msg=str(k))
 
 
 def test_official_layout_round_trip(params):
@@ -87,6 +77,7 @@ def test_kinetics_layout(params):
   np.testing.assert_array_equal(table, np.zeros_like(table))
   expected = flax.traverse_util.flatten_dict(params["backbone"])
   got = flax.traverse_util.flatten_dict(converted["backbone"])
+  assert got.keys() == expected.keys()
   for k, v in expected.items():
     if k[-1] != "fragment_position_bias_table":
       np.testing.assert_array_equal(got[k], v, err_msg=str(k))
@@ -276,7 +267,6 @@ def test_model_configs():
     convert_weights.model_config("fast_vqa_x")
 
 
-@pytest.mark.integration
 def test_reading_pth_without_torch_names_the_file(tmp_path, monkeypatch):
   with pytest.raises(FileNotFoundError, match="absent.pth"):
     state_dicts.load_torch_state_dict(str(tmp_path / "absent.pth"))
@@ -293,6 +283,7 @@ def _run_cli(*args):
                         env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.integration
 def test_cli_converts_a_real_pth_file(params, tmp_path):
   """End to end with a .pth written by torch: CLI -> orbax -> load_params (needs torch)."""
   torch = pytest.importorskip("torch")

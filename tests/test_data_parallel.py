@@ -16,8 +16,10 @@ import numpy as np
 import optax
 import pytest
 
-from tests import test_train_step
-from tests.test_trainer import load_config
+from tests.helpers import linear_loss
+from tests.helpers import linear_problem
+from tests.helpers import load_config
+from tests.helpers import smoke_batch
 from vqa_jax.families import losses
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
@@ -25,14 +27,6 @@ from vqa_jax.training import train_step
 from vqa_jax.models import fast_vqa as model_lib
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
-
-
-def smoke_batch(seed):
-  """8 uint8 smoke-sized videos whose brightness ranks like their labels."""
-  rng = np.random.default_rng(seed)
-  labels = rng.permutation(np.linspace(1.0, 5.0, 8)).astype(np.float32)
-  video = rng.integers(0, 60, size=(8, 4, 32, 32, 3)) + 40 * labels[:, None, None, None, None]
-  return {"video": video.astype(np.uint8), "label": labels}
 
 
 def run_on_mesh(num_devices, step_fn, state, batches):
@@ -79,10 +73,10 @@ def test_awp_on_the_smoke_model_one_and_eight_devices_give_the_same_params():
 
 
 def test_population_with_every_k_one_and_eight_devices_give_the_same_params():
-  params, batch, _ = test_train_step.setup()
+  params, batch, _ = linear_problem()
   tx = optax.sgd(0.3, momentum=0.9)
   cfgs = [train_step.PerturbConfig("awp", r, every_k=2) for r in (0.0, 0.05, 0.02)]
-  step_fn = train_step.make_population_step(test_train_step.linear_loss, tx, cfgs, 0.9)
+  step_fn = train_step.make_population_step(linear_loss, tx, cfgs, 0.9)
   states = train_step.stack_states([train_step.create_train_state(params, tx, c) for c in cfgs])
   batches = [jax.device_get(batch)] * 3
   (one, _, _, _), (eight, _, mesh, donated) = (run_on_mesh(n, step_fn, states, batches)
@@ -112,6 +106,7 @@ def test_reference_adamw_one_and_eight_devices_agree_except_the_shift_invariant_
   bias_path = ("head", "fc_last", "bias")
   flat_one = flax.traverse_util.flatten_dict(jax.device_get(one.params))
   flat_eight = flax.traverse_util.flatten_dict(jax.device_get(eight.params))
+  assert flat_one.keys() == flat_eight.keys()
   for path, value in flat_one.items():
     if path != bias_path:
       np.testing.assert_allclose(value, flat_eight[path], rtol=1e-5, atol=1e-5, err_msg=str(path))

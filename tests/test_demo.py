@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.test_trainer import load_config
+from tests.helpers import load_config
 from vqa_jax.training import trainer
 
 

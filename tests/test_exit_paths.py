@@ -10,10 +10,11 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.test_resume_kill import checkpoint_steps
-from tests.test_resume_kill import start_and_signal
-from tests.test_trainer import saved_params
+from tests.helpers import REPO_ROOT
+from tests.helpers import SIGNALLED_RUN_STEPS
+from tests.helpers import checkpoint_steps
+from tests.helpers import saved_params
+from tests.helpers import start_and_signal
 from vqa_jax.training import interrupts
 
 pytestmark = pytest.mark.integration  # subprocess CLI runs
@@ -46,13 +47,13 @@ def test_non_finite_loss_keeps_the_async_checkpoint_and_prints_the_error_last(tm
 
 
 def test_sigterm_exits_with_the_interrupted_status(tmp_path, env):
-  # As tests/test_resume_kill.py's run: 60 steps, a checkpoint every 5; SIGTERM after the first.
+  # helpers.signalled_run_command's run: 60 steps, a checkpoint every 5; SIGTERM after the first.
   workdir = str(tmp_path / "work")
   rc, stderr = start_and_signal(workdir, env, signal.SIGTERM, after_step=0)
   assert rc == interrupts.EXIT_INTERRUPTED == 75, stderr[-2000:]
   stopped_at = max(checkpoint_steps(workdir))
   assert f"interrupted by SIGTERM; checkpoint saved at step {stopped_at}" in stderr
-  assert 0 < stopped_at < 60
+  assert 0 < stopped_at < SIGNALLED_RUN_STEPS == 60
   assert all(n.isdigit() for n in os.listdir(os.path.join(workdir, "checkpoints")))  # no tmp left
 
 

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.test_score import init_params
-from tests.test_score import smoke_config
+from tests.helpers import init_params
+from tests.helpers import load_config
 from vqa_jax.scoring import calibration
 from vqa_jax.scoring import export
 from vqa_jax.scoring import score
@@ -18,7 +18,7 @@ from vqa_jax.models.fast_vqa import build_model
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   """Smoke params exported in both formats, and two inputs of 2 and 3 clips."""
-  config = smoke_config()
+  config = load_config("smoke")
   (params,) = init_params(build_model(config.model), (5,))
   out = tmp_path_factory.mktemp("export")
   note = calibration.upstream("FAST-VQA")  # any calibration: it is carried to export.json

@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from tests.test_paper_configs import paper_config
-from tests.test_trainer import load_config
-from tests.test_trainer import saved_params
+from tests.helpers import assert_trees_equal
+from tests.helpers import load_config
+from tests.helpers import paper_config
+from tests.helpers import saved_params
 from vqa_jax import families
 from vqa_jax import perturb
 from vqa_jax.training import checkpointing
@@ -82,7 +83,7 @@ def test_two_split_linear_probe_from_a_checkpoint(tmp_path, monkeypatch):
   assert [(r["step"], r["lr_backbone"]) for r in logged] == [(2, 0.0)]
   tuned = saved_params(str(tmp_path / "ft" / "seed_1"))["params"]
   start = jax.device_get(init.params)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, tuned["backbone"], start["backbone"])
+  assert_trees_equal(tuned["backbone"], start["backbone"])
   assert not np.array_equal(tuned["head"]["fc_last"]["kernel"],
                             start["head"]["fc_last"]["kernel"])
 

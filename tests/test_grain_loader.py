@@ -6,16 +6,16 @@ import subprocess
 import sys
 import time
 
-import jax
 import ml_collections
 import numpy as np
 import pytest
-from tests.conftest import REPO_ROOT
-from tests.test_bad_videos import mixed_entries
-from tests.test_bad_videos import videos  # pylint: disable=unused-import  (a fixture)
-from tests.test_trainer import learning_scalars
-from tests.test_trainer import load_config
-from tests.test_trainer import saved_params
+from tests.helpers import REPO_ROOT
+from tests.helpers import assert_trees_equal
+from tests.helpers import checkpoint_steps
+from tests.helpers import learning_scalars
+from tests.helpers import load_config
+from tests.helpers import saved_params
+from tests.video_files import mixed_entries
 
 from vqa_jax.training import run_log
 from vqa_jax.training import trainer
@@ -47,8 +47,8 @@ PLANS = {
 
 
 @pytest.mark.parametrize("name", sorted(PLANS))
-def test_loaders_yield_bit_identical_batches_and_skip_counts(videos, name):
-  entries, bad_indices = mixed_entries(videos)
+def test_loaders_yield_bit_identical_batches_and_skip_counts(good_and_bad_videos, name):
+  entries, bad_indices = mixed_entries(good_and_bad_videos)
   make = lambda: PLANS[name](entries)
   tf_batches, tf_bad = load_all(make, "tf_data")
   grain_batches, grain_bad = load_all(make, "grain")
@@ -68,8 +68,8 @@ def test_loaders_yield_bit_identical_batches_and_skip_counts(videos, name):
 
 
 @pytest.mark.parametrize("loader", ["tf_data", "grain"])
-def test_error_policy_names_the_file_in_both_loaders(videos, loader):
-  good, bad = videos
+def test_error_policy_names_the_file_in_both_loaders(good_and_bad_videos, loader):
+  good, bad = good_and_bad_videos
   plan = elements.train_plan(good[:2] + [Entry(bad["text"], 1.0)], SAMPLING, 3,
                              seed=0, num_steps=2)
   with pytest.raises(video_io.VideoDecodeError, match="cannot open") as e:
@@ -77,8 +77,8 @@ def test_error_policy_names_the_file_in_both_loaders(videos, loader):
   assert e.value.path == bad["text"]
 
 
-def test_unknown_loader_is_rejected(videos):
-  plan = elements.eval_plan(videos[0], SAMPLING, 4, 1)
+def test_unknown_loader_is_rejected(good_and_bad_videos):
+  plan = elements.eval_plan(good_and_bad_videos[0], SAMPLING, 4, 1)
   with pytest.raises(ValueError, match="data.loader must be one of"):
     loaders.batches(plan, "torch")
 
@@ -120,12 +120,6 @@ def alive(pid):
       return f.read().rsplit(")", 1)[1].split()[0] != "Z"
   except OSError:
     return False
-
-
-def checkpoint_steps(workdir):
-  """The finalized checkpoint steps in workdir."""
-  folder = os.path.join(workdir, "checkpoints")
-  return sorted(int(n) for n in os.listdir(folder) if n.isdigit()) if os.path.isdir(folder) else []
 
 
 @pytest.mark.usefixtures("fast_compile")
@@ -170,8 +164,7 @@ def test_grain_main_job_without_tensorflow_killed_and_resumed_equals_tf_data_run
   with pytest.MonkeyPatch.context() as patch:
     patch.setenv("VQA_JAX_CACHE", cache)
     trainer.train(apply_overrides(load_config("smoke")), tf_dir)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, saved_params(grain_dir),
-                         saved_params(tf_dir))
+  assert_trees_equal(saved_params(grain_dir), saved_params(tf_dir))
   assert (learning_scalars(os.path.join(grain_dir, "metrics.jsonl"))
           == learning_scalars(os.path.join(tf_dir, "metrics.jsonl")))
   grain_final = run_log.read_jsonl(os.path.join(grain_dir, "results.jsonl"))[-1]

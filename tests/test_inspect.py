@@ -1,6 +1,5 @@
 """Tests for vqa_jax.data.show_fragments: evaluation fragments saved as .npy and as a contact sheet."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,7 +7,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
+from tests.helpers import load_config
 from tests.video_files import random_frames
 from tests.video_files import write_video
 
@@ -20,10 +20,7 @@ DEMO = REPO_ROOT / "configs" / "demo.py"
 
 def demo_sampling():
   """config.sampling of configs/demo.py."""
-  spec = importlib.util.spec_from_file_location("demo_config", DEMO)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config().sampling
+  return load_config(DEMO).sampling
 
 
 def test_contact_sheet_layout():

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.helpers import load_config
 from vqa_jax.models import swin_v2
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -153,7 +154,6 @@ def test_convert_swin_v2_round_trip():
 
 def tiny_v2_config():
   """configs/iqa_swin_v2.py's model shrunk to fake_swin_v2_state_dict's sizes (window 4)."""
-  from tests.test_trainer import load_config  # pylint: disable=g-import-not-at-top
   config = load_config("iqa_swin_v2")
   m = config.model
   m.embed_dim, m.depths, m.num_heads, m.window_size = 8, (2, 1), (1, 2), (1, 4, 4)
@@ -163,7 +163,6 @@ def tiny_v2_config():
 
 def test_iqa_swin_v2_config_builds_swin_v2_t_with_the_vqa_head():
   """The config's model: Swin-V2-T (hand count above) + the 768-64-1 head (49,281)."""
-  from tests.test_trainer import load_config  # pylint: disable=g-import-not-at-top
   from vqa_jax.config import validation  # pylint: disable=g-import-not-at-top
   from vqa_jax.convert import swin_layout  # pylint: disable=g-import-not-at-top
   config = load_config("iqa_swin_v2")

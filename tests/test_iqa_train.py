@@ -1,6 +1,5 @@
 """The IQA configs: they validate, build a 2D Swin-T, and train end to end on synthetic images."""
 
-import importlib.util
 import json
 import os
 
@@ -8,7 +7,7 @@ import flax
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import load_config
 from vqa_jax.config import validation
 from vqa_jax.convert import convert_weights
 
@@ -16,14 +15,6 @@ from vqa_jax.convert import convert_weights
 # classifier holds 768 * 1000 + 1000 = 769,000.
 SWIN_T_2D_TRUNK = 28_288_354 - 769_000
 VQA_HEAD = 768 * 64 + 64 + 64 + 1  # paper §6.1: 49,281
-
-
-def load_config(name: str, arg: str | None = None):
-  """configs/<name>.py's get_config(arg), loaded by path as --config does."""
-  spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO_ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config() if arg is None else module.get_config(arg)
 
 
 def test_iqa_swin_t_is_the_2d_swin_t_with_the_vqa_head():
@@ -41,14 +32,14 @@ def test_iqa_swin_t_is_the_2d_swin_t_with_the_vqa_head():
 def test_iqa_demo_generates_its_images_and_validates(tmp_path, monkeypatch):
   from vqa_jax.data import sources  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path))
-  config = load_config("iqa_demo", "tiny")
+  config = load_config("iqa_demo:tiny")
   validation.validate(config)
   assert not os.listdir(tmp_path)  # loading the config generates nothing
   splits = sources.load_splits(config.data)
   assert {k: len(v) for k, v in splits.items()} == {"train": 16, "test": 8, "cross": 8}
   assert all(e.path.startswith(str(tmp_path)) and os.path.isfile(e.path) for e in splits["train"])
   with pytest.raises(ValueError, match="iqa_demo.py:huge: the preset must be one of"):
-    load_config("iqa_demo", "huge")
+    load_config("iqa_demo:huge")
 
 
 @pytest.mark.slow
@@ -57,7 +48,7 @@ def test_iqa_demo_trains_end_to_end(tmp_path, monkeypatch):
   """4 AWP steps of a 1-stage-wide IQA model on the tiny synthetic image set; finite metrics."""
   from vqa_jax.training import trainer  # pylint: disable=g-import-not-at-top  (TensorFlow)
   monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path / "cache"))
-  config = load_config("iqa_demo", "tiny")
+  config = load_config("iqa_demo:tiny")
   config.model.embed_dim = 16
   config.model.depths = (1, 1)
   config.model.num_heads = (1, 2)
@@ -78,7 +69,7 @@ def test_iqa_demo_trains_end_to_end(tmp_path, monkeypatch):
 
 
 def test_iqa_swin_t_splits_variant_is_samas_protocol():
-  config = load_config("iqa_swin_t", "splits")
+  config = load_config("iqa_swin_t:splits")
   validation.validate(config)
   assert dict(config.data.label_files) == {"koniq": ""} and config.finetune.dataset == "koniq"
   # Upstream IQA/demo_train_iqa_baseline.py: random.Random(ii * 123) for ii in range(10), 80 %.

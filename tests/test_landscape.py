@@ -1,12 +1,15 @@
 """Loss landscapes and sharpness (issue 7): directions, vmapped surfaces, Hessians, gaps."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
 
+from tests.helpers import zip_leaves
+from tests.landscape_toys import ToyVQA
+from tests.landscape_toys import ols_slope_p
+from tests.landscape_toys import toy_data
 from vqa_jax.families import losses
 from vqa_jax import perturb
 from vqa_jax.landscape import analysis
@@ -15,28 +18,6 @@ from vqa_jax.landscape import fixed_set
 from vqa_jax.landscape import gap
 from vqa_jax.landscape import sharpness
 from vqa_jax.landscape import surface
-
-
-class ToyVQA(nn.Module):
-  """A few-parameter stand-in with the VQAModel interface: uint8 video -> (B, 1) quality map."""
-
-  @nn.compact
-  def __call__(self, video, *, train):
-    del train
-    x = video.astype(jnp.float32).mean(axis=(1, 2, 3)) / 255.0  # (B, 3) mean colour
-    x = nn.tanh(nn.Dense(6)(x))
-    x = nn.LayerNorm()(x)
-    return nn.Dense(1)(x)
-
-
-def toy_data(num_videos=8, num_clips=2, seed=0):
-  """Videos of distinct random colours (so the toy's predictions differ) and random labels."""
-  rng = np.random.default_rng(seed)
-  colours = rng.integers(0, 256, (num_videos, 1, 1, 1, 1, 3))
-  noise = rng.integers(-20, 21, (num_videos, num_clips, 2, 4, 4, 3))
-  video = np.clip(colours + noise, 0, 255).astype(np.uint8)
-  return fixed_set.FixedSet(video=video, label=rng.normal(size=num_videos).astype(np.float32),
-                            paths=())
 
 
 @pytest.fixture(scope="module")
@@ -236,8 +217,7 @@ def test_worst_case_in_ball_beats_random_points_of_the_ball():
                                   params)
 
   def loss_fn(p):
-    return sum(jnp.sum(jnp.sin(3 * w) + (w - t) ** 2) for w, t in
-               zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(target)))
+    return sum(jnp.sum(jnp.sin(3 * w) + (w - t) ** 2) for w, t in zip_leaves(p, target))
 
   gamma, mask = 0.1, perturb.weight_mask(params)
   worst, delta = sharpness.worst_case_in_ball(loss_fn, params, gamma=gamma, steps=10)
@@ -289,17 +269,6 @@ def test_gap_is_train_minus_test_for_srcc_and_loss():
 WITHIN_X = [1.0, 2.0, 3.0, 10.0, 11.0, 12.0]
 WITHIN_Y = [1.0, 3.0, 2.0, 5.0, 5.0, 8.0]
 WITHIN_SEED = [0, 0, 0, 1, 1, 1]
-
-
-def ols_slope_p(x, y, groups):
-  """Two-sided p of x's slope in y ~ x + one intercept per group (least squares, t test)."""
-  labels = sorted(set(groups))
-  design = np.column_stack([x] + [[float(g == l) for g in groups] for l in labels])
-  coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-  resid = y - design @ coef
-  dof = len(y) - design.shape[1]
-  cov = (resid @ resid / dof) * np.linalg.inv(design.T @ design)
-  return 2 * stats.t.sf(abs(coef[0] / np.sqrt(cov[0, 0])), dof)
 
 
 def test_within_group_correlation_matches_hand_values_and_dummy_regression():

@@ -10,12 +10,12 @@ import pytest
 
 from scipy import stats
 
+from tests.landscape_toys import ToyVQA
+from tests.landscape_toys import ols_slope_p
+from tests.landscape_toys import toy_data
 from vqa_jax.landscape import analysis
 from vqa_jax.study import flatness_records
 from vqa_jax.study import flatness_report
-from tests.test_landscape import ToyVQA
-from tests.test_landscape import ols_slope_p
-from tests.test_landscape import toy_data
 
 
 @pytest.mark.slow  # ~25 s of CPU: six compiled programs and about twenty PNGs

@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from tests.test_trainer import load_config
-from tests.test_trainer import saved_params
+from tests.helpers import load_config
+from tests.helpers import saved_params
 from vqa_jax.training import trainer
 
 pytestmark = pytest.mark.usefixtures("fast_compile")

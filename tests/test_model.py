@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.helpers import assert_same_structure
 from vqa_jax.families import losses
 from vqa_jax.models import heads
 from vqa_jax.models import fast_vqa as model_lib
@@ -310,6 +311,7 @@ def test_bfloat16_params_stay_float32_and_grads_are_finite(tiny):
   loss, grads = _tiny_loss_and_grad({"dtype": "bfloat16"}, variables, video)
   ref_loss, ref_grads = _tiny_loss_and_grad({}, variables, video)
   assert bool(jnp.isfinite(loss))
+  assert_same_structure(grads, ref_grads)
   grad_leaves = jax.tree_util.tree_leaves(grads)
   assert all(g.dtype == jnp.float32 for g in grad_leaves)
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in grad_leaves)

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from vqa_jax.convert import pretrained
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 import vqa_jax
-from configs import smoke
+from tests.helpers import REPO_ROOT
+from tests.helpers import load_config
 from tests.video_files import random_frames
 from tests.video_files import write_video
 from vqa_jax import command
@@ -25,7 +26,7 @@ from vqa_jax.config import run_config
 from vqa_jax.scoring import score
 from vqa_jax.models.fast_vqa import build_model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(REPO_ROOT)
 
 
 def test_config_names_resolve_to_the_shipped_files():
@@ -42,7 +43,7 @@ def test_config_names_resolve_to_the_shipped_files():
 
 
 def test_stored_config_is_found_from_inner_folders_with_yaml_beside(tmp_path):
-  config = smoke.get_config()
+  config = load_config("smoke")
   run_config.write_config(str(tmp_path), config)
   inner = tmp_path / "best" / "checkpoints" / "7"
   inner.mkdir(parents=True)
@@ -90,7 +91,7 @@ def test_package_exposes_only_the_api():
 def weights_dir(fast_compile, tmp_path_factory):  # pylint: disable=unused-argument
   """Smoke params saved as converted weights, with the config stored beside, and a video."""
   root = tmp_path_factory.mktemp("api")
-  config = smoke.get_config()
+  config = load_config("smoke")
   size = config.sampling.grid * config.sampling.patch
   clip = jax.numpy.zeros((1, config.sampling.clip_len, size, size, 3), jax.numpy.uint8)
   params = build_model(config.model).init(jax.random.key(3), clip, train=False)["params"]
@@ -139,7 +140,7 @@ def test_landscape_help_lists_its_flags():
 
 
 def test_converted_weights_carry_the_config_that_built_them(tmp_path, fast_compile):  # pylint: disable=unused-argument
-  config = smoke.get_config()
+  config = load_config("smoke")
   size = config.sampling.grid * config.sampling.patch
   clip = jax.numpy.zeros((1, config.sampling.clip_len, size, size, 3), jax.numpy.uint8)
   params = build_model(config.model).init(jax.random.key(5), clip, train=False)["params"]

@@ -1,24 +1,17 @@
 """The paper's experiment configs (configs/paper/): they validate, point at the FAST-VQA label
 layout, and their schedules follow paper §7.3 / §7.6."""
 
-import importlib
 import os
-import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import load_config
+from tests.helpers import paper_config
 from vqa_jax.config import validation
-
-sys.path.insert(0, str(REPO_ROOT))  # configs/paper/*.py import configs.paper.common, as -m does
 
 LSVQ_CONFIGS = ["lsvq_fast_vqa_b", "lsvq_fast_vqa_b_wd", "lsvq_fast_vqa_b_aua",
                 "lsvq_fast_vqa_b_rwp", "lsvq_fast_vqa_b_awp", "sama_awp", "lsvq_simple_vqa_awp"]
 FINETUNE_CONFIGS = ["finetune_konvid", "finetune_livevqc", "finetune_youtube_ugc"]
-
-
-def paper_config(name, arg=""):
-  return importlib.import_module(f"configs.paper.{name}").get_config(arg)
 
 
 @pytest.mark.parametrize("name", LSVQ_CONFIGS + FINETUNE_CONFIGS)
@@ -76,7 +69,7 @@ def test_simple_vqa_awp_follows_the_reference_recipe():
 
 @pytest.mark.parametrize("name", ["simple_vqa", "simple_vqa_demo"])
 def test_simple_vqa_configs_validate_once_motion_features_are_given(name):
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = load_config(name)
   with pytest.raises(ValueError, match="data.motion_dir"):
     validation.validate(config)
   config.data.motion_dir = "/m"

@@ -6,6 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.helpers import assert_trees_close
+from tests.helpers import np_awp_delta
+from tests.helpers import zip_leaves
 from vqa_jax import perturb
 
 
@@ -98,7 +101,7 @@ def test_relative_invariants(grad_kind, gamma):
   params, grads = random_tree(1, grad_kind)
   mask = perturb.weight_mask(params)
   for name, out in relative_perturbations(params, grads, gamma, mask).items():
-    for m, w, w2, g in zip(*(jax.tree_util.tree_leaves(t) for t in (mask, params, out, grads))):
+    for m, w, w2, g in zip_leaves(mask, params, out, grads):
       w, w2 = np.asarray(w), np.asarray(w2)
       assert np.all(np.isfinite(w2)), name
       if not m:
@@ -125,7 +128,7 @@ def test_sam_is_absolute_radius_on_global_norm():
   params, grads = random_tree(3)
   out = perturb.sam(params, grads, 0.1)
   gnorm = np.sqrt(sum(np.sum(np.square(g)) for g in jax.tree_util.tree_leaves(grads)))
-  for w, w2, g in zip(*(jax.tree_util.tree_leaves(t) for t in (params, out, grads))):
+  for w, w2, g in zip_leaves(params, out, grads):
     np.testing.assert_allclose(w2 - w, 0.1 * g / gnorm, rtol=1e-5, atol=1e-7)
   delta = jax.tree_util.tree_map(jnp.subtract, out, params)
   np.testing.assert_allclose(perturb.tree_norm(delta), 0.1, rtol=1e-5)
@@ -133,8 +136,7 @@ def test_sam_is_absolute_radius_on_global_norm():
   mask = perturb.weight_mask(params)
   masked = perturb.sam(params, grads, 0.1, mask)
   np.testing.assert_array_equal(masked["a"]["bias"], params["a"]["bias"])
-  moved = [np.asarray(b - a) for m, a, b in zip(*(jax.tree_util.tree_leaves(t)
-                                                  for t in (mask, params, masked))) if m]
+  moved = [np.asarray(b - a) for m, a, b in zip_leaves(mask, params, masked) if m]
   np.testing.assert_allclose(np.sqrt(sum(np.sum(x * x) for x in moved)), 0.1, rtol=1e-5)
 
 
@@ -153,9 +155,13 @@ def test_single_step_ascent_equals_awp_and_constant_gradient_multistep_too():
   params, grads = random_tree(4)
   mask = perturb.weight_mask(params)
   pert = perturb.make_perturbation("awp", mask)
+  by_hand = jax.tree_util.tree_map(  # numpy, per masked leaf (tests/helpers.py)
+      lambda m, w, g: np.asarray(w) + np_awp_delta(np.asarray(w, np.float64), np.asarray(g), 0.05)
+      if m else np.asarray(w), mask, params, grads)
   for steps in (1, 4):
     delta = perturb.ascent(pert, params, grads, lambda p, i: grads, 0.05, steps, mask)
     out = perturb.apply_delta(params, delta, mask)
+    assert_trees_close(out, by_hand, rtol=1e-5, atol=1e-7)
     chex.assert_trees_all_close(out, perturb.awp(params, grads, 0.05, mask), rtol=1e-6,
                                 atol=1e-7)
 

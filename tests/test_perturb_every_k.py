@@ -5,10 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.helpers import np_awp_delta
+from tests.helpers import np_awp_project
 from vqa_jax import perturb
 
 GAMMA = 0.1
-EPS = 1e-6  # the reference's e (perturb.RELATIVE_EPS)
 CURVATURE = np.array([1.0, 3.0, 0.5, 2.0], np.float32)
 
 
@@ -19,18 +20,13 @@ def loss(params, rng):
 
 
 def awp_delta(w: np.ndarray, g: np.ndarray) -> np.ndarray:
-  """The reference's one AWP step, then its ball and box, in numpy."""
-  w_norm = np.linalg.norm(w)
-  delta = GAMMA * g / (np.linalg.norm(g) + EPS) * (w_norm + EPS)
-  return project(w, delta)
+  """The reference's one AWP step, then its ball and box, in numpy (tests/helpers.py)."""
+  return np_awp_delta(w, g, GAMMA)
 
 
 def project(w: np.ndarray, delta: np.ndarray) -> np.ndarray:
   """The feasible set of w: the ball ‖δ‖ ≤ γ(‖w‖ + e), then the box |δ| ≤ γ|w|."""
-  radius = GAMMA * (np.linalg.norm(w) + EPS)
-  norm = np.linalg.norm(delta)
-  ball = delta * (radius / norm if norm > radius else 1.0)
-  return np.clip(ball, -GAMMA * np.abs(w), GAMMA * np.abs(w))
+  return np_awp_project(w, delta, GAMMA)
 
 
 def test_every_other_call_reuses_the_projected_last_perturbation():
@@ -64,11 +60,20 @@ def test_every_other_call_reuses_the_projected_last_perturbation():
 
 
 def test_k_one_is_value_and_grad():
-  w = {"dense": {"kernel": np.array([1.0, -2.0, 0.5, 4.0], np.float32)}}
+  """k=1 recomputes on every call: the hand-computed AWP gradient each time, and bit for bit
+  what perturb.value_and_grad gives."""
+  w = np.array([1.0, -2.0, 0.5, 4.0], np.float32)
+  params = {"dense": {"kernel": w}}
   key = jax.random.key(3)
   periodic = perturb.every_k(loss, "awp", radius=GAMMA, k=1)
-  value, grads, _, _ = periodic.apply(w, periodic.init(w), rng=key)
-  want_value, want_grads, _ = perturb.value_and_grad(loss, "awp", radius=GAMMA)(w, rng=key)
+  state = periodic.init(params)
+  for _ in range(2):  # the count does not matter with k=1
+    value, grads, info, state = periodic.apply(params, state, rng=key)
+    np.testing.assert_allclose(value, 0.5 * np.sum(CURVATURE * w ** 2), rtol=1e-6)
+    np.testing.assert_allclose(grads["dense"]["kernel"],
+                               CURVATURE * (w + awp_delta(w, CURVATURE * w)), rtol=1e-5)
+    assert float(info["recomputed"]) == 1.0
+  want_value, want_grads, _ = perturb.value_and_grad(loss, "awp", radius=GAMMA)(params, rng=key)
   np.testing.assert_array_equal(value, want_value)
   np.testing.assert_array_equal(grads["dense"]["kernel"], want_grads["dense"]["kernel"])
 

@@ -1,7 +1,7 @@
 """Every split's videos are opened before compiling: a bad test-split video fails the run up front."""
 
 import pytest
-from tests.test_trainer import load_config
+from tests.helpers import load_config
 from tests.video_files import labelled_videos
 
 from vqa_jax.training import trainer

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from tests.video_files import random_frames
 from tests.video_files import write_video
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 from vqa_jax import perturb
 
 

@@ -2,20 +2,13 @@
 
 import json
 
+from tests.helpers import ManualClock
 from vqa_jax.runtime import progress
 from vqa_jax.evaluation import report
 
 
-class FakeClock:
-  def __init__(self):
-    self.now = 100.0
-
-  def __call__(self):
-    return self.now
-
-
 def test_progress_rate_and_eta():
-  clock = FakeClock()
+  clock = ManualClock()
   meter = progress.Progress(total_steps=100, start_step=0, clock=clock)
   clock.now += 10.0  # 20 steps in 10 s -> 2 steps/s, 80 steps left -> 40 s
   line = meter.report(20, {"loss": 0.25})
@@ -55,7 +48,7 @@ def test_table_has_logistic_columns_and_a_title_when_given():
 
 
 def test_progress_restart_leaves_out_the_paused_time():
-  clock = FakeClock()
+  clock = ManualClock()
   meter = progress.Progress(total_steps=100, start_step=0, clock=clock)
   clock.now += 10.0
   meter.report(20, {})

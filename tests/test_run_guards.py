@@ -1,6 +1,5 @@
 """Issue 16 building blocks: workdir lock, stored config, checkpoint fallback and finishing, signals."""
 
-import glob
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from tests.helpers import truncate_data_files
 from vqa_jax.training import checkpointing
 from vqa_jax.training import interrupts
 from vqa_jax.config import run_config
@@ -156,18 +156,6 @@ def saved_steps(workdir, steps=(3, 6)):
     checkpointing.save(manager, step, {"a": jnp.arange(1000, dtype=jnp.float32) * step},
                        force=True)
   manager.close()
-
-
-def truncate_data_files(step_dir):
-  """Halves every array data file of a checkpoint step, as a full disk or a crash would.
-
-  (Every one: an asynchronous save may leave data files its manifest no longer refers to.)
-  """
-  files = glob.glob(os.path.join(step_dir, "**", "d", "*"), recursive=True)
-  assert files
-  for path in files:
-    with open(path, "r+b") as f:
-      f.truncate(os.path.getsize(path) // 2)
 
 
 def test_truncated_latest_checkpoint_falls_back_and_is_set_aside(tmp_path, caplog):

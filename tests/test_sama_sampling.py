@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 import pytest
-from tests.test_sampling import coordinate_frames
-from tests.test_sampling import counting_video
+from tests.video_files import coordinate_frames
+from tests.video_files import counting_video
 
 from vqa_jax.data import sama
 from vqa_jax.data import sampling

@@ -6,6 +6,8 @@ import pathlib
 import cv2
 import numpy as np
 import pytest
+from tests.video_files import coordinate_frames
+from tests.video_files import counting_video
 from tests.video_files import set_mp4_frame_durations
 from tests.video_files import write_mp4
 from tests.video_files import write_video
@@ -13,12 +15,6 @@ from tests.video_files import write_video
 from vqa_jax.config import choices
 from vqa_jax.data import sampling
 from vqa_jax.data import video_io
-
-
-def coordinate_frames(num_frames: int, height: int, width: int) -> np.ndarray:
-  """Frames whose pixel (t, y, x) holds (y, x, t): a patch's values reveal where it came from."""
-  t, y, x = np.meshgrid(np.arange(num_frames), np.arange(height), np.arange(width), indexing="ij")
-  return np.stack([y, x, t], axis=-1).astype(np.uint8)
 
 
 def patch_origins(fragments: np.ndarray, grid: int, patch: int) -> np.ndarray:
@@ -224,13 +220,6 @@ def test_shared_tiny_video_clips_match_recorded_golden(shared_dir, method, num_c
 
 
 # Clips from files.
-
-
-def counting_video(tmp_path, num_frames: int, name: str = "count.mkv") -> str:
-  """A lossless 24x32 video whose frame t is filled with the value t."""
-  frames = np.broadcast_to(np.arange(num_frames, dtype=np.uint8)[:, None, None, None],
-                           (num_frames, 24, 32, 3))
-  return write_video(tmp_path / name, np.ascontiguousarray(frames))
 
 
 SMALL = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 8}

@@ -2,9 +2,7 @@
 
 import math
 
-from configs import demo
-from configs import fast_vqa_b
-from configs import smoke
+from tests.helpers import load_config
 from vqa_jax.config import config_base
 from vqa_jax.config import validation
 from vqa_jax.training import optim
@@ -24,17 +22,17 @@ def test_base_config_follows_with_the_reference_share():
 
 
 def test_demo_keeps_its_numbers_and_scales_with_steps():
-  assert resolved(demo.get_config()) == (40, 1000)  # what demo.py set explicitly before
-  assert resolved(demo.get_config(), 200) == (8, 200)  # WORKSPACE's override example: 0.04 x 200
+  assert resolved(load_config("demo")) == (40, 1000)  # what demo.py set explicitly before
+  assert resolved(load_config("demo"), 200) == (8, 200)  # WORKSPACE's override example: 0.04 x 200
 
 
 def test_explicit_step_counts_are_kept():
-  assert resolved(fast_vqa_b.get_config(), 100) == (4385, 52620)
-  assert resolved(smoke.get_config(), 60) == (2, 60)  # warmup 2 set, cosine follows
+  assert resolved(load_config("fast_vqa_b"), 100) == (4385, 52620)
+  assert resolved(load_config("smoke"), 60) == (2, 60)  # warmup 2 set, cosine follows
 
 
 def test_last_step_learning_rate_of_an_overridden_run_is_near_zero():
-  config = smoke.get_config()
+  config = load_config("smoke")
   resolved(config, 60)
   peak = config.train.learning_rate
   last = optim.learning_rates(config.train, 59)["lr_head"]  # the 60th update
@@ -43,7 +41,7 @@ def test_last_step_learning_rate_of_an_overridden_run_is_near_zero():
 
 
 def test_schedule_line_names_the_resolved_counts():
-  config = smoke.get_config()
+  config = load_config("smoke")
   resolved(config, 60)
   line = optim.describe_schedule(config.train)
   assert "warmup 2 steps, cosine length 60, 60 steps" in line

@@ -3,7 +3,6 @@ per-file errors, CSV, quality-map pictures, and the command line."""
 
 import csv
 import functools
-import importlib.util
 import io
 import json
 import math
@@ -21,7 +20,9 @@ import numpy as np
 import optax
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
+from tests.helpers import init_params
+from tests.helpers import load_config
 from tests.video_files import labelled_videos
 from tests.video_files import random_frames
 from tests.video_files import write_video
@@ -42,27 +43,12 @@ from vqa_jax.models.fast_vqa import video_score
 SMOKE = REPO_ROOT / "configs" / "smoke.py"
 
 
-def smoke_config():
-  """configs/smoke.py's config (2 eval clips of 4 frames, 2x2 fragments of 16 pixels)."""
-  spec = importlib.util.spec_from_file_location("smoke_cfg", SMOKE)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
-def init_params(model, seeds: tuple[int, ...]) -> list:
-  """Smoke-model params for each seed (jitted: op-by-op init compiles far more on CPU)."""
-  init = jax.jit(lambda key: model.init(key, jnp.zeros((1, 4, 32, 32, 3), jnp.uint8),
-                                        train=False)["params"])
-  return [init(jax.random.key(seed)) for seed in seeds]
-
-
 @pytest.fixture(scope="module")
 def setup(fast_compile, tmp_path_factory):  # pylint: disable=unused-argument
   """Smoke params saved as a convert_weights checkpoint and as the EMA params of a trainer
   workdir (whose raw params differ), and a folder of videos + a 0-byte file."""
   root = tmp_path_factory.mktemp("score")
-  config = smoke_config()
+  config = load_config("smoke")
   model = build_model(config.model)
   params, raw_params = init_params(model, (3, 4))
   convert_weights.save_params(str(root / "ckpt"), params)
@@ -166,7 +152,7 @@ def test_workdir_ema_scores_like_converted_weights_and_raw_differs(setup):
 
 
 def test_mismatched_checkpoint_names_the_keys(setup, tmp_path):
-  config = smoke_config()
+  config = load_config("smoke")
   config.model.head_hidden = 8
   other = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
                                  convert_weights.abstract_params(config.model))

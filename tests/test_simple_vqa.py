@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests import torch_layouts
+from tests.helpers import zip_leaves
 from vqa_jax.convert import convert_resnet
 from vqa_jax.families import simple_vqa_loss
 from vqa_jax import perturb
@@ -46,8 +47,8 @@ def test_parameter_count_matches_reference():
 def test_perturbed_leaves_are_the_reference_weight_set():
   """AWP's "weight" filter: conv weights, BN gains and both Linear weights; no biases (§1.3)."""
   params = simple_vqa.abstract_variables(simple_vqa.simple_vqa_config())["params"]
-  selected = sum(int(np.prod(leaf.shape)) for leaf, keep in zip(
-      jax.tree.leaves(params), jax.tree.leaves(perturb.weight_mask(params))) if keep)
+  selected = sum(int(np.prod(leaf.shape))
+                 for leaf, keep in zip_leaves(params, perturb.weight_mask(params)) if keep)
   torch_shapes = torch_layouts.torchvision_resnet_shapes(num_classes=None) | REGRESSOR_SHAPES
   assert selected == sum(int(np.prod(s)) for k, s in torch_shapes.items() if k.endswith(".weight"))
 

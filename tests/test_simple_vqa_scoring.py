@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.test_trainer import load_config
+from tests.helpers import load_config
 from vqa_jax.config import config_base
 from vqa_jax import families
 from vqa_jax.scoring import score

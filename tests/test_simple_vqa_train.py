@@ -12,10 +12,11 @@ import shutil
 import chex
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-from vqa_jax.training import checkpointing
+from tests.helpers import load_config
+from tests.helpers import saved_checkpoint
+from tests.helpers import zip_leaves
 from vqa_jax.config import config_base
 from vqa_jax.config import validation
 from vqa_jax import families
@@ -47,43 +48,23 @@ def write_random_motion(splits, out_dir, rows=4):
 def setup(tmp_path_factory):
   """(config factory, splits): the demo config shrunk, its tiny data and motion features."""
   root = tmp_path_factory.mktemp("simple_vqa")
-  import sys  # pylint: disable=g-import-not-at-top
-  from tests.conftest import REPO_ROOT  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, str(REPO_ROOT))
-  from configs import simple_vqa_demo  # pylint: disable=g-import-not-at-top
 
   def make_config(steps=4):
-    c = simple_vqa_demo.get_config()
-    c.data.cache_dir = str(root / "cache")
+    c = load_config("simple_vqa_demo")
     c.data.synthetic = config_base.synthetic_config(SyntheticSpec(
         num_train=16, num_test=8, num_cross=8, height=64, width=80, num_frames=16, fps=4.0))
-    c.data.motion_dir = str(root / "motion")
-    c.model.width = 4
-    c.model.hidden = 8
-    c.model.motion_dim = MOTION_DIM
-    c.sampling.clip_len = 4
-    c.sampling.short_side = 48
-    c.sampling.crop = 48
-    c.train.steps = steps
-    c.train.batch_size = 8
-    c.train.log_every = 2
-    c.train.checkpoint_every = 2
-    c.train.lr_step_every = 2
-    c.eval.batch_size = 8
-    c.log.tensorboard = False
-    c.checkpoint.async_save = False
+    c.update_from_flattened_dict({  # as --config.FIELD=VALUE flags would
+        "data.cache_dir": str(root / "cache"), "data.motion_dir": str(root / "motion"),
+        "model.width": 4, "model.hidden": 8, "model.motion_dim": MOTION_DIM,
+        "sampling.clip_len": 4, "sampling.short_side": 48, "sampling.crop": 48,
+        "train.steps": steps, "train.batch_size": 8, "train.log_every": 2,
+        "train.checkpoint_every": 2, "train.lr_step_every": 2, "eval.batch_size": 8,
+        "log.tensorboard": False, "checkpoint.async_save": False})
     return c
 
   splits = sources.load_splits(make_config().data)
   write_random_motion(splits, str(root / "motion"))
   return make_config, splits
-
-
-def saved_state(workdir):
-  """The newest checkpoint of `workdir` as numpy arrays."""
-  manager = checkpointing.checkpoint_manager(workdir)
-  restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
-  return jax.device_get(restored)
 
 
 def test_simple_vqa_awp_trains_and_evaluates(setup, tmp_path):
@@ -100,12 +81,12 @@ def test_simple_vqa_awp_trains_and_evaluates(setup, tmp_path):
   # StepLR every 2 steps x0.7 (step 3's update used the second period's rate).
   np.testing.assert_allclose(logged[-1]["lr_head"], 1e-3 * 0.7, rtol=1e-6)
 
-  full = saved_state(tmp_path / "full")
+  full = saved_checkpoint(tmp_path / "full")
   _, init_state = families.build(config).init_variables(jax.random.key(config.seed))
   init_stats = jax.device_get(init_state["batch_stats"])
-  changed = jax.tree_util.tree_map(lambda a, b: not np.array_equal(a, b),
-                                   full["model_state"]["batch_stats"], init_stats)
-  assert all(jax.tree_util.tree_leaves(changed))  # every running statistic moved
+  moved = [not np.array_equal(a, b) for a, b in zip_leaves(full["model_state"]["batch_stats"],
+                                                             init_stats)]
+  assert moved and all(moved)  # every running statistic moved
 
 
 @pytest.mark.slow
@@ -115,10 +96,10 @@ def test_simple_vqa_awp_resumes_bit_identically(setup, tmp_path):
   make_config, splits = setup
   config = make_config()
   trainer.run(config, str(tmp_path / "full"), splits)
-  full = saved_state(tmp_path / "full")
+  full = saved_checkpoint(tmp_path / "full")
   shutil.rmtree(tmp_path / "full" / "checkpoints" / "4")
   trainer.run(config, str(tmp_path / "full"), splits)
-  resumed = saved_state(tmp_path / "full")
+  resumed = saved_checkpoint(tmp_path / "full")
   for key in ("params", "model_state", "opt_state", "ema_params"):
     chex.assert_trees_all_equal(full[key], resumed[key], custom_message=key)
 

@@ -1,9 +1,7 @@
 """SlowFast-R50 motion-feature extractor against pytorchvideo (paper §6.3)."""
 
 import functools
-import importlib.util
 import json
-import pathlib
 
 import chex
 import jax
@@ -14,6 +12,7 @@ import pytest
 
 from tests import torch_layouts
 from tests import video_files
+from tests.helpers import load_config
 from vqa_jax.config import sections
 from vqa_jax.convert import convert_resnet
 from vqa_jax.convert import convert_weights
@@ -21,17 +20,6 @@ from vqa_jax.convert import pretrained
 from vqa_jax.families import simple_vqa_features
 from vqa_jax.models import slowfast
 
-
-def _load_config_module(name: str):
-  """configs/<name>.py as a module (configs/ is not a package)."""
-  path = pathlib.Path(__file__).resolve().parents[1] / "configs" / f"{name}.py"
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-simple_vqa_config_module = _load_config_module("simple_vqa")
 
 GOLDENS = "tests/goldens/simplevqa_goldens.npz"
 
@@ -185,7 +173,7 @@ def test_feature_command_writes_one_file_per_video(tmp_path):
                           fps=10.0)
   labels = tmp_path / "labels.txt"
   labels.write_text("sub/a.mkv, 2.5, 10, 50.0\nb.mkv, 0.5, 10, 20.0\n")
-  config = simple_vqa_config_module.get_config()
+  config = load_config("simple_vqa")
   config.data.label_files = ml_collections.ConfigDict(
       {"train": f"{labels}:{tmp_path / 'videos'}"})
   config.motion = _motion_config()

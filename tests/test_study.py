@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from tests.test_trainer import load_config
+from tests.helpers import load_config
+from tests.helpers import paper_config
 from vqa_jax.training import finetune
 from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
@@ -165,7 +166,6 @@ def test_study_options_need_a_baseline_and_known_protocols():
 
 def test_study_configs_name_the_splits_the_study_reads():
   """configs/study.py and configs/paper/study_lsvq.py: 'train', 'test', 'cross' and a target."""
-  from tests.test_paper_configs import paper_config  # pylint: disable=g-import-not-at-top
   from vqa_jax.config import validation  # pylint: disable=g-import-not-at-top
   lsvq = paper_config("study_lsvq", "/L,/V")
   validation.validate(lsvq)

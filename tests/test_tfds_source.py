@@ -3,11 +3,10 @@
 import pytest
 
 import vqa_jax
-from configs import smoke
-from tests.test_tfds_builders import LAYOUTS
-from tests.test_tfds_builders import make_manual_dir
-from tests.test_tfds_builders import parse_label_file
-from tests.test_tfds_builders import synthetic_root  # pylint: disable=unused-import  (fixture)
+from tests.helpers import load_config
+from tests.tfds_layouts import LAYOUTS
+from tests.tfds_layouts import make_manual_dir
+from tests.tfds_layouts import parse_label_file
 from vqa_jax.training import checkpointing
 from vqa_jax.config import validation
 from vqa_jax.data import sources
@@ -16,7 +15,7 @@ from vqa_jax.data import tfds_builders
 
 def lsvq_config(manual_dir, data_dir):
   """Smoke on the fake LSVQ: its test split as 'test', test_1080p as 'cross'."""
-  config = smoke.get_config()
+  config = load_config("smoke")
   config.data.source = "tfds"
   config.data.tfds.name = "lsvq"
   config.data.tfds.manual_dir = str(manual_dir)
@@ -27,7 +26,7 @@ def lsvq_config(manual_dir, data_dir):
 
 
 def test_tfds_splits_are_the_label_files_and_train_the_smoke_model(
-    synthetic_root, tmp_path, fast_compile):  # pylint: disable=redefined-outer-name,unused-argument
+    synthetic_root, tmp_path, fast_compile):  # pylint: disable=unused-argument
   manual = tmp_path / "manual"
   make_manual_dir(synthetic_root, str(manual), LAYOUTS[tfds_builders.Lsvq])
   config = lsvq_config(manual, tmp_path / "tfds")
@@ -46,7 +45,7 @@ def test_tfds_splits_are_the_label_files_and_train_the_smoke_model(
 
 
 def test_tfds_source_needs_a_builder_and_manual_dir():
-  config = smoke.get_config()
+  config = load_config("smoke")
   config.data.source = "tfds"
   with pytest.raises(ValueError, match="data.tfds.name"):
     validation.validate(config)

@@ -2,21 +2,12 @@
 
 import pytest
 
+from tests.helpers import ManualClock
 from vqa_jax.training import throughput
 
 
-class Clock:
-  """A clock that moves only when told to."""
-
-  def __init__(self):
-    self.now = 100.0
-
-  def __call__(self):
-    return self.now
-
-
 def test_interval_wait_fraction_clips_per_second_and_step_time():
-  clock = Clock()
+  clock = ManualClock()
   meter = throughput.InputMeter(clips_per_step=16, clock=clock)
 
   def slow_batches():
@@ -47,7 +38,7 @@ def test_interval_wait_fraction_clips_per_second_and_step_time():
 
 
 def test_compute_bound_interval_is_not_flagged():
-  clock = Clock()
+  clock = ManualClock()
   meter = throughput.InputMeter(clips_per_step=4, clock=clock)
   batches = iter(range(10))
   for _ in range(10):

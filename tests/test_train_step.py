@@ -8,34 +8,17 @@ import numpy as np
 import optax
 import pytest
 
-from vqa_jax.families import losses
+from tests.helpers import assert_trees_close
+from tests.helpers import linear_loss
+from tests.helpers import linear_problem
+from tests.helpers import np_awp_delta
+from tests.helpers import np_awp_project
+from tests.helpers import np_awp_step
 from vqa_jax.training import optim
 from vqa_jax import perturb
 from vqa_jax.training import train_step
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
-
-
-def linear_loss(params, batch, rng):
-  """A linear scorer with multiplicative dropout-like noise keyed by rng, under the PLCC loss.
-
-  The rank loss is left out: its max-normaliser has a gradient kink that float rounding can flip,
-  which makes comparisons between differently compiled programs fragile.
-  """
-  noise = 1.0 + 0.1 * jax.random.normal(rng, batch["label"].shape)
-  pred = (batch["video"] @ params["backbone"]["kernel"] + params["head"]["bias"]) * noise
-  return losses.plcc_loss(pred, batch["label"]), pred
-
-
-def setup(seed=0):
-  rng = np.random.default_rng(seed)
-  params = {"backbone": {"kernel": jnp.array(rng.normal(size=5), jnp.float32)},
-            "head": {"bias": jnp.zeros((), jnp.float32)}}
-  x = rng.normal(size=(8, 5)).astype(np.float32)
-  batch = {"video": jnp.array(x), "label": jnp.array(x @ np.arange(5.0) + 0.1 * rng.normal(size=8),
-                                                     jnp.float32)}
-  tx = optax.adamw(1e-2, weight_decay=0.05)
-  return params, batch, tx
 
 
 def rngs_for(step_rng, step):
@@ -48,13 +31,8 @@ def expected_update(params, tx, grads):
   return optax.apply_updates(params, updates)
 
 
-def assert_trees_close(a, b, **kw):
-  """One structure, leaves close (np.testing.assert_allclose's rtol / atol)."""
-  chex.assert_trees_all_close(a, b, **kw)
-
-
 def test_plain_step_uses_clean_gradient():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   step = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig(kind="none"), 0.9)
   key = jax.random.key(3)
   new_state, metrics = jax.jit(step)(train_step.create_train_state(params, tx), batch, key)
@@ -66,7 +44,7 @@ def test_plain_step_uses_clean_gradient():
 
 
 def test_awp_step_updates_unperturbed_weights_with_perturbed_point_gradient():
-  params, batch, _ = setup()
+  params, batch, _ = linear_problem()
   tx = optax.sgd(0.5)  # Adam's first step is sign(g)-like and could hide which gradient was used
   gamma = 0.05
   step = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig("awp", gamma), 0.9)
@@ -92,7 +70,7 @@ def test_awp_step_updates_unperturbed_weights_with_perturbed_point_gradient():
 
 
 def test_reuse_dropout_rng_option_changes_perturbed_pass_key():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   key = jax.random.key(5)
   out = {}
   for reuse in (False, True):
@@ -107,7 +85,7 @@ def test_reuse_dropout_rng_option_changes_perturbed_pass_key():
 
 
 def test_gamma_zero_awp_equals_plain_step():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   key = jax.random.key(6)
   a = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig("awp", 0.0), 0.9)(
       train_step.create_train_state(params, tx), batch, key)[0]
@@ -117,7 +95,7 @@ def test_gamma_zero_awp_equals_plain_step():
 
 
 def test_step_is_pure_and_ema_follows():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   state = train_step.create_train_state(params, tx)
   before = jax.tree_util.tree_map(np.array, state)
   cfg = train_step.PerturbConfig("rwp", 0.05)
@@ -131,7 +109,7 @@ def test_step_is_pure_and_ema_follows():
 
 
 def test_awp_training_lowers_loss_on_fixed_batch():
-  params, batch, tx = setup(1)
+  params, batch, tx = linear_problem(1)
   cfg = train_step.PerturbConfig("awp", 1e-2)
   step = jax.jit(train_step.make_train_step(linear_loss, tx, cfg, 0.9))
   state = train_step.create_train_state(params, tx)
@@ -164,7 +142,7 @@ def run_steps(step, state, batch, key, n):
                                  train_step.PerturbConfig("asam", radius=0.0, steps=3),
                                  train_step.PerturbConfig("awp", 0.0, every_k=2, combine=0.0)])
 def test_zero_radius_is_the_plain_step_bit_for_bit(cfg):
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   key = jax.random.key(7)
   plain = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig("none"), 0.9)
   zero = train_step.make_train_step(linear_loss, tx, cfg, 0.9)
@@ -254,25 +232,60 @@ def test_sam_kind_agrees_with_optax_contrib_sam():
   assert_trees_close(ours.params, p, rtol=1e-5, atol=1e-7)
 
 
+def regression_loss(params, batch, rng):
+  """Mean squared error of a linear model whose output is scaled by s = 1 + 0.1·N(0, 1) from rng."""
+  s = 1.0 + 0.1 * jax.random.normal(rng, ())
+  pred = s * (batch["x"] @ params["dense"]["kernel"] + params["dense"]["bias"])
+  return jnp.mean(jnp.square(pred - batch["y"])), pred
+
+
+def regression_problem():
+  """(params, batch) of `regression_loss`: 3 features, 8 examples; the kernel alone is perturbed."""
+  rng = np.random.default_rng(12)
+  x = rng.normal(size=(8, 3))
+  y = x @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.1 * rng.normal(size=8)
+  params = {"dense": {"kernel": jnp.asarray([0.5, -1.0, 2.0], jnp.float32),
+                      "bias": jnp.asarray(0.1, jnp.float32)}}
+  return params, {"x": jnp.asarray(x, jnp.float32), "y": jnp.asarray(y, jnp.float32)}
+
+
+def np_regression(w, b, batch, key):
+  """(loss, dL/dw, dL/db) of `regression_loss` at kernel w and bias b, by hand in float64."""
+  x, y = np.asarray(batch["x"], np.float64), np.asarray(batch["y"], np.float64)
+  s = 1.0 + 0.1 * float(jax.random.normal(key, ()))
+  r = s * (x @ w + b) - y
+  return np.mean(r ** 2), 2 * s * x.T @ r / len(y), 2 * s * np.sum(r) / len(y)
+
+
 def test_multistep_ascent_in_the_step():
-  params, batch, _ = setup()
-  tx = optax.sgd(0.5)
-  gamma, key = 0.05, jax.random.key(8)
+  """steps=3: three projected ascent steps of γ/3, each from a fresh gradient at the current
+  perturbed point (keys fold_in(perturbed key, i)); then SGD with the gradient at w + δ."""
+  params, batch = regression_problem()
+  lr, gamma, key = 0.1, 0.3, jax.random.key(8)
+  tx = optax.sgd(lr)
   cfg = train_step.PerturbConfig("awp", gamma, steps=3)
-  new_state, _ = jax.jit(train_step.make_train_step(linear_loss, tx, cfg, 0.9))(
+  new_state, metrics = jax.jit(train_step.make_train_step(regression_loss, tx, cfg, 0.9))(
       train_step.create_train_state(params, tx), batch, key)
+
+  w, b = np.asarray(params["dense"]["kernel"], np.float64), float(params["dense"]["bias"])
   clean_rng, perturbed_rng, _ = rngs_for(key, 0)
-  grad = lambda p, k: jax.grad(lambda q: linear_loss(q, batch, k)[0])(p)
-  mask = perturb.weight_mask(params)
-  delta = perturb.ascent(perturb.make_perturbation("awp", mask), params, grad(params, clean_rng),
-                         lambda p, i: grad(p, jax.random.fold_in(perturbed_rng, i)), gamma, 3, mask)
-  w_adv = perturb.apply_delta(params, delta, mask)
-  assert_trees_close(new_state.params, expected_update(params, tx, grad(w_adv, perturbed_rng)),
-                     rtol=1e-5)
+  _, g, _ = np_regression(w, b, batch, clean_rng)
+  delta = np_awp_project(w, np_awp_step(w, g, gamma / 3), gamma)
+  for i in (1, 2):
+    _, g, _ = np_regression(w + delta, b, batch, jax.random.fold_in(perturbed_rng, i))
+    delta = np_awp_project(w, delta + np_awp_step(w, g, gamma / 3), gamma)
+  loss_adv, g_w, g_b = np_regression(w + delta, b, batch, perturbed_rng)
+  np.testing.assert_allclose(new_state.params["dense"]["kernel"], w - lr * g_w, rtol=1e-5)
+  np.testing.assert_allclose(new_state.params["dense"]["bias"], b - lr * g_b, rtol=1e-5)
+  np.testing.assert_allclose(metrics["perturbed_loss"], loss_adv, rtol=1e-5)
+  np.testing.assert_allclose(metrics["perturbation_norm"], np.linalg.norm(delta), rtol=1e-5)
+  # Three steps end elsewhere than the single step of length γ (the test tells them apart).
+  one_step = np_awp_delta(w, np_regression(w, b, batch, clean_rng)[1], gamma)
+  assert np.linalg.norm(delta - one_step) > 1e-2 * np.linalg.norm(one_step)
 
 
 def test_combine_mixes_clean_and_perturbed_gradients():
-  params, batch, _ = setup()
+  params, batch, _ = linear_problem()
   tx = optax.sgd(0.5)
   key = jax.random.key(9)
   cfg = train_step.PerturbConfig("awp", 0.05, combine=0.25)
@@ -287,33 +300,38 @@ def test_combine_mixes_clean_and_perturbed_gradients():
 
 
 def test_every_k_reuses_the_last_perturbation_between_recomputations():
-  params, batch, _ = setup()
-  tx = optax.sgd(0.5)
-  gamma, key = 0.05, jax.random.key(10)
+  """every_k=2, by hand: steps 0 and 2 recompute δ (clean pass, AWP step, perturbed pass with the
+  perturbed key); step 1 projects the last δ onto the moved weights' feasible set and runs its
+  one pass there with the clean key, whose loss is the step's `loss`."""
+  params, batch = regression_problem()
+  lr, gamma, key = 0.1, 0.3, jax.random.key(10)
+  tx = optax.sgd(lr)
   cfg = train_step.PerturbConfig("awp", gamma, every_k=2)
-  state, history = run_steps(train_step.make_train_step(linear_loss, tx, cfg, 0.9),
+  state, history = run_steps(train_step.make_train_step(regression_loss, tx, cfg, 0.9),
                              train_step.create_train_state(params, tx, cfg), batch, key, 3)
   assert [float(m["recomputed"]) for m in history] == [1.0, 0.0, 1.0]
 
-  grad = lambda p, k: jax.grad(lambda q: linear_loss(q, batch, k)[0])(p)
-  mask = perturb.weight_mask(params)
-  pert = perturb.make_perturbation("awp", mask)
-  p = params
+  w, b = np.asarray(params["dense"]["kernel"], np.float64), float(params["dense"]["bias"])
   for i in range(3):
     clean_rng, perturbed_rng, _ = rngs_for(key, i)
-    if i % 2 == 0:  # fresh: clean pass, perturbation, perturbed pass with a fresh key
-      delta = pert.project(p, pert.step(p, grad(p, clean_rng), gamma), gamma)
-      g = grad(perturb.apply_delta(p, delta, mask), perturbed_rng)
-    else:  # reuse: the last delta projected at the current weights, one pass with the clean key
-      delta = pert.project(p, delta, gamma)
-      g = grad(perturb.apply_delta(p, delta, mask), clean_rng)
-    p = expected_update(p, tx, g)
-  assert_trees_close(state.params, p, rtol=1e-5)
-  assert_trees_close(state.opt_state.perturbation.delta, delta, rtol=1e-5)
+    if i % 2 == 0:  # fresh
+      loss, g, _ = np_regression(w, b, batch, clean_rng)
+      delta = np_awp_delta(w, g, gamma)
+      _, g_w, g_b = np_regression(w + delta, b, batch, perturbed_rng)
+    else:  # reuse
+      delta = np_awp_project(w, delta, gamma)
+      loss, g_w, g_b = np_regression(w + delta, b, batch, clean_rng)
+    np.testing.assert_allclose(history[i]["loss"], loss, rtol=1e-5)
+    w, b = w - lr * g_w, b - lr * g_b
+  np.testing.assert_allclose(state.params["dense"]["kernel"], w, rtol=1e-5)
+  np.testing.assert_allclose(state.params["dense"]["bias"], b, rtol=1e-5)
+  kept = state.opt_state.perturbation.delta  # step 2's δ; the bias is never perturbed
+  np.testing.assert_allclose(kept["dense"]["kernel"], delta, rtol=1e-5)
+  assert float(kept["dense"]["bias"]) == 0.0
 
 
 def test_every_k_skips_the_clean_pass_on_reuse_steps():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   calls = []
 
   def counting_loss(p, b, k):
@@ -329,7 +347,7 @@ def test_every_k_skips_the_clean_pass_on_reuse_steps():
 
 
 def test_every_k_needs_its_reuse_state_in_opt_state():
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   cfg = train_step.PerturbConfig("awp", every_k=2)
   step = train_step.make_train_step(linear_loss, tx, cfg, 0.9)
   with pytest.raises(ValueError, match="opt_state"):
@@ -343,7 +361,7 @@ POPULATIONS = {"awp": [0.0, 0.05, 0.02], "rwp": [0.05, 0.0], "sam": [0.1], "asam
 @pytest.mark.parametrize("every_k", [1, 2])
 @pytest.mark.parametrize("kind", sorted(POPULATIONS))
 def test_population_member_equals_single_run(kind, every_k):
-  params, batch, tx = setup()
+  params, batch, tx = linear_problem()
   key = jax.random.key(11)
   cfgs = [train_step.PerturbConfig(kind, r, every_k=every_k) for r in POPULATIONS[kind]]
   states = train_step.stack_states([train_step.create_train_state(params, tx, c) for c in cfgs])
@@ -368,7 +386,7 @@ def test_population_member_equals_single_run(kind, every_k):
 
 
 def test_population_members_must_share_the_schedule_and_the_kind():
-  _, _, tx = setup()
+  _, _, tx = linear_problem()
   with pytest.raises(ValueError, match="steps"):
     train_step.make_population_step(
         linear_loss, tx, [train_step.PerturbConfig("awp", steps=1),
@@ -400,11 +418,13 @@ def test_perturb_config_from_config_section():
                                  train_step.PerturbConfig("awp", 0.05),
                                  train_step.PerturbConfig("awp", 0.05, every_k=2)])
 def test_the_jitted_step_traces_once(cfg):
-  params, batch, tx = setup()
+  params, _, tx = linear_problem()
   chex.clear_trace_counter()  # counts are per function code, shared by the parametrized cases
   step = chex.assert_max_traces(train_step.make_train_step(linear_loss, tx, cfg, 0.9), n=1)
   jitted = jax.jit(step)
   state = train_step.create_train_state(params, tx, cfg)
-  for i in range(4):  # new step counts, new keys, every_k's recompute flag: one trace
+  for i in range(4):  # new step counts, batches, keys, every_k's recompute flag: one trace
+    batch = linear_problem(seed=i + 1)[1]  # fresh arrays of the same shapes and dtypes
     state, _ = jitted(state, batch, jax.random.key(i))
   assert int(state.step) == 4
+  assert jitted._cache_size() == 1  # pylint: disable=protected-access  (one compiled program)

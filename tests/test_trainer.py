@@ -1,7 +1,6 @@
 """End to end on the smoke config: periodic evaluation, selection, logs, SIGTERM and resume."""
 
 import contextlib
-import importlib.util
 import io
 import json
 import math
@@ -16,14 +15,16 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.test_run_guards import truncate_data_files
+from tests.helpers import assert_trees_equal
+from tests.helpers import learning_scalars
+from tests.helpers import load_config
+from tests.helpers import saved_params
+from tests.helpers import truncate_data_files
 from vqa_jax import families
 from vqa_jax import perturb
 from vqa_jax.training import checkpointing
 from vqa_jax.config import validation
 from vqa_jax.training import run_log
-from vqa_jax.training import throughput
 from vqa_jax.families import losses
 from vqa_jax.convert import pretrained
 from vqa_jax.config import run_config
@@ -34,14 +35,6 @@ from vqa_jax.data.labels import Entry
 from vqa_jax.models import fast_vqa as model_lib
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
-
-
-def load_config(name):
-  """get_config() of configs/<name>.py, loaded by path as absl's config flag does."""
-  spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 @pytest.mark.parametrize("name", ["demo", "smoke"])
@@ -57,20 +50,6 @@ def selection_config():
   config.train.eval_every = 2
   config.eval.report_best_per_metric = True
   return config
-
-
-def saved_params(workdir):
-  """{'params', 'ema_params'} of the newest checkpoint in `workdir`, as numpy arrays."""
-  manager = checkpointing.checkpoint_manager(workdir)
-  with checkpointing.finishing(manager):  # closed: no orbax thread outlives it
-    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
-  return jax.device_get({"params": restored["params"], "ema_params": restored["ema_params"]})
-
-
-def learning_scalars(metrics_file):
-  """The records of a metrics.jsonl without the timing scalars (which differ between runs)."""
-  return [{k: v for k, v in r.items() if k not in throughput.KEYS}
-          for r in run_log.read_jsonl(metrics_file)]
 
 
 def counted(calls: dict, name: str, fn):
@@ -234,7 +213,7 @@ def test_signal_checkpoints_and_resume_is_bit_identical(smoke_run, tmp_path, mon
   # training scalars, rescaled metrics); the logistic fit, MINPACK least squares on a handful of
   # points, only to ~1e-9.
   resumed, reference = saved_params(workdir), saved_params(reference_dir)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, resumed, reference)
+  assert_trees_equal(resumed, reference)
   assert (learning_scalars(os.path.join(workdir, "metrics.jsonl"))
           == learning_scalars(os.path.join(reference_dir, "metrics.jsonl")))
   evals = run_log.read_jsonl(os.path.join(workdir, "evals.jsonl"))
@@ -297,8 +276,7 @@ def test_truncated_latest_checkpoint_falls_back_and_resumes_bit_identically(smok
   trainer.train(selection_config(), workdir)  # resumes from step 3, trains steps 4-6 again
   [aside] = os.listdir(os.path.join(workdir, checkpointing.UNREADABLE_SUBDIR))
   assert aside.startswith("6-")
-  jax.tree_util.tree_map(np.testing.assert_array_equal, saved_params(workdir),
-                         saved_params(reference_dir))
+  assert_trees_equal(saved_params(workdir), saved_params(reference_dir))
 
 
 def test_second_run_on_a_locked_workdir_fails_at_once(tmp_path, monkeypatch):

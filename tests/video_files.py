@@ -1,4 +1,5 @@
-"""Test helpers: small lossless (FFV1) videos, MPEG-4 (.mp4) videos and labelled video sets."""
+"""Test helpers: small lossless (FFV1) videos, MPEG-4 (.mp4) videos, labelled video sets and
+broken files."""
 
 import pathlib
 import struct
@@ -135,3 +136,33 @@ def labelled_videos(root: pathlib.Path, num_videos: int, num_frames: int = 12,
         np.broadcast_to(values[:, None, None, None], (num_frames, *size, 3)))
     entries.append(Entry(path=write_video(root / f"v{i}.mkv", frames), mos=i + 0.5))
   return entries
+
+
+def truncated_copy(src: str, dst: pathlib.Path, fraction: float = 0.3) -> str:
+  """Writes the first `fraction` of the bytes of `src` to `dst` (an .mp4 loses its index)."""
+  data = pathlib.Path(src).read_bytes()
+  dst.write_bytes(data[:int(len(data) * fraction)])
+  return str(dst)
+
+
+def mixed_entries(good_and_bad) -> tuple[list[Entry], set[int]]:
+  """Good videos 0-2, the three bad files, good videos 3-4; and the indices of the bad ones.
+
+  `good_and_bad` is conftest's `good_and_bad_videos` fixture.
+  """
+  good, bad = good_and_bad
+  entries = good[:3] + [Entry(path, 9.0) for path in bad.values()] + good[3:]
+  return entries, {3, 4, 5}
+
+
+def coordinate_frames(num_frames: int, height: int, width: int) -> np.ndarray:
+  """Frames whose pixel (t, y, x) holds (y, x, t): a patch's values reveal where it came from."""
+  t, y, x = np.meshgrid(np.arange(num_frames), np.arange(height), np.arange(width), indexing="ij")
+  return np.stack([y, x, t], axis=-1).astype(np.uint8)
+
+
+def counting_video(tmp_path: pathlib.Path, num_frames: int, name: str = "count.mkv") -> str:
+  """A lossless 24x32 video whose frame t is filled with the value t."""
+  frames = np.broadcast_to(np.arange(num_frames, dtype=np.uint8)[:, None, None, None],
+                           (num_frames, 24, 32, 3))
+  return write_video(tmp_path / name, np.ascontiguousarray(frames))
