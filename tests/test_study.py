@@ -18,6 +18,7 @@ from vqa_jax.study import protocols
 from vqa_jax.study import records
 from vqa_jax.study import report
 from vqa_jax.study import runner
+from vqa_jax.study import variant_runs
 from vqa_jax.runtime.compilation_cache import persistent_compilation_cache
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -162,6 +163,19 @@ def test_study_options_need_a_baseline_and_known_protocols():
     runner.StudyOptions(variants=("awp", "rwp"))
   with pytest.raises(ValueError, match="protocols"):
     runner.StudyOptions(protocols=("cross", "iqa"))
+
+
+@pytest.mark.parametrize("line_points, on_grid", [(5, True), (9, True), (21, True), (11, False),
+                                                  (7, False), (3, False)])
+def test_study_options_need_the_line_measure_on_the_grid(line_points, on_grid):
+  """α = ±0.5 (loss_increase_line) is on linspace(-1, 1, n) exactly when n = 4k + 1."""
+  make = lambda: runner.StudyOptions(analysis_config=variant_runs.study_analysis_config(
+      line_points, 0))
+  if on_grid:
+    make()
+  else:
+    with pytest.raises(ValueError, match=f"line_points={line_points} puts"):
+      make()
 
 
 def test_study_configs_name_the_splits_the_study_reads():

@@ -11,6 +11,8 @@ import json
 import os
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import gap as gap_lib
 
@@ -28,6 +30,16 @@ def gaps(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
   in_domain = gap_lib.generalization_gap(metrics[LANDSCAPE_SET], metrics["test"])
   cross = gap_lib.generalization_gap(metrics[LANDSCAPE_SET], metrics["cross"])
   return {**in_domain, **{f"cross_{k}": v for k, v in cross.items()}}
+
+
+def check_line_grid(config: analysis.AnalysisConfig) -> None:
+  """Raises, before anything trains, unless ±LINE_ALPHA lies on the 1-D lines' α grid."""
+  grid = config.alphas
+  if not all(np.any(np.abs(grid - a) < 1e-6) for a in (-LINE_ALPHA, LINE_ALPHA)):
+    raise ValueError(
+        f"line_points={config.line_points} puts α = ±{LINE_ALPHA} off the landscape grid "
+        f"{np.round(grid, 4).tolist()}, so the report could not read loss_increase_line; take "
+        f"line_points = 4k + 1 (5, 9, 21, ...) with alpha_max {config.alpha_max}")
 
 
 def study_row(name: str, record: dict) -> dict:

@@ -53,6 +53,7 @@ class StudyOptions:
     unknown = set(self.protocols) - set(protocols.PROTOCOLS)
     if unknown or not self.protocols:
       raise ValueError(f"protocols must be among {protocols.PROTOCOLS}, got {self.protocols}")
+    flatness_records.check_line_grid(self.analysis_config)
 
 
 def regime(base: ml_collections.ConfigDict, options: StudyOptions, pretrained: str) -> str:
