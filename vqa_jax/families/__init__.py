@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from vqa_jax.config.validation import family_name
+from vqa_jax.families import forms
 from vqa_jax.families import losses
 from vqa_jax.families import simple_vqa_loss
-from vqa_jax.training import train_step
 from vqa_jax.models import fast_vqa as model_lib
 from vqa_jax.models import simple_vqa
 
@@ -50,7 +50,7 @@ class Family:
   model: nn.Module
   input_keys: tuple[str, ...]  # batch keys the model reads, in call order
   example_inputs: tuple[jax.Array, ...]  # batch-1 zeros of the training input shapes (init)
-  loss_fn: train_step.StatefulLossFn  # (params, model_state, batch, rng) -> (loss, (pred, state))
+  loss_fn: forms.StatefulLossFn  # (params, model_state, batch, rng) -> (loss, (pred, state))
   predict_fn: Callable[..., jax.Array]  # (variables, *eval inputs) -> (B,) scores, eval mode
 
   def init_variables(self, key: jax.Array) -> tuple[PyTree, PyTree]:
@@ -68,9 +68,9 @@ def _fast_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
   return Family(
       name="fast_vqa", model=model, input_keys=("video",),
       example_inputs=(jnp.zeros((1, s.clip_len, size, size, 3), jnp.uint8),),
-      loss_fn=train_step.as_stateful(losses.make_loss_fn(
+      loss_fn=forms.as_stateful(losses.make_loss_fn(
           model, config.train.plcc_rank_weight, config.train.loss)),
-      predict_fn=train_step.make_predict_fn(apply))
+      predict_fn=forms.make_predict_fn(apply))
 
 
 def _simple_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
