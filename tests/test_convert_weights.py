@@ -15,6 +15,7 @@ from scipy import stats
 
 from tests.conftest import REPO_ROOT
 from vqa_jax.convert import convert_weights
+from vqa_jax.convert import pretrained
 from vqa_jax.convert import state_dicts
 from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.models.fast_vqa import fast_vqa_b_config
@@ -117,8 +118,8 @@ def test_unrecognised_layout():
 
 
 def test_orbax_round_trip(params, tmp_path):
-  convert_weights.save_params(str(tmp_path / "ckpt"), params)
-  assert_trees_equal(convert_weights.load_params(str(tmp_path / "ckpt")), params)
+  state_dicts.save_variables(str(tmp_path / "ckpt"), {"params": params})
+  assert_trees_equal(pretrained.load_params(str(tmp_path / "ckpt")), params)
 
 
 CONVERTER_MODULES = ["convert_weights.py"] + [
@@ -301,7 +302,7 @@ def test_cli_converts_a_real_pth_file(params, tmp_path):
   result = _run_cli(f"--src={tmp_path / 'fast.pth'}", f"--dst={tmp_path / 'out'}",
                     "--config=configs/smoke.py")
   assert result.returncode == 0, result.stderr[-3000:]
-  assert_trees_equal(convert_weights.load_params(str(tmp_path / "out")), params)
+  assert_trees_equal(pretrained.load_params(str(tmp_path / "out")), params)
 
   state["fragments_backbone.extra.weight"] = torch.zeros(2)
   torch.save(state, tmp_path / "bad.pth")

@@ -41,7 +41,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 import dataclasses
 import logging
-import os
 import pathlib
 import re
 from typing import Any
@@ -49,7 +48,6 @@ from typing import Any
 import flax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
 from vqa_jax.config import config_files
 from vqa_jax.convert import convert_resnet
@@ -165,16 +163,6 @@ def convert_state_dict(state_dict: Mapping[str, Any], model_cfg: ml_collections.
   `seed` initialises what a Kinetics (backbone-only) checkpoint lacks.
   """
   return convert_fast_vqa(state_dict, model_cfg, seed).tree
-
-
-def save_params(directory: str, params: PyTree) -> None:
-  """Saves `{'params': params}` as an orbax checkpoint in `directory` (replacing it)."""
-  state_dicts.save_variables(directory, {"params": params})
-
-
-def load_params(directory: str) -> PyTree:
-  """The params saved by `save_params` (numpy-compatible jax arrays on the default device)."""
-  return ocp.StandardCheckpointer().restore(os.path.abspath(directory))["params"]
 
 
 # ---------------------------------------------------------------------------------------------
