@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from tests.conftest import REPO_ROOT
+from vqa_jax import families
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
 from vqa_jax.convert import state_dicts
@@ -143,7 +144,7 @@ def test_kernel_of_wrong_rank_is_a_listed_mismatch(params):
 def test_fast_vqa_b_key_names_and_shapes():
   cfg = fast_vqa_b_config()
   zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32),
-                                 convert_weights.abstract_params(cfg))
+                                 families.abstract_variables(cfg)["params"])
   state = to_torch_layout(zeros)
   assert len(state) == 185
   assert state["fragments_backbone.layers.2.blocks.5.attn.fragment_position_bias_table"].shape == (
@@ -169,7 +170,7 @@ def kinetics_layout(state):
 def test_kinetics_checkpoint_of_fast_vqa_b_initialises_as_the_reference():
   """Kinetics Swin-T -> FAST-VQA-B: zero fragment tables, head U(+-1/sqrt(fan_in)) (paper §6.1)."""
   cfg = fast_vqa_b_config()
-  abstract = convert_weights.abstract_params(cfg)
+  abstract = families.abstract_variables(cfg)["params"]
   ones = jax.tree_util.tree_map(lambda s: np.ones(s.shape, np.float32), abstract)
   state = kinetics_layout(to_torch_layout(ones))
   assert state["backbone.layers.0.blocks.0.attn.relative_position_bias_table"].shape == (2535, 3)

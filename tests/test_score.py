@@ -25,6 +25,7 @@ from tests.conftest import REPO_ROOT
 from tests.video_files import labelled_videos
 from tests.video_files import random_frames
 from tests.video_files import write_video
+from vqa_jax import families
 from vqa_jax.scoring import calibration
 from vqa_jax.training import checkpointing
 from vqa_jax.convert import convert_weights
@@ -170,7 +171,7 @@ def test_mismatched_checkpoint_names_the_keys(setup, tmp_path):
   config = smoke_config()
   config.model.head_hidden = 8
   other = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
-                                 convert_weights.abstract_params(config.model))
+                                 families.abstract_variables(config.model)["params"])
   state_dicts.save_variables(str(tmp_path / "other"), {"params": other})
   with pytest.raises(pretrained.CheckpointError) as error:
     score.run(setup["config"], str(tmp_path / "other"), setup["paths"], out=io.StringIO())

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vqa_jax import families
 from vqa_jax.convert import state_dicts
 from vqa_jax.models import simple_vqa
 from vqa_jax.models import slowfast as slowfast_lib
@@ -107,7 +108,11 @@ def abstract_resnet(model: ResNet) -> PyTree:
 
 
 def abstract_slowfast(model: SlowFast) -> PyTree:
-  """Shapes of a SlowFast's variables (eval_shape with a clip just large enough for its pool)."""
+  """Shapes of a SlowFast's variables (eval_shape with a clip just large enough for its pool).
+
+  Not a model family's (`families.abstract_variables`): SlowFast is the frozen motion-feature
+  extractor in front of SimpleVQA, with its own checkpoint (`config.motion.weights`).
+  """
   return jax.eval_shape(lambda s, f: model.init(jax.random.key(0), s, f),
                         *slowfast_lib.example_clips(model))
 
@@ -147,7 +152,7 @@ def convert_simple_vqa_state_dict(state_dict: Mapping[str, Any],
   `build_simple_vqa(model_cfg)` (default: the reference config).
   """
   model_cfg = simple_vqa.simple_vqa_config() if model_cfg is None else model_cfg
-  return state_dicts.convert_tree(state_dict, simple_vqa.abstract_variables(model_cfg),
+  return state_dicts.convert_tree(state_dict, families.abstract_variables(model_cfg),
                                   SIMPLE_VQA_LAYOUT).tree
 
 
@@ -166,7 +171,7 @@ def simple_vqa_from_resnet50(state_dict: Mapping[str, Any],
   `build_simple_vqa(model_cfg)` (default: the reference config); `.filled` lists the head leaves.
   """
   model_cfg = simple_vqa.simple_vqa_config() if model_cfg is None else model_cfg
-  abstract = simple_vqa.abstract_variables(model_cfg)
+  abstract = families.abstract_variables(model_cfg)
   in_dim = abstract["params"]["head"]["hidden"]["kernel"].shape[0]
   head = flax.traverse_util.flatten_dict(init_regressor(model_cfg, in_dim, seed))
 

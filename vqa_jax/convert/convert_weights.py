@@ -49,6 +49,7 @@ import flax
 import ml_collections
 import numpy as np
 
+from vqa_jax import families
 from vqa_jax.config import config_files
 from vqa_jax.convert import convert_resnet
 from vqa_jax.convert import convert_swin2d
@@ -56,7 +57,6 @@ from vqa_jax.config import run_config
 from vqa_jax.convert import state_dicts
 from vqa_jax.convert import swin_layout
 from vqa_jax.models import simple_vqa
-from vqa_jax.convert.swin_layout import abstract_params
 
 PyTree = Any
 
@@ -146,8 +146,8 @@ def convert_fast_vqa(state_dict: Mapping[str, Any], model_cfg: ml_collections.Co
   if prefixes is KINETICS_PREFIXES:
     fill = swin_layout.backbone_only_fill(swin_layout.init_head(model_cfg, seed),
                                           REINIT_ON_MISMATCH_LEAVES, seed)
-  converted = state_dicts.convert_tree(state_dict, abstract_params(model_cfg), _layout(prefixes),
-                                       fill)
+  converted = state_dicts.convert_tree(state_dict, families.abstract_variables(model_cfg)["params"],
+                                       _layout(prefixes), fill)
   resized = {k: v for k, v in converted.filled.items() if v != "absent"}
   if resized:
     logging.warning("re-initialised %d relative tables of another window size, as the "

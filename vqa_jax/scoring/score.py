@@ -52,7 +52,6 @@ import sys
 from typing import Any, Callable, Iterable, Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -90,18 +89,11 @@ def find_videos(paths: Iterable[str]) -> Iterator[str]:
           yield os.path.join(root, name)
 
 
-def abstract_params(config: ml_collections.ConfigDict) -> PyTree:
-  """Shapes of the params of `config`'s model, initialised on one test clip (nothing computed)."""
-  model = build_model(config.model)
-  size = config.sampling.grid * config.sampling.patch
-  clip = jax.ShapeDtypeStruct((1, config.sampling.clip_len, size, size, 3), jnp.uint8)
-  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), clip)["params"]
-
-
 def load_checkpoint(config: ml_collections.ConfigDict, checkpoint: str,
                     use_ema: bool = True) -> PyTree:
   """The params of `checkpoint` (see `pretrained.load_params`), checked against config's model."""
-  return pretrained.load_params(checkpoint, like=abstract_params(config), use_ema=use_ema)
+  return pretrained.load_params(checkpoint, like=families.abstract_variables(config.model)["params"],
+                                use_ema=use_ema)
 
 
 @functools.partial(jax.jit, static_argnums=0)
