@@ -27,6 +27,11 @@ def linear_loss(params, batch, rng):
   return losses.plcc_loss(pred, batch["label"]), pred
 
 
+def member_state(states, i):
+  """Member i of stacked states (`train_step.stack_states`)."""
+  return jax.tree_util.tree_map(lambda x: x[i], states)
+
+
 def setup(seed=0):
   rng = np.random.default_rng(seed)
   params = {"backbone": {"kernel": jnp.array(rng.normal(size=5), jnp.float32)},
@@ -357,7 +362,7 @@ def test_population_member_equals_single_run(kind, every_k):
                                                0.9),
                     train_step.create_train_state(params, tx), batch, key, 3)[0]
   for i, (cfg, single) in enumerate(zip(cfgs, singles)):
-    member = train_step.member_state(states, i)
+    member = member_state(states, i)
     assert_trees_close(member.params, single.params, rtol=1e-6, atol=1e-7)
     assert_trees_close(member.ema_params, single.ema_params, rtol=1e-6, atol=1e-7)
     if cfg.active:  # the perturbed members really differ from the plain run

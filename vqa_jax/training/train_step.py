@@ -202,11 +202,6 @@ def stack_states(states: Sequence[TrainState]) -> TrainState:
   return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
 
 
-def member_state(states: TrainState, i: int) -> TrainState:
-  """Member i of stacked states."""
-  return jax.tree_util.tree_map(lambda x: x[i], states)
-
-
 def jit_sharded(step: Callable, mesh: jax.sharding.Mesh):
   """jax.jit of `step(state, batch, rng)`: batch split on `data`, rest replicated, state donated."""
   repl, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
