@@ -7,6 +7,7 @@ from unittest import mock
 import ml_collections
 import numpy as np
 import pytest
+from tests import tf_datasets
 from tests.video_files import labelled_videos
 from tests.video_files import random_frames
 from tests.video_files import write_mp4
@@ -66,12 +67,12 @@ def assert_real_videos(batch, entries):
 def train(entries, **kwargs):
   """All batches of a 7-step, batch-3 training pipeline (21 positions: > 2 epochs of 8)."""
   args = {"batch_size": 3, "seed": 3, "num_steps": 7} | kwargs
-  return list(input_pipeline.as_numpy(input_pipeline.train_dataset(entries, SAMPLING, **args)))
+  return list(input_pipeline.as_numpy(tf_datasets.train_dataset(entries, SAMPLING, **args)))
 
 
 def evaluate(entries, **kwargs):
   """All batches of an evaluation pipeline with batch size 4 and 1 clip."""
-  ds = input_pipeline.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1, **kwargs)
+  ds = tf_datasets.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1, **kwargs)
   return list(input_pipeline.as_numpy(ds))
 
 
@@ -86,7 +87,7 @@ def test_error_policy_names_the_file(videos, kind, run):
 
 def test_unknown_policy_is_rejected(videos):
   with pytest.raises(ValueError, match="on_bad_video"):
-    input_pipeline.eval_dataset(videos[0], SAMPLING, 4, 1, on_bad_video="ignore")
+    tf_datasets.eval_dataset(videos[0], SAMPLING, 4, 1, on_bad_video="ignore")
 
 
 def test_skip_eval_marks_bad_videos_invalid_and_counts_them(videos):
