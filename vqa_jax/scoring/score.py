@@ -328,7 +328,6 @@ def main() -> None:
   # Warnings (e.g. a video re-sampled from fewer frames) but not orbax's INFO lines on stderr.
   flags.FLAGS.set_default("verbosity", logging.WARNING)
   from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
-  from vqa_jax.config import run_config  # pylint: disable=g-import-not-at-top
   config = config_flags.DEFINE_config_file("config", None, "Config whose model and sampling "
                                            "to use (a shipped name or a file); default: the "
                                            "config stored with --checkpoint.")
@@ -351,10 +350,7 @@ def main() -> None:
                                 "its own values instead of the calibrated scale.")
   flags.mark_flags_as_required(["checkpoint"])
 
-  def chosen_config():
-    if config.value is not None or checkpoint.value is None:
-      return config.value
-    return run_config.stored_config(checkpoint.value)
+  chosen_config = entry_point.config_or_stored(config, lambda: checkpoint.value)
 
   def run_main(argv):
     if len(argv) < 2:

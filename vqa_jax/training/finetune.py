@@ -130,10 +130,7 @@ def main() -> None:
   workdir = flags.DEFINE_string("workdir", None, "One subfolder per split seed goes here.")
   flags.mark_flags_as_required(["workdir"])
 
-  def chosen_config():
-    if config.value is not None or workdir.value is None:
-      return config.value
-    return run_config.stored_config(workdir.value)
+  chosen_config = entry_point.config_or_stored(config, lambda: workdir.value)
 
   def run_main(argv):
     if len(argv) > 1:
