@@ -160,6 +160,11 @@ def init_params(model, seeds: tuple[int, ...]) -> list:
   return [init(jax.random.key(seed)) for seed in seeds]
 
 
+def member_state(states, i):
+  """Member i of stacked states (`train_step.stack_states`)."""
+  return jax.tree_util.tree_map(lambda x: x[i], states)
+
+
 def linear_loss(params, batch, rng):
   """A linear scorer with multiplicative dropout-like noise keyed by rng, under the PLCC loss.
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tests.video_files import mixed_entries
 from tests.video_files import truncated_copy
+from tests import tf_datasets
 
 from vqa_jax.data import elements
 from vqa_jax.data import input_pipeline
@@ -35,12 +36,12 @@ def assert_real_videos(batch, entries):
 def train(entries, **kwargs):
   """All batches of a 7-step, batch-3 training pipeline (21 positions: > 2 epochs of 8)."""
   args = {"batch_size": 3, "seed": 3, "num_steps": 7} | kwargs
-  return list(input_pipeline.as_numpy(input_pipeline.train_dataset(entries, SAMPLING, **args)))
+  return list(input_pipeline.as_numpy(tf_datasets.train_dataset(entries, SAMPLING, **args)))
 
 
 def evaluate(entries, **kwargs):
   """All batches of an evaluation pipeline with batch size 4 and 1 clip."""
-  ds = input_pipeline.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1, **kwargs)
+  ds = tf_datasets.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1, **kwargs)
   return list(input_pipeline.as_numpy(ds))
 
 
@@ -55,7 +56,7 @@ def test_error_policy_names_the_file(good_and_bad_videos, kind, run):
 
 def test_unknown_policy_is_rejected(good_and_bad_videos):
   with pytest.raises(ValueError, match="on_bad_video"):
-    input_pipeline.eval_dataset(good_and_bad_videos[0], SAMPLING, 4, 1, on_bad_video="ignore")
+    tf_datasets.eval_dataset(good_and_bad_videos[0], SAMPLING, 4, 1, on_bad_video="ignore")
 
 
 def test_skip_eval_marks_bad_videos_invalid_and_counts_them(good_and_bad_videos):

@@ -15,6 +15,7 @@ from scipy import stats
 from tests import torch_layouts
 from tests.helpers import REPO_ROOT
 from tests.helpers import assert_trees_equal
+from vqa_jax import families
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
 from vqa_jax.convert import state_dicts
@@ -126,7 +127,7 @@ def test_resnet50_gives_full_simple_vqa_variables(resnet50_result):
   np.testing.assert_array_equal(np.sort(np.concatenate([np.ravel(v) for v in trunk_leaves])),
                                 np.sort(np.concatenate([np.ravel(v) for v in kept])))
   model = simple_vqa.build_simple_vqa(tiny_simple_vqa_config().model)
-  abstract = simple_vqa.abstract_variables(tiny_simple_vqa_config().model)
+  abstract = families.abstract_variables(tiny_simple_vqa_config().model)
   assert jax.tree.map(np.shape, variables) == jax.tree.map(lambda s: s.shape, abstract)
   frames = np.full((1, 2, 64, 64, 3), 128, np.uint8)  # layer4 2x2: a defined std.
   scores = model.apply(variables, frames, np.zeros((1, 2, 6), np.float32), train=False)

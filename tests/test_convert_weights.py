@@ -15,7 +15,9 @@ from scipy import stats
 from tests.helpers import REPO_ROOT
 from tests.helpers import assert_trees_equal
 from tests.helpers import load_config
+from vqa_jax import families
 from vqa_jax.convert import convert_weights
+from vqa_jax.convert import pretrained
 from vqa_jax.convert import state_dicts
 from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.models.fast_vqa import fast_vqa_b_config
@@ -108,8 +110,8 @@ def test_unrecognised_layout():
 
 
 def test_orbax_round_trip(params, tmp_path):
-  convert_weights.save_params(str(tmp_path / "ckpt"), params)
-  assert_trees_equal(convert_weights.load_params(str(tmp_path / "ckpt")), params)
+  state_dicts.save_variables(str(tmp_path / "ckpt"), {"params": params})
+  assert_trees_equal(pretrained.load_params(str(tmp_path / "ckpt")), params)
 
 
 CONVERTER_MODULES = ["convert_weights.py"] + [
@@ -133,7 +135,7 @@ def test_kernel_of_wrong_rank_is_a_listed_mismatch(params):
 def test_fast_vqa_b_key_names_and_shapes():
   cfg = fast_vqa_b_config()
   zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, np.float32),
-                                 convert_weights.abstract_params(cfg))
+                                 families.abstract_variables(cfg)["params"])
   state = to_torch_layout(zeros)
   assert len(state) == 185
   assert state["fragments_backbone.layers.2.blocks.5.attn.fragment_position_bias_table"].shape == (
@@ -159,7 +161,7 @@ def kinetics_layout(state):
 def test_kinetics_checkpoint_of_fast_vqa_b_initialises_as_the_reference():
   """Kinetics Swin-T -> FAST-VQA-B: zero fragment tables, head U(+-1/sqrt(fan_in)) (paper §6.1)."""
   cfg = fast_vqa_b_config()
-  abstract = convert_weights.abstract_params(cfg)
+  abstract = families.abstract_variables(cfg)["params"]
   ones = jax.tree_util.tree_map(lambda s: np.ones(s.shape, np.float32), abstract)
   state = kinetics_layout(to_torch_layout(ones))
   assert state["backbone.layers.0.blocks.0.attn.relative_position_bias_table"].shape == (2535, 3)
@@ -292,7 +294,7 @@ def test_cli_converts_a_real_pth_file(params, tmp_path):
   result = _run_cli(f"--src={tmp_path / 'fast.pth'}", f"--dst={tmp_path / 'out'}",
                     "--config=configs/smoke.py")
   assert result.returncode == 0, result.stderr[-3000:]
-  assert_trees_equal(convert_weights.load_params(str(tmp_path / "out")), params)
+  assert_trees_equal(pretrained.load_params(str(tmp_path / "out")), params)
 
   state["fragments_backbone.extra.weight"] = torch.zeros(2)
   torch.save(state, tmp_path / "bad.pth")

@@ -21,13 +21,19 @@ def mean_brightness(params, video):
   return video.astype(jnp.float32).reshape(video.shape[0], -1).mean(axis=1)
 
 
+def predict_split(predict_fn, params, entries, sampling, batch_size, num_clips, mesh, **kwargs):
+  """One model's (predictions, labels) over `entries` in file order."""
+  preds, label = evaluate.predict_split_models(predict_fn, {"model": params}, entries, sampling,
+                                               batch_size, num_clips, mesh, **kwargs)
+  return preds["model"], label
+
+
 def test_predictions_follow_file_order_across_padded_sharded_batches(tmp_path):
   entries = labelled_videos(tmp_path, 5)
   mesh = sharding.make_mesh(4)
   batch = evaluate.eval_batch_size(3, mesh)
   assert batch == 4
-  preds, label = evaluate.predict_split(jax.jit(mean_brightness), None, entries, SAMPLING, batch, 2,
-                                        mesh)
+  preds, label = predict_split(jax.jit(mean_brightness), None, entries, SAMPLING, batch, 2, mesh)
   # Video i's frame t is filled with 20 i + t; two centred clips of 2 frames from 12 frames are
   # frames {2, 3} and {8, 9}: mean 20 i + 5.5.
   np.testing.assert_allclose(preds, 20 * np.arange(5) + 5.5)
@@ -41,12 +47,12 @@ def test_bad_video_policy(tmp_path):
   entries.insert(2, labels.Entry(str(bad), 9.0))
   mesh = sharding.make_mesh(1)
   with pytest.raises(video_io.VideoDecodeError, match="bad.mp4"):
-    evaluate.predict_split(jax.jit(mean_brightness), None, entries, SAMPLING, 2, 2, mesh)
-  preds, label = evaluate.predict_split(jax.jit(mean_brightness), None, entries, SAMPLING, 2, 2,
-                                        mesh, on_bad_video="skip")
+    predict_split(jax.jit(mean_brightness), None, entries, SAMPLING, 2, 2, mesh)
+  preds, label = predict_split(jax.jit(mean_brightness), None, entries, SAMPLING, 2, 2, mesh,
+                               on_bad_video="skip")
   np.testing.assert_allclose(label, [0.5, 1.5, 2.5, 3.5])
   np.testing.assert_allclose(preds, 20 * np.arange(4) + 5.5)
   only_bad = [labels.Entry(str(bad), 1.0)] * 3
   with pytest.raises(ValueError, match="no decodable video"):
-    evaluate.predict_split(jax.jit(mean_brightness), None, only_bad, SAMPLING, 2, 2, mesh,
-                           on_bad_video="skip")
+    predict_split(jax.jit(mean_brightness), None, only_bad, SAMPLING, 2, 2, mesh,
+                  on_bad_video="skip")

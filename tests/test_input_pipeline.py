@@ -3,6 +3,7 @@
 import ml_collections
 import numpy as np
 import pytest
+from tests import tf_datasets
 from tests.video_files import labelled_videos
 
 from vqa_jax.data import host_split
@@ -46,7 +47,7 @@ def assert_consistent_with_entries(batch, entries):
 def train(entries, **kwargs):
   """Collected training batches with batch size 2 and seed 7 unless overridden."""
   args = {"batch_size": 2, "seed": 7, "num_steps": 5} | kwargs
-  return collect(input_pipeline.train_dataset(entries, SAMPLING, **args))
+  return collect(tf_datasets.train_dataset(entries, SAMPLING, **args))
 
 
 def test_train_shapes_dtypes_and_contents(entries):
@@ -83,7 +84,7 @@ def test_train_resume_yields_the_uninterrupted_batches(entries):
 
 
 def test_eval_pads_with_real_copies(entries):
-  batches = collect(input_pipeline.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=2))
+  batches = collect(tf_datasets.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=2))
   assert len(batches) == 2
   for batch in batches:
     assert batch["video"].shape == (4, 2, 4, 16, 16, 3) and batch["video"].dtype == np.uint8
@@ -101,8 +102,8 @@ def test_eval_pads_with_real_copies(entries):
 
 
 @pytest.mark.parametrize("build", [
-    lambda e: input_pipeline.train_dataset(e, SAMPLING, batch_size=2, seed=0, num_steps=1),
-    lambda e: input_pipeline.eval_dataset(e, SAMPLING, batch_size=2, num_clips=1),
+    lambda e: tf_datasets.train_dataset(e, SAMPLING, batch_size=2, seed=0, num_steps=1),
+    lambda e: tf_datasets.eval_dataset(e, SAMPLING, batch_size=2, num_clips=1),
 ])
 def test_missing_file_raises_naming_it(entries, tmp_path, build):
   missing = str(tmp_path / "not_there.mp4")
@@ -115,15 +116,15 @@ def test_symlink_loop_is_named_as_such(entries, tmp_path):
   loop = tmp_path / "loop.mp4"
   loop.symlink_to(loop)
   with pytest.raises(FileNotFoundError, match=r"1 of 6 videos are missing") as e:
-    input_pipeline.eval_dataset(entries + [Entry(str(loop), 1.0)], SAMPLING, 2, 1)
+    tf_datasets.eval_dataset(entries + [Entry(str(loop), 1.0)], SAMPLING, 2, 1)
   assert f"{loop} (cannot be opened: Too many levels of symbolic links)" in str(e.value)
 
 
 def test_bad_file_in_dataset_raises_naming_it(entries, tmp_path):
   bad = tmp_path / "bad.mp4"
   bad.write_bytes(b"")
-  ds = input_pipeline.eval_dataset(entries[:1] + [Entry(str(bad), 1.0)], SAMPLING, batch_size=2,
-                                   num_clips=1)
+  ds = tf_datasets.eval_dataset(entries[:1] + [Entry(str(bad), 1.0)], SAMPLING, batch_size=2,
+                                num_clips=1)
   with pytest.raises(video_io.VideoDecodeError, match="empty") as e:
     collect(ds)
   assert str(e.value).startswith(f"{bad}: ")
@@ -145,17 +146,17 @@ def test_train_hosts_read_disjoint_slices_of_the_global_batches(entries):
 
 def test_eval_hosts_pad_equally_and_gather_back_in_file_order(entries):
   def run(process_index, process_count):
-    return collect(input_pipeline.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1,
-                                               process_index=process_index,
-                                               process_count=process_count))
+    return collect(tf_datasets.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1,
+                                            process_index=process_index,
+                                            process_count=process_count))
   hosts = [run(p, 2) for p in range(2)]
   assert len(hosts[0]) == len(hosts[1]) == 2  # ceil(5 / 4) global batches each
   per_host = [{k: np.concatenate([b[k] for b in h]) for k in h[0]} for h in hosts]
   index = host_split.gather_in_order([h["index"] for h in per_host], 4, NUM_VIDEOS)
   np.testing.assert_array_equal(index, np.arange(NUM_VIDEOS))
   assert sum(int(h["valid"].sum()) for h in per_host) == NUM_VIDEOS
-  single = collect(input_pipeline.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1,
-                                               process_index=0, process_count=1))
+  single = collect(tf_datasets.eval_dataset(entries, SAMPLING, batch_size=4, num_clips=1,
+                                            process_index=0, process_count=1))
   np.testing.assert_array_equal(
       host_split.gather_in_order([h["video"] for h in per_host], 4, NUM_VIDEOS),
       np.concatenate([b["video"] for b in single])[:NUM_VIDEOS])
@@ -166,7 +167,7 @@ def test_eval_random_offsets_are_seeded_and_differ_from_centred(tmp_path):
   entry = labelled_videos(tmp_path, 1, num_frames=40)
   def first_frames(**overrides):
     sampling = ml_collections.ConfigDict(dict(SAMPLING) | overrides)
-    batch = collect(input_pipeline.eval_dataset(entry, sampling, batch_size=1, num_clips=2))[0]
+    batch = collect(tf_datasets.eval_dataset(entry, sampling, batch_size=1, num_clips=2))[0]
     return batch["video"][0, :, :, 0, 0, 0]  # (clips, T): the frame values, 20 * 0 + t
   centred = first_frames()
   np.testing.assert_array_equal(centred, [[6, 8, 10, 12], [26, 28, 30, 32]])

@@ -168,11 +168,12 @@ def test_synthetic_images_are_deterministic_and_cached(image_root, tmp_path):
 
 
 def test_eval_pipeline_over_images(image_root):
+  from tests import tf_datasets  # pylint: disable=g-import-not-at-top  (TensorFlow)
   from vqa_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
   entries = labels.read_labels(synthetic_images.label_files(image_root)["test"], image_root)
   sampling_cfg = {**IMAGE_SAMPLING, "num_clips_eval": 1}
-  batches = list(input_pipeline.as_numpy(input_pipeline.eval_dataset(entries[:6], sampling_cfg,
-                                                                     batch_size=4, num_clips=1)))
+  batches = list(input_pipeline.as_numpy(tf_datasets.eval_dataset(entries[:6], sampling_cfg,
+                                                                  batch_size=4, num_clips=1)))
   assert [b["video"].shape for b in batches] == [(4, 1, 1, 32, 32, 3)] * 2
   assert batches[1]["valid"].tolist() == [True, True, False, False]
   first = sampling.sample_clips(entries[0].path, IMAGE_SAMPLING, num_clips=1)

@@ -164,10 +164,10 @@ def tiny_v2_config():
 def test_iqa_swin_v2_config_builds_swin_v2_t_with_the_vqa_head():
   """The config's model: Swin-V2-T (hand count above) + the 768-64-1 head (49,281)."""
   from vqa_jax.config import validation  # pylint: disable=g-import-not-at-top
-  from vqa_jax.convert import swin_layout  # pylint: disable=g-import-not-at-top
+  from vqa_jax import families  # pylint: disable=g-import-not-at-top
   config = load_config("iqa_swin_v2")
   validation.validate(config)
-  abstract = swin_layout.abstract_params(config.model)
+  abstract = families.abstract_variables(config.model)["params"]
   count = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))
   assert count(abstract["backbone"]) == swin_v2_t_parameters()
   assert count(abstract["head"]) == 768 * 64 + 64 + 64 + 1

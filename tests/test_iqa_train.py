@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import load_config
 from vqa_jax.config import validation
-from vqa_jax.convert import convert_weights
+from vqa_jax import families
 
 # timm / Microsoft swin_tiny_patch4_window7_224: 28,288,354 parameters, of which the ImageNet
 # classifier holds 768 * 1000 + 1000 = 769,000.
@@ -22,7 +22,7 @@ def test_iqa_swin_t_is_the_2d_swin_t_with_the_vqa_head():
   validation.validate(config)
   assert (config.sampling.clip_len, config.sampling.grid * config.sampling.patch) == (1, 224)
   assert (config.train.batch_size, config.train.steps, config.train.warmup_steps) == (64, 6250, 625)
-  params = convert_weights.abstract_params(config.model)
+  params = families.abstract_variables(config.model)["params"]
   counts = {top: sum(int(np.prod(v.shape))
                      for v in flax.traverse_util.flatten_dict(tree).values())
             for top, tree in params.items()}

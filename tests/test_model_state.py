@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 
+from tests.helpers import member_state
 from vqa_jax.families import simple_vqa_loss
 from vqa_jax import perturb
 from vqa_jax.training import train_step
@@ -116,7 +117,7 @@ def test_population_members_keep_their_clean_batch_stats():
   states, _ = jax.jit(step)(train_step.stack_states([state, state]), batch, jax.random.key(1))
   clean = running_mean_after(params["backbone"]["kernel"], batch["video"])
   for i in range(2):
-    np.testing.assert_allclose(new_mean(train_step.member_state(states, i)), clean, rtol=1e-5,
+    np.testing.assert_allclose(new_mean(member_state(states, i)), clean, rtol=1e-5,
                                atol=1e-7)
 
 

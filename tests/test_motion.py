@@ -5,6 +5,7 @@ import json
 import ml_collections
 import numpy as np
 import pytest
+from tests import tf_datasets
 from tests.video_files import labelled_videos
 
 from vqa_jax.data import elements
@@ -75,9 +76,9 @@ def test_pipelines_carry_motion_and_skip_videos_without_it(tmp_path, entries):
   motion_dir = write_motion_dir(tmp_path / "m", entries, rows=[5, 5, 1, 5])  # v2 unusable
   motion = motion_lib.MotionFeatures(motion_dir, NUM_FRAMES, DIM)
   with pytest.raises(FileNotFoundError, match="sub/v2.npy"):
-    input_pipeline.eval_dataset(entries, SAMPLING, 4, 1, motion=motion)
+    tf_datasets.eval_dataset(entries, SAMPLING, 4, 1, motion=motion)
   bad = elements.BadVideoLog()
-  batch = next(input_pipeline.as_numpy(input_pipeline.eval_dataset(
+  batch = next(input_pipeline.as_numpy(tf_datasets.eval_dataset(
       entries, SAMPLING, 4, 1, on_bad_video="skip", bad_videos=bad, motion=motion,
       process_index=0, process_count=1)))
   assert batch["video"].shape == (4, 1, NUM_FRAMES, 16, 16, 3)
@@ -88,9 +89,9 @@ def test_pipelines_carry_motion_and_skip_videos_without_it(tmp_path, entries):
   assert list(bad.reasons) == [entries[2].path]
   assert list(elements.model_inputs(batch)) == ["video", "motion"]
 
-  train = input_pipeline.train_dataset(entries, SAMPLING, 4, seed=0, num_steps=1,
-                                       on_bad_video="skip", motion=motion, process_index=0,
-                                       process_count=1)
+  train = tf_datasets.train_dataset(entries, SAMPLING, 4, seed=0, num_steps=1,
+                                    on_bad_video="skip", motion=motion, process_index=0,
+                                    process_count=1)
   batch = next(input_pipeline.as_numpy(train))
   assert batch["video"].shape == (4, NUM_FRAMES, 16, 16, 3)
   assert 2 not in batch["index"].tolist()  # substituted by the next usable video

@@ -21,6 +21,7 @@ from tests.video_files import write_video
 from vqa_jax import command
 from vqa_jax.config import config_files
 from vqa_jax.convert import convert_weights
+from vqa_jax.convert import state_dicts
 from vqa_jax.runtime import entry_point
 from vqa_jax.config import run_config
 from vqa_jax.scoring import score
@@ -95,7 +96,7 @@ def weights_dir(fast_compile, tmp_path_factory):  # pylint: disable=unused-argum
   size = config.sampling.grid * config.sampling.patch
   clip = jax.numpy.zeros((1, config.sampling.clip_len, size, size, 3), jax.numpy.uint8)
   params = build_model(config.model).init(jax.random.key(3), clip, train=False)["params"]
-  convert_weights.save_params(str(root / "weights"), params)
+  state_dicts.save_variables(str(root / "weights"), {"params": params})
   run_config.write_config(str(root / "weights"), config)
   video = write_video(root / "v.avi", random_frames(20, 40, 48, seed=1))
   return str(root / "weights"), video

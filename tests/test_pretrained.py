@@ -12,7 +12,6 @@ import orbax.checkpoint as ocp
 import pytest
 
 from vqa_jax.training import checkpointing
-from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
 from vqa_jax.convert import state_dicts
 from vqa_jax.training import train_step
@@ -40,7 +39,7 @@ def assert_tree_equal(actual, expected):
 def dirs(tmp_path_factory):
   """A converted-weights dir and a trainer workdir with steps 3 and 7 saved replicated on 8 devices."""
   root = tmp_path_factory.mktemp("pretrained")
-  convert_weights.save_params(str(root / "converted"), tiny_params(100.0))
+  state_dicts.save_variables(str(root / "converted"), {"params": tiny_params(100.0)})
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   manager = checkpointing.checkpoint_manager(str(root / "workdir"), max_to_keep=5)

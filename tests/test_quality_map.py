@@ -6,6 +6,7 @@ import pytest
 
 from tests.video_files import labelled_videos
 from vqa_jax.scoring import calibration
+from vqa_jax.data import sampling
 from vqa_jax.scoring import quality_map
 
 SAMPLING = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 16}
@@ -21,18 +22,25 @@ def test_clip_maps_average_over_time():
     quality_map.clip_maps(values[0])
 
 
+def middle_frame_indices(num_frames, sampling_cfg, num_clips):
+  """The middle frame of each of `num_clips` clips of `sampling.clip_indices`: (num_clips,)."""
+  clip_len = sampling_cfg["clip_len"]
+  indices = sampling.clip_indices(num_frames, sampling_cfg, num_clips)
+  return indices.reshape(num_clips, clip_len)[:, clip_len // 2]
+
+
 def test_middle_frame_indices_by_hand():
   # 20 frames, 2 clips: segments of 10 from 0 and 10, span 4 * 2 = 8, centred offset 1:
   # clip 0 = 1, 3, 5, 7 and clip 1 = 11, 13, 15, 17; the middle (index 2) frames are 5 and 15.
-  np.testing.assert_array_equal(quality_map.middle_frame_indices(20, SAMPLING, 2), [5, 15])
+  np.testing.assert_array_equal(middle_frame_indices(20, SAMPLING, 2), [5, 15])
   # 6 frames, 1 clip: offset 0, frames 0, 2, 4, 6 -> 0 (wrap-around); the middle one is 4.
-  np.testing.assert_array_equal(quality_map.middle_frame_indices(6, SAMPLING, 1), [4])
+  np.testing.assert_array_equal(middle_frame_indices(6, SAMPLING, 1), [4])
 
 
 def test_middle_frames_decode_those_frames(tmp_path):
   # labelled_videos: frame t of video 0 is filled with the value t.
   entry = labelled_videos(tmp_path, 1, num_frames=20)[0]
-  frames = quality_map.middle_frames(entry.path, SAMPLING, 2)
+  frames, _ = quality_map.sampled_frames(entry.path, SAMPLING, 2)
   assert frames.shape == (2, 20, 24, 3)
   assert frames[0].min() == frames[0].max() == 5
   assert frames[1].min() == frames[1].max() == 15

@@ -11,6 +11,8 @@ from vqa_jax.convert import state_dicts
 from vqa_jax.models import resnet
 
 TINY = dict(stage_sizes=(1, 2, 1, 1), width=8)
+RESNET_LAYOUT = state_dicts.Layout(convert_resnet.resnet_key, convert_resnet.BN_BUFFERS,
+                                   convert_resnet.RESNET_DROPPED_PREFIXES)
 
 
 def _count(tree) -> int:
@@ -20,6 +22,13 @@ def _count(tree) -> int:
 def _abstract(model, size=224):
   images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
   return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
+
+
+def convert_resnet50_state_dict(state_dict, model=None):
+  """torchvision ResNet(-50) state_dict -> (params, batch_stats) of `model`; `fc.*` dropped."""
+  model = resnet.resnet50() if model is None else model
+  tree = state_dicts.convert_tree(state_dict, _abstract(model, 64), RESNET_LAYOUT).tree
+  return tree["params"], tree["batch_stats"]
 
 
 def test_resnet50_parameter_count_matches_torchvision():
@@ -59,7 +68,7 @@ def test_convert_round_trip_tiny():
   """Every torchvision tensor lands, transposed, on its Flax leaf; fc and counters are dropped."""
   shapes = torch_layouts.torchvision_resnet_shapes(**TINY, num_classes=10)
   state = torch_layouts.fake_state_dict(shapes)
-  params, stats = convert_resnet.convert_resnet50_state_dict(state, resnet.ResNet(**TINY))
+  params, stats = convert_resnet50_state_dict(state, resnet.ResNet(**TINY))
   np.testing.assert_array_equal(params["conv1"]["kernel"],
                                 state["conv1.weight"].transpose(2, 3, 1, 0))
   np.testing.assert_array_equal(params["layer2_1"]["conv2"]["kernel"],
@@ -79,7 +88,7 @@ def test_convert_round_trip_tiny():
 def test_convert_full_resnet50_key_list():
   """The full torchvision resnet50 key list (fc included) converts to the full-size trunk."""
   state = {k: np.zeros(s, np.float32) for k, s in torch_layouts.torchvision_resnet_shapes().items()}
-  params, _ = convert_resnet.convert_resnet50_state_dict(state)
+  params, _ = convert_resnet50_state_dict(state)
   assert _count(params) == 23_508_032
 
 
@@ -90,7 +99,7 @@ def test_convert_errors_list_every_bad_key():
   state["layer9.0.conv1.weight"] = np.zeros((8, 8, 1, 1), np.float32)
   state["layer1.0.conv2.weight"] = np.zeros((8, 8, 1, 1), np.float32)
   with pytest.raises(ValueError) as err:
-    convert_resnet.convert_resnet50_state_dict(state, resnet.ResNet(**TINY))
+    convert_resnet50_state_dict(state, resnet.ResNet(**TINY))
   message = str(err.value)
   assert "1 missing keys ['layer2.1.bn1.running_var']" in message
   assert "1 unknown keys ['layer9.0.conv1.weight']" in message

@@ -26,10 +26,12 @@ from tests.helpers import load_config
 from tests.video_files import labelled_videos
 from tests.video_files import random_frames
 from tests.video_files import write_video
+from vqa_jax import families
 from vqa_jax.scoring import calibration
 from vqa_jax.training import checkpointing
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
+from vqa_jax.convert import state_dicts
 from vqa_jax.scoring import quality_map as quality_map_lib
 from vqa_jax.scoring import run_calibration
 from vqa_jax.scoring import score
@@ -51,7 +53,7 @@ def setup(fast_compile, tmp_path_factory):  # pylint: disable=unused-argument
   config = load_config("smoke")
   model = build_model(config.model)
   params, raw_params = init_params(model, (3, 4))
-  convert_weights.save_params(str(root / "ckpt"), params)
+  state_dicts.save_variables(str(root / "ckpt"), {"params": params})
   state = train_step.create_train_state(raw_params, optax.adamw(1e-3)).replace(
       step=jnp.asarray(6, jnp.int32), ema_params=params)
   manager = checkpointing.checkpoint_manager(str(root / "workdir"))
@@ -78,7 +80,7 @@ def test_find_videos_walks_folders_and_keeps_files(setup):
 
 def test_score_is_deterministic_and_matches_direct_apply(setup):
   config, model, params = setup["config"], setup["model"], setup["params"]
-  scorer = score.make_scorer(config, convert_weights.load_params(str(setup["root"] / "ckpt")))
+  scorer = score.make_scorer(config, pretrained.load_params(str(setup["root"] / "ckpt")))
   path = setup["paths"][0]
   first, second = scorer(path), scorer(path)
   assert first == second
@@ -155,8 +157,8 @@ def test_mismatched_checkpoint_names_the_keys(setup, tmp_path):
   config = load_config("smoke")
   config.model.head_hidden = 8
   other = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
-                                 convert_weights.abstract_params(config.model))
-  convert_weights.save_params(str(tmp_path / "other"), other)
+                                 families.abstract_variables(config.model)["params"])
+  state_dicts.save_variables(str(tmp_path / "other"), {"params": other})
   with pytest.raises(pretrained.CheckpointError) as error:
     score.run(setup["config"], str(tmp_path / "other"), setup["paths"], out=io.StringIO())
   message = str(error.value)

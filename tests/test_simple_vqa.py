@@ -8,6 +8,7 @@ import pytest
 
 from tests import torch_layouts
 from tests.helpers import zip_leaves
+from vqa_jax import families
 from vqa_jax.convert import convert_resnet
 from vqa_jax.families import simple_vqa_loss
 from vqa_jax import perturb
@@ -37,7 +38,7 @@ def _tiny_config() -> ml_collections.ConfigDict:
 
 def test_parameter_count_matches_reference():
   """Paper §6.3 / §10 item 3: 24,720,705 = ResNet-50 trunk 23,508,032 + regressor 1,212,673."""
-  variables = simple_vqa.abstract_variables(simple_vqa.simple_vqa_config())
+  variables = families.abstract_variables(simple_vqa.simple_vqa_config())
   params = variables["params"]
   assert _count(params["backbone"]) == 23_508_032
   assert _count(params["head"]) == 9472 * 128 + 128 + 128 + 1 == 1_212_673
@@ -46,7 +47,7 @@ def test_parameter_count_matches_reference():
 
 def test_perturbed_leaves_are_the_reference_weight_set():
   """AWP's "weight" filter: conv weights, BN gains and both Linear weights; no biases (§1.3)."""
-  params = simple_vqa.abstract_variables(simple_vqa.simple_vqa_config())["params"]
+  params = families.abstract_variables(simple_vqa.simple_vqa_config())["params"]
   selected = sum(int(np.prod(leaf.shape))
                  for leaf, keep in zip_leaves(params, perturb.weight_mask(params)) if keep)
   torch_shapes = torch_layouts.torchvision_resnet_shapes(num_classes=None) | REGRESSOR_SHAPES

@@ -16,6 +16,7 @@ from tests.helpers import assert_same_structure
 from tests.helpers import assert_trees_close
 from tests.helpers import load_config
 from tests.helpers import smoke_batch
+from tests.helpers import member_state
 from vqa_jax import families
 from vqa_jax.training import checkpointing
 from vqa_jax.families import losses
@@ -53,7 +54,7 @@ def test_population_member_equals_single_run_on_the_smoke_model(fast_compile):
   for batch in batches:
     states, metrics = population(states, batch, key)
     single, single_metrics = single_step(single, batch, key)
-  member = train_step.member_state(states, 1)
+  member = member_state(states, 1)
   assert_trees_close(member, single, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(metrics["perturbed_loss"][1], single_metrics["perturbed_loss"],
                              rtol=1e-5)
@@ -107,7 +108,7 @@ def test_sweep_member_equals_the_trainer_run(tmp_path, monkeypatch):
   # ±lr: the loss is shift-invariant, so the head's last bias has no gradient. Elsewhere the member
   # follows the single run to rounding (the gamma = 0 member is ~3e-3 away).
   def max_diff(i):
-    member = train_step.member_state(states, i).params
+    member = member_state(states, i).params
     assert_same_structure(member, single.params)
     return max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(member),

@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import assert_trees_close
 from tests.helpers import linear_loss
 from tests.helpers import linear_problem
+from tests.helpers import member_state
 from tests.helpers import np_awp_delta
 from tests.helpers import np_awp_project
 from tests.helpers import np_awp_step
@@ -375,7 +376,7 @@ def test_population_member_equals_single_run(kind, every_k):
                                                0.9),
                     train_step.create_train_state(params, tx), batch, key, 3)[0]
   for i, (cfg, single) in enumerate(zip(cfgs, singles)):
-    member = train_step.member_state(states, i)
+    member = member_state(states, i)
     assert_trees_close(member.params, single.params, rtol=1e-6, atol=1e-7)
     assert_trees_close(member.ema_params, single.ema_params, rtol=1e-6, atol=1e-7)
     if cfg.active:  # the perturbed members really differ from the plain run

@@ -10,13 +10,29 @@ from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
-class SyntheticSpec:
-  """Everything that determines a synthetic video dataset (its cache key)."""
+class _SplitSpec:
+  """The fields both specs start with: the seed and each split's size."""
 
   seed: int = 0
   num_train: int = 480
   num_test: int = 128
   num_cross: int = 96
+
+  def _check_sizes(self, *names: str) -> None:
+    """Raises unless every split size and each field of `names` is at least 1."""
+    for name in ("num_train", "num_test", "num_cross") + names:
+      if getattr(self, name) < 1:
+        raise ValueError(f"{type(self).__name__}.{name} must be >= 1, got {getattr(self, name)}")
+
+  def _split_size(self, split: str) -> int:
+    """Number of examples in `split`."""
+    return {"train": self.num_train, "test": self.num_test, "cross": self.num_cross}[split]
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticSpec(_SplitSpec):
+  """Everything that determines a synthetic video dataset (its cache key)."""
+
   height: int = 64
   width: int = 80
   num_frames: int = 32
@@ -26,9 +42,7 @@ class SyntheticSpec:
 
   def __post_init__(self):
     """Rejects sizes that cannot make a dataset."""
-    for name in ("num_train", "num_test", "num_cross", "height", "width", "num_frames"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"SyntheticSpec.{name} must be >= 1, got {getattr(self, name)}")
+    self._check_sizes("height", "width", "num_frames")
     if self.fps <= 0 or not 1 <= self.codec_quality <= 100 or self.label_noise < 0:
       raise ValueError(f"Invalid fps, codec_quality or label_noise in {self}")
 
@@ -59,26 +73,20 @@ class SyntheticSpec:
 
   def num_videos(self, split: str) -> int:
     """Number of videos in `split`."""
-    return {"train": self.num_train, "test": self.num_test, "cross": self.num_cross}[split]
+    return self._split_size(split)
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageSpec:
+class ImageSpec(_SplitSpec):
   """Everything that determines a synthetic image dataset (its cache key)."""
 
-  seed: int = 0
-  num_train: int = 480
-  num_test: int = 128
-  num_cross: int = 96
   height: int = 128
   width: int = 160
   label_noise: float = 0.08
 
   def __post_init__(self):
     """Rejects sizes that cannot make a dataset."""
-    for name in ("num_train", "num_test", "num_cross", "height", "width"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"ImageSpec.{name} must be >= 1, got {getattr(self, name)}")
+    self._check_sizes("height", "width")
     if self.label_noise < 0:
       raise ValueError(f"ImageSpec.label_noise must be >= 0, got {self.label_noise}")
 
@@ -95,4 +103,4 @@ class ImageSpec:
 
   def num_images(self, split: str) -> int:
     """Number of images in `split`."""
-    return self.video_spec().num_videos(split)
+    return self._split_size(split)

@@ -5,14 +5,13 @@
   python -m vqa_jax.convert_weights --src=SimpleVQA.pth --dst=DIR           # simple_vqa
 
 The library functions behind those formats (numpy in, numpy out):
-  params, batch_stats = convert_resnet50_state_dict(state_dict)        # the ResNet trunk alone
-  params, batch_stats = convert_slowfast_r50_state_dict(state_dict)
   variables = simple_vqa_from_resnet50(state_dict, seed=0).tree       # ImageNet trunk + new head
+  params, batch_stats = convert_slowfast_r50_state_dict(state_dict)
   variables = convert_simple_vqa_state_dict(state_dict)                # a trained SimpleVQA
 
-The results fit `models.resnet.ResNet` / `models.slowfast.SlowFast` (by default the full-size
-`resnet50()` / `slowfast_r50()`; pass `model=` for another width or depth) and
-`models.simple_vqa.build_simple_vqa(model_cfg)`. Convolution weights are transposed to Flax's
+The results fit `models.slowfast.SlowFast` (by default the full-size `slowfast_r50()`; pass
+`model=` for another width or depth) and `models.simple_vqa.build_simple_vqa(model_cfg)` (the
+torchvision trunk keys through `resnet_key`). Convolution weights are transposed to Flax's
 channels-last layout, BatchNorm `weight`/`bias` become params `scale`/`bias` and
 `running_mean`/`running_var` become batch_stats `mean`/`var`; `num_batches_tracked` is ignored, and
 the classifiers (torchvision `fc.*`, pytorchvideo head `blocks.6.*`) are dropped. An ImageNet
@@ -33,11 +32,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vqa_jax import families
 from vqa_jax.convert import state_dicts
 from vqa_jax.models import simple_vqa
 from vqa_jax.models import slowfast as slowfast_lib
-from vqa_jax.models.resnet import ResNet
-from vqa_jax.models.resnet import resnet50
 from vqa_jax.models.slowfast import SlowFast
 
 PyTree = Any
@@ -93,21 +91,18 @@ def imagenet_trunk_key(path: tuple[str, ...]) -> str | None:
   return None if path[1] == "head" else simple_vqa_key(path)
 
 
-RESNET_LAYOUT = state_dicts.Layout(resnet_key, BN_BUFFERS, RESNET_DROPPED_PREFIXES)
 SLOWFAST_LAYOUT = state_dicts.Layout(slowfast_key, BN_BUFFERS, SLOWFAST_DROPPED_PREFIXES)
 SIMPLE_VQA_LAYOUT = state_dicts.Layout(simple_vqa_key, BN_BUFFERS, RESNET_DROPPED_PREFIXES)
 IMAGENET_SIMPLE_VQA_LAYOUT = state_dicts.Layout(imagenet_trunk_key, BN_BUFFERS,
                                                 RESNET_DROPPED_PREFIXES)
 
 
-def abstract_resnet(model: ResNet) -> PyTree:
-  """Shapes of a ResNet's variables (eval_shape; nothing is computed)."""
-  images = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
-  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
-
-
 def abstract_slowfast(model: SlowFast) -> PyTree:
-  """Shapes of a SlowFast's variables (eval_shape with a clip just large enough for its pool)."""
+  """Shapes of a SlowFast's variables (eval_shape with a clip just large enough for its pool).
+
+  Not a model family's (`families.abstract_variables`): SlowFast is the frozen motion-feature
+  extractor in front of SimpleVQA, with its own checkpoint (`config.motion.weights`).
+  """
   return jax.eval_shape(lambda s, f: model.init(jax.random.key(0), s, f),
                         *slowfast_lib.example_clips(model))
 
@@ -118,25 +113,12 @@ def slowfast_from_config(motion_cfg: ml_collections.ConfigDict) -> SlowFast:
                   head_pool=tuple(tuple(w) for w in motion_cfg.head_pool))
 
 
-def _params_and_stats(variables: PyTree) -> tuple[PyTree, PyTree]:
-  """(params, batch_stats) of a variables dict."""
-  return variables["params"], variables["batch_stats"]
-
-
-def convert_resnet50_state_dict(state_dict: Mapping[str, Any],
-                                model: ResNet | None = None) -> tuple[PyTree, PyTree]:
-  """torchvision ResNet(-50) state_dict (numpy values) -> (params, batch_stats); `fc.*` dropped."""
-  model = resnet50() if model is None else model
-  return _params_and_stats(
-      state_dicts.convert_tree(state_dict, abstract_resnet(model), RESNET_LAYOUT).tree)
-
-
 def convert_slowfast_r50_state_dict(state_dict: Mapping[str, Any],
                                     model: SlowFast | None = None) -> tuple[PyTree, PyTree]:
   """pytorchvideo SlowFast(-R50) state_dict -> (params, batch_stats); head `blocks.6.*` dropped."""
   model = slowfast_lib.slowfast_r50() if model is None else model
-  return _params_and_stats(
-      state_dicts.convert_tree(state_dict, abstract_slowfast(model), SLOWFAST_LAYOUT).tree)
+  variables = state_dicts.convert_tree(state_dict, abstract_slowfast(model), SLOWFAST_LAYOUT).tree
+  return variables["params"], variables["batch_stats"]
 
 
 def convert_simple_vqa_state_dict(state_dict: Mapping[str, Any],
@@ -147,7 +129,7 @@ def convert_simple_vqa_state_dict(state_dict: Mapping[str, Any],
   `build_simple_vqa(model_cfg)` (default: the reference config).
   """
   model_cfg = simple_vqa.simple_vqa_config() if model_cfg is None else model_cfg
-  return state_dicts.convert_tree(state_dict, simple_vqa.abstract_variables(model_cfg),
+  return state_dicts.convert_tree(state_dict, families.abstract_variables(model_cfg),
                                   SIMPLE_VQA_LAYOUT).tree
 
 
@@ -166,7 +148,7 @@ def simple_vqa_from_resnet50(state_dict: Mapping[str, Any],
   `build_simple_vqa(model_cfg)` (default: the reference config); `.filled` lists the head leaves.
   """
   model_cfg = simple_vqa.simple_vqa_config() if model_cfg is None else model_cfg
-  abstract = simple_vqa.abstract_variables(model_cfg)
+  abstract = families.abstract_variables(model_cfg)
   in_dim = abstract["params"]["head"]["hidden"]["kernel"].shape[0]
   head = flax.traverse_util.flatten_dict(init_regressor(model_cfg, in_dim, seed))
 

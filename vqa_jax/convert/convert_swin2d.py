@@ -35,6 +35,7 @@ import flax
 import ml_collections
 import numpy as np
 
+from vqa_jax import families
 from vqa_jax.convert import state_dicts
 from vqa_jax.convert import swin_layout
 
@@ -93,7 +94,7 @@ def convert(state_dict: Mapping[str, Any], model_cfg: ml_collections.ConfigDict,
             seed: int = 0) -> state_dicts.Converted:
   """Numpy 2D Swin state_dict -> params of `build_model(model_cfg)` and the leaves initialised."""
   check_model(model_cfg)
-  return convert_to(state_dict, swin_layout.abstract_params(model_cfg),
+  return convert_to(state_dict, families.abstract_variables(model_cfg)["params"],
                     swin_layout.init_head(model_cfg, seed))
 
 

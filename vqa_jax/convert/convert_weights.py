@@ -41,7 +41,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 import dataclasses
 import logging
-import os
 import pathlib
 import re
 from typing import Any
@@ -49,8 +48,8 @@ from typing import Any
 import flax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
+from vqa_jax import families
 from vqa_jax.config import config_files
 from vqa_jax.convert import convert_resnet
 from vqa_jax.convert import convert_swin2d
@@ -58,7 +57,6 @@ from vqa_jax.config import run_config
 from vqa_jax.convert import state_dicts
 from vqa_jax.convert import swin_layout
 from vqa_jax.models import simple_vqa
-from vqa_jax.convert.swin_layout import abstract_params
 
 PyTree = Any
 
@@ -148,8 +146,8 @@ def convert_fast_vqa(state_dict: Mapping[str, Any], model_cfg: ml_collections.Co
   if prefixes is KINETICS_PREFIXES:
     fill = swin_layout.backbone_only_fill(swin_layout.init_head(model_cfg, seed),
                                           REINIT_ON_MISMATCH_LEAVES, seed)
-  converted = state_dicts.convert_tree(state_dict, abstract_params(model_cfg), _layout(prefixes),
-                                       fill)
+  converted = state_dicts.convert_tree(state_dict, families.abstract_variables(model_cfg)["params"],
+                                       _layout(prefixes), fill)
   resized = {k: v for k, v in converted.filled.items() if v != "absent"}
   if resized:
     logging.warning("re-initialised %d relative tables of another window size, as the "
@@ -165,16 +163,6 @@ def convert_state_dict(state_dict: Mapping[str, Any], model_cfg: ml_collections.
   `seed` initialises what a Kinetics (backbone-only) checkpoint lacks.
   """
   return convert_fast_vqa(state_dict, model_cfg, seed).tree
-
-
-def save_params(directory: str, params: PyTree) -> None:
-  """Saves `{'params': params}` as an orbax checkpoint in `directory` (replacing it)."""
-  state_dicts.save_variables(directory, {"params": params})
-
-
-def load_params(directory: str) -> PyTree:
-  """The params saved by `save_params` (numpy-compatible jax arrays on the default device)."""
-  return ocp.StandardCheckpointer().restore(os.path.abspath(directory))["params"]
 
 
 # ---------------------------------------------------------------------------------------------

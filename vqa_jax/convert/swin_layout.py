@@ -1,9 +1,10 @@
 """The Swin VQA model of `build_model` as a conversion target: PyTorch keys, shapes, fresh init.
 
 Shared by the FAST-VQA / Video Swin converter (`convert_weights`) and the 2D Swin one
-(`convert_swin2d`). Flax paths ('backbone', 'layers_0', 'blocks_1', 'attn', 'qkv', 'kernel') name
-PyTorch keys ('<prefix>.layers.0.blocks.1.attn.qkv.weight'): indexed modules `name_N` become
-`name.N`, kernels and LayerNorm scales are `weight`.
+(`convert_swin2d`), which fill the params of `families.abstract_variables`. Flax paths
+('backbone', 'layers_0', 'blocks_1', 'attn', 'qkv', 'kernel') name PyTorch keys
+('<prefix>.layers.0.blocks.1.attn.qkv.weight'): indexed modules `name_N` become `name.N`, kernels
+and LayerNorm scales are `weight`.
 """
 
 from __future__ import annotations
@@ -41,16 +42,6 @@ def swin_key(path: tuple[str, ...], prefixes: Mapping[str, str | None]) -> str |
     parts.extend(match.groups() if match else (name,))
   parts.append(state_dicts.torch_leaf(path[-1]))
   return ".".join(parts)
-
-
-def abstract_params(model_cfg: ml_collections.ConfigDict) -> PyTree:
-  """Shapes of the params of `build_model(model_cfg)` (nothing is computed)."""
-  model = build_model(model_cfg)
-  num_stages = len(model_cfg.depths)
-  pt, ps = model_cfg.patch_size[0], model_cfg.patch_size[1]
-  side = ps * model_cfg.window_size[1] * 2 ** (num_stages - 1)
-  video = jax.ShapeDtypeStruct((1, pt * model_cfg.window_size[0], side, side, 3), jnp.uint8)
-  return jax.eval_shape(lambda v: model.init(jax.random.key(0), v, train=False), video)["params"]
 
 
 def init_head(model_cfg: ml_collections.ConfigDict, seed: int = 0) -> PyTree:

@@ -97,22 +97,6 @@ def plan_dataset(plan: elements.ElementPlan, workers: int = -1,
   return ds.batch(plan.local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def train_dataset(entries, sampling, batch_size: int, seed: int, num_steps: int,
-                  **kwargs) -> tf.data.Dataset:
-  """`elements.train_plan(...)` as a tf.data.Dataset (keyword arguments as train_plan's)."""
-  workers = kwargs.pop("workers", -1)
-  return plan_dataset(elements.train_plan(entries, sampling, batch_size, seed, num_steps,
-                                          **kwargs), workers)
-
-
-def eval_dataset(entries, sampling, batch_size: int, num_clips: int,
-                 **kwargs) -> tf.data.Dataset:
-  """`elements.eval_plan(...)` as a tf.data.Dataset (keyword arguments as eval_plan's)."""
-  workers = kwargs.pop("workers", -1)
-  return plan_dataset(elements.eval_plan(entries, sampling, batch_size, num_clips, **kwargs),
-                      workers)
-
-
 def _unwrap_decode_error(error: tf.errors.OpError) -> video_io.VideoDecodeError | None:
   """The VideoDecodeError that TensorFlow wrapped into `error`, or None if it wraps another."""
   match = _DECODE_ERROR_PATTERN.search(error.message)

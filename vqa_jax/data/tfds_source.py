@@ -18,12 +18,6 @@ from vqa_jax.config import validation
 from vqa_jax.data import labels
 
 
-def builder_names() -> tuple[str, ...]:
-  """The names data.tfds.name accepts."""
-  from vqa_jax.data import tfds_builders  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  return tuple(b.name for b in tfds_builders.BUILDERS)
-
-
 def load_splits(tfds_cfg: ml_collections.ConfigDict, default_data_dir: str
                 ) -> dict[str, list[labels.Entry]]:
   """{run split: [Entry]} of the prepared builder (prepared from manual_dir on first use)."""

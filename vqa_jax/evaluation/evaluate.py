@@ -70,17 +70,6 @@ def predict_split_models(predict_fn: Callable, params_by_model: dict[str, PyTree
   return {name: np.concatenate(p) for name, p in preds.items()}, labels
 
 
-def predict_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
-                  sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
-                  mesh: jax.sharding.Mesh, on_bad_video: str = "error", motion: Any = None,
-                  loader: str = "tf_data", workers: int = -1) -> tuple[np.ndarray, np.ndarray]:
-  """Scores every video of `entries` in file order with one model; (predictions, labels)."""
-  preds, labels = predict_split_models(predict_fn, {"model": params}, entries, sampling,
-                                       batch_size, num_clips, mesh, on_bad_video, motion, loader,
-                                       workers)
-  return preds["model"], labels
-
-
 def evaluate_split_models(predict_fn: Callable, params_by_model: dict[str, PyTree],
                           entries: list[Entry], sampling: ml_collections.ConfigDict,
                           batch_size: int, num_clips: int, mesh: jax.sharding.Mesh,
@@ -90,14 +79,3 @@ def evaluate_split_models(predict_fn: Callable, params_by_model: dict[str, PyTre
   preds, labels = predict_split_models(predict_fn, params_by_model, entries, sampling, batch_size,
                                        num_clips, mesh, on_bad_video, motion, loader, workers)
   return {name: metrics.quality_metrics(p, labels, logistic=logistic) for name, p in preds.items()}
-
-
-def evaluate_split(predict_fn: Callable, params: PyTree, entries: list[Entry],
-                   sampling: ml_collections.ConfigDict, batch_size: int, num_clips: int,
-                   mesh: jax.sharding.Mesh, on_bad_video: str = "error",
-                   logistic: bool = True, motion: Any = None, loader: str = "tf_data",
-                   workers: int = -1) -> dict[str, float]:
-  """SRCC, PLCC, KRCC, RMSE (with `logistic` also the fitted PLCC / RMSE) on one split."""
-  return evaluate_split_models(predict_fn, {"model": params}, entries, sampling, batch_size,
-                               num_clips, mesh, on_bad_video, logistic, motion, loader,
-                               workers)["model"]

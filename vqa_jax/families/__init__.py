@@ -15,6 +15,10 @@ A `Family` is the one place these differ; the trainer, the train step and evalua
 Evaluation calls `predict_fn(variables(params, model_state), *inputs)` with the inputs in
 `input_keys` order and each an eval batch with a clips axis after the batch axis (`video`) or
 without (`motion`, one per video).
+
+`abstract_variables(model_cfg)` is the one abstract model of the package (the shapes of every
+collection, from the family's own `init_inputs`): what the converters fill and what scoring checks
+checkpoints against; `Family.init_variables` initialises the same model on the same inputs.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from vqa_jax.config.validation import family_name
+from vqa_jax.families import forms
 from vqa_jax.families import losses
 from vqa_jax.families import simple_vqa_loss
-from vqa_jax.training import train_step
 from vqa_jax.models import fast_vqa as model_lib
 from vqa_jax.models import simple_vqa
 
@@ -49,35 +53,68 @@ class Family:
   name: str
   model: nn.Module
   input_keys: tuple[str, ...]  # batch keys the model reads, in call order
-  example_inputs: tuple[jax.Array, ...]  # batch-1 zeros of the training input shapes (init)
-  loss_fn: train_step.StatefulLossFn  # (params, model_state, batch, rng) -> (loss, (pred, state))
+  init_inputs: tuple[jax.ShapeDtypeStruct, ...]  # what the model initialises on (`init_inputs`)
+  loss_fn: forms.StatefulLossFn  # (params, model_state, batch, rng) -> (loss, (pred, state))
   predict_fn: Callable[..., jax.Array]  # (variables, *eval inputs) -> (B,) scores, eval mode
 
   def init_variables(self, key: jax.Array) -> tuple[PyTree, PyTree]:
     """(params, model_state) of a fresh model; model_state None when it has no other collection."""
-    init = dict(self.model.init({"params": key}, *self.example_inputs, train=False))
+    init = dict(_init(self.model, self.init_inputs, key))
     params = init.pop("params")
     return params, (init or None)
 
 
+def build_model(model_cfg: ml_collections.ConfigDict) -> nn.Module:
+  """The Flax module of `model_cfg`'s family (`fast_vqa.build_model` or `build_simple_vqa`)."""
+  if family_name(model_cfg) == "simple_vqa":
+    return simple_vqa.build_simple_vqa(model_cfg)
+  return model_lib.build_model(model_cfg)
+
+
+def init_inputs(model_cfg: ml_collections.ConfigDict) -> tuple[jax.ShapeDtypeStruct, ...]:
+  """The batch-1 inputs a family's model initialises on: the smallest its config takes.
+
+  A model's variables do not depend on its input size, so these give the variables that the
+  training inputs would, for less work. fast_vqa: a uint8 video of one window per stage (T = patch_t
+  window_t frames, side patch window 2^(stages-1)); simple_vqa: one 64x64 uint8 frame and its
+  float32 motion features.
+  """
+  if family_name(model_cfg) == "simple_vqa":
+    return (jax.ShapeDtypeStruct((1, 1, 64, 64, 3), jnp.uint8),
+            jax.ShapeDtypeStruct((1, 1, int(model_cfg.motion_dim)), jnp.float32))
+  (pt, ps), window = model_cfg.patch_size[:2], model_cfg.window_size
+  side = ps * window[1] * 2 ** (len(model_cfg.depths) - 1)
+  return (jax.ShapeDtypeStruct((1, pt * window[0], side, side, 3), jnp.uint8),)
+
+
+def _init(model: nn.Module, inputs: tuple[jax.ShapeDtypeStruct, ...], key: jax.Array) -> dict:
+  """`model.init` in eval mode on zeros of `inputs`: every collection of a fresh model."""
+  zeros = [jnp.zeros(x.shape, x.dtype) for x in inputs]
+  return model.init({"params": key}, *zeros, train=False)
+
+
+def abstract_variables(model_cfg: ml_collections.ConfigDict) -> dict[str, PyTree]:
+  """Shapes of every collection of `model_cfg`'s model ({'params'[, 'batch_stats']}); no compute.
+
+  The one abstract model of the package: what the converters fill, and what checkpoints are
+  checked against and restored into.
+  """
+  model = build_model(model_cfg)
+  return jax.eval_shape(lambda: _init(model, init_inputs(model_cfg), jax.random.key(0)))
+
+
 def _fast_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
   """FAST-VQA-style models: fragments in, quality map out, PLCC + rank loss."""
-  s = config.sampling
-  size = s.grid * s.patch
   apply = lambda variables_, video, train: model.apply(variables_, video, train=train)
   return Family(
-      name="fast_vqa", model=model, input_keys=("video",),
-      example_inputs=(jnp.zeros((1, s.clip_len, size, size, 3), jnp.uint8),),
-      loss_fn=train_step.as_stateful(losses.make_loss_fn(
+      name="fast_vqa", model=model, input_keys=("video",), init_inputs=init_inputs(config.model),
+      loss_fn=forms.as_stateful(losses.make_loss_fn(
           model, config.train.plcc_rank_weight, config.train.loss)),
-      predict_fn=train_step.make_predict_fn(apply))
+      predict_fn=forms.make_predict_fn(apply))
 
 
 def _simple_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
   """SimpleVQA: frames + motion features in, per-frame scores out, L1 + rank loss."""
-  s = config.sampling
-  frames = jnp.zeros((1, s.clip_len, s.crop, s.crop, 3), jnp.uint8)
-  motion = jnp.zeros((1, s.clip_len, int(config.model.motion_dim)), jnp.float32)
 
   def predict(variables_, video, motion_features):
     """Eval batch video (B, clips, T, H, W, 3), motion (B, T, D) -> (B,) mean frame scores."""
@@ -89,13 +126,13 @@ def _simple_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
 
   return Family(
       name="simple_vqa", model=model, input_keys=("video", "motion"),
-      example_inputs=(frames, motion),
+      init_inputs=init_inputs(config.model),
       loss_fn=simple_vqa_loss.make_loss_fn(model, config.loss), predict_fn=predict)
 
 
 def build(config: ml_collections.ConfigDict, model: nn.Module | None = None) -> Family:
   """The family of `config.model` (its module built from the config unless `model` is given)."""
-  name = family_name(config.model)
-  if name == "simple_vqa":
-    return _simple_vqa(config, model or simple_vqa.build_simple_vqa(config.model))
-  return _fast_vqa(config, model or model_lib.build_model(config.model))
+  model = model or build_model(config.model)
+  if family_name(config.model) == "simple_vqa":
+    return _simple_vqa(config, model)
+  return _fast_vqa(config, model)

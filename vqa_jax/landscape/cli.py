@@ -29,7 +29,6 @@ from ml_collections import config_flags
 import numpy as np
 
 from vqa_jax.convert import pretrained
-from vqa_jax.config import run_config
 from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import figures
@@ -37,6 +36,7 @@ from vqa_jax.landscape import fixed_set
 from vqa_jax.landscape import gap as gap_lib
 from vqa_jax.landscape import plots
 from vqa_jax.landscape import surface
+from vqa_jax.runtime import entry_point
 
 GAPS = ("srcc_gap", "loss_gap")
 _DEFAULTS = analysis.AnalysisConfig()
@@ -115,11 +115,8 @@ def checkpoint_names(paths) -> list[str]:
   return names
 
 
-def chosen_config():
-  """--config, else the config stored with the first --checkpoint (run_config.stored_config)."""
-  if _CONFIG.value is not None or not _CHECKPOINT.value:
-    return _CONFIG.value
-  return run_config.stored_config(_CHECKPOINT.value[0])
+# --config, else the config stored with the first --checkpoint (run_config.stored_config).
+chosen_config = entry_point.config_or_stored(_CONFIG, lambda: (_CHECKPOINT.value or [None])[0])
 
 
 def main(argv):

@@ -3,10 +3,10 @@
 Points are evaluated with `jax.lax.map(..., batch_size=point_chunk)`: a vmap over `point_chunk`
 points at a time inside a scan over chunks, so memory is bounded by point_chunk x video_batch videos
 while the whole grid is one compiled program (no Python loop over points). Each point's predictions
-come from `train_step.make_predict_fn` in eval mode (train=False: no dropout, no drop path), so the
-surface is deterministic. From the (points, videos) predictions the host derives, per point, the
-training loss (PLCC + rank_weight·rank averaged over consecutive minibatches of `loss_batch` videos,
-the quantity training minimises) and 1 − SRCC over the whole set.
+come from `families.forms.make_predict_fn` in eval mode (train=False: no dropout, no drop path),
+so the surface is deterministic. From the (points, videos) predictions the host derives, per
+point, the training loss (PLCC + rank_weight·rank averaged over consecutive minibatches of
+`loss_batch` videos, the quantity training minimises) and 1 − SRCC over the whole set.
 
 The jitted functions take params, directions and data as arguments, so one `SurfaceEvaluator` serves
 every checkpoint of a model without recompiling.
@@ -25,7 +25,7 @@ from vqa_jax.landscape import directions as directions_lib
 from vqa_jax.landscape.fixed_set import FixedSet
 
 PyTree = Any
-# predict_fn(params, video (B, clips, T, H, W, 3)) -> (B,) scores, as train_step.make_predict_fn.
+# predict_fn(params, video (B, clips, T, H, W, 3)) -> (B,) scores (families.forms.make_predict_fn).
 PredictFn = Callable[[PyTree, jax.Array], jax.Array]
 
 

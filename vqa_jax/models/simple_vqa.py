@@ -92,13 +92,3 @@ def build_simple_vqa(model_cfg: ml_collections.ConfigDict) -> SimpleVQA:
     raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {model_cfg.dtype!r}")
   return SimpleVQA(tuple(model_cfg.stage_sizes), int(model_cfg.width), int(model_cfg.hidden),
                    dtype=_DTYPES[model_cfg.dtype])
-
-
-def abstract_variables(model_cfg: ml_collections.ConfigDict, num_frames: int = 1,
-                       size: int = 64) -> dict[str, Any]:
-  """Shapes of `build_simple_vqa(model_cfg)`'s variables (params, batch_stats); nothing computed."""
-  model = build_simple_vqa(model_cfg)
-  frames = jax.ShapeDtypeStruct((1, num_frames, size, size, 3), jnp.uint8)
-  motion = jax.ShapeDtypeStruct((1, num_frames, int(model_cfg.motion_dim)), jnp.float32)
-  return jax.eval_shape(lambda f, m: model.init(jax.random.key(0), f, m, train=False),
-                        frames, motion)

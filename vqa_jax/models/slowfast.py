@@ -86,45 +86,44 @@ class FuseFastToSlow(nn.Module):
     return jnp.concatenate([slow, fuse], axis=-1)
 
 
-class Bottleneck3D(nn.Module):
-  """pytorchvideo ResBlock: conv_a (t,1,1) -> conv_b (1,3,3) stride -> conv_c 1x1x1, + shortcut."""
-  inner: int
-  out: int
-  temporal_kernel: int
+class _Bottleneck(nn.Module):
+  """The fields of a bottleneck block and of a stage of them (its first block's stride)."""
+  inner: int  # conv_a / conv_b width; the block's output has EXPANSION times as many channels
+  temporal_kernel: int  # conv_a's (t, 1, 1)
   spatial_stride: int = 1
   dtype: Dtype = jnp.float32
 
+
+class Bottleneck3D(_Bottleneck):
+  """pytorchvideo ResBlock: conv_a (t,1,1) -> conv_b (1,3,3) stride -> conv_c 1x1x1, + shortcut."""
+
   @nn.compact
   def __call__(self, x, *, train: bool):
-    """(B, T, H, W, C) -> (B, T, H/stride, W/stride, out)."""
+    """(B, T, H, W, C) -> (B, T, H/stride, W/stride, EXPANSION*inner)."""
+    out = self.inner * EXPANSION
     stride = (1, self.spatial_stride, self.spatial_stride)
     y = conv(self.inner, (self.temporal_kernel, 1, 1), dtype=self.dtype, name="conv_a")(x)
     y = nn.relu(batch_norm(train=train, dtype=self.dtype, name="norm_a")(y))
     y = conv(self.inner, (1, 3, 3), stride, dtype=self.dtype, name="conv_b")(y)
     y = nn.relu(batch_norm(train=train, dtype=self.dtype, name="norm_b")(y))
-    y = conv(self.out, (1, 1, 1), dtype=self.dtype, name="conv_c")(y)
+    y = conv(out, (1, 1, 1), dtype=self.dtype, name="conv_c")(y)
     y = batch_norm(train=train, dtype=self.dtype, name="norm_c")(y)
-    if x.shape[-1] != self.out or self.spatial_stride != 1:
-      x = conv(self.out, (1, 1, 1), stride, dtype=self.dtype, name="branch1_conv")(x)
+    if x.shape[-1] != out or self.spatial_stride != 1:
+      x = conv(out, (1, 1, 1), stride, dtype=self.dtype, name="branch1_conv")(x)
       x = batch_norm(train=train, dtype=self.dtype, name="branch1_norm")(x)
     return nn.relu(x + y)
 
 
-class ResStage3D(nn.Module):
+class ResStage3D(_Bottleneck, kw_only=True):
   """`num_blocks` Bottleneck3D blocks (`block_{j}`); the first one carries the spatial stride."""
   num_blocks: int
-  inner: int
-  temporal_kernel: int
-  spatial_stride: int = 1
-  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    """(B, T, H, W, C) -> (B, T, H/stride, W/stride, 4*inner)."""
+    """(B, T, H, W, C) -> (B, T, H/stride, W/stride, EXPANSION*inner)."""
     for block in range(self.num_blocks):
-      x = Bottleneck3D(self.inner, self.inner * EXPANSION, self.temporal_kernel,
-                       self.spatial_stride if block == 0 else 1, dtype=self.dtype,
-                       name=f"block_{block}")(x, train=train)
+      x = Bottleneck3D(self.inner, self.temporal_kernel, self.spatial_stride if block == 0 else 1,
+                       dtype=self.dtype, name=f"block_{block}")(x, train=train)
     return x
 
 
@@ -164,9 +163,10 @@ class SlowFast(nn.Module):
     for stage in range(num_stages + 1):
       if stage > 0:  # Stage `stage` of both pathways (after the stem at stage 0).
         for p in PATHWAYS:
-          x[p] = ResStage3D(self.stage_sizes[stage - 1], widths[p] * 2**(stage - 1),
-                            CONV_A_TEMPORAL[p][stage - 1], 1 if stage == 1 else 2,
-                            dtype=self.dtype, name=f"stage{stage}_{p}")(x[p], train=train)
+          x[p] = ResStage3D(widths[p] * 2**(stage - 1), CONV_A_TEMPORAL[p][stage - 1],
+                            1 if stage == 1 else 2, dtype=self.dtype,
+                            num_blocks=self.stage_sizes[stage - 1],
+                            name=f"stage{stage}_{p}")(x[p], train=train)
       if stage < num_stages:  # pytorchvideo fuses after the stem and stages 1..N-1.
         x["slow"] = FuseFastToSlow(self.fusion_ratio * x["fast"].shape[-1], self.fusion_kernel,
                                    self.alpha, dtype=self.dtype,

@@ -111,17 +111,26 @@ class WindowAttentionV2(nn.Module):
     return nn.Dropout(self.proj_drop_rate)(out, deterministic=not train)
 
 
-class SwinBlockV2(nn.Module):
-  """Residual post-norm (shifted-)window attention block and MLP, per frame."""
-  dim: int
-  num_heads: int
+class _BlockOptions(nn.Module):
+  """What the backbone passes down to every stage and block: window, MLP width, dropout, dtype."""
   window: int = 8
-  shifted: bool = False
   mlp_ratio: float = 4.0
   drop_rate: float = 0.0
   attn_drop_rate: float = 0.0
-  drop_path: float = 0.0
   dtype: Dtype = jnp.float32
+
+  def _block_options(self) -> dict:
+    """These fields as keyword arguments, to build a stage or block with the same options."""
+    return {f: getattr(self, f) for f in ("window", "mlp_ratio", "drop_rate", "attn_drop_rate",
+                                          "dtype")}
+
+
+class SwinBlockV2(_BlockOptions, kw_only=True):
+  """Residual post-norm (shifted-)window attention block and MLP, per frame."""
+  dim: int
+  num_heads: int
+  shifted: bool = False
+  drop_path: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -163,44 +172,33 @@ class PatchMergingV2(nn.Module):
     return _layer_norm("norm")(x)
 
 
-class StageV2(nn.Module):
+class StageV2(_BlockOptions, kw_only=True):
   """`depth` V2 blocks alternating unshifted / shifted windows, then an optional merge."""
   dim: int
   depth: int
   num_heads: int
-  window: int = 8
-  mlp_ratio: float = 4.0
-  drop_rate: float = 0.0
-  attn_drop_rate: float = 0.0
   drop_path: Sequence[float] = ()
   downsample: bool = False
-  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool):
     """(B, T, H, W, C) -> the stage output (merged when `downsample`)."""
     for j in range(self.depth):
-      x = SwinBlockV2(self.dim, self.num_heads, self.window, j % 2 == 1, self.mlp_ratio,
-                      self.drop_rate, self.attn_drop_rate,
-                      self.drop_path[j] if self.drop_path else 0.0, self.dtype,
-                      name=f"blocks_{j}")(x, train)
+      x = SwinBlockV2(dim=self.dim, num_heads=self.num_heads, shifted=j % 2 == 1,
+                      drop_path=self.drop_path[j] if self.drop_path else 0.0,
+                      **self._block_options(), name=f"blocks_{j}")(x, train)
     if self.downsample:
       x = PatchMergingV2(self.dim, self.dtype, name="downsample")(x)
     return x
 
 
-class SwinTransformerV2(nn.Module):
+class SwinTransformerV2(_BlockOptions, kw_only=True):
   """Swin-V2 backbone: patch embed (1, p, p), stages of V2 blocks, final LayerNorm."""
   patch_size: int = 4
   embed_dim: int = 96
   depths: Sequence[int] = (2, 2, 6, 2)
   num_heads: Sequence[int] = (3, 6, 12, 24)
-  window: int = 8
-  mlp_ratio: float = 4.0
-  drop_rate: float = 0.0
-  attn_drop_rate: float = 0.0
   drop_path_rate: float = 0.2
-  dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -211,7 +209,7 @@ class SwinTransformerV2(nn.Module):
     rates = video_swin.drop_path_rates(self.drop_path_rate, self.depths)
     for i, depth in enumerate(self.depths):
       start = sum(self.depths[:i])
-      x = StageV2(self.embed_dim * 2 ** i, depth, self.num_heads[i], self.window, self.mlp_ratio,
-                  self.drop_rate, self.attn_drop_rate, tuple(rates[start:start + depth]),
-                  i < len(self.depths) - 1, self.dtype, name=f"layers_{i}")(x, train)
+      x = StageV2(dim=self.embed_dim * 2 ** i, depth=depth, num_heads=self.num_heads[i],
+                  drop_path=tuple(rates[start:start + depth]), downsample=i < len(self.depths) - 1,
+                  **self._block_options(), name=f"layers_{i}")(x, train)
     return _layer_norm("norm")(x)

@@ -47,6 +47,19 @@ def flag_config() -> ml_collections.ConfigDict | None:
   return flags.FLAGS["config"].value if "config" in flags.FLAGS else None
 
 
+def config_or_stored(config: flags.FlagHolder, path: Callable[[], str | None]) -> ConfigFn:
+  """A ConfigFn: the `--config` flag's value, else the config stored with `path()` (a checkpoint
+  or workdir, `run_config.stored_config`); None when neither is given."""
+
+  def chosen() -> ml_collections.ConfigDict | None:
+    if config.value is not None or path() is None:
+      return config.value
+    from vqa_jax.config import run_config  # pylint: disable=g-import-not-at-top
+    return run_config.stored_config(path())
+
+  return chosen
+
+
 def printable(config: ml_collections.ConfigDict) -> str:
   """The config as `--print_config` shows it: the schedule resolved, YAML."""
   from vqa_jax.config import run_config  # pylint: disable=g-import-not-at-top

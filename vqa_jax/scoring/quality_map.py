@@ -74,14 +74,6 @@ def clip_maps(quality_map: np.ndarray) -> np.ndarray:
   return quality_map.mean(axis=1)
 
 
-def middle_frame_indices(num_frames: int, sampling: Mapping[str, Any], num_clips: int,
-                         rng: np.random.Generator | None = None) -> np.ndarray:
-  """The middle frame of each of `num_clips` clips of `sampling.clip_indices`: (num_clips,)."""
-  clip_len = sampling["clip_len"]
-  indices = sampling_lib.clip_indices(num_frames, sampling, num_clips, rng)
-  return indices.reshape(num_clips, clip_len)[:, clip_len // 2]
-
-
 def sampled_frames(path: str, sampling: Mapping[str, Any], num_clips: int,
                    rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
   """(decoded middle frames (num_clips, H, W, 3), all clip frame indices (num_clips, clip_len)).
@@ -100,12 +92,6 @@ def sampled_frames(path: str, sampling: Mapping[str, Any], num_clips: int,
 
   frames, inverse = video_io.read_sampled_frames(path, middle)
   return frames[inverse], chosen[-1]
-
-
-def middle_frames(path: str, sampling: Mapping[str, Any], num_clips: int,
-                  rng: np.random.Generator | None = None) -> np.ndarray:
-  """The decoded middle frames of the clips `sampling.sample_clips` takes: (num_clips, H, W, 3)."""
-  return sampled_frames(path, sampling, num_clips, rng)[0]
 
 
 def segment_positions(frame_indices: np.ndarray, segments: int) -> np.ndarray:

@@ -52,7 +52,6 @@ import sys
 from typing import Any, Callable, Iterable, Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -90,18 +89,11 @@ def find_videos(paths: Iterable[str]) -> Iterator[str]:
           yield os.path.join(root, name)
 
 
-def abstract_params(config: ml_collections.ConfigDict) -> PyTree:
-  """Shapes of the params of `config`'s model, initialised on one test clip (nothing computed)."""
-  model = build_model(config.model)
-  size = config.sampling.grid * config.sampling.patch
-  clip = jax.ShapeDtypeStruct((1, config.sampling.clip_len, size, size, 3), jnp.uint8)
-  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), clip)["params"]
-
-
 def load_checkpoint(config: ml_collections.ConfigDict, checkpoint: str,
                     use_ema: bool = True) -> PyTree:
   """The params of `checkpoint` (see `pretrained.load_params`), checked against config's model."""
-  return pretrained.load_params(checkpoint, like=abstract_params(config), use_ema=use_ema)
+  return pretrained.load_params(checkpoint, like=families.abstract_variables(config.model)["params"],
+                                use_ema=use_ema)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -336,7 +328,6 @@ def main() -> None:
   # Warnings (e.g. a video re-sampled from fewer frames) but not orbax's INFO lines on stderr.
   flags.FLAGS.set_default("verbosity", logging.WARNING)
   from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
-  from vqa_jax.config import run_config  # pylint: disable=g-import-not-at-top
   config = config_flags.DEFINE_config_file("config", None, "Config whose model and sampling "
                                            "to use (a shipped name or a file); default: the "
                                            "config stored with --checkpoint.")
@@ -359,10 +350,7 @@ def main() -> None:
                                 "its own values instead of the calibrated scale.")
   flags.mark_flags_as_required(["checkpoint"])
 
-  def chosen_config():
-    if config.value is not None or checkpoint.value is None:
-      return config.value
-    return run_config.stored_config(checkpoint.value)
+  chosen_config = entry_point.config_or_stored(config, lambda: checkpoint.value)
 
   def run_main(argv):
     if len(argv) < 2:

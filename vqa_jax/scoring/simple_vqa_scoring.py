@@ -24,13 +24,12 @@ from vqa_jax.families import simple_vqa_features
 from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import sampling
 from vqa_jax.data import video_io
-from vqa_jax.models import simple_vqa
 
 
 def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
                    use_ema: bool = True) -> dict:
   """The variables of `checkpoint` (`pretrained.load_variables`), checked against the config."""
-  return pretrained.load_variables(checkpoint, like=simple_vqa.abstract_variables(config.model),
+  return pretrained.load_variables(checkpoint, like=families.abstract_variables(config.model),
                                    use_ema=use_ema)
 
 

@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 from ml_collections import config_flags
 
+from vqa_jax.config import schedule
 from vqa_jax.config import validation
 from vqa_jax.runtime import entry_point
 from vqa_jax.config import run_config
@@ -41,10 +42,10 @@ def apply_epoch_schedule(config: ml_collections.ConfigDict, num_train: int) -> N
   ft = config.finetune
   if not ft.epochs:
     return
-  iters = math.ceil(num_train / config.train.batch_size)
-  config.train.steps = config.train.cosine_steps = int(ft.epochs * iters)
-  config.train.warmup_steps = int(ft.warmup_epochs * iters)
-  config.train.freeze_backbone_steps = int(ft.probe_epochs * iters)
+  iters = schedule.steps_per_epoch(num_train, config.train.batch_size)
+  config.train.steps = config.train.cosine_steps = schedule.epochs_to_steps(ft.epochs, iters)
+  config.train.warmup_steps = schedule.epochs_to_steps(ft.warmup_epochs, iters)
+  config.train.freeze_backbone_steps = schedule.epochs_to_steps(ft.probe_epochs, iters)
   if config.train.eval_every:
     config.train.eval_every = iters  # evaluate once per epoch, as the reference
 
@@ -129,10 +130,7 @@ def main() -> None:
   workdir = flags.DEFINE_string("workdir", None, "One subfolder per split seed goes here.")
   flags.mark_flags_as_required(["workdir"])
 
-  def chosen_config():
-    if config.value is not None or workdir.value is None:
-      return config.value
-    return run_config.stored_config(workdir.value)
+  chosen_config = entry_point.config_or_stored(config, lambda: workdir.value)
 
   def run_main(argv):
     if len(argv) > 1:

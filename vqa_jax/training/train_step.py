@@ -30,16 +30,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vqa_jax.training import optim
 from vqa_jax import perturb
+from vqa_jax.families.forms import LossFn
+from vqa_jax.families.forms import StatefulLossFn
+from vqa_jax.families.forms import as_stateful
+from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
 
 PyTree = Any
-# loss_fn(params, batch, rng) -> (loss, predictions)
-LossFn = Callable[[PyTree, dict, jax.Array], tuple[jax.Array, jax.Array]]
-# stateful loss_fn(params, model_state, batch, rng) -> (loss, (predictions, new model_state))
-StatefulLossFn = Callable[[PyTree, PyTree, dict, jax.Array],
-                          tuple[jax.Array, tuple[jax.Array, PyTree]]]
 
 PerturbConfig = perturb.PerturbConfig
 # PerturbConfig fields that all members of a population must share (one program runs them all).
@@ -84,16 +82,6 @@ def create_train_state(params: PyTree, tx: optax.GradientTransformation,
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                     ema_params=jax.tree_util.tree_map(jnp.copy, params),
                     model_state=model_state)
-
-
-def as_stateful(loss_fn: LossFn) -> StatefulLossFn:
-  """A plain loss in the stateful form; the model state passes through unchanged."""
-
-  def stateful(params, model_state, batch, rng):
-    loss, preds = loss_fn(params, batch, rng)
-    return loss, (preds, model_state)
-
-  return stateful
 
 
 def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: PerturbConfig,
@@ -214,28 +202,8 @@ def stack_states(states: Sequence[TrainState]) -> TrainState:
   return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
 
 
-def member_state(states: TrainState, i: int) -> TrainState:
-  """Member i of stacked states."""
-  return jax.tree_util.tree_map(lambda x: x[i], states)
-
-
 def jit_sharded(step: Callable, mesh: jax.sharding.Mesh):
   """jax.jit of `step(state, batch, rng)`: batch split on `data`, rest replicated, state donated."""
   repl, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
   return jax.jit(step, in_shardings=(repl, data, repl), out_shardings=(repl, repl),
                  donate_argnums=0)
-
-
-def make_predict_fn(apply_fn: Callable[..., jax.Array]):
-  """Builds `predict(params, video) -> (B,)` for eval batches of shape (B, clips, T, H, W, 3).
-
-  `apply_fn(params, video, train=False)` returns a quality map (N, T', H', W'); a video's score is the
-  mean over all positions of all its clips.
-  """
-
-  def predict(params: PyTree, video: jax.Array) -> jax.Array:
-    b, clips = video.shape[:2]
-    quality_map = apply_fn(params, video.reshape((b * clips,) + video.shape[2:]), train=False)
-    return quality_map.reshape(b, -1).mean(axis=1)
-
-  return predict

@@ -62,6 +62,35 @@ class VqaLabelFileBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                     "mos": np.float32(entry.mos)}
 
 
+class LabelsTxtBuilder(VqaLabelFileBuilder, skip_registration=True):
+  """One split 'full' from `labels.txt` in the manual folder (KoNViD-1k, LIVE-VQC, YouTube-UGC).
+
+  A subclass names its videos, VIDEOS = (glob relative to the manual folder, what they are), and
+  the label file's columns after the path when they are not LABEL_COLUMNS'; the manual-folder
+  instructions are written from them.
+  """
+
+  LABEL_FILES = {"full": "labels.txt"}
+  LABEL_COLUMNS: ClassVar[str] = "duration, fps, MOS"
+  VIDEOS: ClassVar[tuple[str, str]] = ("*.mp4", "the videos")
+
+  def __init_subclass__(cls, **kwargs):
+    """Writes the subclass's MANUAL_DOWNLOAD_INSTRUCTIONS from its VIDEOS and LABEL_COLUMNS."""
+    cls.MANUAL_DOWNLOAD_INSTRUCTIONS = labels_txt_instructions(cls.VIDEOS, cls.LABEL_COLUMNS)
+    super().__init_subclass__(**kwargs)
+
+
+def labels_txt_instructions(videos: tuple[str, str], label_columns: str) -> str:
+  """The manual folder of a `LabelsTxtBuilder`: labels.txt and the videos (glob, what they are)."""
+  glob, what = videos
+  where = "" if "/" in glob else ", side by side (no subfolder)"
+  width = max(len(glob), len("labels.txt")) + 5
+  label_line = f"{glob.replace('*', '<name>')}, {label_columns}"
+  return (f"\n  Place in the manual folder{where}:\n"
+          f"    {'labels.txt':<{width}}FAST-VQA label file (`{label_line}`)\n"
+          f"    {glob:<{width}}{what}\n  ")
+
+
 def read_split(root: str, label_spec: str) -> list[labels.Entry]:
   """Entries of `root/label_spec` ('FILE' or 'FILE#subset'); FileNotFoundError names missing files."""
   label_file_name, subset = labels.parse_spec(label_spec)

@@ -3,14 +3,9 @@
 from vqa_jax.data.tfds_builders import base
 
 
-class Konvid1k(base.VqaLabelFileBuilder):
+class Konvid1k(base.LabelsTxtBuilder):
   """KoNViD-1k video paths and MOS (1-5): one split 'full' of 1,200 videos."""
 
   name = "konvid_1k"
-  LABEL_FILES = {"full": "labels.txt"}
   HOMEPAGE = "http://database.mmsp-kn.de/konvid-1k-database.html"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Place in the manual folder:
-    labels.txt                 FAST-VQA label file (`KoNViD_1k_videos/<id>.mp4, duration, fps, MOS`)
-    KoNViD_1k_videos/*.mp4     the 1,200 videos, e.g. KoNViD_1k_videos/4542323058.mp4
-  """
+  VIDEOS = ("KoNViD_1k_videos/*.mp4", "the 1,200 videos, e.g. KoNViD_1k_videos/4542323058.mp4")

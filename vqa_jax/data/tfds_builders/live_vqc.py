@@ -3,14 +3,9 @@
 from vqa_jax.data.tfds_builders import base
 
 
-class LiveVqc(base.VqaLabelFileBuilder):
+class LiveVqc(base.LabelsTxtBuilder):
   """LIVE-VQC video paths and MOS (0-100): one split 'full' of 585 videos."""
 
   name = "live_vqc"
-  LABEL_FILES = {"full": "labels.txt"}
   HOMEPAGE = "https://live.ece.utexas.edu/research/LIVEVQC/"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Place in the manual folder:
-    labels.txt       FAST-VQA label file (`Video/<name>.mp4, duration, fps, MOS`)
-    Video/*.mp4      the 585 videos, e.g. Video/A001.mp4
-  """
+  VIDEOS = ("Video/*.mp4", "the 585 videos, e.g. Video/A001.mp4")

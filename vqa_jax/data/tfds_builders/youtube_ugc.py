@@ -3,14 +3,10 @@
 from vqa_jax.data.tfds_builders import base
 
 
-class YoutubeUgc(base.VqaLabelFileBuilder):
+class YoutubeUgc(base.LabelsTxtBuilder):
   """YouTube-UGC video paths and MOS (1-5): one split 'full' with the label file's videos."""
 
   name = "youtube_ugc"
-  LABEL_FILES = {"full": "labels.txt"}
   HOMEPAGE = "https://media.withyoutube.com/"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Place in the manual folder, side by side (no subfolder):
-    labels.txt     FAST-VQA label file (`<name>.mp4, -1, -1, MOS`)
-    *.mp4          the videos, e.g. Sports_2160P-4e9f_crf_10_ss_00_t_20.0.mp4
-  """
+  LABEL_COLUMNS = "-1, -1, MOS"
+  VIDEOS = ("*.mp4", "the videos, e.g. Sports_2160P-4e9f_crf_10_ss_00_t_20.0.mp4")
