@@ -56,6 +56,7 @@ epoch (drop_remainder), warmup 5 I = 625, 50 I = 6250 steps.
 import ml_collections
 
 from vqa_jax.config import config_base
+from vqa_jax.config import schedule
 
 KONIQ_TRAIN_IMAGES = 8058  # int(0.8 * 10073), SAMA's split.
 BATCH = 64
@@ -107,7 +108,7 @@ def get_config(protocol: str = "single"):
 
   c.model = iqa_swin_t_model()
 
-  iters = KONIQ_TRAIN_IMAGES // BATCH
+  iters = schedule.steps_per_epoch(KONIQ_TRAIN_IMAGES, BATCH, drop_last=True)
   c.train.batch_size = BATCH
   c.train.learning_rate = 1e-3
   c.train.backbone_lr_mult = 0.1

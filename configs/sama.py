@@ -27,6 +27,7 @@ rank term nearly so.
 """
 
 from configs import fast_vqa_b
+from vqa_jax.config import schedule
 
 SAMA_TRAIN_VIDEOS = 28056
 SAMA_BATCH = 12
@@ -39,9 +40,9 @@ def get_config():
                          patch=32, aligned=0, num_clips_train=1, num_clips_eval=4,
                          eval_offsets="centred"))
 
-  iters = SAMA_TRAIN_VIDEOS // SAMA_BATCH
+  iters = schedule.steps_per_epoch(SAMA_TRAIN_VIDEOS, SAMA_BATCH, drop_last=True)
   c.train.batch_size = SAMA_BATCH
-  c.train.warmup_steps = int(2.5 * iters)
+  c.train.warmup_steps = schedule.epochs_to_steps(2.5, iters)
   c.train.cosine_steps = 30 * iters
   c.train.steps = 30 * iters
   return c

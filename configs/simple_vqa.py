@@ -32,11 +32,10 @@ paper §11 f). AWP gamma 1e-4 perturbs conv kernels, BatchNorm scales and both L
 (the reference updates them in both passes, §11 j).
 """
 
-import math
-
 import ml_collections
 
 from vqa_jax.config import config_base
+from vqa_jax.config import schedule
 from vqa_jax.config import sections
 
 LSVQ_TRAIN_VIDEOS = 28056
@@ -50,7 +49,7 @@ def set_epochs(c: ml_collections.ConfigDict, num_train: int, epochs: int = EPOCH
 
   The reference's DataLoader keeps the last partial batch: I = ceil(num_train / batch_size).
   """
-  iters = math.ceil(num_train / c.train.batch_size)
+  iters = schedule.steps_per_epoch(num_train, c.train.batch_size)
   c.train.steps = epochs * iters
   c.train.lr_step_every = lr_step_epochs * iters
   c.train.eval_every = iters

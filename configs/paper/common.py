@@ -26,6 +26,7 @@ import math
 import ml_collections
 
 from vqa_jax.config import config_base
+from vqa_jax.config import schedule
 
 # split name -> (label file under LABELS_DIR, video folder under VIDEOS_DIR)
 DATASETS = {
@@ -60,10 +61,9 @@ def label_files(names, arg: str) -> ml_collections.ConfigDict:
 def set_epoch_schedule(c: ml_collections.ConfigDict, num_train: int, drop_last: bool = False,
                        epochs: int = 30, warmup_epochs: float = 2.5) -> int:
   """Steps, warmup, cosine length, eval and checkpoint period in epochs (paper §7.3); returns I."""
-  batches = num_train / c.train.batch_size
-  iters = math.floor(batches) if drop_last else math.ceil(batches)
+  iters = schedule.steps_per_epoch(num_train, c.train.batch_size, drop_last)
   c.train.steps = c.train.cosine_steps = epochs * iters
-  c.train.warmup_steps = int(warmup_epochs * iters)
+  c.train.warmup_steps = schedule.epochs_to_steps(warmup_epochs, iters)
   c.train.eval_every = iters
   c.train.checkpoint_every = iters
   return iters
