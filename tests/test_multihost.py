@@ -59,7 +59,8 @@ def test_two_processes_match_one_process_and_resume_in_one(tmp_path):
   lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == 2
   # The 2-process checkpoint (step 4) resumes in one process for 2 more steps.
+  # (a longer cosine changes the schedule of the steps already run: check_resume asks for consent)
   out = launch(1, 4, tmp_path / "two", cache, "--config.train.steps=6",
-               "--config.train.cosine_steps=6")
+               "--config.train.cosine_steps=6", "--allow_config_change")
   assert "resumed from" in out and "at step 4" in out
   assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 3
