@@ -1,8 +1,10 @@
-"""`pip install .` from a clean clone, then the console script from another folder (issue 19).
+"""What `pip install .` installs, checked on a built wheel (issue 25) and an installed one (issue 19).
 
-Slow and subprocess-based: a fresh virtualenv over this interpreter's packages (nothing is
-downloaded: --no-deps --no-build-isolation), the smoke config given by name, a run whose
-train.steps override rescales the schedule, scoring that run with no --config (and the same number
+Default suite: the wheel built from a copy of this working tree holds every folder of `vqa_jax/`
+that has an `__init__.py` and every shipped config; installed without dependencies into a fresh
+virtualenv that sees this interpreter's packages (nothing is downloaded: --no-deps
+--no-build-isolation), its console script and every subpackage work from a folder outside the
+repository. Slow: the smoke config trained by name, scored with no --config (and the same number
 from the Python API), and a resume whose model changed shape failing with the field listed.
 """
 
@@ -10,9 +12,11 @@ import json
 import math
 import os
 import re
+import shutil
 import site
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -21,6 +25,8 @@ from tests.video_files import write_video
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 60
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "runs", "workdir*", "build", "dist",
+                                     "*.egg-info", "__pycache__", ".pytest_cache", ".whl", ".gl")
 
 
 def run(args, cwd, env, check=True):
@@ -31,12 +37,41 @@ def run(args, cwd, env, check=True):
   return proc
 
 
+def source_packages(root: str, top: str) -> set[str]:
+  """Dotted names of the folders under root/top that hold an `__init__.py` (walked on disk)."""
+  found = set()
+  for folder, dirs, files in os.walk(os.path.join(root, top)):
+    dirs[:] = [d for d in dirs if d != "__pycache__"]
+    if "__init__.py" in files:
+      found.add(os.path.relpath(folder, root).replace(os.sep, "."))
+  return found
+
+
+def shipped_configs(root: str) -> set[str]:
+  """Every `.py` file under root/configs, as its path inside the wheel (vqa_jax/configs/...)."""
+  return {"vqa_jax/" + os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+          for folder, _, files in os.walk(os.path.join(root, "configs"))
+          for name in files if name.endswith(".py")}
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-  """(venv bin folder, a folder outside the repository, env) after `pip install` of a clone."""
+def wheel(tmp_path_factory):
+  """The wheel `pip wheel .` builds from a copy of this working tree (the tree itself stays clean)."""
+  root = tmp_path_factory.mktemp("wheel")
+  source = root / "source"
+  shutil.copytree(REPO, source, ignore=_NOT_SOURCE)
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+       "-w", str(root / "dist"), str(source)], str(root), env)
+  (built,) = (root / "dist").glob("vqa_jax-*.whl")
+  return str(built)
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory):
+  """(venv bin folder, a folder outside the repository, env) after `pip install` of the wheel."""
   root = tmp_path_factory.mktemp("packaging")
   env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-  run(["git", "clone", "--quiet", REPO, str(root / "clone")], str(root), env)
   run([sys._base_executable, "-m", "venv", "--system-site-packages", str(root / "venv")],  # pylint: disable=protected-access
       str(root), env)
   purelib = subprocess.run([str(root / "venv" / "bin" / "python"), "-c",
@@ -45,10 +80,48 @@ def installed(tmp_path_factory):
   with open(os.path.join(purelib, "dependencies.pth"), "w") as f:  # this interpreter's packages
     f.write("\n".join(p for p in site.getsitepackages() if "site-packages" in p) + "\n")
   run([str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
-       "--no-build-isolation", str(root / "clone")], str(root), env)
+       wheel], str(root), env)
   elsewhere = root / "elsewhere"
   elsewhere.mkdir()
   return root / "venv" / "bin", str(elsewhere), env
+
+
+@pytest.mark.integration
+def test_wheel_holds_every_subpackage_and_every_shipped_config(wheel):
+  names = set(zipfile.ZipFile(wheel).namelist())
+  packages = source_packages(REPO, "vqa_jax")
+  configs = shipped_configs(REPO)
+  assert {"vqa_jax.training", "vqa_jax.scoring", "vqa_jax.data.tfds_builders"} <= packages
+  assert {"vqa_jax/configs/smoke.py", "vqa_jax/configs/paper/lsvq_fast_vqa_b_awp.py"} <= configs
+  missing = sorted(p for p in packages if p.replace(".", "/") + "/__init__.py" not in names)
+  assert not missing, f"packages missing from the wheel: {missing}"
+  assert not sorted(configs - names), f"configs missing from the wheel: {sorted(configs - names)}"
+  modules = {n for n in names if n.endswith(".py")}
+  sources = {os.path.relpath(os.path.join(d, f), REPO).replace(os.sep, "/")
+             for d, _, files in os.walk(os.path.join(REPO, "vqa_jax")) for f in files
+             if f.endswith(".py")}
+  assert sources <= modules, f"modules missing from the wheel: {sorted(sources - modules)}"
+
+
+@pytest.mark.integration
+def test_installed_wheel_runs_from_outside_the_repository(installed):
+  bin_dir, cwd, env = installed
+  vqa = str(bin_dir / "vqa-jax")
+  helped = run([vqa, "--help"], cwd, env)
+  assert "commands:" in helped.stdout and "train" in helped.stdout
+  printed = run([vqa, "train", "--config=smoke", "--print_config"], cwd, env)
+  assert "embed_dim: 16" in printed.stdout  # smoke's model (configs/smoke.py)
+  packages = sorted(source_packages(REPO, "vqa_jax"))
+  script = ("import importlib, sys\n"
+            "for name in sys.argv[1:]:\n"
+            "  module = importlib.import_module(name)\n"
+            "  print(name, module.__file__)\n")
+  imported = run([str(bin_dir / "python"), "-c", script, *packages], cwd, env)
+  where = dict(line.split(" ", 1) for line in imported.stdout.splitlines())
+  assert sorted(where) == packages
+  outside = [name for name, path in where.items()
+             if "site-packages" not in path or path.startswith(REPO + os.sep)]
+  assert not outside, f"imported from the checkout, not the installed wheel: {outside}"
 
 
 @pytest.mark.slow
@@ -56,7 +129,7 @@ def installed(tmp_path_factory):
 def test_installed_console_script_trains_scores_and_guards_resume(installed, tmp_path):
   bin_dir, cwd, env = installed
   where = run([str(bin_dir / "python"), "-c", "import vqa_jax; print(vqa_jax.__file__)"], cwd, env)
-  assert "site-packages" in where.stdout and REPO not in where.stdout
+  assert "site-packages" in where.stdout and not where.stdout.startswith(REPO)
   workdir = str(tmp_path / "run")
   vqa = str(bin_dir / "vqa-jax")
   train = run([vqa, "train", "--config=smoke", f"--workdir={workdir}",
