@@ -189,6 +189,19 @@ def test_scoring_a_folder_with_a_name_that_is_not_utf8_gives_normal_rows(smoke_c
   assert sorted(os.listdir(os.fsencode(tmp_path / "maps"))) == [b"a.png", NOT_UTF8 + b".png"]
   assert rows[1]["quality_map"] == os.fsdecode(os.path.join(os.fsencode(tmp_path / "maps"),
                                                             NOT_UTF8 + b".png"))
+  # A file with such a name that is no video (listed last): an error row naming it.
+  with open(os.path.join(os.fsencode(tmp_path / "videos"), b"x-" + NOT_UTF8 + b".avi"),
+            "w", encoding="utf-8") as f:
+    f.write("this is not a video\n" * 50)
+  out = io.StringIO()
+  assert score.run(config, checkpoint, [str(tmp_path / "videos")], out=out) == 1
+  *scored, bad = [json.loads(line) for line in out.getvalue().splitlines()]
+  assert bad["path"] == os.fsdecode(os.path.join(os.fsencode(tmp_path / "videos"),
+                                                 b"x-" + NOT_UTF8 + b".avi"))
+  assert bad["error"] == (f"VideoDecodeError: {tmp_path}/videos/x-caf\\xe9.avi: OpenCV cannot "
+                          "open it (not a video, or an unsupported container or codec)")
+  assert [row["score"] for row in scored] == [row["score"] for row in rows]
+  os.remove(os.fsencode(bad["path"]))
   # --resume finds the row again (the name survives JSON) and scores nothing twice.
   out = io.StringIO()
   assert score.run(config, checkpoint, [str(tmp_path / "videos")], out=out,
@@ -232,6 +245,27 @@ def test_both_loaders_read_a_data_root_that_is_not_utf8(label_file_under_a_folde
       np.testing.assert_array_equal(batch[key], want[key])
     for video, index in zip(batch["video"], batch["index"]):  # v{i}: frame t is 20 * i + t
       np.testing.assert_array_equal(video.reshape(-1) // 20, index)
+
+
+@pytest.mark.parametrize("loader", ["tf_data", "grain"])
+def test_a_bad_video_with_such_a_name_is_skipped_or_named(label_file_under_a_folder_not_utf8,
+                                                          loader):
+  entries, _ = label_file_under_a_folder_not_utf8
+  bad = os.path.join(os.path.dirname(entries[0].path), os.fsdecode(b"bad-" + NOT_UTF8 + b".mkv"))
+  with open(bad, "w", encoding="utf-8") as f:
+    f.write("this is not a video\n" * 50)
+  with_bad = entries[:2] + [labels.Entry(bad, 9.0)] + entries[2:]
+  plan = elements.train_plan(with_bad, SAMPLING, 3, seed=3, num_steps=3, on_bad_video="skip")
+  batches = list(loaders.batches(plan, loader, 0 if loader == "grain" else 2))
+  assert len(batches) == 3 and 2 not in {int(i) for b in batches for i in b["index"]}
+  assert plan.bad_videos.reasons == {bad: "OpenCV cannot open it (not a video, or an unsupported "
+                                          "container or codec)"}
+  plan = elements.train_plan(with_bad, SAMPLING, 3, seed=3, num_steps=3, on_bad_video="error")
+  with pytest.raises(video_io.VideoDecodeError, match="cannot open") as e:
+    list(loaders.batches(plan, loader, 0 if loader == "grain" else 2))
+  assert "caf\\xe9/bad-caf\\xe9.mkv: OpenCV cannot open it" in str(e.value)
+  with pytest.raises(preflight.UnopenableVideos, match=r"caf\\xe9/bad-caf\\xe9\.mkv: OpenCV cannot"):
+    preflight.check_splits({"train": with_bad}, "error")
 
 
 def smoke_config(cache_dir: str, steps: int = 2) -> ml_collections.ConfigDict:
@@ -281,7 +315,7 @@ def test_the_trainer_generates_checks_and_loads_a_dataset_in_a_folder_not_utf8(t
       np.testing.assert_array_equal(batch[key], expected[key])
 
 
-@pytest.mark.slow  # ~110 s on the 2-core CPU: the smoke model's compiles
+@pytest.mark.slow  # 100-180 s on the loaded 2-core CPU: the smoke model's compiles
 @pytest.mark.integration
 @pytest.mark.usefixtures("fast_compile")
 def test_smoke_training_with_a_cache_folder_that_is_not_utf8(tmp_path):
