@@ -31,8 +31,9 @@ images to 8-bit 3-channel, and drops alpha. An unreadable image is a VideoDecode
 File names: OpenCV is never given a name it would misread (`opencv_name`, decided from the string
 alone, so an ordinary name costs nothing). OpenCV's Python binding converts a str to UTF-8 without
 checking that this succeeded, so a name that is not UTF-8 on disk (Python's surrogate-escaped str,
-e.g. 'caf\\udce9.mp4' for the bytes b'caf\\xe9.mp4') segfaults `cv2.VideoCapture` and `cv2.imread`;
-such a name is given as its bytes (`os.fsencode`), which the binding passes through unchanged.
+e.g. 'caf\\udce9.mp4' for the bytes b'caf\\xe9.mp4') segfaults `cv2.VideoCapture`, `cv2.imread`,
+`cv2.imwrite` and `cv2.VideoWriter`; such a name is given as its bytes (`os.fsencode`), which the
+binding passes through unchanged (the package's writers use `opencv_name` too).
 FFmpeg takes a relative name whose first part holds a colon ('http:a.mp4', 'pipe:a.mp4') as a
 protocol (a host name to look up, a pipe; the file is never read), so such a name gets './' in
 front. Names with '%' ('a%d.mp4') need nothing: FFmpeg opens the existing file by its literal
