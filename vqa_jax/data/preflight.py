@@ -38,7 +38,8 @@ def check_splits(splits: dict[str, list], on_bad_video: str = "error") -> None:
   for name, entries in splits.items():
     bad = unopenable([e.path for e in entries])
     if bad:
-      listed = "\n  ".join(f"{path}: {reason}" for path, reason in bad[:MAX_LISTED])
+      listed = "\n  ".join(f"{video_io.printable_path(path)}: {reason}"
+                            for path, reason in bad[:MAX_LISTED])
       report.append(f"split {name!r}: {len(bad)} of {len(entries)} videos cannot be opened "
                     f"(first {min(len(bad), MAX_LISTED)} listed):\n  {listed}")
   logging.info("opened the videos of %d splits in %.1f s", len(splits), time.monotonic() - start)

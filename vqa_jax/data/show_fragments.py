@@ -46,7 +46,8 @@ def write_inspection(path: str, sampling: Mapping[str, Any], out_dir: str) -> tu
   npy_path = os.path.join(out_dir, "fragments.npy")
   png_path = os.path.join(out_dir, "fragments.png")
   np.save(npy_path, fragments)
-  if not cv2.imwrite(png_path, contact_sheet(fragments)[..., ::-1]):  # RGB -> BGR for OpenCV.
+  if not cv2.imwrite(video_io.opencv_name(png_path),
+                     contact_sheet(fragments)[..., ::-1]):  # RGB -> BGR for OpenCV.
     raise OSError(f"cannot write {png_path}")
   return npy_path, png_path
 

@@ -82,6 +82,7 @@ import numpy as np
 from vqa_jax.config.specs import SyntheticSpec
 from vqa_jax.runtime import progress
 from vqa_jax.data import labels as labels_lib
+from vqa_jax.data import video_io
 
 # Bump when the generator's output changes, so that cached datasets are regenerated.
 FORMAT_VERSION = 2
@@ -582,8 +583,8 @@ def render_video(content: str, distortions: Mapping[str, float], *, height: int,
 def write_video(path: str, frames: np.ndarray, fps: float, quality: int = 95) -> None:
   """Writes uint8 (T, H, W, 3) BGR frames as Motion-JPEG .avi at the given JPEG quality."""
   height, width = frames.shape[1:3]
-  writer = cv2.VideoWriter(path, cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps,
-                           (width, height))
+  writer = cv2.VideoWriter(video_io.opencv_name(path), cv2.CAP_OPENCV_MJPEG,
+                           cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
   try:
     if not writer.isOpened():
       raise OSError(f"cv2.VideoWriter could not open {path}")

@@ -27,6 +27,7 @@ import numpy as np
 from vqa_jax.config.specs import ImageSpec
 from vqa_jax.data import labels as labels_lib
 from vqa_jax.data import synthetic
+from vqa_jax.data import video_io
 
 FORMAT_VERSION = 1
 IMAGE_EXT = ".png"
@@ -68,7 +69,7 @@ def generate(root: str, spec: ImageSpec) -> dict[str, str]:
   for meta in metadata:
     path = os.path.join(root, meta["relpath"])
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    if not cv2.imwrite(path, render_image(meta, spec)):
+    if not cv2.imwrite(video_io.opencv_name(path), render_image(meta, spec)):
       raise OSError(f"cv2.imwrite could not write {path}")
   os.makedirs(os.path.join(root, "labels"), exist_ok=True)
   files = label_files(root)

@@ -27,6 +27,19 @@ Images: a file whose extension is in `IMAGE_EXTENSIONS` (jpg, png, bmp, tif, ...
 on images unchanged with clip_len = 1 (the IQA variant). IMREAD_COLOR honours the EXIF orientation
 (rotation 0 is reported: the size is already the displayed one), converts 16-bit and grayscale
 images to 8-bit 3-channel, and drops alpha. An unreadable image is a VideoDecodeError naming it.
+
+File names: OpenCV is never given a name it would misread (`opencv_name`, decided from the string
+alone, so an ordinary name costs nothing). OpenCV's Python binding converts a str to UTF-8 without
+checking that this succeeded, so a name that is not UTF-8 on disk (Python's surrogate-escaped str,
+e.g. 'caf\\udce9.mp4' for the bytes b'caf\\xe9.mp4') segfaults `cv2.VideoCapture`, `cv2.imread`,
+`cv2.imwrite` and `cv2.VideoWriter`; such a name is given as its bytes (`os.fsencode`), which the
+binding passes through unchanged (the package's writers use `opencv_name` too).
+FFmpeg takes a relative name whose first part holds a colon ('http:a.mp4', 'pipe:a.mp4') as a
+protocol (a host name to look up, a pipe; the file is never read), so such a name gets './' in
+front. Names with '%' ('a%d.mp4') need nothing: FFmpeg opens the existing file by its literal
+name. A name that cannot be a file name at all (a NUL, a surrogate that stands for no byte) is a
+VideoDecodeError via `file_problem`. Messages show a non-UTF-8 name with its bytes escaped
+(`printable_path`: 'caf\\xe9.mp4'), so printing them never fails.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -42,11 +55,19 @@ import cv2
 import numpy as np
 
 
+def printable_path(path: str) -> str:
+  """`path` as text that any stream can print: bytes that are not UTF-8 shown as '\\xe9'."""
+  try:
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+  except UnicodeError:  # A surrogate that stands for no byte (not from a file system name).
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class VideoDecodeError(RuntimeError):
-  """A video that cannot be decoded; the message names the file and the reason."""
+  """A video that cannot be decoded; the message names the file (printable_path) and the reason."""
 
   def __init__(self, path: str, reason: str):
-    super().__init__(f"{path}: {reason}")
+    super().__init__(f"{printable_path(path)}: {reason}")
     self.path = path
     self.reason = reason
 
@@ -93,6 +114,8 @@ def file_problem(path: str) -> str:
   """
   try:
     st = os.stat(path)
+  except ValueError as e:  # A NUL, or a surrogate that no file name byte stands for.
+    return f"the name is not a valid file name ({e})"
   except FileNotFoundError:
     return ("broken symbolic link (its target does not exist)" if os.path.islink(path)
             else "file does not exist")
@@ -109,6 +132,21 @@ def file_problem(path: str) -> str:
   return ""
 
 
+def opencv_name(path: str) -> str | bytes:
+  """The name under which OpenCV reads or writes `path` as that file (module docstring, "File
+  names"): the bytes of a name that is not UTF-8; './' before a relative name whose first part has
+  a colon. Every cv2 call given a file name in this package goes through it."""
+  if ":" in path.split(os.sep, 1)[0] and not os.path.isabs(path):
+    path = os.path.join(os.curdir, path)
+  if path.isascii():
+    return path
+  try:
+    path.encode("utf-8")
+  except UnicodeEncodeError:
+    return os.fsencode(path)
+  return path
+
+
 def _check_file(path: str) -> None:
   """Raises VideoDecodeError naming `file_problem(path)` unless it is a readable, non-empty file."""
   problem = file_problem(path)
@@ -120,7 +158,7 @@ def read_image(path: str) -> np.ndarray:
   """Decodes an image file as displayed (EXIF orientation applied) RGB uint8 (H, W, 3)."""
   _check_file(path)
   try:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    image = cv2.imread(opencv_name(path), cv2.IMREAD_COLOR)
   except cv2.error as e:
     raise VideoDecodeError(path, f"OpenCV error: {' '.join(str(e).split())}") from e
   if image is None or image.size == 0:
@@ -133,7 +171,7 @@ def read_image(path: str) -> np.ndarray:
 def _capture(path: str) -> Iterator[cv2.VideoCapture]:
   """Opens `path` with OpenCV, raising VideoDecodeError when it is missing, empty or unreadable."""
   _check_file(path)
-  cap = cv2.VideoCapture(path)
+  cap = cv2.VideoCapture(opencv_name(path))
   try:
     if not cap.isOpened():
       raise VideoDecodeError(path, "OpenCV cannot open it (not a video, or an unsupported "

@@ -204,7 +204,8 @@ def draw(png_path: str, frames: np.ndarray, fragments: np.ndarray, quality_map: 
     axes[clip, 0].set_ylabel(f"clip {clip}: {clip_score:.4g}", fontsize=8)
   axes[0, 0].set_title("middle sampled frame", fontsize=8)
   axes[0, 1].set_title("its fragments", fontsize=8)
-  figure.suptitle(title, fontsize=9)
+  # The title names the video; Agg rejects the surrogate escapes of a name that is not UTF-8.
+  figure.suptitle(video_io.printable_path(title), fontsize=9)
   colorbar_axes = figure.add_axes((right + 0.1 * (1 - right), bottom + 0.05 * (1 - bottom),
                                    0.12 * (1 - right), 0.8 * (1 - bottom)))
   colorbar = figure.colorbar(cm.ScalarMappable(norm, cmap), cax=colorbar_axes)  # opaque
