@@ -15,6 +15,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from tests import pth_files
 from vqa_jax.convert import state_dicts
 from vqa_jax.pretrained import pth_reader
 
@@ -136,3 +137,28 @@ def test_equals_torch_load(tmp_path, legacy):
                            if v.dtype == torch.bfloat16 else v.detach().numpy())
                        for k, v in torch.load(FIXTURES / "state_dict.pth",
                                               weights_only=True)["state_dict"].items()})
+
+
+def _writer_payload() -> dict:
+  """Arrays of several dtypes and a non-contiguous view, as tests/pth_files.py writes them."""
+  base = np.arange(20, dtype=np.float32).reshape(4, 5)
+  return {"state_dict": {"w": base, "view": base[:, ::2], "h": np.arange(3, dtype=np.float16),
+                         "b": np.arange(4, dtype=np.float32).astype(ml_dtypes.bfloat16),
+                         "i": np.arange(3, dtype=np.int64)}, "epoch": 2}
+
+
+def test_test_writer_round_trips(tmp_path):
+  """The test payload writer (no torch) gives files the reader reads back exactly."""
+  pth_files.save_pth(tmp_path / "w.pth", _writer_payload())
+  loaded = pth_reader.load(str(tmp_path / "w.pth"))
+  assert loaded["epoch"] == 2
+  assert_same_tensors(loaded["state_dict"], _writer_payload()["state_dict"])
+
+
+def test_writer_output_is_what_torch_reads(tmp_path):
+  torch = pytest.importorskip("torch")
+  pth_files.save_pth(tmp_path / "w.pth", _writer_payload())
+  loaded = torch.load(tmp_path / "w.pth", weights_only=True)
+  for key, value in _writer_payload()["state_dict"].items():
+    np.testing.assert_array_equal(loaded["state_dict"][key].float().numpy(),
+                                  value.astype(np.float32), err_msg=key)
