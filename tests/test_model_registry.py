@@ -155,6 +155,8 @@ def test_scorer_from_pretrained_scores_as_the_served_params(entries, params, tmp
   config = load_config("smoke")
   assert result.score == score_lib.make_scorer(config, params)(video)
   assert result.mos is None  # the smoke model reproduces no upstream model: no calibration
+  with pytest.raises(ValueError, match="tiny-k400 is a backbone.*init.pretrained=tiny-k400"):
+    Scorer.from_pretrained("tiny-k400")
 
 
 def test_offline_and_mirrors(entries, params, server, tmp_path, monkeypatch):

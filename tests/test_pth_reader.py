@@ -162,3 +162,9 @@ def test_writer_output_is_what_torch_reads(tmp_path):
   for key, value in _writer_payload()["state_dict"].items():
     np.testing.assert_array_equal(loaded["state_dict"][key].float().numpy(),
                                   value.astype(np.float32), err_msg=key)
+
+
+def test_no_module_of_the_package_imports_torch():
+  package = pathlib.Path(pth_reader.__file__).parent
+  for module in sorted(package.glob("*.py")):
+    assert "import torch" not in module.read_text(), module.name

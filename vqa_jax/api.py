@@ -83,7 +83,7 @@ class Scorer:
     ($VQA_JAX_CACHE/models/<name>/), with the upstream calibration. `offline` (default:
     VQA_JAX_OFFLINE) never downloads."""
     from vqa_jax.pretrained import cache  # pylint: disable=g-import-not-at-top
-    return cls.load(cache.ensure(name, offline=offline), clip_chunk=clip_chunk)
+    return cls.load(cache.ensure_scorer(name, offline=offline), clip_chunk=clip_chunk)
 
   def __call__(self, video_path: str) -> Score:
     """Scores one video (or image) file; raises on unreadable input."""

@@ -380,8 +380,8 @@ def main() -> None:
   config = config_flags.DEFINE_config_file("config", None, "Config whose model (slowfast_r50: "
                                            "motion section) to build (overrides --model).")
   seed = flags.DEFINE_integer("seed", 0, "Init seed of what the file lacks (a fresh head).")
-  trust_pickle = flags.DEFINE_bool("trust_pickle", False, "Unpickle non-tensor objects too "
-                                   "(only for trusted files).")
+  trust_pickle = flags.DEFINE_bool("trust_pickle", False, "Unpickle non-tensor objects too, "
+                                   "with torch (only for trusted files).")
   flags.mark_flags_as_required(["src", "dst"])
 
   def run(argv):

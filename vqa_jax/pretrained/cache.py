@@ -134,6 +134,17 @@ def ensure(name: str, config: ml_collections.ConfigDict | None = None,
   return target
 
 
+def ensure_scorer(name: str, offline: bool | None = None, show_progress: bool = True) -> str:
+  """`ensure(name)` of a whole quality model; a ValueError for a backbone (no trained head)."""
+  entry = registry.get(name)
+  if entry.kind != registry.SCORER:
+    scorers = [n for n in registry.names() if registry.get(n).kind == registry.SCORER]
+    raise ValueError(f"{name} is a {entry.kind}: its VQA head is untrained, so it does not score "
+                     f"videos (train from it with --config.init.pretrained={name}); scoring "
+                     f"models: {', '.join(scorers)}")
+  return ensure(name, offline=offline, show_progress=show_progress)
+
+
 def status(name: str) -> str:
   """What the cache holds of `name`: 'converted', 'downloaded', 'partial (N bytes)' or '-'."""
   entry = registry.get(name)

@@ -363,7 +363,7 @@ def main() -> None:
   def model_checkpoint() -> str:
     """--model's converted folder in the cache (fetched and converted once)."""
     from vqa_jax.pretrained import cache  # pylint: disable=g-import-not-at-top
-    return cache.ensure(model.value)
+    return cache.ensure_scorer(model.value)
 
   def checkpoint_path() -> str | None:
     """What to score with: --model's cached conversion, else --checkpoint."""
