@@ -58,7 +58,10 @@ def assert_same_tensors(got: collections.abc.Mapping, want: collections.abc.Mapp
 @pytest.mark.parametrize("name", ["state_dict.pth", "legacy.pth"])
 def test_fixture_values(name):
   loaded = pth_reader.load(str(FIXTURES / name))
-  assert sorted(loaded) == ["meta", "nested", "state_dict"]
+  assert sorted(loaded) == ["meta", "nested", "state_dict", "validation_results"]
+  results = loaded["validation_results"]
+  assert [type(v) for v in results] == [np.float64, np.float32, np.int64]
+  assert results == [0.875, 0.5, 7]
   assert isinstance(loaded["state_dict"], collections.OrderedDict)
   assert_same_tensors(loaded["state_dict"], expected_tensors())
   assert loaded["meta"] == {"epoch": 3, "name": "fixture", "lr": 0.5, "ids": [1, 2],
@@ -88,6 +91,20 @@ def test_pickled_function_is_refused(tmp_path):
   with zipfile.ZipFile(path, "w") as archive:  # a set alone (a plain container) is fine
     archive.writestr("archive/data.pkl", pickle.dumps({"s": {1, 2}}, protocol=2))
   assert pth_reader.load(str(path)) == {"s": {1, 2}}
+
+
+def test_numpy_scalars_of_both_numpy_generations(tmp_path):
+  """numpy 2 pickles scalars as numpy._core.multiarray.scalar, numpy 1 (2022's upstream files) as
+  numpy.core.multiarray.scalar; object dtypes are refused."""
+  data = pickle.dumps({"srcc": np.float64(0.875), "n": np.int32(-3)}, protocol=2)
+  for module in (b"numpy._core.multiarray", b"numpy.core.multiarray"):
+    path = tmp_path / "scalars.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+      archive.writestr("archive/data.pkl", data.replace(b"numpy._core.multiarray", module))
+    loaded = pth_reader.load(str(path))
+    assert loaded == {"srcc": 0.875, "n": -3} and type(loaded["srcc"]) is np.float64
+  with pytest.raises(pth_reader.UnsafeCheckpointError, match="dtype 'O'"):
+    pth_reader.NumpyDtype("O").dtype()
 
 
 def test_truncated_and_foreign_files_name_the_file(tmp_path):
@@ -135,8 +152,8 @@ def test_equals_torch_load(tmp_path, legacy):
   assert_same_tensors(pth_reader.load(str(FIXTURES / "state_dict.pth"))["state_dict"],
                       {k: (v.float().numpy().astype(ml_dtypes.bfloat16)
                            if v.dtype == torch.bfloat16 else v.detach().numpy())
-                       for k, v in torch.load(FIXTURES / "state_dict.pth",
-                                              weights_only=True)["state_dict"].items()})
+                       for k, v in torch.load(FIXTURES / "state_dict.pth",  # (numpy scalars)
+                                              weights_only=False)["state_dict"].items()})
 
 
 def _writer_payload() -> dict:

@@ -7,7 +7,8 @@ Needs torch (kept out of the project's environment):
 The tensors are arange-based, so the test recomputes every value with numpy (see
 `expected_tensors` in tests/test_pth_reader.py, which mirrors `tensors` below):
 
-  state_dict.pth   {'state_dict': OrderedDict(tensors), 'meta': {...}, 'nested': {...}} (zip)
+  state_dict.pth   {'state_dict': OrderedDict(tensors), 'meta': {...}, 'nested': {...},
+                   'validation_results': [numpy scalars]} (zip)
   legacy.pth       the same object, torch's legacy (non-zip) format
   unsafe.pth       {'w': tensor, 'args': argparse.Namespace(lr=0.1)}: a global the reader refuses
 """
@@ -16,6 +17,7 @@ import argparse
 import collections
 import os
 
+import numpy as np
 import torch
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "pth")
@@ -50,7 +52,9 @@ def fixture_object() -> dict:
   return {"state_dict": tensors(),
           "meta": {"epoch": 3, "name": "fixture", "lr": 0.5, "ids": [1, 2], "pair": (1, "a"),
                    "blob": b"\x00\xff"},
-          "nested": {"inner": {"w": torch.arange(3, dtype=torch.float32).reshape(3, 1)}}}
+          "nested": {"inner": {"w": torch.arange(3, dtype=torch.float32).reshape(3, 1)}},
+          # As FAST-VQA's new_train.py saves its best SRCC / PLCC (scipy's numpy floats):
+          "validation_results": [np.float64(0.875), np.float32(0.5), np.int64(7)]}
 
 
 def main() -> None:

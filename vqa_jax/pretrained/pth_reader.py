@@ -13,8 +13,9 @@ storage as an int64 element count and its raw bytes (little-endian).
 `load(path)` unpickles with `RestrictedUnpickler`, which, like `torch.load(weights_only=True)`,
 rebuilds only tensors (as numpy arrays of the storage dtype, with their size, stride and offset:
 views share nothing after loading, each array is a copy), `collections.OrderedDict`, `torch.Size`
-(a tuple) and the plain containers and scalars of the pickle protocol; any other global (a class,
-a function) is refused with an `UnsafeCheckpointError` naming it. bfloat16 tensors become
+(a tuple), numeric numpy scalars (FAST-VQA's releases store their validation SRCC / PLCC as
+numpy floats next to the state_dict) and the plain containers and scalars of the pickle protocol;
+any other global (a class, a function) is refused with an `UnsafeCheckpointError` naming it. bfloat16 tensors become
 `ml_dtypes.bfloat16` arrays.
 
 The format is torch's `torch/serialization.py` (`_save`, `_legacy_save`, `_load`,
@@ -88,6 +89,36 @@ def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
   return text.encode("latin1")
 
 
+class NumpyDtype:
+  """A pickled `numpy.dtype` (numeric kinds only), as numpy scalars in checkpoints name it.
+
+  Not a real np.dtype: the pickle's BUILD step calls `__setstate__`, which must not touch numpy's
+  shared built-in descriptors; only the byte order of the state is kept.
+  """
+
+  def __init__(self, spec, align=False, copy=False):  # pylint: disable=unused-argument
+    self.spec, self.order = str(spec), "="
+
+  def __setstate__(self, state):
+    if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "=", "|"):
+      self.order = state[1]
+
+  def dtype(self) -> np.dtype:
+    """The numpy dtype; an UnsafeCheckpointError for object or structured dtypes."""
+    dtype = np.dtype(self.spec)
+    if dtype.kind not in "biufc":
+      raise UnsafeCheckpointError(f"refusing a numpy value of dtype {self.spec!r}")
+    return dtype.newbyteorder(self.order) if self.order in "<>" else dtype
+
+
+def numpy_scalar(dtype: NumpyDtype, data: bytes = b"") -> np.generic:
+  """`numpy.core.multiarray.scalar`: a numeric numpy scalar (e.g. FAST-VQA's saved SRCC)."""
+  if not isinstance(dtype, NumpyDtype) or not isinstance(data, bytes):
+    raise UnsafeCheckpointError(f"refusing numpy scalar({type(dtype).__name__}, "
+                                f"{type(data).__name__})")
+  return np.frombuffer(data, dtype.dtype(), count=1)[0]
+
+
 # (module, name) -> what the unpickler returns for that global.
 ALLOWED_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
@@ -99,6 +130,9 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("_codecs", "encode"): _latin1_bytes,
+    ("numpy", "dtype"): NumpyDtype,
+    ("numpy.core.multiarray", "scalar"): numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): numpy_scalar,
 }
 
 
