@@ -3,6 +3,7 @@ strict convert + cache, `Scorer.from_pretrained`, `init.pretrained`, `vqa-jax mo
 `vqa-jax score --model`. Small entries registered here point at the smoke config's tiny model,
 served in the upstream key layouts (official FAST-VQA, Kinetics Video Swin)."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -146,6 +147,14 @@ def test_mismatched_keys_are_named_and_nothing_is_converted(entries):
   assert "vqa_head.fc_last.bias" in message and "fragments_backbone.extra.weight" in message
   assert not os.path.exists(cache.converted_path(entries["bad"]))
   assert cache.status("tiny-bad") == "downloaded"
+
+
+def test_wrong_published_hash_caches_nothing(entries, server):
+  entry = registry.register(dataclasses.replace(entries["tiny"], sha256="ab" * 32), replace=True)
+  with pytest.raises(download.DownloadError, match="differs from the published SHA-256"):
+    cache.ensure("tiny-vqa", show_progress=False)
+  assert sorted(os.listdir(cache.entry_dir(entry.name))) == ["TINY.pth.lock", "flax.lock"]
+  assert cache.status("tiny-vqa") == "-"
 
 
 def test_scorer_from_pretrained_scores_as_the_served_params(entries, params, tmp_path,
