@@ -274,8 +274,10 @@ def test_reading_pth_without_torch_names_the_file(tmp_path, monkeypatch):
     state_dicts.load_torch_state_dict(str(tmp_path / "absent.pth"))
   (tmp_path / "model.pth").write_bytes(b"not a checkpoint")
   monkeypatch.setitem(sys.modules, "torch", None)
-  with pytest.raises(ImportError, match="model.pth needs PyTorch"):
+  with pytest.raises(ValueError, match="model.pth"):
     state_dicts.read_state_dict(str(tmp_path / "model.pth"))
+  with pytest.raises(ImportError, match="model.pth with --trust_pickle needs PyTorch"):
+    state_dicts.read_state_dict(str(tmp_path / "model.pth"), trust_pickle=True)
 
 
 def _run_cli(*args):

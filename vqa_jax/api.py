@@ -2,6 +2,7 @@
 
   from vqa_jax import Scorer
   scorer = Scorer.load("runs/demo")          # a trainer workdir (or best/, a step) or convert_weights dir
+  scorer = Scorer.from_pretrained("fast-vqa-b")  # a named model (vqa-jax models), fetched and cached
   result = scorer("video.mp4")
   result.score, result.mos, result.score_01, result.quality_map.shape
 
@@ -73,6 +74,16 @@ class Scorer:
       calibration, _ = calibration_lib.for_checkpoint(config, path, use_ema)
       params = score_lib.load_checkpoint(config, path, use_ema)
     return cls(config, params, calibration, clip_chunk)
+
+  @classmethod
+  def from_pretrained(cls, name: str, offline: bool | None = None,
+                      clip_chunk: int | None = None) -> "Scorer":
+    """The scorer of the named model `name` (`vqa_jax.pretrained.registry`): its upstream file
+    fetched (mirror: VQA_JAX_MODELS_MIRROR), hash-checked and converted once into the cache
+    ($VQA_JAX_CACHE/models/<name>/), with the upstream calibration. `offline` (default:
+    VQA_JAX_OFFLINE) never downloads."""
+    from vqa_jax.pretrained import cache  # pylint: disable=g-import-not-at-top
+    return cls.load(cache.ensure_scorer(name, offline=offline), clip_chunk=clip_chunk)
 
   def __call__(self, video_path: str) -> Score:
     """Scores one video (or image) file; raises on unreadable input."""

@@ -2,6 +2,7 @@
 
   vqa-jax train --config=smoke --workdir=/tmp/run          # python -m vqa_jax.main
   vqa-jax score --checkpoint=/tmp/run VIDEO                # config read from the run
+  vqa-jax score --model=fast-vqa-b VIDEO                   # a named model (vqa-jax models)
   vqa-jax COMMAND --help                                   # that program's flags
 
 A command runs its module exactly as `python -m MODULE` does (`runpy`, as `__main__`), so flags,
@@ -18,6 +19,8 @@ COMMANDS = {
     "train": ("vqa_jax.main", "train and evaluate a run in --workdir (resumes it)"),
     "score": ("vqa_jax.score", "score videos / images / folders with a run or converted weights"),
     "convert": ("vqa_jax.convert_weights", "PyTorch weights (.pth, .npz) -> a Flax checkpoint"),
+    "models": ("vqa_jax.pretrained.models_command", "named pretrained models: source, cache state; "
+               "--download"),
     "sweep": ("vqa_jax.sweep", "train several perturbation radii at once (vmapped population)"),
     "finetune": ("vqa_jax.finetune", "paper §7.6 fine-tuning over random splits"),
     "landscape": ("vqa_jax.landscape", "loss landscape, sharpness and generalization gap"),

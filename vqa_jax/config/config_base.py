@@ -167,6 +167,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.init = ml_collections.ConfigDict()
   c.init.checkpoint = ""  # convert_weights output dir or trainer workdir; '' = random init
   c.init.use_ema = False  # from a trainer workdir: take its EMA params
+  # A named pretrained model (`vqa-jax models`), e.g. 'swin-t-k400' (the Kinetics-400 Video Swin-T
+  # backbone): fetched, converted for this run's model and cached ($VQA_JAX_CACHE/models/), then
+  # read as init.checkpoint would be. '' = none; exclusive with init.checkpoint.
+  c.init.pretrained = ""
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.async_save = True

@@ -170,6 +170,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"eval.models must be a subset of {choices.EVAL_MODELS}, "
                      f"got {config.eval.models}")
   validate_selection(config)
+  check_init(config.init)
   for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
     if config.train[name] <= 0:
       raise ValueError(f"train.{name} must be positive, got {config.train[name]}")
@@ -179,6 +180,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.train.loss not in choices.LOSSES:
     raise ValueError(f"train.loss must be one of {choices.LOSSES}, got {config.train.loss!r}")
   validate_model_inputs(config)
+
+
+def check_init(init_cfg: ml_collections.ConfigDict) -> None:
+  """init.pretrained names a registered model and is not given together with init.checkpoint."""
+  name = init_cfg.get("pretrained", "")
+  if not name:
+    return
+  if init_cfg.checkpoint:
+    raise ValueError(f"give init.checkpoint or init.pretrained, not both (got "
+                     f"{init_cfg.checkpoint!r} and {name!r})")
+  from vqa_jax.pretrained import registry  # pylint: disable=g-import-not-at-top  (no heavy imports)
+  if name not in registry.ENTRIES:
+    raise ValueError(f"init.pretrained={name!r} is not a registered model; choose from "
+                     f"{registry.names()} (vqa-jax models)")
 
 
 def validate_optimizer(train_cfg: ml_collections.ConfigDict) -> None:

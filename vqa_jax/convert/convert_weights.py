@@ -32,8 +32,9 @@ parameters. Every format: buffers are ignored, any other key without a Flax coun
 leaf without its key, or a shape that does not fit is an error listing all of them (shapes in the
 PyTorch layout; `state_dicts.convert_tree`), and leaves initialised instead of read are printed.
 
-Conversion works on numpy arrays; torch is needed only to read `.pth`/`.pyth` files (a `.npz`
-written by `numpy.savez(path, **state_dict)` needs none), never in training or scoring.
+Conversion works on numpy arrays. `.pth`/`.pyth` files are read without torch
+(`vqa_jax.pretrained.pth_reader`: tensors and plain containers only); only `--trust_pickle`
+(arbitrary objects) needs torch. A `.npz` written by `numpy.savez(path, **state_dict)` works too.
 """
 
 from __future__ import annotations
@@ -326,7 +327,7 @@ def convert(state_dict: Mapping[str, Any], fmt: str = "auto",
 
 def convert_file(src: str, dst: str, fmt: str = "auto", options: Options = Options(),
                  trust_pickle: bool = False) -> Result:
-  """Reads `src` (.pth/.pyth with torch, .npz without), converts it, saves the variables in `dst`.
+  """Reads `src` (.pth/.pyth or .npz), converts it, saves the variables in `dst`.
 
   Errors name `src`.
   """
@@ -379,8 +380,8 @@ def main() -> None:
   config = config_flags.DEFINE_config_file("config", None, "Config whose model (slowfast_r50: "
                                            "motion section) to build (overrides --model).")
   seed = flags.DEFINE_integer("seed", 0, "Init seed of what the file lacks (a fresh head).")
-  trust_pickle = flags.DEFINE_bool("trust_pickle", False, "Unpickle non-tensor objects too "
-                                   "(only for trusted files).")
+  trust_pickle = flags.DEFINE_bool("trust_pickle", False, "Unpickle non-tensor objects too, "
+                                   "with torch (only for trusted files).")
   flags.mark_flags_as_required(["src", "dst"])
 
   def run(argv):

@@ -9,8 +9,9 @@ ValueError listing every missing key, every unknown key and every shape mismatch
 PyTorch layout). What a checkpoint does not provide (a fresh head, zero bias tables) comes from
 the caller's `fill` hook, and is reported back.
 
-Files: `.pth` / `.pyth` are read with torch (an optional dependency, imported lazily here only);
-`.npz` (numpy's `np.savez`, keys are the state_dict's) needs no torch.
+Files: `.pth` / `.pyth` are read without torch by `vqa_jax.pretrained.pth_reader` (tensors and
+plain containers only; `trust_pickle` alone uses torch, imported lazily here); `.npz` (numpy's
+`np.savez`, keys are the state_dict's) needs no torch either.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 import dataclasses
 import os
+import pickle
 from typing import Any
 
 import flax
@@ -53,28 +55,46 @@ def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def load_torch_state_dict(path: str, trust_pickle: bool = False) -> dict[str, np.ndarray]:
-  """Reads a `.pth` file into numpy arrays (needs the optional torch dependency).
+  """Reads a `.pth` file's tensors into float32 numpy arrays (no torch needed).
 
-  Only tensors are loaded (`weights_only`) unless `trust_pickle`, which unpickles arbitrary
-  objects: use it only for files from a source you trust.
+  `pretrained.pth_reader` rebuilds only tensors, OrderedDicts and plain containers, as
+  `torch.load(weights_only=True)` does. `trust_pickle` unpickles arbitrary objects with torch
+  itself (an optional dependency, imported only then): use it only for files you trust.
   """
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: no such checkpoint file")
+  if trust_pickle:
+    checkpoint = _torch_load_untrusted(path)
+  else:
+    from vqa_jax.pretrained import pth_reader  # pylint: disable=g-import-not-at-top
+    try:
+      checkpoint = pth_reader.load(path)
+    except pth_reader.UnsafeCheckpointError as e:
+      raise ValueError(f"{e} (if it holds non-tensor objects and you trust it: "
+                       "--trust_pickle, which needs torch)") from e
+    except pickle.UnpicklingError as e:
+      raise ValueError(str(e)) from e
+  if not isinstance(checkpoint, Mapping):
+    raise ValueError(f"{path}: expected a dict of tensors, got {type(checkpoint).__name__}")
+  return {k: np.asarray(v, np.float32) for k, v in unwrap_state_dict(checkpoint).items()
+          if isinstance(v, np.ndarray)}
+
+
+def _torch_load_untrusted(path: str) -> Mapping[str, Any]:
+  """`torch.load(weights_only=False)` of `path`, tensors as numpy (needs torch)."""
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError(f"reading {path} needs PyTorch: pip install torch==2.13.0 "
-                      f"(or save the state_dict as {NUMPY_SUFFIX} with numpy.savez)") from e
+    raise ImportError(f"reading {path} with --trust_pickle needs PyTorch: pip install "
+                      "torch==2.13.0") from e
   try:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
   except Exception as e:  # pylint: disable=broad-except  (torch raises many kinds here)
-    hint = "" if trust_pickle else " (if it holds non-tensor objects and you trust it: " \
-                                   "--trust_pickle)"
-    raise ValueError(f"{path}: not a readable PyTorch checkpoint{hint}: {e}") from e
+    raise ValueError(f"{path}: not a readable PyTorch checkpoint: {e}") from e
   if not isinstance(checkpoint, Mapping):
-    raise ValueError(f"{path}: expected a dict of tensors, got {type(checkpoint).__name__}")
-  return {k: v.detach().float().numpy() for k, v in unwrap_state_dict(checkpoint).items()
-          if isinstance(v, torch.Tensor)}
+    return checkpoint
+  return {k: (v.detach().float().numpy() if isinstance(v, torch.Tensor) else v)
+          for k, v in unwrap_state_dict(checkpoint).items()}
 
 
 def load_numpy_state_dict(path: str) -> dict[str, np.ndarray]:

@@ -4,6 +4,13 @@
       [--jsonl=FILE] [--csv=FILE] [--resume] [--num_shards=N --shard_index=I] \
       [--quality-map=FILE.png|FOLDER/ [--map_per_video_scale]] [--clip_chunk=K] PATH...
 
+  python -m vqa_jax.score --model=fast-vqa-b PATH...   (a named model: `vqa-jax models`)
+
+--model=NAME scores with a named pretrained model instead of --checkpoint: its upstream file is
+fetched (VQA_JAX_MODELS_MIRROR: from a mirror; VQA_JAX_OFFLINE=1: never), hash-checked and
+converted once into $VQA_JAX_CACHE/models/NAME/ (`vqa_jax.pretrained.cache`), which is then read
+as --checkpoint (with the upstream calibration).
+
 PATH is a video file or a folder (searched recursively for video files). Without --config, the
 config stored with DIR (a run's or a convert_weights output's config.json) is used. DIR is anything
 `pretrained.load_params` reads: a `vqa_jax.convert_weights` output, or a trainer workdir (its
@@ -348,23 +355,38 @@ def main() -> None:
                                  "FOLDER/<stem>.png).")
   per_video = flags.DEFINE_bool("map_per_video_scale", False, "Stretch each picture's colours to "
                                 "its own values instead of the calibrated scale.")
-  flags.mark_flags_as_required(["checkpoint"])
+  model = flags.DEFINE_string("model", None, "A named pretrained model (vqa-jax models), e.g. "
+                              "fast-vqa-b, instead of --checkpoint: fetched and converted into "
+                              "$VQA_JAX_CACHE/models/ first.")
 
-  chosen_config = entry_point.config_or_stored(config, lambda: checkpoint.value)
+  @functools.cache
+  def model_checkpoint() -> str:
+    """--model's converted folder in the cache (fetched and converted once)."""
+    from vqa_jax.pretrained import cache  # pylint: disable=g-import-not-at-top
+    return cache.ensure_scorer(model.value)
+
+  def checkpoint_path() -> str | None:
+    """What to score with: --model's cached conversion, else --checkpoint."""
+    return model_checkpoint() if model.value else checkpoint.value
+
+  chosen_config = entry_point.config_or_stored(config, checkpoint_path)
 
   def run_main(argv):
     if len(argv) < 2:
       raise app.UsageError("give at least one video file or folder")
+    if bool(model.value) == bool(checkpoint.value):
+      raise app.UsageError("give --checkpoint=DIR or --model=NAME (vqa-jax models), one of them")
     if not 0 <= shard_index.value < num_shards.value:
       raise app.UsageError("need 0 <= --shard_index < --num_shards")
     if resume.value and not (jsonl_path.value or csv_path.value):
       raise app.UsageError("--resume continues the --jsonl / --csv files: give one")
     try:
+      path = checkpoint_path()
       chosen = chosen_config()
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError, KeyError) as e:  # a download, hash, conversion or config error
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
-    sys.exit(cli(chosen, checkpoint.value, argv[1:], csv_path=csv_path.value,
+    sys.exit(cli(chosen, path, argv[1:], csv_path=csv_path.value,
                  use_ema=ema.value, quality_map_path=map_path.value, jsonl_path=jsonl_path.value,
                  resume=resume.value, num_shards=num_shards.value, shard_index=shard_index.value,
                  clip_chunk=None if clip_chunk.value < 0 else clip_chunk.value,

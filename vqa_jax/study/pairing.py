@@ -39,7 +39,7 @@ def initial_params(config: ml_collections.ConfigDict, mesh):
   perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
   tx = optim.make_optimizer(config.train)
   state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
-  if config.init.checkpoint:
+  if trainer.has_init(config):
     state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh,
                                *trainer.pretrained_variables(config, state))
   return jax.device_get(state.params)

@@ -73,21 +73,36 @@ def init_state(family: families.Family, tx, perturb_cfg: perturb.PerturbConfig, 
                                                                   model_state)
 
 
+def has_init(config: ml_collections.ConfigDict) -> bool:
+  """Whether the run starts from given weights (init.checkpoint or init.pretrained)."""
+  return bool(config.init.checkpoint or config.init.get("pretrained"))
+
+
+def init_checkpoint(config: ml_collections.ConfigDict) -> str:
+  """The checkpoint a run starts from: init.checkpoint, or the cached conversion of the named
+  model init.pretrained for this run's model (fetched and converted first if need be)."""
+  if config.init.get("pretrained"):
+    from vqa_jax.pretrained import cache  # pylint: disable=g-import-not-at-top
+    return cache.ensure(config.init.pretrained, config)
+  return config.init.checkpoint
+
+
 def pretrained_variables(config: ml_collections.ConfigDict, state: train_step.TrainState):
-  """(params, model_state) of `config.init.checkpoint`, checked against `state`'s.
+  """(params, model_state) of `init_checkpoint(config)`, checked against `state`'s.
 
   Models without state read params only (`pretrained.load_params`); models with state read all
   their collections (`pretrained.load_variables`), e.g. ImageNet ResNet-50 weights and BatchNorm
   statistics converted by `vqa_jax.convert_weights --format=resnet50`.
   """
   from vqa_jax.convert import pretrained  # pylint: disable=g-import-not-at-top  (optional module)
-  logging.info("initialising from %s (%s params)", config.init.checkpoint,
+  checkpoint = init_checkpoint(config)
+  logging.info("initialising from %s (%s params)", checkpoint,
                "EMA" if config.init.use_ema else "raw")
   if state.model_state is None:
-    return pretrained.load_params(config.init.checkpoint, like=state.params,
+    return pretrained.load_params(checkpoint, like=state.params,
                                   use_ema=config.init.use_ema), None
   loaded = dict(pretrained.load_variables(
-      config.init.checkpoint, like=families.variables(state.params, state.model_state),
+      checkpoint, like=families.variables(state.params, state.model_state),
       use_ema=config.init.use_ema))
   return loaded.pop("params"), loaded
 
@@ -343,7 +358,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   if restored is not None:
     state = restored
     logging.info("resumed from %s at step %d", manager.directory, int(state.step))
-  elif config.init.checkpoint:
+  elif has_init(config):
     state = init_state(family, tx, perturb_cfg, config.seed, mesh,
                        *pretrained_variables(config, state))
   start_step = int(state.step)
