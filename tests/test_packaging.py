@@ -163,3 +163,40 @@ def test_installed_console_script_trains_scores_and_guards_resume(installed, tmp
                  f"--config.train.steps={STEPS}", "--config.model.embed_dim=32"], cwd, env,
                 check=False)
   assert resumed.returncode == 1 and "model.embed_dim: 16 -> 32" in resumed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_installed_scores_a_clip_with_a_named_model_from_a_loopback_mirror(installed, tmp_path):
+  """Issue 25's 'done': `vqa-jax score --model=fast-vqa-b` of the installed wheel, the upstream
+  file (random FAST-VQA-B weights in the official release layout) served by a loopback mirror."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tests import model_server  # pylint: disable=g-import-not-at-top
+  from tests import pth_files  # pylint: disable=g-import-not-at-top
+  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
+  from vqa_jax import families  # pylint: disable=g-import-not-at-top
+  from vqa_jax.convert import convert_weights  # pylint: disable=g-import-not-at-top
+
+  bin_dir, cwd, env = installed
+  rng = np.random.default_rng(0)
+  abstract = families.abstract_variables(load_config("fast_vqa_b").model)["params"]
+  params = jax.tree_util.tree_map(
+      lambda leaf: (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32), abstract)
+  served = pth_files.pth_bytes({"state_dict": convert_weights.to_state_dict(params)})
+  video = write_video(tmp_path / "v.avi", random_frames(40, 72, 96, seed=6))
+  with model_server.serve({"/mirror/FAST_VQA_B_1_4.pth": served}) as server:
+    env = dict(env, VQA_JAX_CACHE=str(tmp_path / "cache"),
+               VQA_JAX_MODELS_MIRROR=server.url("/mirror"))
+    scored = run([str(bin_dir / "vqa-jax"), "score", "--model=fast-vqa-b", video], cwd, env)
+    listed = run([str(bin_dir / "vqa-jax"), "models"], cwd, env)
+  row = json.loads(scored.stdout.strip().splitlines()[-1])
+  mean, std = -0.110198185, 0.04178565  # the official script's FAST-VQA constants (calibration.py)
+  assert math.isclose(row["score_01"], 1 / (1 + math.exp(-(row["score"] - mean) / std)),
+                      rel_tol=1e-9)
+  cached = tmp_path / "cache" / "models" / "fast-vqa-b" / "FAST_VQA_B_1_4.pth"
+  assert cached.read_bytes() == served
+  record = json.loads((cached.parent / "FAST_VQA_B_1_4.pth.json").read_text())
+  assert hashlib.sha256(served).hexdigest() in json.dumps(record)
+  assert "fast-vqa-b" in listed.stdout
