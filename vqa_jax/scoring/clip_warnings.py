@@ -4,10 +4,12 @@ Three kinds, each a sentence in the row's `warning` (joined by '; ' when several
 
 * `decoded_short`: the video decoded fewer frames than its container lists (`video_io.SHORTFALLS`;
   the clips were re-sampled from the frames that decode);
-* `short_clip`: a clip of the test protocol repeats frames because the video has too few
-  (FAST-VQA's sampler wraps round to frame 0, SAMA's clamps to the last frame), e.g. 4 frames
-  under clip_len 4 at frame_interval 2. A long video whose last clip wraps without repeating a
-  frame (the reference protocol on e.g. 240 frames) is not warned about;
+* `short_clip`: the video is shorter than one clip: even a single clip of `clip_len` frames
+  `frame_interval` apart does not fit, so its frames run past the end (FAST-VQA's sampler wraps
+  round to frame 0, SAMA's repeats the last frame), e.g. 4 frames under clip_len 4 at interval 2
+  (a clip spans 7 frames), or fewer than 63 frames under FAST-VQA-B's 32 at interval 2. A video
+  that holds a clip but not all `num_clips_eval` of them side by side (the reference protocol's
+  last clip wraps on e.g. 240 frames) is the protocol working as designed, not warned about;
 * `upsampled`: the short side is below the fragment grid (grid * patch pixels), so the frames
   were upsampled before the fragments were cut (e.g. a 16x16 video).
 
@@ -32,19 +34,15 @@ from vqa_jax.data import video_io
 DECODED_SHORT, SHORT_CLIP, UPSAMPLED = "decoded_short", "short_clip", "upsampled"
 SUMMARIES = {
     DECODED_SHORT: "decoded fewer frames than their container lists",
-    SHORT_CLIP: "have fewer frames than a clip samples (a clip repeats frames)",
+    SHORT_CLIP: "are shorter than a clip (its frames wrap round)",
     UPSAMPLED: "are smaller than the fragment grid (upsampled)",
 }
 
 
-def repeats_frames(num_frames: int, sampling: Mapping[str, Any], num_clips: int) -> bool:
-  """Whether a test clip of `sampling` on a `num_frames`-frame video holds a frame twice.
-
-  Centred offsets decide it for random ones too: offsets are 0 whenever a segment is no longer
-  than a clip's span, and a longer segment never overflows.
-  """
-  clips = sampling_lib.clip_indices(num_frames, sampling, num_clips).reshape(num_clips, -1)
-  return any(np.unique(clip).size < clip.size for clip in clips)
+def shorter_than_a_clip(num_frames: int, sampling: Mapping[str, Any]) -> bool:
+  """Whether one clip of `sampling` runs past the end of a `num_frames`-frame video: its frame
+  indices, sampled as the only clip, are not strictly increasing (wrapped round or clamped)."""
+  return bool(np.any(np.diff(sampling_lib.clip_indices(num_frames, sampling, 1)) <= 0))
 
 
 def shortfall_warnings(path: str) -> dict[str, str]:
@@ -53,8 +51,7 @@ def shortfall_warnings(path: str) -> dict[str, str]:
   return {DECODED_SHORT: warning} if warning else {}
 
 
-def video_warnings(path: str, sampling: Mapping[str, Any], num_clips: int,
-                   scored: bool = True) -> dict[str, str]:
+def video_warnings(path: str, sampling: Mapping[str, Any], scored: bool = True) -> dict[str, str]:
   """{kind: sentence} of `path` under the test protocol (module docstring); {} for a clean video.
   Only `decoded_short` for a video that was not scored (it failed) and under frames_1fps."""
   found = shortfall_warnings(path)
@@ -68,9 +65,11 @@ def video_warnings(path: str, sampling: Mapping[str, Any], num_clips: int,
     return found  # it was scored a moment ago: changed meanwhile, nothing to say about its clips
   num_frames = shortfall[1] if shortfall else info.num_frames
   clip_len, interval = sampling["clip_len"], sampling["frame_interval"]
-  if not video_io.is_image(path) and repeats_frames(num_frames, sampling, num_clips):
+  if not video_io.is_image(path) and shorter_than_a_clip(num_frames, sampling):
     found[SHORT_CLIP] = (f"shorter than a clip: {num_frames} frames, a clip samples {clip_len} "
-                         f"frames {interval} apart, so its frames repeat")
+                         f"frames {interval} apart, so "
+                         + ("it repeats the last frame" if sampling["method"] == "sama"
+                            else "it wraps round to frame 0"))
   side = sampling["grid"] * sampling["patch"]
   if min(info.height, info.width) < side:
     found[UPSAMPLED] = (f"smaller than the fragment grid: {info.width}x{info.height}, upsampled "

@@ -23,9 +23,9 @@ Each row also has the file's `size` and `mtime_ns`, and what scored it: `checkpo
 path), `checkpoint_digest` (of the restored weights and calibration) and `config_digest` (of the
 model, sampling and motion sections; `vqa_jax.scoring.provenance`). An unreadable video gives
 `{"path", "error"}` (its reason) and the exit code is 1. A row may have a `warning`: the video
-decoded fewer frames than its container lists, has fewer frames than a clip samples (a clip
-repeats frames), or is smaller than the fragment grid (upsampled); stderr counts each kind at the
-end (`vqa_jax.scoring.clip_warnings`).
+decoded fewer frames than its container lists, is shorter than one clip (its frames wrap round),
+or is smaller than the fragment grid (upsampled); stderr counts each kind at the end
+(`vqa_jax.scoring.clip_warnings`).
 
 Output files (--jsonl / --csv; `vqa_jax.scoring.score_output`) are never truncated: a file that
 already holds rows is refused (exit 2) unless --resume, which keeps its rows, skips the videos it
@@ -327,13 +327,14 @@ def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str]
     score_output.prepare_folder(out_path)
   with score_output.ResultFiles(jsonl_path, csv_path, resume,
                                 write_header=shard_index == 0) as files:
-    written = len(files.rows)
+    before = len(files.rows)
     try:
       failed, tally = _score_into(files, config, checkpoint, videos, png_paths, out, use_ema,
                                   num_shards, shard_index, clip_chunk, per_video_scale,
                                   allow_mixed_checkpoints)
     except KeyboardInterrupt:
-      raise Interrupted(len(files.rows) - written, len(files.rows), files.paths) from None
+      saved = files.saved()
+      raise Interrupted(saved - before, saved, files.paths) from None
   for line in tally.lines():
     print(line, file=sys.stderr)
   if not videos:
@@ -363,8 +364,7 @@ def _score_into(files: score_output.ResultFiles, config: ml_collections.ConfigDi
   tally = clip_warnings.Tally()
 
   def warn(path: str, scored: bool) -> dict[str, str]:
-    return tally.count(clip_warnings.video_warnings(path, config.sampling,
-                                                    config.sampling.num_clips_eval, scored))
+    return tally.count(clip_warnings.video_warnings(path, config.sampling, scored))
 
   failed = 0
   with progress_bar(len(pairs)) as bar:

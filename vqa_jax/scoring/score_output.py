@@ -206,6 +206,7 @@ class ResultFiles:
       for lock in self._locks:
         lock.acquire()
       self.record_path = jsonl_path or csv_path
+      self._record_is_jsonl = bool(jsonl_path)
       self.rows = self._open(jsonl_path, csv_path, resume, write_header)
     except BaseException:
       self.close()
@@ -249,6 +250,15 @@ class ResultFiles:
           f"{csv_path} holds {sum(extra.values())} rows that {self.record_path} lacks (e.g. "
           f"{next(iter(extra))[0]}), so it was not written beside it; the CSV is rebuilt from the "
           "JSON lines: give another --csv, or that CSV alone")
+
+  def saved(self) -> int:
+    """The number of complete rows in the record file now, read back from it (also right after an
+    interruption inside `write`); 0 without output files."""
+    if not self.record_path:
+      return 0
+    text, _ = _complete_text(self.record_path)
+    parse = parse_jsonl if self._record_is_jsonl else parse_csv
+    return len(parse(self.record_path, text))
 
   @property
   def done(self) -> set[Key]:
