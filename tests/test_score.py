@@ -649,6 +649,7 @@ def test_command_line_refusals_are_one_line_with_exit_code_2(setup, tmp_path):
   assert jsonl.read_bytes() == before
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_sigint_while_scoring_exits_130_with_the_resume_command(setup, tmp_path):
   """A real Ctrl-C (SIGINT) mid-folder: one line, exit 130, and its command finishes the folder."""

@@ -325,18 +325,21 @@ def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str]
   png_paths = quality_map_paths(quality_map_path, videos) if quality_map_path and videos else None
   for out_path in png_paths or []:
     score_output.prepare_folder(out_path)
-  with score_output.ResultFiles(jsonl_path, csv_path, resume,
-                                write_header=shard_index == 0) as files:
-    before = len(files.rows)
-    try:
+  files, before = None, 0
+  try:
+    with score_output.ResultFiles(jsonl_path, csv_path, resume,
+                                  write_header=shard_index == 0) as files:
+      before = len(files.rows)
       failed, tally = _score_into(files, config, checkpoint, videos, png_paths, out, use_ema,
                                   num_shards, shard_index, clip_chunk, per_video_scale,
                                   allow_mixed_checkpoints)
-    except KeyboardInterrupt:
-      saved = files.saved()
-      raise Interrupted(saved - before, saved, files.paths) from None
-  for line in tally.lines():
-    print(line, file=sys.stderr)
+    for line in tally.lines():
+      print(line, file=sys.stderr)
+  except KeyboardInterrupt:
+    if files is None:
+      raise
+    saved = files.saved()
+    raise Interrupted(saved - before, saved, files.paths) from None
   if not videos:
     print("no videos found", file=sys.stderr)
   return 1 if not videos or failed else 0

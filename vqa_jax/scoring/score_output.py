@@ -204,7 +204,12 @@ class ResultFiles:
       prepare_folder(path)
     try:
       for lock in self._locks:
-        lock.acquire()
+        try:
+          lock.acquire()
+        except OutputLocked:
+          raise
+        except OSError as e:
+          raise OutputError(f"cannot create the lock file {lock.lock_path}: {e}") from None
       self.record_path = jsonl_path or csv_path
       self._record_is_jsonl = bool(jsonl_path)
       self.rows = self._open(jsonl_path, csv_path, resume, write_header)
