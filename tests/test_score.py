@@ -535,11 +535,12 @@ def test_rows_record_the_checkpoint_and_resume_with_another_is_refused(setup, tm
   before = jsonl.read_bytes(), csv_path.read_bytes()
   other_config = load_config("smoke")
   other_config.sampling.num_clips_eval = 3
-  for other, use_ema in ((config, False), (other_config, True)):
+  for other, use_ema, differs in ((config, False, "checkpoint"), (other_config, True, "config")):
     assert score.cli(other, str(setup["root"] / "workdir"), setup["paths"], resume=True,
                      use_ema=use_ema, **outputs) == 2
     error = capsys.readouterr().err.splitlines()[-1]
-    assert error.startswith(f"error: {jsonl} holds 1 of 1 rows from another checkpoint or config")
+    assert error.startswith(f"error: {jsonl} holds 1 of 1 rows from another {differs} (first: "
+                            f"checkpoint {setup['root'] / 'ckpt'} (digest")
     assert "--allow_mixed_checkpoints" in error
     assert (jsonl.read_bytes(), csv_path.read_bytes()) == before
   assert score.cli(config, str(setup["root"] / "workdir"), setup["paths"], resume=True,

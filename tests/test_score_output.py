@@ -196,8 +196,9 @@ def test_rows_of_another_checkpoint_or_config_are_refused_unless_allowed(tmp_pat
   with score_output.ResultFiles(str(jsonl), None, resume=True) as files:
     with pytest.raises(score_output.MixedCheckpoints) as error:
       files.check_provenance(ours)
-    assert ("holds 1 of 1 rows from another checkpoint or config (first: checkpoint /runs/two "
-            "(digest 2222222222222222)") in str(error.value)
+    assert ("holds 1 of 1 rows from another checkpoint (first: checkpoint /runs/two "
+            "(digest 2222222222222222), config digest cccccccccccccccc; this run: checkpoint "
+            "/runs/one (digest 1111111111111111)") in str(error.value)
     assert "--allow_mixed_checkpoints" in str(error.value)
     files.check_provenance(ours, allow_mixed=True)
     files.check_provenance(dict(theirs, checkpoint="/moved/two"))  # same weights, other path
@@ -205,8 +206,10 @@ def test_rows_of_another_checkpoint_or_config_are_refused_unless_allowed(tmp_pat
   legacy = tmp_path / "legacy.jsonl"
   legacy.write_text(json.dumps(a) + "\n")  # a row from before rows recorded their checkpoint
   with score_output.ResultFiles(str(legacy), None, resume=True) as files:
-    with pytest.raises(score_output.MixedCheckpoints, match="no checkpoint recorded"):
+    with pytest.raises(score_output.MixedCheckpoints,
+                       match="another checkpoint and config .first: no checkpoint recorded"):
       files.check_provenance(ours)
+    files.check_provenance(ours, allow_mixed=True)
 
 
 def test_a_csv_alone_is_its_own_record_also_without_a_header(tmp_path):

@@ -72,6 +72,9 @@ def mixed_rows_problem(rows: list[dict], expected: dict, where: str) -> str:
             tuple(expected[k] for k in keys)]
   if not others:
     return ""
-  return (f"{where} holds {len(others)} of {len(rows)} rows from another checkpoint or config "
-          f"(first: {_described(others[0])}; this run: {_described(expected)}): resuming would "
-          "mix two models' scores. Give another output file, or pass --allow_mixed_checkpoints")
+  differs = [what for what, k in zip(("checkpoint", "config"), keys)
+             if (others[0].get(k) or None) != expected[k]]
+  return (f"{where} holds {len(others)} of {len(rows)} rows from another "
+          f"{' and '.join(differs)} (first: {_described(others[0])}; this run: "
+          f"{_described(expected)}): resuming would mix two models' scores. Give another output "
+          "file, or pass --allow_mixed_checkpoints")
