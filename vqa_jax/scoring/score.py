@@ -107,8 +107,8 @@ class Interrupted(Exception):
   def message(self, command: str) -> str:
     """The one line `score` prints: rows saved and the command that continues the run."""
     if not self.outputs:
-      return (f"interrupted after scoring {self.scored} videos; nothing was saved (no --jsonl / "
-              "--csv to resume from)")
+      return ("interrupted: no --jsonl / --csv to resume from; the rows printed above are "
+              "complete, one per video scored")
     return (f"interrupted: {self.saved} rows saved in {' and '.join(self.outputs)} ({self.scored} "
             f"from this run); continue with: {command}")
 
