@@ -573,6 +573,13 @@ def test_ctrl_c_while_scoring_is_one_line_with_the_resume_command(setup, tmp_pat
   assert [r["path"] for r in jsonl_rows(jsonl)] == [r["path"] for r in csv_rows(csv_path)] == (
       videos[:2])
   assert not os.path.exists(f"{jsonl}.lock")  # released
+  out = io.StringIO()  # without output files: nothing to resume
+  assert score.cli(setup["config"], str(setup["root"] / "ckpt"), [str(tmp_path / "videos")],
+                   out=out) == 130
+  assert len(out.getvalue().splitlines()) == 2
+  assert capsys.readouterr().err.splitlines()[-1] == (
+      "interrupted: no --jsonl / --csv to resume from; the rows printed above are complete, one "
+      "per video scored")
   monkeypatch.setattr(score, "score_video", real_score_video)
   assert score.cli(setup["config"], str(setup["root"] / "ckpt"), [str(tmp_path / "videos")],
                    resume=True, **kwargs) == 0
