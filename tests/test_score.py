@@ -618,7 +618,8 @@ def test_short_and_small_videos_are_scored_with_warnings_and_counted(setup, tmp_
   assert {r["path"]: r["warning"] for r in csv_rows(csv_path)} == {
       p: rows[p].get("warning", "") for p in rows}
   err = capsys.readouterr().err.splitlines()
-  assert "2 videos are shorter than a clip (its frames wrap round) (their rows have a 'warning')" in err
+  assert ("2 videos are shorter than a clip (its frames wrap round) (their rows have a 'warning')"
+          in err)
   assert ("2 videos are smaller than the fragment grid (upsampled) (their rows have a 'warning')"
           in err)
 

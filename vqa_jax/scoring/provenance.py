@@ -31,7 +31,7 @@ SCORING_SECTIONS = ("model", "sampling", "motion")
 
 
 def tree_digest(tree: Any, extra: Any = None) -> str:
-  """SHA-256 (16 hex digits) over a pytree's leaves (path, dtype, shape, bytes) and `extra` (JSON)."""
+  """SHA-256 (16 hex digits) of a pytree's leaves (path, dtype, shape, bytes) and `extra` (JSON)."""
   digest = hashlib.sha256()
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
   for path, leaf in sorted(leaves, key=lambda item: jax.tree_util.keystr(item[0])):
