@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,9 +33,11 @@ from vqa_jax.training import checkpointing
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
 from vqa_jax.convert import state_dicts
+from vqa_jax.scoring import provenance
 from vqa_jax.scoring import quality_map as quality_map_lib
 from vqa_jax.scoring import run_calibration
 from vqa_jax.scoring import score
+from vqa_jax.scoring import score_output
 from vqa_jax.runtime import sharding
 from vqa_jax.training import train_step
 from vqa_jax.data import sampling
@@ -256,7 +259,7 @@ def test_resume_after_a_kill_scores_each_remaining_video_once(setup, tmp_path, m
     real_write(files, row)
 
   monkeypatch.setattr(score.score_output.ResultFiles, "write", dies_on_the_third)
-  with pytest.raises(KeyboardInterrupt):
+  with pytest.raises(score.Interrupted):
     score.run(setup["config"], str(setup["root"] / "ckpt"), [str(tmp_path / "videos")], **kwargs)
   monkeypatch.setattr(score.score_output.ResultFiles, "write", real_write)
   scored = []
@@ -411,3 +414,281 @@ def test_converted_upstream_weights_get_the_official_sigmoid(setup, monkeypatch)
     # vqa.py @9f264e4: FAST-VQA-M's mean 0.023889644, std 0.030781006.
     expected = 1 / (1 + math.exp(-(line["score"] - 0.023889644) / 0.030781006))
     assert line["mos"] is None and line["score_01"] == pytest.approx(expected, rel=1e-12)
+
+
+def jsonl_rows(path):
+  """The rows of a JSON-lines result file."""
+  return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def csv_rows(path):
+  """The rows of a CSV result file."""
+  return list(csv.DictReader(path.open(newline="")))
+
+
+def no_model(*args, **kwargs):
+  """A load_scorer that must not be reached."""
+  del args, kwargs
+  pytest.fail("the checkpoint was loaded")
+
+
+def test_score_without_resume_never_truncates_an_existing_file(setup, tmp_path, monkeypatch,
+                                                                capsys):
+  jsonl, csv_path = tmp_path / "r.jsonl", tmp_path / "r.csv"
+  outputs = dict(jsonl_path=str(jsonl), csv_path=str(csv_path), out=io.StringIO())
+  checkpoint = str(setup["root"] / "ckpt")
+  assert score.cli(setup["config"], checkpoint, setup["paths"][:1], **outputs) == 0
+  (first,) = jsonl_rows(jsonl)
+  with score_output.ResultFiles(str(jsonl), str(csv_path), resume=True) as files:
+    for i in range(37):  # 38 rows of this checkpoint in all
+      files.write({**first, "path": str(tmp_path / f"gone{i}.avi"), "score": i / 37})
+  before = jsonl.read_bytes(), csv_path.read_bytes()
+  capsys.readouterr()
+  with monkeypatch.context() as patched:
+    patched.setattr(score, "load_scorer", no_model)  # refused before the model is loaded
+    assert score.cli(setup["config"], checkpoint, setup["paths"][1:], **outputs) == 2
+  error = capsys.readouterr().err.strip()
+  assert error.startswith(f"error: {jsonl} already holds 38 result rows") and "--resume" in error
+  assert "\n" not in error
+  assert (jsonl.read_bytes(), csv_path.read_bytes()) == before
+  assert score.cli(setup["config"], checkpoint, setup["paths"][1:], resume=True, **outputs) == 0
+  rows = jsonl_rows(jsonl)
+  assert len(rows) == 39 and jsonl.read_bytes().startswith(before[0])  # appended
+  assert [r["path"] for r in csv_rows(csv_path)] == [r["path"] for r in rows]
+
+
+def test_a_second_scorer_on_the_same_file_gets_one_clear_line(setup, tmp_path, monkeypatch,
+                                                              capsys):
+  jsonl = tmp_path / "same.jsonl"
+  checkpoint = str(setup["root"] / "ckpt")
+  with score_output.ResultFiles(str(jsonl), None) as first:  # the first scorer, mid-run
+    first.write({"path": "/videos/a.mp4", "size": 1, "mtime_ns": 2, "score": 0.5})
+    monkeypatch.setattr(score, "load_scorer", no_model)
+    for resume in (False, True):
+      assert score.cli(setup["config"], checkpoint, setup["paths"], jsonl_path=str(jsonl),
+                       resume=resume, out=io.StringIO()) == 2
+      error = capsys.readouterr().err.strip()
+      assert error.startswith(f"error: {jsonl} is being written by another score process (pid "
+                              f"{os.getpid()} on host") and "\n" not in error
+  assert [r["path"] for r in jsonl_rows(jsonl)] == ["/videos/a.mp4"]  # the first's rows only
+
+
+class Killed(BaseException):
+  """A simulated SIGKILL: nothing in the scorer handles it."""
+
+
+def test_a_kill_between_the_jsonl_and_csv_writes_then_resume_gives_one_row_per_video(
+    setup, tmp_path, monkeypatch):
+  videos = four_videos(tmp_path / "videos")
+  jsonl, csv_path = tmp_path / "r.jsonl", tmp_path / "r.csv"
+  kwargs = dict(jsonl_path=str(jsonl), csv_path=str(csv_path), out=io.StringIO())
+  real_write = score_output.ResultFiles.write
+
+  def dies_after_the_jsonl_line_of_the_third(files, row):
+    if row["path"] != videos[2]:
+      return real_write(files, row)
+    jsonl_file = files._files[0][0]  # pylint: disable=protected-access
+    jsonl_file.write(json.dumps(row) + "\n")
+    jsonl_file.flush()
+    raise Killed
+
+  with monkeypatch.context() as patched:
+    patched.setattr(score_output.ResultFiles, "write", dies_after_the_jsonl_line_of_the_third)
+    with pytest.raises(Killed):
+      score.run(setup["config"], str(setup["root"] / "ckpt"), [str(tmp_path / "videos")],
+                **kwargs)
+  assert len(jsonl_rows(jsonl)) == 3 and len(csv_rows(csv_path)) == 2  # the JSONL one ahead
+  scored = []
+  real_score_video = score.score_video
+  monkeypatch.setattr(score, "score_video", lambda config, map_fn, path, *a: scored.append(path)
+                      or real_score_video(config, map_fn, path, *a))
+  assert score.run(setup["config"], str(setup["root"] / "ckpt"), [str(tmp_path / "videos")],
+                   resume=True, **kwargs) == 0
+  assert scored == videos[3:]  # the third is in the record: not scored twice
+  from_jsonl = [r["path"] for r in jsonl_rows(jsonl)]
+  from_csv = [r["path"] for r in csv_rows(csv_path)]
+  assert from_jsonl == from_csv == videos  # exactly one row per video in both
+  assert [float(r["score"]) for r in csv_rows(csv_path)] == [r["score"] for r in jsonl_rows(jsonl)]
+
+
+def test_rows_record_the_checkpoint_and_resume_with_another_is_refused(setup, tmp_path, capsys):
+  config, paths = setup["config"], setup["paths"][:1]
+  jsonl, csv_path = tmp_path / "r.jsonl", tmp_path / "r.csv"
+  outputs = dict(jsonl_path=str(jsonl), csv_path=str(csv_path), out=io.StringIO())
+  assert score.cli(config, str(setup["root"] / "ckpt"), paths, **outputs) == 0
+  (row,) = jsonl_rows(jsonl)
+  assert row["checkpoint"] == str(setup["root"] / "ckpt")
+  assert row["checkpoint_digest"] == provenance.tree_digest(setup["params"])  # the saved weights
+  assert row["config_digest"] == provenance.config_digest(config)
+  assert len(row["checkpoint_digest"]) == len(row["config_digest"]) == 16
+  (table,) = csv_rows(csv_path)
+  assert [table[k] for k in provenance.FIELDS] == [row[k] for k in provenance.FIELDS]
+  # The same weights elsewhere (a copy; the workdir's EMA params) have the same digest ...
+  shutil.copytree(setup["root"] / "ckpt", tmp_path / "copy")
+  for checkpoint in (tmp_path / "copy", setup["root"] / "workdir"):
+    out = io.StringIO()
+    assert score.cli(config, str(checkpoint), paths, out=out) == 0
+    assert json.loads(out.getvalue())["checkpoint_digest"] == row["checkpoint_digest"]
+  # ... and resuming with them is fine; the raw params, or another sampling, are refused.
+  assert score.cli(config, str(tmp_path / "copy"), paths, resume=True, **outputs) == 0
+  capsys.readouterr()
+  before = jsonl.read_bytes(), csv_path.read_bytes()
+  other_config = load_config("smoke")
+  other_config.sampling.num_clips_eval = 3
+  for other, use_ema, differs in ((config, False, "checkpoint"), (other_config, True, "config")):
+    assert score.cli(other, str(setup["root"] / "workdir"), setup["paths"], resume=True,
+                     use_ema=use_ema, **outputs) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(f"error: {jsonl} holds 1 of 1 rows from another {differs} (first: "
+                            f"checkpoint {setup['root'] / 'ckpt'} (digest")
+    assert "--allow_mixed_checkpoints" in error
+    assert (jsonl.read_bytes(), csv_path.read_bytes()) == before
+  assert score.cli(config, str(setup["root"] / "workdir"), setup["paths"], resume=True,
+                   use_ema=False, allow_mixed_checkpoints=True, **outputs) == 0
+  rows = jsonl_rows(jsonl)
+  assert [r["path"] for r in rows] == setup["paths"]
+  assert rows[1]["checkpoint_digest"] == provenance.tree_digest(setup["raw_params"])
+
+
+def test_ctrl_c_while_scoring_is_one_line_with_the_resume_command(setup, tmp_path, monkeypatch,
+                                                                  capsys):
+  videos = four_videos(tmp_path / "videos")
+  jsonl, csv_path = tmp_path / "r.jsonl", tmp_path / "r.csv"
+  kwargs = dict(jsonl_path=str(jsonl), csv_path=str(csv_path), out=io.StringIO())
+  real_score_video = score.score_video
+
+  def interrupted_on_the_third(config, map_fn, path, *args):
+    if path == videos[2]:
+      raise KeyboardInterrupt
+    return real_score_video(config, map_fn, path, *args)
+
+  monkeypatch.setattr(score, "score_video", interrupted_on_the_third)
+  command = "python -m vqa_jax.score --resume --jsonl=r.jsonl videos"
+  assert score.cli(setup["config"], str(setup["root"] / "ckpt"), [str(tmp_path / "videos")],
+                   command=command, **kwargs) == score.EXIT_INTERRUPTED == 130
+  err = capsys.readouterr().err
+  assert "Traceback" not in err
+  assert err.splitlines()[-1] == (f"interrupted: 2 rows saved in {jsonl} and {csv_path} (2 from "
+                                  f"this run); continue with: {command}")
+  assert [r["path"] for r in jsonl_rows(jsonl)] == [r["path"] for r in csv_rows(csv_path)] == (
+      videos[:2])
+  assert not os.path.exists(f"{jsonl}.lock")  # released
+  out = io.StringIO()  # without output files: nothing to resume
+  assert score.cli(setup["config"], str(setup["root"] / "ckpt"), [str(tmp_path / "videos")],
+                   out=out) == 130
+  assert len(out.getvalue().splitlines()) == 2
+  assert capsys.readouterr().err.splitlines()[-1] == (
+      "interrupted: no --jsonl / --csv to resume from; the rows printed above are complete, one "
+      "per video scored")
+  monkeypatch.setattr(score, "score_video", real_score_video)
+  assert score.cli(setup["config"], str(setup["root"] / "ckpt"), [str(tmp_path / "videos")],
+                   resume=True, **kwargs) == 0
+  assert [r["path"] for r in jsonl_rows(jsonl)] == videos
+
+
+def test_resume_command_repeats_the_arguments_with_resume():
+  assert score.resume_command(["/x/vqa_jax/score.py", "--checkpoint=/r un", "--noresume",
+                               "--jsonl=o.jsonl", "videos dir"]) == (
+      "python -m vqa_jax.score --resume '--checkpoint=/r un' --jsonl=o.jsonl 'videos dir'")
+  assert score.resume_command(["vqa-jax score", "--resume", "--csv=o.csv", "v.mp4"]) == (
+      "vqa-jax score --resume --csv=o.csv v.mp4")
+
+
+def test_short_and_small_videos_are_scored_with_warnings_and_counted(setup, tmp_path, capsys):
+  folder = tmp_path / "videos"
+  folder.mkdir()
+  # Smoke: clips of 4 frames 2 apart (a clip spans 7 frames) on a 2 x 16 = 32-pixel grid.
+  short = write_video(folder / "a_short.avi", random_frames(4, 40, 48, seed=1))  # 0 2 0 2
+  tiny = write_video(folder / "b_tiny.avi", random_frames(20, 16, 16, seed=2))
+  both = write_video(folder / "c_both.avi", random_frames(6, 16, 24, seed=3))  # 0 2 4 0
+  clean = write_video(folder / "d_clean.avi", random_frames(7, 40, 48, seed=4))  # 0 2 4 6
+  out, csv_path = io.StringIO(), tmp_path / "r.csv"
+  assert score.run(setup["config"], str(setup["root"] / "ckpt"), [str(folder)], str(csv_path),
+                   out=out) == 0
+  rows = {r["path"]: r for r in map(json.loads, out.getvalue().splitlines())}
+  wraps = ("shorter than a clip: {} frames, a clip samples 4 frames 2 apart, so it wraps round "
+           "to frame 0")
+  upsampled = ("smaller than the fragment grid: {}, upsampled to a short side of 32 pixels "
+               "(2 x 16)")
+  assert rows[short]["warning"] == wraps.format(4)
+  assert rows[tiny]["warning"] == upsampled.format("16x16")
+  assert rows[both]["warning"] == wraps.format(6) + "; " + upsampled.format("24x16")
+  assert "warning" not in rows[clean]
+  assert all(isinstance(r["score"], float) for r in rows.values())
+  assert {r["path"]: r["warning"] for r in csv_rows(csv_path)} == {
+      p: rows[p].get("warning", "") for p in rows}
+  err = capsys.readouterr().err.splitlines()
+  assert ("2 videos are shorter than a clip (its frames wrap round) (their rows have a 'warning')"
+          in err)
+  assert ("2 videos are smaller than the fragment grid (upsampled) (their rows have a 'warning')"
+          in err)
+
+
+@pytest.mark.integration
+def test_command_line_refusals_are_one_line_with_exit_code_2(setup, tmp_path):
+  """An existing result file without --resume, and a file another scorer holds: exit 2, one line."""
+  jsonl = tmp_path / "r.jsonl"
+  jsonl.write_text(json.dumps({"path": "/v/a.mp4", "size": 1, "mtime_ns": 2, "score": 0.5}) + "\n")
+  before = jsonl.read_bytes()
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  command = [sys.executable, "-m", "vqa_jax.score", f"--config={SMOKE}",
+             f"--checkpoint={setup['root'] / 'ckpt'}", f"--jsonl={jsonl}", setup["paths"][0]]
+  refused = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+  assert refused.returncode == 2, refused.stderr[-2000:]
+  assert refused.stderr.strip() == (
+      f"error: {jsonl} already holds 1 result rows, and score never overwrites results: add "
+      "--resume to continue it (the videos it holds are skipped, new rows appended), or give "
+      "another output file")
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from vqa_jax.scoring import output_lock; "
+       "output_lock.OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
+       str(jsonl)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline() == "held\n"
+    locked = subprocess.run(command + ["--resume"], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+  finally:
+    holder.kill()
+    holder.wait()
+  assert locked.returncode == 2, locked.stderr[-2000:]
+  assert len(locked.stderr.strip().splitlines()) == 1
+  assert locked.stderr.startswith(f"error: {jsonl} is being written by another score process "
+                                  f"(pid {holder.pid} on host")
+  assert jsonl.read_bytes() == before
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_sigint_while_scoring_exits_130_with_the_resume_command(setup, tmp_path):
+  """A real Ctrl-C (SIGINT) mid-folder: one line, exit 130, and its command finishes the folder."""
+  folder = tmp_path / "videos"
+  folder.mkdir()
+  videos = [write_video(folder / f"v{i}.avi", random_frames(8, 40, 48, seed=40 + i))
+            for i in range(6)]
+  jsonl = tmp_path / "r.jsonl"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  command = [sys.executable, "-m", "vqa_jax.score", f"--config={SMOKE}",
+             f"--checkpoint={setup['root'] / 'ckpt'}", f"--jsonl={jsonl}",
+             f"--quality-map={tmp_path / 'maps'}{os.sep}", str(folder)]  # maps: ~0.3 s a video
+  proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 120
+  while time.monotonic() < deadline and proc.poll() is None:
+    if jsonl.is_file() and jsonl.read_text().count("\n") >= 1:
+      proc.send_signal(signal.SIGINT)
+      break
+    time.sleep(0.01)
+  stderr = proc.communicate(timeout=120)[1]
+  assert proc.returncode == 130, stderr[-2000:]
+  assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+  saved = len(jsonl_rows(jsonl))
+  last = stderr.strip().splitlines()[-1]
+  prefix = f"interrupted: {saved} rows saved in {jsonl} ({saved} from this run); continue with: "
+  assert last.startswith(prefix) and 1 <= saved < 6
+  resumed = shlex.split(last[len(prefix):])
+  assert resumed[:4] == ["python", "-m", "vqa_jax.score", "--resume"]
+  finished = subprocess.run([sys.executable, *resumed[1:]], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+  assert finished.returncode == 0, finished.stderr[-2000:]
+  assert [r["path"] for r in jsonl_rows(jsonl)] == videos

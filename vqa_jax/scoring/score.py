@@ -1,7 +1,8 @@
 """Scores video files with a trained model: one JSON line per video, result files, map PNGs.
 
   python -m vqa_jax.score [--config=fast_vqa_b] --checkpoint=DIR [--noema] \
-      [--jsonl=FILE] [--csv=FILE] [--resume] [--num_shards=N --shard_index=I] \
+      [--jsonl=FILE] [--csv=FILE] [--resume [--allow_mixed_checkpoints]] \
+      [--num_shards=N --shard_index=I] \
       [--quality-map=FILE.png|FOLDER/ [--map_per_video_scale]] [--clip_chunk=K] PATH...
 
   python -m vqa_jax.score --model=fast-vqa-b PATH...   (a named model: `vqa-jax models`)
@@ -25,15 +26,29 @@ clips, reduced in float64 on the host from the float32 map. Beside it, `mos` (th
 MOS scale) and `score_01` (in [0, 1]), both higher = better, come from the checkpoint's
 calibration (`vqa_jax.scoring.calibration`: a trained run's fitted logistic, or the official rule for
 converted upstream FAST-VQA / FasterVQA weights); without one they are null and stderr says why.
-Each row also has the file's `size` and `mtime_ns`; an unreadable video gives `{"path", "error"}`
-(its reason) and the exit code is 1. A checkpoint that is missing, unreadable or damaged, or an
-output folder that cannot be created, is exit code 2, before any video is scored.
+Each row also has the file's `size` and `mtime_ns`, and what scored it: `checkpoint` (absolute
+path), `checkpoint_digest` (of the restored weights and calibration) and `config_digest` (of the
+model, sampling and motion sections; `vqa_jax.scoring.provenance`). An unreadable video gives
+`{"path", "error"}` (its reason) and the exit code is 1. A row may have a `warning`: the video
+decoded fewer frames than its container lists, is shorter than one clip (its frames wrap round),
+or is smaller than the fragment grid (upsampled); stderr counts each kind at the end
+(`vqa_jax.scoring.clip_warnings`).
 
-Rows are appended to --jsonl / --csv (folders created first) and flushed as each video finishes;
---resume keeps those files and skips the videos they already hold (same path, size, mtime; see
-`vqa_jax.scoring.score_output`). A tqdm bar on stderr shows videos/s, the ETA and the failure count.
---num_shards / --shard_index score every N-th video from I; each shard writes its own files, and
-concatenating them (shard 0 first: it alone writes the CSV header) gives the whole folder's.
+Output files (--jsonl / --csv; `vqa_jax.scoring.score_output`) are never truncated: a file that
+already holds rows is refused (exit 2) unless --resume, which keeps its rows, skips the videos it
+holds (same path, size, mtime) and appends the others, one row per video as it finishes (flushed
+and fsynced). --resume onto rows of another checkpoint or config is refused (exit 2) unless
+--allow_mixed_checkpoints. One scorer per output file: a second one on the same file exits 2 at
+once, naming the first (a lock beside it, `<file>.lock`, released when the process ends, however).
+The JSONL is the record: with both files, the CSV is rebuilt from it at the start, so a kill
+between the two writes of a row never leaves a row in one file only. A tqdm bar on stderr shows
+videos/s, the ETA and the failure count. --num_shards / --shard_index score every N-th video from
+I; each shard writes its own files, and concatenating them (shard 0 first: it alone writes the CSV
+header) gives the whole folder's.
+
+Exit codes: 0 every video scored; 1 a video failed, or none was found; 2 a usage error, an unusable
+checkpoint or output (before any video is scored); 130 interrupted (Ctrl-C / SIGINT): the rows
+finished so far are saved, and one line on stderr says how many and gives the --resume command.
 
 --quality-map=FILE.png draws each clip's time-averaged map over its middle frame and its fragment
 mosaic, and the score over time (see `vqa_jax.scoring.quality_map`), on the calibrated scale with fixed
@@ -55,6 +70,7 @@ import contextlib
 import functools
 import json
 import os
+import shlex
 import sys
 from typing import Any, Callable, Iterable, Iterator
 
@@ -63,10 +79,12 @@ import ml_collections
 import numpy as np
 
 from vqa_jax.scoring import calibration as calibration_lib
+from vqa_jax.scoring import clip_warnings
 from vqa_jax import families
 from vqa_jax.convert import pretrained
 from vqa_jax.runtime import progress
 from vqa_jax.scoring import quality_map as quality_map_lib
+from vqa_jax.scoring import provenance
 from vqa_jax.scoring import score_output
 from vqa_jax.data import sampling
 from vqa_jax.data import video_io
@@ -81,6 +99,25 @@ VIDEO_EXTENSIONS = frozenset((".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", "
 READ_ERRORS = (video_io.VideoDecodeError, OSError)
 # Images score as 1-frame clips (the IQA models).
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | video_io.IMAGE_EXTENSIONS
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's code for a Ctrl-C
+# warn(path, scored) -> {kind: sentence} (clip_warnings)
+WarnFn = Callable[[str, bool], dict[str, str]]
+
+
+class Interrupted(Exception):
+  """Ctrl-C while scoring: how many rows this run wrote and the output files now hold."""
+
+  def __init__(self, scored: int, saved: int, outputs: list[str]):
+    super().__init__(f"interrupted after {scored} videos")
+    self.scored, self.saved, self.outputs = scored, saved, outputs
+
+  def message(self, command: str) -> str:
+    """The one line `score` prints: rows saved and the command that continues the run."""
+    if not self.outputs:
+      return ("interrupted: no --jsonl / --csv to resume from; the rows printed above are "
+              "complete, one per video scored")
+    return (f"interrupted: {self.saved} rows saved in {' and '.join(self.outputs)} ({self.scored} "
+            f"from this run); continue with: {command}")
 
 
 def find_videos(paths: Iterable[str]) -> Iterator[str]:
@@ -212,19 +249,22 @@ def score_video(config: ml_collections.ConfigDict, map_fn: MapFn, path: str,
 
 
 def score_videos(videos: list[str], score: Callable[[str, str | None], dict],
-                 png_paths: list[str | None] | None = None) -> Iterator[dict]:
+                 png_paths: list[str | None] | None = None, warn: WarnFn | None = None,
+                 extra: dict | None = None) -> Iterator[dict]:
   """`score(path, png_path)` per video, or `{'path', 'error'}` for one that cannot be read;
-  each row also names the file's size and mtime_ns (what --resume compares), and a video that
-  decoded fewer frames than its container lists has a `warning` saying so."""
+  each row also names the file's size and mtime_ns (what --resume compares), has a `warning`
+  (the sentences of `warn(path, scored)`, '; '-joined; default: only a video that decoded fewer
+  frames than its container lists) when there is one, and ends with `extra`'s fields."""
+  warn = warn or (lambda path, scored: clip_warnings.shortfall_warnings(path))
   for video, png_path in zip(videos, png_paths or [None] * len(videos)):
     _, size, mtime_ns = score_output.file_key(video)
     try:
       result = score(video, png_path)
     except READ_ERRORS as e:
       result = {"path": video, "error": f"{type(e).__name__}: {e}"}
-    warning = video_io.SHORTFALLS.warning(video)
-    yield {**result, **({"warning": warning} if warning else {}), "size": size,
-           "mtime_ns": mtime_ns}
+    found = warn(video, "error" not in result)
+    yield {**result, **({"warning": "; ".join(found.values())} if found else {}), "size": size,
+           "mtime_ns": mtime_ns, **(extra or {})}
 
 
 def shard(videos: list, num_shards: int, shard_index: int) -> list:
@@ -250,21 +290,25 @@ def reading_checkpoint(checkpoint: str) -> Iterator[None]:
 def load_scorer(config: ml_collections.ConfigDict, checkpoint: str, use_ema: bool,
                 clip_chunk: int | None = None,
                 display: quality_map_lib.Display | None = None,
-                per_video_scale: bool = False) -> Callable[[str, str | None], dict]:
-  """`score(path, png_path) -> result` of the config's model family with the checkpoint and its
-  calibration loaded; any failure to read the checkpoint is a CheckpointError."""
+                per_video_scale: bool = False) -> tuple[Callable[[str, str | None], dict], str]:
+  """(`score(path, png_path) -> result` of the config's model family with the checkpoint and its
+  calibration loaded, the digest of those variables and calibration: `provenance.tree_digest`);
+  any failure to read the checkpoint is a CheckpointError."""
   with reading_checkpoint(checkpoint):
     calibration, described = calibration_lib.for_checkpoint(config, checkpoint, use_ema)
     print(described, file=sys.stderr)
+    calibration_json = calibration.to_json() if calibration else None
     if families.family_name(config.model) == "simple_vqa":
       from vqa_jax.scoring import simple_vqa_scoring  # pylint: disable=g-import-not-at-top
-      scorer = simple_vqa_scoring.make_scorer(
-          config, simple_vqa_scoring.load_variables(config, checkpoint, use_ema))
-      return lambda path, png_path: {"path": path, **calibrated(scorer(path), calibration)}
+      variables = simple_vqa_scoring.load_variables(config, checkpoint, use_ema)
+      scorer = simple_vqa_scoring.make_scorer(config, variables)
+      return (lambda path, png_path: {"path": path, **calibrated(scorer(path), calibration)},
+              provenance.tree_digest(variables, calibration_json))
     params = load_checkpoint(config, checkpoint, use_ema)
   map_fn = make_map_fn(config, params, clip_chunk)
   display = display or quality_map_lib.display_for(calibration, per_video_scale)
-  return lambda path, png_path: score_video(config, map_fn, path, png_path, calibration, display)
+  return (lambda path, png_path: score_video(config, map_fn, path, png_path, calibration, display),
+          provenance.tree_digest(params, calibration_json))
 
 
 def progress_bar(total: int):
@@ -276,53 +320,96 @@ def run(config: ml_collections.ConfigDict, checkpoint: str, paths: Iterable[str]
         csv_path: str | None = None, out=sys.stdout, use_ema: bool = True,
         quality_map_path: str | None = None, jsonl_path: str | None = None,
         resume: bool = False, num_shards: int = 1, shard_index: int = 0,
-        clip_chunk: int | None = None, per_video_scale: bool = False) -> int:
+        clip_chunk: int | None = None, per_video_scale: bool = False,
+        allow_mixed_checkpoints: bool = False) -> int:
   """Scores `paths`, printing JSON lines to `out` and appending them to the result files as
   each video finishes (and PNGs); returns the exit code (0, or 1 when a video failed or none was
-  found). Output folders are made, and the checkpoint read, before any video is scored."""
+  found). The output files are locked and checked (never truncated: `score_output`), and the
+  checkpoint read, before any video is scored; Ctrl-C raises `Interrupted`."""
   if quality_map_path and families.family_name(config.model) == "simple_vqa":
     raise ValueError("--quality-map draws FAST-VQA's local quality map; SimpleVQA has none")
   videos = list(find_videos(paths))
   png_paths = quality_map_paths(quality_map_path, videos) if quality_map_path and videos else None
-  for out_path in [jsonl_path, csv_path, *(png_paths or [])]:
-    if out_path:
-      score_output.prepare_folder(out_path)
-  pairs = shard(list(zip(videos, png_paths or [None] * len(videos))), num_shards, shard_index)
-  params_key = pretrained.locate(checkpoint).params_key(use_ema)
-  print(f"scoring with {pretrained.describe(checkpoint)}, '{params_key}'", file=sys.stderr)
-  score_one = load_scorer(config, checkpoint, use_ema, clip_chunk,
-                          per_video_scale=per_video_scale)
-  failed = warned = 0
-  with score_output.ResultFiles(jsonl_path, csv_path, resume,
-                                write_header=shard_index == 0) as files:
-    todo = set(score_output.pending([v for v, _ in pairs], files.done))
-    if len(todo) < len(pairs):
-      print(f"{len(pairs) - len(todo)} of {len(pairs)} videos already in the output: skipped",
-            file=sys.stderr)
-    pairs = [(v, p) for v, p in pairs if v in todo]
-    with progress_bar(len(pairs)) as bar:
-      for result in score_videos([v for v, _ in pairs], score_one, [p for _, p in pairs]):
-        print(json.dumps(result), file=out, flush=True)
-        files.write(result)
-        failed += "error" in result
-        warned += "warning" in result
-        bar.set_postfix(failed=failed, refresh=False)
-        bar.update()
-  if warned:
-    print(f"{warned} videos decoded fewer frames than their container lists (their rows have a "
-          "'warning')", file=sys.stderr)
+  for out_path in png_paths or []:
+    score_output.prepare_folder(out_path)
+  files, before = None, 0
+  try:
+    with score_output.ResultFiles(jsonl_path, csv_path, resume,
+                                  write_header=shard_index == 0) as files:
+      before = len(files.rows)
+      failed, tally = _score_into(files, config, checkpoint, videos, png_paths, out, use_ema,
+                                  num_shards, shard_index, clip_chunk, per_video_scale,
+                                  allow_mixed_checkpoints)
+    for line in tally.lines():
+      print(line, file=sys.stderr)
+  except KeyboardInterrupt:
+    if files is None:
+      raise
+    saved = files.saved()
+    raise Interrupted(saved - before, saved, files.paths) from None
   if not videos:
     print("no videos found", file=sys.stderr)
   return 1 if not videos or failed else 0
 
 
-def cli(config: ml_collections.ConfigDict, checkpoint: str, paths: list[str], **kwargs) -> int:
-  """`run` with its up-front errors as exit code 2 (checkpoint or output unusable, bad flags)."""
+def _score_into(files: score_output.ResultFiles, config: ml_collections.ConfigDict,
+                checkpoint: str, videos: list[str], png_paths: list[str] | None, out,
+                use_ema: bool, num_shards: int, shard_index: int, clip_chunk: int | None,
+                per_video_scale: bool, allow_mixed: bool
+                ) -> tuple[int, clip_warnings.Tally]:
+  """`run`'s work once its files are open: loads the checkpoint, checks the rows' provenance,
+  scores the shard's pending videos into `files`; (failures, warnings tally)."""
+  pairs = shard(list(zip(videos, png_paths or [None] * len(videos))), num_shards, shard_index)
+  params_key = pretrained.locate(checkpoint).params_key(use_ema)
+  print(f"scoring with {pretrained.describe(checkpoint)}, '{params_key}'", file=sys.stderr)
+  score_one, checkpoint_digest = load_scorer(config, checkpoint, use_ema, clip_chunk,
+                                             per_video_scale=per_video_scale)
+  origin = provenance.fields(checkpoint, checkpoint_digest, provenance.config_digest(config))
+  files.check_provenance(origin, allow_mixed)
+  todo = set(score_output.pending([v for v, _ in pairs], files.done))
+  if len(todo) < len(pairs):
+    print(f"{len(pairs) - len(todo)} of {len(pairs)} videos already in the output: skipped",
+          file=sys.stderr)
+  pairs = [(v, p) for v, p in pairs if v in todo]
+  tally = clip_warnings.Tally()
+
+  def warn(path: str, scored: bool) -> dict[str, str]:
+    return tally.count(clip_warnings.video_warnings(path, config.sampling, scored))
+
+  failed = 0
+  with progress_bar(len(pairs)) as bar:
+    for result in score_videos([v for v, _ in pairs], score_one, [p for _, p in pairs], warn,
+                               origin):
+      print(json.dumps(result), file=out, flush=True)
+      files.write(result)
+      failed += "error" in result
+      bar.set_postfix(failed=failed, refresh=False)
+      bar.update()
+  return failed, tally
+
+
+def resume_command(argv: list[str]) -> str:
+  """The command line that continues `argv`'s scoring run: the same arguments with --resume."""
+  program = argv[0] if argv and argv[0].startswith("vqa-jax ") else "python -m vqa_jax.score"
+  kept = [a for a in argv[1:] if a.split("=")[0] not in ("--resume", "--noresume")]
+  return f"{program} --resume {shlex.join(kept)}".rstrip()
+
+
+def cli(config: ml_collections.ConfigDict, checkpoint: str, paths: list[str],
+        command: str | None = None, **kwargs) -> int:
+  """`run` with its up-front errors as exit code 2 (checkpoint or output unusable, bad flags) and
+  Ctrl-C as one line naming the rows saved and the `command` that resumes (exit code 130)."""
   try:
     return run(config, checkpoint, paths, **kwargs)
-  except (pretrained.CheckpointError, score_output.OutputError) as e:
+  except (pretrained.CheckpointError, *score_output.ERRORS) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except Interrupted as e:
+    print(e.message(command or resume_command(sys.argv)), file=sys.stderr)
+    return EXIT_INTERRUPTED
+  except KeyboardInterrupt:
+    print("interrupted before scoring started; no row was written", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def main() -> None:
@@ -342,10 +429,18 @@ def main() -> None:
                                    "workdir / its checkpoints/ folder / one step folder.")
   ema = flags.DEFINE_bool("ema", True, "Trainer checkpoints: score with the EMA params "
                           "(--noema: the raw params). Converted weights have only one set.")
-  csv_path = flags.DEFINE_string("csv", None, "Append one CSV row per video to this file.")
-  jsonl_path = flags.DEFINE_string("jsonl", None, "Append one JSON line per video to this file.")
-  resume = flags.DEFINE_bool("resume", False, "Keep the --jsonl / --csv files and skip the videos "
-                             "they hold (same path, size and mtime).")
+  csv_path = flags.DEFINE_string("csv", None, "Write one CSV row per video to this file (with "
+                                 "--jsonl: rebuilt from it). A file that holds rows is refused "
+                                 "unless --resume; it is never truncated.")
+  jsonl_path = flags.DEFINE_string("jsonl", None, "Write one JSON line per video to this file. A "
+                                   "file that holds rows is refused unless --resume; it is never "
+                                   "truncated.")
+  resume = flags.DEFINE_bool("resume", False, "Continue the --jsonl / --csv files: keep their "
+                             "rows, skip the videos they hold (same path, size and mtime) and "
+                             "append the others.")
+  allow_mixed = flags.DEFINE_bool("allow_mixed_checkpoints", False, "With --resume: append to "
+                                  "rows that another checkpoint or config scored (refused "
+                                  "otherwise).")
   num_shards = flags.DEFINE_integer("num_shards", 1, "Split the videos into this many shards...")
   shard_index = flags.DEFINE_integer("shard_index", 0, "...and score only this one (from 0).")
   clip_chunk = flags.DEFINE_integer("clip_chunk", -1, "Clips per forward pass (0: all of a "
@@ -390,7 +485,8 @@ def main() -> None:
                  use_ema=ema.value, quality_map_path=map_path.value, jsonl_path=jsonl_path.value,
                  resume=resume.value, num_shards=num_shards.value, shard_index=shard_index.value,
                  clip_chunk=None if clip_chunk.value < 0 else clip_chunk.value,
-                 per_video_scale=per_video.value))
+                 per_video_scale=per_video.value, allow_mixed_checkpoints=allow_mixed.value,
+                 command=resume_command(sys.argv)))
 
   entry_point.run(run_main, chosen_config)
 
