@@ -49,7 +49,7 @@ def resolve(spec: str) -> str:
 
 
 def unknown(spec: str) -> str:
-  """Why 'NAME_OR_PATH[:ARGS]' names no config file ('' when it does): the closest shipped names
+  """Why 'NAME_OR_PATH[:ARGS]' names no config file ('' when it does): the closest shipped name
   (difflib) and the list of all of them."""
   path = resolve(spec).partition(":")[0]
   if os.path.isfile(path):
@@ -59,8 +59,8 @@ def unknown(spec: str) -> str:
   given = spec.partition(":")[0]
   stem = given.removesuffix(".py").removeprefix("configs/")
   shipped = names()
-  close = difflib.get_close_matches(stem, shipped, n=3, cutoff=0.6)
-  suggestion = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+  close = difflib.get_close_matches(stem, shipped, n=1, cutoff=0.6)
+  suggestion = f"; did you mean {close[0]!r}?" if close else ""
   return (f"no such file, and no shipped config of that name{suggestion} "
           f"(shipped: {', '.join(shipped)})")
 

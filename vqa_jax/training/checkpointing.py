@@ -9,7 +9,9 @@ readable one, naming each unreadable step; `restore_latest(..., set_aside=True)`
 those into `<workdir>/checkpoints_unreadable/` so that the resumed run writes their steps afresh.
 `finishing(*managers)` is the one exit path of a run's managers: whatever ends the block (return,
 exception, signal), in-flight asynchronous saves complete and the managers close, so the last
-started save is restorable and no background writer dies with the interpreter.
+started save is restorable and no background writer dies with the interpreter. A failed write
+(disk full) ends the run with its error printed last: orbax's follow-on noise is dropped
+(`orbax_noise`).
 """
 
 import contextlib
@@ -23,6 +25,8 @@ from absl import logging
 from etils import epath
 import jax
 import orbax.checkpoint as ocp
+
+from vqa_jax.training import orbax_noise
 
 PyTree = Any
 BEST_SUBDIR = "best"
@@ -156,6 +160,7 @@ def finishing(*managers: ocp.CheckpointManager | None):
   newest finished step of each manager logged); otherwise the first such failure is raised.
   """
   managers = [m for m in managers if m is not None]
+  orbax_noise.install()  # a failed write's follow-on noise dropped: the run's error prints last
   try:
     yield
   except BaseException as e:
