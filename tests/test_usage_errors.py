@@ -14,6 +14,7 @@ from vqa_jax.config import config_files
 from vqa_jax.config import overrides
 from vqa_jax.runtime import entry_point
 from vqa_jax.runtime import output_folders
+from vqa_jax.runtime import usage
 
 
 def _config():
@@ -124,7 +125,7 @@ def test_a_missing_checkpoint_without_config_is_a_usage_problem(tmp_path):
 
 def test_argv_helpers():
   argv = ["prog", "--config", "a.py", "--config=b.py", "-h", "--", "--config=c.py", "--help"]
-  assert entry_point.flag_value(argv, "config") == "b.py"
-  assert not entry_point.asks_for_help(argv)  # -h is rewritten to --help by parse_flags
-  assert entry_point.asks_for_help(["prog", "--helpfull"])
-  assert not entry_point.asks_for_help(["prog", "--", "--help"])
+  assert usage.flag_value(argv, "config") == "b.py"
+  assert not usage.asks_for_help(argv)  # -h is rewritten to --help by parse_flags
+  assert usage.asks_for_help(["prog", "--helpfull"])
+  assert not usage.asks_for_help(["prog", "--", "--help"])

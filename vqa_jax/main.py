@@ -21,8 +21,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 from absl import logging
 from ml_collections import config_flags
 
@@ -72,14 +71,14 @@ def config_file_problem() -> str:
 def main(argv):
   """Runs training and evaluation for the flags' config."""
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    raise entry_point.UsageProblem(f"unexpected arguments: {argv[1:]}")
   problem = config_file_problem()
   if problem:
     sys.exit(problem)  # printed alone, last; exit status 1
   problem = output_folders.problem(_WORKDIR.value)  # before the model is built
   if problem:
     raise entry_point.UsageProblem(f"--workdir={_WORKDIR.value}: {problem}")
-  # pylint: disable=g-import-not-at-top  (see the module docstring)
+  # pylint: disable=g-import-not-at-top  (see the note above the imports)
   from vqa_jax.runtime import distributed
   from vqa_jax.training import trainer
   # pylint: enable=g-import-not-at-top

@@ -156,8 +156,8 @@ def restore_latest(manager: ocp.CheckpointManager, target: PyTree,
 def finishing(*managers: ocp.CheckpointManager | None):
   """On leaving the block, however, waits for each manager's in-flight saves and closes it.
 
-  If the block raised, a failure to finish is logged and the block's exception propagates (with the
-  newest finished step of each manager logged); otherwise the first such failure is raised.
+  If the block raised, a failure to finish is logged and the block's exception propagates; otherwise
+  the first such failure is raised. Either way the newest finished step of each manager is logged.
   """
   managers = [m for m in managers if m is not None]
   orbax_noise.install()  # a failed write's follow-on noise dropped: the run's error prints last
@@ -165,11 +165,21 @@ def finishing(*managers: ocp.CheckpointManager | None):
     yield
   except BaseException as e:
     _finish(managers, raise_first=False)
-    for manager in managers:
-      logging.warning("stopped by %s; newest checkpoint in %s: step %s", type(e).__name__,
-                      manager.directory, manager.latest_step())
+    _log_stopped(managers, e)
     raise
-  _finish(managers, raise_first=True)
+  try:
+    _finish(managers, raise_first=True)
+  except BaseException as e:  # a save of the finished run failed (a full disk)
+    _log_stopped(managers, e)
+    raise
+
+
+def _log_stopped(managers: list[ocp.CheckpointManager], error: BaseException) -> None:
+  """Logs what stopped the run and each manager's newest complete checkpoint."""
+  orbax_noise.run_failed()  # the error propagates next: nothing of orbax's after it
+  for manager in managers:
+    logging.warning("stopped by %s; newest checkpoint in %s: step %s", type(error).__name__,
+                    manager.directory, manager.latest_step())
 
 
 def _finish(managers: list[ocp.CheckpointManager], raise_first: bool) -> None:

@@ -8,7 +8,8 @@ tensorstore's completion callbacks, arriving after orbax's event loop closed, pr
 Event loop is closed" tracebacks; at interpreter exit asyncio logs "Task exception was never
 retrieved" for every orbax write task and the coroutines' cleanup fails with "sys.meta_path is
 None". `install()` (idempotent; `checkpointing.finishing` calls it) turns orbax's error records into
-their one message line and drops the rest, which concern orbax's own tasks only.
+their one message line and drops the rest, which concern orbax's own tasks and, once
+`run_failed()` (finishing, when the run ends with an error), any unretrieved asyncio future.
 """
 
 from __future__ import annotations
@@ -27,12 +28,34 @@ def _from_orbax(path: str | None) -> bool:
   return bool(path) and _ORBAX_DIR in path
 
 
+_run_failed = False
+
+
+def run_failed() -> None:
+  """Marks the run as failed (its error about to propagate): from now on asyncio's "exception was
+  never retrieved" records (the failed save's leftover futures, collected at exit) are dropped."""
+  global _run_failed
+  _run_failed = True
+
+
+def _unretrieved_follow_on(record: logging.LogRecord) -> bool:
+  """Whether an asyncio record reports an unretrieved exception of orbax's, or of any future once
+  the run has failed."""
+  message = record.getMessage()
+  if "exception was never retrieved" not in message:
+    return False
+  frames = traceback.extract_tb(record.exc_info[2]) if record.exc_info else []
+  return (_run_failed or _from_orbax(message)
+          or any(_from_orbax(frame.filename) for frame in frames))
+
+
 class OrbaxErrorsOneLine(logging.Filter):
   """Orbax's ERROR records keep their message line and lose their traceback; asyncio's "Task
-  exception was never retrieved" records about orbax's tasks are dropped."""
+  exception was never retrieved" records of orbax's tasks (or of any, once the run has failed:
+  `run_failed`) are dropped."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    if record.name == "asyncio" and _from_orbax(record.getMessage()):
+    if record.name == "asyncio" and _unretrieved_follow_on(record):
       return False
     if record.levelno >= logging.ERROR and _from_orbax(record.pathname):
       record.exc_info, record.exc_text, record.stack_info = None, None, None
