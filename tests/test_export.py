@@ -1,6 +1,10 @@
-"""vqa_jax.export: the jax.export artifact and the SavedModel reproduce the JAX scorer (smoke)."""
+"""vqa_jax.export: the jax.export artifact and the SavedModel reproduce the JAX scorer (smoke); the
+output folder is written whole, never mixing two exports."""
 
+import errno
 import json
+import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +17,7 @@ from vqa_jax.scoring import calibration
 from vqa_jax.scoring import export
 from vqa_jax.scoring import score
 from vqa_jax.models.fast_vqa import build_model
+from vqa_jax.runtime import output_folders
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +72,62 @@ def test_exported_function_is_the_scorer(exported):
   expected_score, expected_map = reference(exported, clips)
   np.testing.assert_allclose(np.asarray(got_map), expected_map, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(float(got_score), expected_score, rtol=1e-6, atol=1e-6)
+
+
+def _export_jax(fixture, out, **kwargs) -> dict:
+  """The fixture's params exported again, jax format only, as checkpoint 'new'."""
+  return export.export(fixture["config"], fixture["params"], str(out), formats=("jax",),
+                       checkpoint="new", **kwargs)
+
+
+def _earlier_export(fixture, tmp_path):
+  """A copy of the fixture's export (both formats, checkpoint 'ckpt') in tmp_path/out."""
+  out = tmp_path / "out"
+  shutil.copytree(fixture["out"], out)
+  return out
+
+
+def test_a_folder_holding_an_earlier_export_is_refused_unless_overwrite(exported, tmp_path):
+  out = _earlier_export(exported, tmp_path)
+  with pytest.raises(output_folders.UnusableFolder,
+                     match=r"holds files \(export.json, saved_model, scorer.jax_export\); pass "
+                     "--overwrite"):
+    _export_jax(exported, out)
+  assert sorted(os.listdir(out)) == ["export.json", "saved_model", "scorer.jax_export"]
+  assert json.loads((out / export.SPEC_FILE).read_text())["checkpoint"] == "ckpt"
+
+  _export_jax(exported, out, overwrite=True)  # replaced whole: the stale saved_model/ is gone
+  assert sorted(os.listdir(out)) == ["export.json", "scorer.jax_export"]
+  spec = json.loads((out / export.SPEC_FILE).read_text())
+  assert (spec["checkpoint"], spec["formats"]) == ("new", ["jax"])
+  assert os.listdir(tmp_path) == ["out"]  # no partial or set-aside sibling left
+  clips = exported["inputs"][0]
+  got_score, _ = export.load_jax(str(out))(clips)
+  np.testing.assert_allclose(float(got_score), reference(exported, clips)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_failed_export_leaves_the_earlier_one_whole(exported, tmp_path, monkeypatch):
+  out = _earlier_export(exported, tmp_path)
+  before = {name: (out / name).read_bytes() for name in (export.SPEC_FILE, export.JAX_FILE)}
+
+  def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(export, "export_jax", disk_full)
+  with pytest.raises(OSError, match="No space left on device"):
+    _export_jax(exported, out, overwrite=True)
+  assert sorted(os.listdir(out)) == ["export.json", "saved_model", "scorer.jax_export"]
+  assert {name: (out / name).read_bytes() for name in before} == before
+  assert os.listdir(tmp_path) == ["out"]
+
+
+def test_an_empty_or_new_folder_is_written_and_a_file_refused(exported, tmp_path):
+  (tmp_path / "empty").mkdir()
+  for out in (tmp_path / "empty", tmp_path / "new" / "deeper"):
+    _export_jax(exported, out)
+    assert sorted(os.listdir(out)) == ["export.json", "scorer.jax_export"]
+  afile = tmp_path / "afile"
+  afile.write_text("x")
+  with pytest.raises(output_folders.UnusableFolder, match="is a file, not a folder"):
+    _export_jax(exported, afile, overwrite=True)
+  assert afile.read_text() == "x"

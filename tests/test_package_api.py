@@ -136,8 +136,9 @@ def test_print_config_shows_the_resolved_schedule_without_a_workdir():
 
 @pytest.mark.integration
 def test_landscape_help_lists_its_flags():
-  _, out, err = _command("vqa_jax.landscape", "--help")  # absl's --help exits 1
-  assert "--checkpoint_b:" in out + err and "--[no]print_config:" in out + err
+  code, out, err = _command("vqa_jax.landscape", "--help")
+  assert code == 0, err  # absl's own --help exits 1; entry_point's 0
+  assert "--checkpoint_b:" in out and "--[no]print_config:" in out
 
 
 def test_converted_weights_carry_the_config_that_built_them(tmp_path, fast_compile):  # pylint: disable=unused-argument

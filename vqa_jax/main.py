@@ -1,23 +1,33 @@
-"""Entry point: `python -m vqa_jax.main --config=configs/demo.py --workdir=DIR [--config.x=y ...]`.
+"""Trains and evaluates a model: `python -m vqa_jax.main --config=NAME_OR_FILE --workdir=DIR`.
 
-Exit status: 0 when the run finished, `interrupts.EXIT_INTERRUPTED` (75) when SIGTERM / SIGINT
-stopped it after saving a checkpoint (rerun the same command to resume), 1 on an error.
+  python -m vqa_jax.main --config=smoke --workdir=/tmp/run [--config.train.steps=100 ...]
+  vqa-jax train --config=fast_vqa_b --workdir=runs/b        # the same, as a console script
 
-Thin on purpose: jax and the trainer are imported inside `main`, so the grain loader's spawned
-worker processes, which re-import this module, start without them.
+--config names a shipped config (smoke, demo, fast_vqa_b, paper/NAME:ARGS, ...) or a config file;
+--config.FIELD=VALUE overrides one of its fields. Checkpoints, metrics, results and the config
+(DIR/config.yaml, .json, .txt) go to DIR; rerunning a command on the same DIR resumes the run.
+--print_config shows the resolved config and exits.
+
+Exit status: 0 the run finished; 1 an error (named on the last line); 2 a flag value to fix (an
+unknown config name or field, a workdir that is a file or cannot be written; one line and a hint);
+75 SIGTERM / SIGINT stopped the run after saving a checkpoint (rerun the same command to resume).
 """
+
+# Thin on purpose: jax and the trainer are imported inside `main`, so the grain loader's spawned
+# worker processes, which re-import this module, start without them.
 
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 from absl import logging
 from ml_collections import config_flags
 
+from vqa_jax.config import run_config
 from vqa_jax.runtime import entry_point
+from vqa_jax.runtime import output_folders
 from vqa_jax.training import interrupts
 from vqa_jax.data import video_io
 
@@ -61,18 +71,24 @@ def config_file_problem() -> str:
 def main(argv):
   """Runs training and evaluation for the flags' config."""
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    raise entry_point.UsageProblem(f"unexpected arguments: {argv[1:]}")
   problem = config_file_problem()
   if problem:
     sys.exit(problem)  # printed alone, last; exit status 1
-  # pylint: disable=g-import-not-at-top  (see the module docstring)
+  problem = output_folders.problem(_WORKDIR.value)  # before the model is built
+  if problem:
+    raise entry_point.UsageProblem(f"--workdir={_WORKDIR.value}: {problem}")
+  # pylint: disable=g-import-not-at-top  (see the note above the imports)
   from vqa_jax.runtime import distributed
   from vqa_jax.training import trainer
   # pylint: enable=g-import-not-at-top
   distributed.initialize(process_spec())
   if not distributed.is_primary():
     logging.set_verbosity(logging.WARNING)  # process 0 alone reports progress
-  logging.info("config:\n%s", _CONFIG.value)
+  if logging.get_verbosity() >= 1:  # quiet by default: the workdir's config.yaml is the record
+    logging.info("config:\n%s", _CONFIG.value)
+  logging.info("config: %s (--print_config shows it)",
+               os.path.join(_WORKDIR.value, run_config.CONFIG_YAML))
   try:
     trainer.train(_CONFIG.value, _WORKDIR.value, _ALLOW_CONFIG_CHANGE.value)
   except interrupts.Interrupted as e:

@@ -10,6 +10,7 @@ installed folder importable under that name when no `configs` package is on the 
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import pathlib
@@ -47,6 +48,23 @@ def resolve(spec: str) -> str:
   return spec
 
 
+def unknown(spec: str) -> str:
+  """Why 'NAME_OR_PATH[:ARGS]' names no config file ('' when it does): the closest shipped name
+  (difflib) and the list of all of them."""
+  path = resolve(spec).partition(":")[0]
+  if os.path.isfile(path):
+    return ""
+  if os.path.isdir(path):
+    return "is a folder, not a config file"
+  given = spec.partition(":")[0]
+  stem = given.removesuffix(".py").removeprefix("configs/")
+  shipped = names()
+  close = difflib.get_close_matches(stem, shipped, n=1, cutoff=0.6)
+  suggestion = f"; did you mean {close[0]!r}?" if close else ""
+  return (f"no such file, and no shipped config of that name{suggestion} "
+          f"(shipped: {', '.join(shipped)})")
+
+
 def resolve_argv(argv: list[str], flag: str = "config") -> list[str]:
   """argv with `--config=NAME` / `--config NAME` rewritten by `resolve` (the rest untouched)."""
   out = list(argv)
@@ -71,10 +89,10 @@ def importable() -> None:
 
 def load(spec: str) -> ml_collections.ConfigDict:
   """`get_config()` of 'NAME_OR_PATH', or `get_config(ARGS)` of 'NAME_OR_PATH:ARGS' (as config_flags)."""
+  problem = unknown(spec)
+  if problem:
+    raise FileNotFoundError(f"config {spec!r}: {problem}")
   path, sep, args = resolve(spec).partition(":")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"config {spec!r}: no such file, and no shipped config of that name "
-                            f"(shipped: {', '.join(names())})")
   importable()
   module_spec = importlib.util.spec_from_file_location(
       f"_vqa_jax_config_{pathlib.Path(path).stem}", path)

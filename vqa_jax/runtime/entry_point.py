@@ -5,7 +5,11 @@
 - libraries' INFO lines (orbax, absl, jax, ...) are dropped unless `--verbosity=1` (`-v 1`);
   warnings and vqa_jax's own progress lines stay;
 - `--help` lists the program's own flags and its module docstring, also when the program runs
-  as a subcommand of the `vqa-jax` console script or through a package's `__main__`.
+  as a subcommand of the `vqa-jax` console script or through a package's `__main__`; exit status 0;
+- a flag value the user can fix is one line and the usage hint, exit status 2 (`vqa_jax.runtime.
+  usage`): an unknown config name, a config override naming no field, absl's flag errors, a
+  missing checkpoint given without --config (`config_or_stored`), and any `UsageProblem` a program
+  raises (`--workdir=W: is a file, not a folder`).
 
 Light on purpose (absl, ml_collections): the grain loader's workers re-import the main module.
 """
@@ -22,9 +26,13 @@ from absl import logging
 import ml_collections
 
 from vqa_jax.config import config_files
+from vqa_jax.runtime import usage
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # vqa_jax/
 ConfigFn = Callable[[], ml_collections.ConfigDict | None]
+EXIT_USAGE = usage.EXIT_USAGE  # a flag value the user can fix: one line and the usage hint
+USAGE_HINT = usage.USAGE_HINT
+UsageProblem = usage.UsageProblem
 
 
 class LibraryInfoFilter(logging.logging.Filter):
@@ -47,13 +55,17 @@ def flag_config() -> ml_collections.ConfigDict | None:
   return flags.FLAGS["config"].value if "config" in flags.FLAGS else None
 
 
-def config_or_stored(config: flags.FlagHolder, path: Callable[[], str | None]) -> ConfigFn:
+def config_or_stored(config: flags.FlagHolder, path: Callable[[], str | None],
+                     flag: str = "checkpoint") -> ConfigFn:
   """A ConfigFn: the `--config` flag's value, else the config stored with `path()` (a checkpoint
-  or workdir, `run_config.stored_config`); None when neither is given."""
+  or workdir, `run_config.stored_config`); None when neither is given. A `path()` that does not
+  exist raises UsageProblem('--FLAG=PATH: does not exist')."""
 
   def chosen() -> ml_collections.ConfigDict | None:
     if config.value is not None or path() is None:
       return config.value
+    if not os.path.exists(path()):
+      raise UsageProblem(f"--{flag}={path()}: does not exist")
     from vqa_jax.config import run_config  # pylint: disable=g-import-not-at-top
     return run_config.stored_config(path())
 
@@ -95,7 +107,8 @@ def _waive_required_flags() -> None:
 
 
 def run(main: Callable[[list[str]], None], config_fn: ConfigFn = flag_config) -> None:
-  """`app.run(main)` with config names, --print_config, quiet libraries and full --help."""
+  """`app.run(main)` with config names, --print_config, quiet libraries, full --help (exit 0) and
+  usage errors in one line (exit 2; `usage.parse_flags`, `UsageProblem`)."""
   if "print_config" not in flags.FLAGS:
     flags.DEFINE_bool("print_config", False, "Print the resolved config (YAML) and exit; the "
                       "program's other required flags may be left out.")
@@ -105,15 +118,18 @@ def run(main: Callable[[list[str]], None], config_fn: ConfigFn = flag_config) ->
 
   def wrapped(argv):
     quiet_libraries()
-    if flags.FLAGS.print_config:
-      try:
-        config = config_fn()
-      except (FileNotFoundError, ValueError) as e:  # no stored config where one was looked for
-        sys.exit(f"--print_config: {e}")
-      if config is None:
-        sys.exit("--print_config: no config given (pass --config=NAME_OR_FILE)")
-      print(printable(config), end="")
-      sys.exit(0)
-    return main(argv)
+    try:
+      if flags.FLAGS.print_config:
+        try:
+          config = config_fn()
+        except (FileNotFoundError, ValueError) as e:  # no stored config where one was looked for
+          sys.exit(f"--print_config: {e}")
+        if config is None:
+          sys.exit("--print_config: no config given (pass --config=NAME_OR_FILE)")
+        print(printable(config), end="")
+        sys.exit(0)
+      return main(argv)
+    except UsageProblem as e:
+      usage.exit_usage(str(e))
 
-  app.run(wrapped, argv=config_files.resolve_argv(sys.argv))
+  app.run(wrapped, argv=config_files.resolve_argv(sys.argv), flags_parser=usage.parse_flags)

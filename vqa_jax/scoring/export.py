@@ -1,7 +1,7 @@
 """Exports the eval-mode scorer out of JAX: a serialized jax.export (StableHLO) and a SavedModel.
 
-  python -m vqa_jax.export --config=configs/fast_vqa_b.py --checkpoint=DIR --out=OUT [--noema] \
-      [--formats=jax,saved_model]
+  python -m vqa_jax.export [--config=fast_vqa_b] --checkpoint=DIR --out=OUT [--noema] \
+      [--formats=jax,saved_model] [--overwrite]
 
 The exported function takes the fragment clips of one video, uint8 (clips, clip_len, S, S, 3)
 with S = grid * patch as `score.sample_test_clips` gives them (any number of clips: the first
@@ -16,6 +16,14 @@ constants inside the artifact (FAST-VQA-family models only). OUT gets
 * `export.json`: the input spec, the checkpoint, and its calibration (`vqa_jax.scoring.calibration`, to
   turn the raw score into `mos` / `score_01`), or why it has none.
 
+Without --config, the config stored with DIR is used (as `score`). OUT is written whole or not at
+all: the artifacts are built in a hidden sibling folder (`.OUT.partial-*`) and renamed to OUT when
+complete, so a failed export leaves no partial OUT. An OUT that already holds files (an earlier
+export) is refused unless --overwrite, which replaces it whole: no mix of two exports' artifacts
+(a new export.json beside a stale saved_model/) can arise. Exit status: 0 exported; 2 a flag to
+fix, in one line before the checkpoint is read (--out a file, not writable, or holding files without
+--overwrite; a missing or unusable checkpoint); 1 another error.
+
 TensorFlow is imported only for the SavedModel (lazily, GPUs hidden from it), so the jax export
 works where TensorFlow is absent.
 """
@@ -24,7 +32,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import uuid
 from typing import Any, Callable
 
 import jax
@@ -35,6 +45,7 @@ import numpy as np
 from vqa_jax.scoring import calibration as calibration_lib
 from vqa_jax.convert import pretrained
 from vqa_jax.models.fast_vqa import build_model
+from vqa_jax.runtime import output_folders
 
 PyTree = Any
 JAX_FILE = "scorer.jax_export"
@@ -101,15 +112,79 @@ def load_saved_model(out_dir: str) -> Callable[[np.ndarray], dict]:
   return tf.saved_model.load(os.path.join(out_dir, SAVED_MODEL_DIR)).signatures["serving_default"]
 
 
+def out_problem(out_dir: str, overwrite: bool = False) -> str:
+  """Why `out_dir` cannot receive an export ('' when it can): a file, a folder that cannot be
+  written, or, unless `overwrite`, a folder that already holds files. Creates its parent."""
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    return "is a file, not a folder"
+  if os.path.isdir(out_dir):
+    problem = output_folders.problem(out_dir, create=False)
+    if problem:
+      return problem
+    held = sorted(os.listdir(out_dir))
+    if held and not overwrite:
+      return (f"holds files ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}); pass "
+              "--overwrite to replace the folder whole")
+  parent = os.path.dirname(os.path.abspath(out_dir))
+  problem = output_folders.problem(parent)
+  return f"{parent}: {problem}" if problem else ""
+
+
+def _replace_folder(built: str, out_dir: str) -> None:
+  """Renames the folder `built` to `out_dir`, replacing an existing `out_dir` whole; an
+  `out_dir` moved aside is put back if the rename fails."""
+  aside = None
+  if os.path.lexists(out_dir):
+    aside = _sibling(out_dir, "old")
+    os.rename(out_dir, aside)
+  try:
+    os.rename(built, out_dir)
+  except BaseException:
+    if aside is not None:
+      os.rename(aside, out_dir)
+    raise
+  if aside is not None:
+    shutil.rmtree(aside)
+
+
+def _sibling(path: str, kind: str) -> str:
+  """A fresh hidden name beside `path`: DIR/.NAME.KIND-<random>."""
+  parent, name = os.path.split(os.path.abspath(path))
+  return os.path.join(parent, f".{name}.{kind}-{uuid.uuid4().hex[:12]}")
+
+
 def export(config: ml_collections.ConfigDict, params: PyTree, out_dir: str,
            formats: tuple[str, ...] = FORMATS, checkpoint: str = "",
            calibration: calibration_lib.Calibration | None = None,
-           calibration_note: str = "") -> dict:
-  """Writes the requested formats and export.json to `out_dir`; returns export.json's content."""
+           calibration_note: str = "", overwrite: bool = False) -> dict:
+  """Writes the requested formats and export.json as the folder `out_dir`; returns export.json's
+  content.
+
+  The folder is built beside `out_dir` and renamed into place when complete. An `out_dir` that
+  holds files is refused (output_folders.UnusableFolder, as any `out_problem`) unless `overwrite`,
+  which replaces it whole.
+  """
   unknown = set(formats) - set(FORMATS)
   if unknown:
     raise ValueError(f"unknown export formats {sorted(unknown)}; choose from {FORMATS}")
-  os.makedirs(out_dir, exist_ok=True)
+  problem = out_problem(out_dir, overwrite)
+  if problem:
+    raise output_folders.UnusableFolder(f"export folder {out_dir}: {problem}")
+  built = _sibling(out_dir, "partial")
+  os.mkdir(built)
+  try:
+    spec = _write(config, params, built, formats, checkpoint, calibration, calibration_note)
+    _replace_folder(built, out_dir)
+  except BaseException:
+    shutil.rmtree(built, ignore_errors=True)
+    raise
+  return spec
+
+
+def _write(config: ml_collections.ConfigDict, params: PyTree, out_dir: str,
+           formats: tuple[str, ...], checkpoint: str,
+           calibration: calibration_lib.Calibration | None, calibration_note: str) -> dict:
+  """Writes the formats and export.json into the existing empty folder `out_dir`."""
   if "jax" in formats:
     with open(os.path.join(out_dir, JAX_FILE), "wb") as f:
       f.write(export_jax(config, params).serialize())
@@ -128,33 +203,47 @@ def export(config: ml_collections.ConfigDict, params: PyTree, out_dir: str,
 
 
 def main() -> None:
-  """Command line: --config, --checkpoint, --out, --ema, --formats."""
-  from absl import app  # pylint: disable=g-import-not-at-top
+  """Command line: --config, --checkpoint, --out, --ema, --formats, --overwrite."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
   from vqa_jax.scoring import score  # pylint: disable=g-import-not-at-top
 
-  config = config_flags.DEFINE_config_file("config", None, "Config of the model and sampling.")
+  config = config_flags.DEFINE_config_file("config", None, "Config of the model and sampling (a "
+                                           "shipped name or a file); default: the config stored "
+                                           "with --checkpoint.")
   checkpoint = flags.DEFINE_string("checkpoint", None, "What `score --checkpoint` takes.")
-  out = flags.DEFINE_string("out", None, "Output folder.")
+  out = flags.DEFINE_string("out", None, "Output folder, written whole (see --overwrite).")
   ema = flags.DEFINE_bool("ema", True, "Trainer checkpoints: the EMA params (--noema: raw).")
   formats = flags.DEFINE_list("formats", list(FORMATS), f"Any of {FORMATS}.")
-  flags.mark_flags_as_required(["config", "checkpoint", "out"])
+  overwrite = flags.DEFINE_bool("overwrite", False, "Replace an --out folder that already holds "
+                                "files (an earlier export) whole; without it such a folder is "
+                                "refused.")
+  flags.mark_flags_as_required(["checkpoint", "out"])
+  chosen_config = entry_point.config_or_stored(config, lambda: checkpoint.value)
 
   def run_main(argv):
-    del argv
+    if len(argv) > 1:
+      raise entry_point.UsageProblem(f"unexpected arguments: {argv[1:]}")
+    unknown = set(formats.value) - set(FORMATS)
+    if unknown:
+      raise entry_point.UsageProblem(f"--formats: unknown {sorted(unknown)}; choose from {FORMATS}")
+    problem = out_problem(out.value, overwrite.value)  # before the checkpoint is read
+    if problem:
+      raise entry_point.UsageProblem(f"--out={out.value}: {problem}")
+    chosen = chosen_config()
     try:
       with score.reading_checkpoint(checkpoint.value):
-        params = score.load_checkpoint(config.value, checkpoint.value, ema.value)
-        found, note = calibration_lib.for_checkpoint(config.value, checkpoint.value, ema.value)
+        params = score.load_checkpoint(chosen, checkpoint.value, ema.value)
+        found, note = calibration_lib.for_checkpoint(chosen, checkpoint.value, ema.value)
     except pretrained.CheckpointError as e:  # as score: an unusable checkpoint is exit code 2
       print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
-    export(config.value, params, out.value, tuple(formats.value), checkpoint.value, found, note)
+      sys.exit(entry_point.EXIT_USAGE)
+    export(chosen, params, out.value, tuple(formats.value), checkpoint.value, found, note,
+           overwrite=overwrite.value)
     print(f"exported {formats.value} to {out.value}")
 
-  entry_point.run(run_main)
+  entry_point.run(run_main, chosen_config)
 
 
 if __name__ == "__main__":

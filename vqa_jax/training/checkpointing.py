@@ -9,7 +9,9 @@ readable one, naming each unreadable step; `restore_latest(..., set_aside=True)`
 those into `<workdir>/checkpoints_unreadable/` so that the resumed run writes their steps afresh.
 `finishing(*managers)` is the one exit path of a run's managers: whatever ends the block (return,
 exception, signal), in-flight asynchronous saves complete and the managers close, so the last
-started save is restorable and no background writer dies with the interpreter.
+started save is restorable and no background writer dies with the interpreter. A failed write
+(disk full) ends the run with its error printed last: orbax's follow-on noise is dropped
+(`orbax_noise`).
 """
 
 import contextlib
@@ -23,6 +25,8 @@ from absl import logging
 from etils import epath
 import jax
 import orbax.checkpoint as ocp
+
+from vqa_jax.training import orbax_noise
 
 PyTree = Any
 BEST_SUBDIR = "best"
@@ -152,19 +156,30 @@ def restore_latest(manager: ocp.CheckpointManager, target: PyTree,
 def finishing(*managers: ocp.CheckpointManager | None):
   """On leaving the block, however, waits for each manager's in-flight saves and closes it.
 
-  If the block raised, a failure to finish is logged and the block's exception propagates (with the
-  newest finished step of each manager logged); otherwise the first such failure is raised.
+  If the block raised, a failure to finish is logged and the block's exception propagates; otherwise
+  the first such failure is raised. Either way the newest finished step of each manager is logged.
   """
   managers = [m for m in managers if m is not None]
+  orbax_noise.install()  # a failed write's follow-on noise dropped: the run's error prints last
   try:
     yield
   except BaseException as e:
     _finish(managers, raise_first=False)
-    for manager in managers:
-      logging.warning("stopped by %s; newest checkpoint in %s: step %s", type(e).__name__,
-                      manager.directory, manager.latest_step())
+    _log_stopped(managers, e)
     raise
-  _finish(managers, raise_first=True)
+  try:
+    _finish(managers, raise_first=True)
+  except BaseException as e:  # a save of the finished run failed (a full disk)
+    _log_stopped(managers, e)
+    raise
+
+
+def _log_stopped(managers: list[ocp.CheckpointManager], error: BaseException) -> None:
+  """Logs what stopped the run and each manager's newest complete checkpoint."""
+  orbax_noise.run_failed()  # the error propagates next: nothing of orbax's after it
+  for manager in managers:
+    logging.warning("stopped by %s; newest checkpoint in %s: step %s", type(error).__name__,
+                    manager.directory, manager.latest_step())
 
 
 def _finish(managers: list[ocp.CheckpointManager], raise_first: bool) -> None:

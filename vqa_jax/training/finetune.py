@@ -130,7 +130,7 @@ def main() -> None:
   workdir = flags.DEFINE_string("workdir", None, "One subfolder per split seed goes here.")
   flags.mark_flags_as_required(["workdir"])
 
-  chosen_config = entry_point.config_or_stored(config, lambda: workdir.value)
+  chosen_config = entry_point.config_or_stored(config, lambda: workdir.value, flag="workdir")
 
   def run_main(argv):
     if len(argv) > 1:

@@ -34,6 +34,7 @@ from vqa_jax import families
 from vqa_jax.training import interrupts
 from vqa_jax.training import run_log
 from vqa_jax.runtime import memory_report
+from vqa_jax.runtime import output_folders
 from vqa_jax.training import optim
 from vqa_jax import perturb
 from vqa_jax.runtime import progress
@@ -316,7 +317,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, splits: dict,
   config is checked against the stored one (run_config.ConfigMismatch unless `allow_config_change`
   accepts the differences), and every exit waits for checkpoint writes.
   """
-  os.makedirs(workdir, exist_ok=True)
+  output_folders.make(workdir, "workdir")  # a file or an unwritable folder: one clear error
   primary = jax.process_index() == 0
   with run_lock.WorkdirLock(workdir) if primary else contextlib.nullcontext():
     run_config.check_resume(workdir, config, allow_config_change, write=primary)
