@@ -132,6 +132,13 @@ def test_a_bad_flag_value_is_a_usage_error(tmp_path):
                      "10: 'abc'")
 
 
+def test_a_program_usage_error_is_one_line_not_absl_usage(tmp_path):
+  """A program's own app.UsageError (score given no video) is one line and exit 2, like the rest
+  (absl alone prints the module docstring and every flag, exit 1)."""
+  proc = _run("vqa_jax.score", f"--checkpoint={tmp_path}")
+  assert_usage_error(proc, "give at least one video file or folder")
+
+
 def test_workdir_that_is_a_file(tmp_path):
   afile = tmp_path / "afile"
   afile.write_text("x")

@@ -108,7 +108,7 @@ def _waive_required_flags() -> None:
 
 def run(main: Callable[[list[str]], None], config_fn: ConfigFn = flag_config) -> None:
   """`app.run(main)` with config names, --print_config, quiet libraries, full --help (exit 0) and
-  usage errors in one line (exit 2; `usage.parse_flags`, `UsageProblem`)."""
+  usage errors in one line (exit 2; `usage.parse_flags`, `UsageProblem`, `app.UsageError`)."""
   if "print_config" not in flags.FLAGS:
     flags.DEFINE_bool("print_config", False, "Print the resolved config (YAML) and exit; the "
                       "program's other required flags may be left out.")
@@ -129,7 +129,7 @@ def run(main: Callable[[list[str]], None], config_fn: ConfigFn = flag_config) ->
         print(printable(config), end="")
         sys.exit(0)
       return main(argv)
-    except UsageProblem as e:
+    except (UsageProblem, app.UsageError) as e:  # app.UsageError: absl prints the whole usage
       usage.exit_usage(str(e))
 
   app.run(wrapped, argv=config_files.resolve_argv(sys.argv), flags_parser=usage.parse_flags)
