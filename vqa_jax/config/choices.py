@@ -39,6 +39,10 @@ PERTURBATION_KINDS = ("none", "awp", "rwp", "sam", "asam")
 # Kinds whose radius is relative to each layer's norm (perturb.gamma); the others take the
 # absolute perturb.rho.
 RELATIVE_KINDS = ("awp", "rwp")
+# perturb.precision (perturb_precision.py): how the perturbed pass carries the perturbation.
+PERTURB_PRECISIONS = ("cast", "split", "float32")
+# model.matmul_precision: jax.default_matmul_precision of the model's products.
+MATMUL_PRECISIONS = ("default", "high", "highest")
 
 # eval.models: the raw params and their EMA.
 EVAL_MODELS = ("raw", "ema")

@@ -73,7 +73,8 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.Pertu
   states = jax.jit(stack, out_shardings=sharding.replicated(mesh))(state)
   step_fn = train_step.jit_sharded(
       train_step.make_population_step(family.loss_fn, tx, cfgs, config.train.ema_decay,
-                                      stateful=True), mesh)
+                                      stateful=True, **families.perturbed_pass_options(config)),
+      mesh)
   base_rng = jax.random.key(config.seed)
   meter = progress.Progress(config.train.steps)
   loss_sum, window, step = jnp.zeros(len(cfgs)), 0, 0
