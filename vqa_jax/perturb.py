@@ -292,15 +292,20 @@ class PerturbConfig:
     perturb_precision.check_precision(self.precision)
 
   @classmethod
-  def from_config(cls, perturb_cfg: ml_collections.ConfigDict) -> "PerturbConfig":
-    """The PerturbConfig of a config's `perturb` section (radius: gamma or rho by kind)."""
+  def from_config(cls, perturb_cfg: ml_collections.ConfigDict,
+                  compute_dtype="float32") -> "PerturbConfig":
+    """The PerturbConfig of a config's `perturb` section (radius: gamma or rho by kind).
+
+    precision 'auto' resolves by the model's `compute_dtype` (perturb_precision.resolve).
+    """
     kind = str(perturb_cfg.kind)
     radius = validation.radius_field(kind)
     return cls(kind=kind, radius=float(perturb_cfg[radius]) if radius else 0.0,
                reuse_dropout_rng=bool(perturb_cfg.reuse_dropout_rng),
                steps=int(perturb_cfg.steps), every_k=int(perturb_cfg.every_k),
                combine=float(perturb_cfg.combine),
-               precision=str(perturb_cfg.get("precision", "cast")))
+               precision=perturb_precision.resolve(str(perturb_cfg.get("precision", "auto")),
+                                                   compute_dtype))
 
   @property
   def active(self) -> bool:

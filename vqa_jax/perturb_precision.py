@@ -5,8 +5,9 @@ perturbed pass multiplies by bf16(w + δ): at AWP's γ = 1e-4 the realised pertu
 bf16(w + δ) − bf16(w) is mostly rounding noise. Modes of the perturbed pass (`PRECISIONS`):
 
   cast     params w + δ as they are; each layer casts them (the plain Flax behaviour).
-  split    each perturbed Dense/Conv/DenseGeneral product as x·cast(w) + x·cast(δ): δ keeps its
-           own exponent. The kernels stay w in the params (δ reaches the layers through a Flax
+  split    each perturbed Dense/Conv/DenseGeneral product as x·cast(w) + x·cast(δ), both
+           accumulated in float32 and rounded once (as the clean product is): δ keeps its own
+           exponent. The kernels stay w in the params (δ reaches the layers through a Flax
            method interceptor), so the gradient w.r.t. w is the gradient at w + δ (the product is
            linear in its kernel); other perturbed leaves (LayerNorm scales, float32) get w + δ.
   float32  the perturbed pass through `float32_loss_fn` (the same loss with the model in float32
@@ -37,6 +38,14 @@ SPLIT_LEAF_NAME = "kernel"
 SPLIT_MODULES = (nn.Dense, nn.DenseGeneral, nn.Conv)
 # Below this realised cosine the perturbed pass mostly sees rounding noise (the warning's bound).
 UNRESOLVED_COSINE = 0.9
+
+
+def resolve(precision: str, compute_dtype) -> str:
+  """A config's perturb.precision as a mode: 'auto' is BF16_PERTURB_PRECISION below float32."""
+  if precision != choices.AUTO_PRECISION:
+    return precision
+  low = jnp.dtype(compute_dtype) != jnp.float32
+  return choices.BF16_PERTURB_PRECISION if low else "cast"
 
 
 def check_precision(precision: str) -> None:
@@ -100,13 +109,32 @@ def realised_metrics(params: PyTree, delta: PyTree, mask: PyTree, compute_dtype=
   return {"realised_cosine": cosine, "realised_norm_ratio": ratio}
 
 
+def _split_op(op: Callable, delta: jax.Array) -> Callable:
+  """`op(lhs, rhs, ...)` (lax.dot_general or conv_general_dilated) as op(lhs, rhs) + op(lhs, δ).
+
+  Both products accumulate in float32 and their sum is rounded once to the product's dtype, as
+  the clean pass's single product is: the perturbed and the clean pass differ by δ's product, not
+  by a different rounding path.
+  """
+
+  def split(lhs, rhs, *args, **kwargs):
+    if delta.shape != rhs.shape:
+      raise ValueError(f"perturb precision 'split': the layer's kernel operand {rhs.shape} is not "
+                       f"the perturbed kernel's shape {delta.shape}")
+    kwargs = {**kwargs, "preferred_element_type": jnp.float32}
+    y = op(lhs, rhs, *args, **kwargs) + op(lhs, delta.astype(rhs.dtype), *args, **kwargs)
+    return y.astype(jnp.result_type(lhs.dtype, rhs.dtype))
+
+  return split
+
+
 class _SplitProducts:
-  """A Flax method interceptor adding x·cast(δ) to each intercepted layer whose kernel δ holds."""
+  """A Flax method interceptor running each layer whose kernel δ holds with a split product."""
 
   def __init__(self, kernel_deltas: dict[tuple[str, ...], jax.Array]):
     self.kernel_deltas = kernel_deltas
     self.used: set[tuple[str, ...]] = set()
-    self._inside = False  # the extra product's own apply is not intercepted again
+    self._inside = False  # the split layer's own apply is not intercepted again
 
   def __call__(self, next_fun, args, kwargs, context):
     module = context.module
@@ -118,14 +146,16 @@ class _SplitProducts:
     if delta is None:
       return next_fun(*args, **kwargs)
     self.used.add(path)
-    y = next_fun(*args, **kwargs)
+    if isinstance(module, nn.Conv):
+      split = module.clone(parent=None, conv_general_dilated=_split_op(
+          jax.lax.conv_general_dilated, delta))
+    else:
+      split = module.clone(parent=None, dot_general=_split_op(jax.lax.dot_general, delta))
     self._inside = True
-    try:
-      extra = module.clone(parent=None, use_bias=False).apply({"params": {"kernel": delta}},
-                                                               *args, **kwargs)
+    try:  # the layer's own params (w, bias): its gradient reaches them as in the clean layer
+      return split.apply({"params": module.variables["params"]}, *args, **kwargs)
     finally:
       self._inside = False
-    return (y.astype(jnp.float32) + extra.astype(jnp.float32)).astype(y.dtype)
 
 
 def _split_params(params: PyTree, delta: PyTree, mask: PyTree):

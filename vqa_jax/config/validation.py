@@ -76,10 +76,10 @@ def check_perturb_section(perturb_cfg: ml_collections.ConfigDict) -> None:
   if kind not in choices.PERTURBATION_KINDS:
     raise ValueError(f"perturb.kind must be one of {choices.PERTURBATION_KINDS}, got {kind!r}")
   field = radius_field(kind)
-  precision = perturb_cfg.get("precision", "cast")
-  if precision not in choices.PERTURB_PRECISIONS:
-    raise ValueError(f"perturb.precision must be one of {choices.PERTURB_PRECISIONS}, "
-                     f"got {precision!r}")
+  precision = perturb_cfg.get("precision", choices.AUTO_PRECISION)
+  allowed = (choices.AUTO_PRECISION,) + choices.PERTURB_PRECISIONS
+  if precision not in allowed:
+    raise ValueError(f"perturb.precision must be one of {allowed}, got {precision!r}")
   try:
     check_perturbation(kind, float(perturb_cfg[field]) if field else 0.0, int(perturb_cfg.steps),
                        int(perturb_cfg.every_k), float(perturb_cfg.combine))

@@ -152,7 +152,8 @@ def perturbed_pass_options(config: ml_collections.ConfigDict) -> dict:
   """
   compute_dtype = jnp.dtype(config.model.dtype)
   float32_loss_fn = None
-  if config.perturb.get("precision", "cast") == "float32" and compute_dtype != jnp.float32:
+  precision = perturb_precision.resolve(config.perturb.get("precision", "auto"), compute_dtype)
+  if precision == "float32" and compute_dtype != jnp.float32:
     float32_config = ml_collections.ConfigDict(config.to_dict())
     float32_config.model.dtype = "float32"
     float32_loss_fn = build(float32_config).loss_fn

@@ -192,7 +192,7 @@ def main() -> None:
   def run_main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    base = perturb.PerturbConfig.from_config(config.value.perturb)
+    base = perturb.PerturbConfig.from_config(config.value.perturb, config.value.model.dtype)
     members = make_members(base, kinds.value or [base.kind], [float(g) for g in gammas.value])
     run(config.value, members, workdir.value, eval_model.value)
 

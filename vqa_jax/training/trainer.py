@@ -332,7 +332,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   splits = prepare_splits(config, splits)
   train_entries = splits[config.data.train_split]
   family = families.build(config)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb, config.model.dtype)
   motion = motion_features(config) if "motion" in family.input_keys else None
   used = used_splits(config, splits)
   for name, entries in used.items():
