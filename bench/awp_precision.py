@@ -5,6 +5,7 @@ Usage (from the repository root):
   PYTHONPATH=. .venv/bin/python bench/awp_precision.py accuracy [--steps 1000] [--out DIR]
   PYTHONPATH=. .venv/bin/python bench/awp_precision.py walltime [--repeats 15] [--out DIR]
   PYTHONPATH=. .venv/bin/python bench/awp_precision.py cost [--batch 16] [--out DIR]
+  PYTHONPATH=. .venv/bin/python bench/awp_precision.py radii [--out DIR]
 
 accuracy  trains the demo model (configs/demo.py, float32, its AWP γ = 1e-3) for `--steps` steps on
           the embedded synthetic data, takes the next batch of 16 real clips, and compares, at
@@ -22,6 +23,9 @@ accuracy  trains the demo model (configs/demo.py, float32, its AWP γ = 1e-3) fo
           the gradient change.
 walltime  the jitted AWP train step of the demo model (bf16 compute, batch 16) per mode, steps
           interleaved mode by mode, median of `--repeats` rounds; ratios to cast.
+radii     the realised cosine and norm ratio (perturb_precision.realised_metrics) of the AWP δ of
+          one 4096x384 N(0, 0.05) kernel along a Gaussian gradient, per compute setting and γ
+          (the issue's first table; TF32 emulated in numpy).
 cost      XLA cost analysis (flops, bytes accessed) of the compiled AWP train step of FAST-VQA-B
           (configs/fast_vqa_b.py, bf16 compute) at `--batch`, lowered and compiled on the CPU
           from abstract shapes (nothing runs), per mode.
@@ -319,10 +323,44 @@ def cost(args) -> dict:
   return out
 
 
+def tf32(x: np.ndarray) -> np.ndarray:
+  """float32 rounded to TF32's 10-bit mantissa (round to nearest even), kept as float32."""
+  bits = np.asarray(x, np.float32).view(np.uint32)
+  bits = (bits + 0xFFF + ((bits >> 13) & 1)) & np.uint32(0xFFFFE000)
+  return bits.view(np.float32)
+
+
+def radii(args) -> dict:
+  """Realised cosine / norm ratio of the AWP δ of one 4096x384 N(0, 0.05) kernel per setting."""
+  del args
+  rng = np.random.default_rng(0)
+  w = rng.normal(0, 0.05, (4096, 384)).astype(np.float32)
+  g = rng.normal(size=w.shape).astype(np.float32)
+  params, mask = {"kernel": w}, {"kernel": True}
+  out = {}
+  for gamma in (1e-4, 1e-3, 1e-2):
+    delta = {"kernel": np.asarray(perturb.awp(params, {"kernel": g}, gamma, mask)["kernel"]) - w}
+    row = {}
+    for name, dtype, precision in (("bf16 cast", jnp.bfloat16, "cast"),
+                                   ("bf16 split", jnp.bfloat16, "split"),
+                                   ("fp16 cast", jnp.float16, "cast"),
+                                   ("float32", jnp.float32, "cast")):
+      got = perturb_precision.realised_metrics(params, delta, mask, dtype, precision)
+      row[name] = {k: float(v) for k, v in got.items()}
+    d = delta["kernel"].astype(np.float64)
+    realised = (tf32(w + delta["kernel"]) - tf32(w)).astype(np.float64)
+    row["tf32 cast (numpy)"] = {
+        "realised_cosine": float(realised.ravel() @ d.ravel() / np.linalg.norm(realised) /
+                                 np.linalg.norm(d)),
+        "realised_norm_ratio": float(np.linalg.norm(realised) / np.linalg.norm(d))}
+    out[str(gamma)] = row
+  return out
+
+
 def main():
   """Runs one part and writes its JSON (module docstring)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("part", choices=("accuracy", "walltime", "cost"))
+  parser.add_argument("part", choices=("accuracy", "walltime", "cost", "radii"))
   parser.add_argument("--steps", type=int, default=1000, help="accuracy: demo training steps")
   parser.add_argument("--repeats", type=int, default=15, help="walltime: rounds")
   parser.add_argument("--block", type=int, default=3, help="walltime: steps per timed block")
@@ -330,7 +368,8 @@ def main():
   parser.add_argument("--modes", default=",".join(MODES), help="cost: modes to compile")
   parser.add_argument("--out", default=DEFAULT_OUT)
   args = parser.parse_args()
-  result = {"accuracy": accuracy, "walltime": walltime, "cost": cost}[args.part](args)
+  result = {"accuracy": accuracy, "walltime": walltime, "cost": cost,
+            "radii": radii}[args.part](args)
   result.update(jax_version=jax.__version__, device=jax.devices()[0].device_kind,
                 date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
   os.makedirs(args.out, exist_ok=True)
