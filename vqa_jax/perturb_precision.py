@@ -41,7 +41,8 @@ UNRESOLVED_COSINE = 0.9
 
 
 def resolve(precision: str, compute_dtype) -> str:
-  """A config's perturb.precision as a mode: 'auto' is BF16_PERTURB_PRECISION below float32."""
+  """A config's perturb.precision as a mode: 'auto' is BF16_PERTURB_PRECISION ('float32') below
+  float32 compute, 'cast' in float32 compute (where the modes agree)."""
   if precision != choices.AUTO_PRECISION:
     return precision
   low = jnp.dtype(compute_dtype) != jnp.float32

@@ -44,7 +44,7 @@ RELATIVE_KINDS = ("awp", "rwp")
 PERTURB_PRECISIONS = ("cast", "split", "float32")
 AUTO_PRECISION = "auto"
 # The mode 'auto' picks for a compute dtype below float32 (chosen by measurement, BENCHMARKS.md).
-BF16_PERTURB_PRECISION = "split"
+BF16_PERTURB_PRECISION = "float32"
 # model.matmul_precision: jax.default_matmul_precision of the model's products.
 MATMUL_PRECISIONS = ("default", "high", "highest")
 
