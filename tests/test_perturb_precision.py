@@ -322,3 +322,32 @@ def test_auto_precision_is_float32_below_float32_and_cast_in_float32():
   assert options["compute_dtype"] == jnp.bfloat16 and callable(options["float32_loss_fn"])
   config.perturb.precision = "split"
   assert families.perturbed_pass_options(config)["float32_loss_fn"] is None
+
+
+def test_realised_metrics_reach_metrics_jsonl_and_the_progress_line_with_one_warning(tmp_path,
+                                                                                    caplog):
+  """trainer.log_training writes realised_* to metrics.jsonl, shows the cosine on the progress
+  line and warns once per run (UnresolvedWarning) when it is below 0.9."""
+  import logging  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  from tests.helpers import learning_scalars  # pylint: disable=g-import-not-at-top
+  from vqa_jax.runtime import progress  # pylint: disable=g-import-not-at-top
+  from vqa_jax.training import run_log  # pylint: disable=g-import-not-at-top
+  from vqa_jax.training import throughput  # pylint: disable=g-import-not-at-top
+  from vqa_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  config = load_config("smoke")
+  logger = run_log.RunLog(str(tmp_path), 0, tensorboard=False)
+  meter, bar = throughput.InputMeter(2), progress.Progress(10)
+  unresolved = perturb_precision.UnresolvedWarning()
+  absl_logging.get_absl_handler()  # route absl through logging for caplog
+  with caplog.at_level(logging.INFO):
+    for step, cosine in ((1, 0.5), (2, 0.4)):
+      metrics = {"loss": 0.3, "perturbed_loss": 0.31, "realised_cosine": cosine,
+                 "realised_norm_ratio": 3.0}
+      trainer.log_training(config, step, metrics, meter, bar, logger, unresolved)
+  logger.close()
+  rows = learning_scalars(tmp_path / "metrics.jsonl")
+  assert [r["realised_cosine"] for r in rows] == [0.5, 0.4]
+  assert any("realised_cosine 0.5000" in r.getMessage() for r in caplog.records)
+  warnings = [r for r in caplog.records if "realises the weight perturbation" in r.getMessage()]
+  assert len(warnings) == 1 and "cosine 0.500" in warnings[0].getMessage()
