@@ -88,10 +88,12 @@ def flat(tree) -> np.ndarray:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
+  """The cosine of two vectors."""
   return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+  """‖a − b‖ / ‖b‖."""
   return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
@@ -224,6 +226,7 @@ def accuracy(args) -> dict:
 
 
 def accuracy_table(out: dict) -> str:
+  """The accuracy part's result as a Markdown table."""
   lines = ["| γ | mode | realised cos / ratio | ΔL = L(w+δ)−L(w) | ΔL rel. err | Δg cosine | "
            "Δg norm ratio | g(w+δ) cosine / rel. err | from f32 w: ΔL rel. err / Δg cosine |",
            "|---|---|---|---|---|---|---|---|---|"]
