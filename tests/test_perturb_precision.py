@@ -351,3 +351,20 @@ def test_realised_metrics_reach_metrics_jsonl_and_the_progress_line_with_one_war
   assert any("realised_cosine 0.5000" in r.getMessage() for r in caplog.records)
   warnings = [r for r in caplog.records if "realises the weight perturbation" in r.getMessage()]
   assert len(warnings) == 1 and "cosine 0.500" in warnings[0].getMessage()
+
+
+def test_every_k_reuse_step_takes_the_precision():
+  """every_k's reuse call (no clean pass) runs its perturbed pass in the given mode: with bf16
+  compute at γ = 1e-4 the realised cosine says which mode ran."""
+  params, loss, x, y = small_problem(jnp.bfloat16)
+  out = {}
+  for precision in ("cast", "split"):
+    reuse = perturb.every_k(loss, "awp", radius=1e-4, k=2, precision=precision,
+                            compute_dtype=jnp.bfloat16)
+    state = reuse.init(params)
+    _, _, _, state = reuse.apply(params, state, x, y, rng=jax.random.key(0))
+    _, grads, info, _ = reuse.apply(params, state, x, y, rng=jax.random.key(1))
+    assert float(info["recomputed"]) == 0.0
+    out[precision] = float(info["realised_cosine"])
+    assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  assert out["cast"] < 0.6 and out["split"] > 0.999
