@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from vqa_jax import perturb_precision
 from vqa_jax.config import validation
 from vqa_jax.config.choices import PERTURBATION_KINDS
 
@@ -274,7 +275,8 @@ class PerturbConfig:
   steps: ascent steps of radius/steps, each projected back. every_k: recompute the perturbation
   every k steps and reuse the last one in between. combine: the update gradient is
   (1 − combine)·g_perturbed + combine·g_clean (0: the reference). reuse_dropout_rng: every pass
-  uses the clean pass's dropout key (the reference draws fresh masks per pass).
+  uses the clean pass's dropout key (the reference draws fresh masks per pass). precision: how
+  the perturbed pass carries δ, 'cast' | 'split' | 'float32' (perturb_precision).
   """
 
   kind: str = "awp"
@@ -283,19 +285,27 @@ class PerturbConfig:
   steps: int = 1
   every_k: int = 1
   combine: float = 0.0
+  precision: str = "cast"
 
   def __post_init__(self):
     validation.check_perturbation(self.kind, self.radius, self.steps, self.every_k, self.combine)
+    perturb_precision.check_precision(self.precision)
 
   @classmethod
-  def from_config(cls, perturb_cfg: ml_collections.ConfigDict) -> "PerturbConfig":
-    """The PerturbConfig of a config's `perturb` section (radius: gamma or rho by kind)."""
+  def from_config(cls, perturb_cfg: ml_collections.ConfigDict,
+                  compute_dtype="float32") -> "PerturbConfig":
+    """The PerturbConfig of a config's `perturb` section (radius: gamma or rho by kind).
+
+    precision 'auto' resolves by the model's `compute_dtype` (perturb_precision.resolve).
+    """
     kind = str(perturb_cfg.kind)
     radius = validation.radius_field(kind)
     return cls(kind=kind, radius=float(perturb_cfg[radius]) if radius else 0.0,
                reuse_dropout_rng=bool(perturb_cfg.reuse_dropout_rng),
                steps=int(perturb_cfg.steps), every_k=int(perturb_cfg.every_k),
-               combine=float(perturb_cfg.combine))
+               combine=float(perturb_cfg.combine),
+               precision=perturb_precision.resolve(str(perturb_cfg.get("precision", "auto")),
+                                                   compute_dtype))
 
   @property
   def active(self) -> bool:
@@ -322,29 +332,55 @@ def pass_keys(rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 def value_and_grad_at(loss_fn: Callable, params: PyTree, delta: PyTree, *args, rng: jax.Array,
-                      mask: PyTree | None = None, has_aux: bool = False) -> tuple[Any, PyTree]:
+                      mask: PyTree | None = None, has_aux: bool = False, precision: str = "cast",
+                      float32_loss_fn: Callable | None = None) -> tuple[Any, PyTree]:
   """(value, grads) of `loss_fn(params + delta, *args, rng)`, differentiated at the moved point.
 
   The gradient is taken with respect to the perturbed weights themselves (δ is a constant), as
   the reference's second pass does; `mask` (default `weight_mask`) says which leaves δ moves.
+  `precision` ('cast' | 'split' | 'float32', perturb_precision) is how the pass's arithmetic
+  carries δ; 'float32' runs `float32_loss_fn` (default `loss_fn`) at the highest matmul precision.
   """
+  perturb_precision.check_precision(precision)
   mask = weight_mask(params) if mask is None else mask
+  if precision == "split":
+    return perturb_precision.split_value_and_grad(loss_fn, params, delta, mask, *args, rng,
+                                                  has_aux=has_aux)
   perturbed = jax.lax.stop_gradient(apply_delta(params, delta, mask))
+  if precision == "float32":
+    with perturb_precision.matmul_precision("highest"):
+      return jax.value_and_grad(float32_loss_fn or loss_fn, has_aux=has_aux)(perturbed, *args, rng)
   return jax.value_and_grad(loss_fn, has_aux=has_aux)(perturbed, *args, rng)
+
+
+def _check_float32_pass(precision: str, compute_dtype, float32_loss_fn) -> None:
+  """Raises ValueError when a 'float32' perturbed pass would still compute in a lower dtype."""
+  perturb_precision.check_precision(precision)
+  if (precision == "float32" and float32_loss_fn is None
+      and jnp.dtype(compute_dtype) != jnp.float32):
+    raise ValueError(f"perturb precision 'float32' with compute dtype {jnp.dtype(compute_dtype)} "
+                     "needs float32_loss_fn (the same loss with the model in float32)")
 
 
 def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None = None,
                    steps: int = 1, combine: float = 0.0, has_aux: bool = False,
-                   reuse_dropout_rng: bool = False) -> Callable:
+                   reuse_dropout_rng: bool = False, precision: str = "cast",
+                   compute_dtype=jnp.float32,
+                   float32_loss_fn: Callable | None = None) -> Callable:
   """`fn(params, *args, rng) -> (value, grads, info)`: jax.value_and_grad with the perturbation.
 
   `loss_fn(params, *args, rng)` returns the loss (with `has_aux`, `(loss, aux)`); `rng` is split
   into the clean pass's key, the perturbed pass's key (the clean one with `reuse_dropout_rng`) and
   the direction's noise key (rwp). `value` is the clean pass's; `grads` is the gradient at the
   perturbed point (mixed with the clean one by `combine`; the clean one itself for kind 'none' or
-  radius 0). `info`: perturbed_loss, perturbation_norm, and the delta, the clean gradient and (with
-  `has_aux`) the perturbed pass's aux. `radius` may be traced (vmap over radii of one kind).
+  radius 0). `info`: perturbed_loss, perturbation_norm, realised_cosine and realised_norm_ratio
+  (the perturbation the perturbed pass multiplies by against δ, in `compute_dtype`, the model's),
+  and the delta, the clean gradient and (with `has_aux`) the perturbed pass's aux. `radius` may be
+  traced (vmap over radii of one kind). `precision` ('cast' | 'split' | 'float32') is how the
+  perturbed pass carries δ (perturb_precision); 'float32' with a lower `compute_dtype` needs
+  `float32_loss_fn`, the same loss with the model in float32.
   """
+  _check_float32_pass(precision, compute_dtype, float32_loss_fn)
   if kind not in PERTURBATION_KINDS:
     raise ValueError(f"perturbation kind {kind!r} not in {PERTURBATION_KINDS}")
   if kind == "rwp" and steps > 1:
@@ -365,12 +401,16 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
     direction = perturbation.direction(params, clean_grads, noise_rng)
     delta = ascent(perturbation, params, direction, ascent_grad, radius, steps, leaf_mask)
     perturbed_value, grads = value_and_grad_at(loss_fn, params, delta, *args, rng=pass_rng,
-                                               mask=leaf_mask, has_aux=has_aux)
+                                               mask=leaf_mask, has_aux=has_aux,
+                                               precision=precision,
+                                               float32_loss_fn=float32_loss_fn)
     if combine:
       grads = jax.tree_util.tree_map(lambda p, c: (1 - combine) * p + combine * c, grads,
                                      clean_grads)
     grads = _where(radius == 0, clean_grads, grads)  # radius 0 is the plain step
     info = {"perturbed_loss": _loss(perturbed_value, has_aux), "perturbation_norm": tree_norm(delta),
+            **perturb_precision.realised_metrics(params, delta, leaf_mask, compute_dtype,
+                                                 precision),
             "delta": delta, "clean_grads": clean_grads}
     if has_aux:
       info["perturbed_aux"] = perturbed_value[1]
@@ -400,7 +440,9 @@ class EveryK(NamedTuple):
 
 
 def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None = None,
-            steps: int = 1, has_aux: bool = False, reuse_dropout_rng: bool = False) -> EveryK:
+            steps: int = 1, has_aux: bool = False, reuse_dropout_rng: bool = False,
+            precision: str = "cast", compute_dtype=jnp.float32,
+            float32_loss_fn: Callable | None = None) -> EveryK:
   """`value_and_grad` whose perturbation is recomputed on every k-th call and reused in between.
 
   `init(params) -> ReuseState`; `apply(params, reuse_state, *args, rng, recompute=None) ->
@@ -413,8 +455,10 @@ def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None
   """
   if k < 1:
     raise ValueError(f"every_k needs k >= 1, got {k}")
+  precision_options = dict(precision=precision, float32_loss_fn=float32_loss_fn)
   fresh_value_and_grad = value_and_grad(loss_fn, kind, radius=radius, mask=mask, steps=steps,
-                                        has_aux=has_aux, reuse_dropout_rng=reuse_dropout_rng)
+                                        has_aux=has_aux, reuse_dropout_rng=reuse_dropout_rng,
+                                        compute_dtype=compute_dtype, **precision_options)
 
   def apply(params: PyTree, reuse_state: ReuseState, *args, rng: jax.Array, recompute=None):
     leaf_mask = weight_mask(params) if mask is None else mask
@@ -426,7 +470,7 @@ def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None
     def reuse():
       delta = make_perturbation(kind, leaf_mask).project(params, reuse_state.delta, radius)
       value, grads = value_and_grad_at(loss_fn, params, delta, *args, rng=pass_keys(rng)[0],
-                                       mask=leaf_mask, has_aux=has_aux)
+                                       mask=leaf_mask, has_aux=has_aux, **precision_options)
       return (value, grads, jax.tree_util.tree_map(jnp.zeros_like, grads), delta,
               _loss(value, has_aux))
 
@@ -437,6 +481,8 @@ def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None
     else:
       value, grads, clean_grads, delta, perturbed_loss = jax.lax.cond(recompute, fresh, reuse)
     info = {"perturbed_loss": perturbed_loss, "perturbation_norm": tree_norm(delta),
+            **perturb_precision.realised_metrics(params, delta, leaf_mask, compute_dtype,
+                                                 precision),
             "delta": delta, "clean_grads": clean_grads,
             "recomputed": jnp.asarray(recompute, jnp.float32)}
     return value, grads, info, ReuseState(count=reuse_state.count + 1, delta=delta)

@@ -49,6 +49,7 @@ CHECKPOINT_DIRS = ("checkpoints", os.path.join("best", "checkpoints"))
 SHAPE_FIELDS = ("model.", "train.optimizer", "perturb.every_k")
 # Model fields that change how it computes, not what it holds (still checked as other fields).
 _COMPUTE_ONLY_MODEL_FIELDS = ("model.remat", "model.remat_policy", "model.dtype",
+                              "model.matmul_precision",
                               "model.drop_path_rate", "model.head_dropout")
 # Fields renamed since older runs stored their config: old dotted name -> new one.
 RENAMED_FIELDS = {"train.rank_weight": "train.plcc_rank_weight",

@@ -34,6 +34,9 @@ def fast_vqa_b_config() -> ml_collections.ConfigDict:
   cfg.remat = False
   cfg.remat_policy = ""
   cfg.dtype = "float32"
+  # jax.default_matmul_precision of the model's products: 'default' | 'high' | 'highest'
+  # ('highest' makes float32 products exact on TPUs and TF32-capable GPUs).
+  cfg.matmul_precision = "default"
   # The reference's adaptive window base clip (T, H, W), e.g. (32, 224, 224);
   # None keeps window_size. A no-op for FAST-VQA-B's 32x224x224 input.
   cfg.base_x_size = None
@@ -49,6 +52,7 @@ def simple_vqa_config() -> ml_collections.ConfigDict:
   cfg.hidden = 128
   cfg.motion_dim = MOTION_DIM
   cfg.dtype = "float32"
+  cfg.matmul_precision = "default"  # as fast_vqa_b_config's
   return cfg
 
 

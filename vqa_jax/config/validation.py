@@ -76,6 +76,10 @@ def check_perturb_section(perturb_cfg: ml_collections.ConfigDict) -> None:
   if kind not in choices.PERTURBATION_KINDS:
     raise ValueError(f"perturb.kind must be one of {choices.PERTURBATION_KINDS}, got {kind!r}")
   field = radius_field(kind)
+  precision = perturb_cfg.get("precision", choices.AUTO_PRECISION)
+  allowed = (choices.AUTO_PRECISION,) + choices.PERTURB_PRECISIONS
+  if precision not in allowed:
+    raise ValueError(f"perturb.precision must be one of {allowed}, got {precision!r}")
   try:
     check_perturbation(kind, float(perturb_cfg[field]) if field else 0.0, int(perturb_cfg.steps),
                        int(perturb_cfg.every_k), float(perturb_cfg.combine))
@@ -166,6 +170,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      f"got {data.augment!r}")
   check_sampling(config.sampling)
   check_perturb_section(config.perturb)
+  matmul = config.model.get("matmul_precision", "default")
+  if matmul not in choices.MATMUL_PRECISIONS:
+    raise ValueError(f"model.matmul_precision must be one of {choices.MATMUL_PRECISIONS}, "
+                     f"got {matmul!r}")
   if not set(config.eval.models) <= set(choices.EVAL_MODELS):
     raise ValueError(f"eval.models must be a subset of {choices.EVAL_MODELS}, "
                      f"got {config.eval.models}")

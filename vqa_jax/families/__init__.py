@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from vqa_jax import perturb_precision
 from vqa_jax.config.validation import family_name
 from vqa_jax.families import forms
 from vqa_jax.families import losses
@@ -131,8 +132,29 @@ def _simple_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
 
 
 def build(config: ml_collections.ConfigDict, model: nn.Module | None = None) -> Family:
-  """The family of `config.model` (its module built from the config unless `model` is given)."""
+  """The family of `config.model` (its module built from the config unless `model` is given).
+
+  Its loss and predict functions trace the model's products at `model.matmul_precision`.
+  """
   model = model or build_model(config.model)
-  if family_name(config.model) == "simple_vqa":
-    return _simple_vqa(config, model)
-  return _fast_vqa(config, model)
+  family = (_simple_vqa if family_name(config.model) == "simple_vqa" else _fast_vqa)(config, model)
+  matmul = config.model.get("matmul_precision", "default")
+  return dataclasses.replace(
+      family, loss_fn=perturb_precision.with_matmul_precision(family.loss_fn, matmul),
+      predict_fn=perturb_precision.with_matmul_precision(family.predict_fn, matmul))
+
+
+def perturbed_pass_options(config: ml_collections.ConfigDict) -> dict:
+  """`compute_dtype` and `float32_loss_fn` of the train step for `config.perturb.precision`.
+
+  float32_loss_fn is the family's loss with the model in float32 ('float32' precision with a
+  lower compute dtype; None otherwise).
+  """
+  compute_dtype = jnp.dtype(config.model.dtype)
+  float32_loss_fn = None
+  precision = perturb_precision.resolve(config.perturb.get("precision", "auto"), compute_dtype)
+  if precision == "float32" and compute_dtype != jnp.float32:
+    float32_config = ml_collections.ConfigDict(config.to_dict())
+    float32_config.model.dtype = "float32"
+    float32_loss_fn = build(float32_config).loss_fn
+  return {"compute_dtype": compute_dtype, "float32_loss_fn": float32_loss_fn}

@@ -73,7 +73,8 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.Pertu
   states = jax.jit(stack, out_shardings=sharding.replicated(mesh))(state)
   step_fn = train_step.jit_sharded(
       train_step.make_population_step(family.loss_fn, tx, cfgs, config.train.ema_decay,
-                                      stateful=True), mesh)
+                                      stateful=True, **families.perturbed_pass_options(config)),
+      mesh)
   base_rng = jax.random.key(config.seed)
   meter = progress.Progress(config.train.steps)
   loss_sum, window, step = jnp.zeros(len(cfgs)), 0, 0
@@ -191,7 +192,7 @@ def main() -> None:
   def run_main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    base = perturb.PerturbConfig.from_config(config.value.perturb)
+    base = perturb.PerturbConfig.from_config(config.value.perturb, config.value.model.dtype)
     members = make_members(base, kinds.value or [base.kind], [float(g) for g in gammas.value])
     run(config.value, members, workdir.value, eval_model.value)
 

@@ -41,7 +41,7 @@ PyTree = Any
 
 PerturbConfig = perturb.PerturbConfig
 # PerturbConfig fields that all members of a population must share (one program runs them all).
-SHARED_FIELDS = ("kind", "reuse_dropout_rng", "steps", "every_k", "combine")
+SHARED_FIELDS = ("kind", "reuse_dropout_rng", "steps", "every_k", "combine", "precision")
 
 
 @flax.struct.dataclass
@@ -85,14 +85,17 @@ def create_train_state(params: PyTree, tx: optax.GradientTransformation,
 
 
 def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: PerturbConfig,
-               ema_decay: float, mask: PyTree | None):
+               ema_decay: float, mask: PyTree | None, compute_dtype=jnp.float32,
+               float32_loss_fn: StatefulLossFn | None = None):
   """core(state, batch, rng, radius, recompute) -> (state, metrics).
 
   `loss_fn` is stateful (`as_stateful` wraps a plain one). `cfg` gives the kind ('none': the plain
   step) and the fields in SHARED_FIELDS; `radius` may be traced (per population member), and a
   member with radius 0 updates with its clean gradient, so it equals the plain step.
   """
-  options = dict(mask=mask, steps=cfg.steps, has_aux=True, reuse_dropout_rng=cfg.reuse_dropout_rng)
+  options = dict(mask=mask, steps=cfg.steps, has_aux=True, reuse_dropout_rng=cfg.reuse_dropout_rng,
+                 precision=cfg.precision, compute_dtype=compute_dtype,
+                 float32_loss_fn=float32_loss_fn)
   reuses = _reuses(cfg)
 
   def core(state, batch, rng, radius, recompute):
@@ -122,7 +125,9 @@ def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: P
                "grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params)}
     if cfg.kind != "none":
       metrics.update(perturbed_loss=info["perturbed_loss"],
-                     perturbation_norm=info["perturbation_norm"])
+                     perturbation_norm=info["perturbation_norm"],
+                     realised_cosine=info["realised_cosine"],
+                     realised_norm_ratio=info["realised_norm_ratio"])
     if reuses:
       metrics["recomputed"] = info["recomputed"]
     return new_state, metrics
@@ -137,7 +142,8 @@ def _stateful(loss_fn, stateful: bool) -> StatefulLossFn:
 
 def make_train_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTransformation,
                     perturb_cfg: PerturbConfig, ema_decay: float, mask: PyTree | None = None,
-                    *, stateful: bool = False):
+                    *, stateful: bool = False, compute_dtype=jnp.float32,
+                    float32_loss_fn: LossFn | StatefulLossFn | None = None):
   """Builds `step(state, batch, rng) -> (state, metrics)`.
 
   With a perturbation the optimizer sees only the gradient at the perturbed point w + r (the clean
@@ -145,13 +151,17 @@ def make_train_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTransfor
   fresh dropout key, and the update is applied at the unperturbed w, exactly as the reference.
   An inactive config (kind 'none' or radius 0) gives the plain one-pass step. `mask` defaults to
   `perturb.weight_mask(params)`. Metrics: loss (clean; on every_k reuse steps, where no clean pass
-  runs, the perturbed loss), perturbed_loss, perturbation_norm, clean_grad_norm, grad_norm,
-  param_norm, and with every_k > 1 `recomputed`. With `stateful=True`, `loss_fn` is a
-  `StatefulLossFn` and the new `model_state` is kept as the module docstring says.
+  runs, the perturbed loss), perturbed_loss, perturbation_norm, realised_cosine,
+  realised_norm_ratio (perturb_precision.realised_metrics in `compute_dtype`, the model's),
+  clean_grad_norm, grad_norm, param_norm, and with every_k > 1 `recomputed`. With
+  `stateful=True`, `loss_fn` (and `float32_loss_fn`, the same loss with the model in float32,
+  which perturb precision 'float32' needs with a lower compute dtype) is a `StatefulLossFn` and
+  the new `model_state` is kept as the module docstring says.
   """
   if not perturb_cfg.active and not _reuses(perturb_cfg):  # (the state's layout is kept)
     perturb_cfg = PerturbConfig("none", 0.0, perturb_cfg.reuse_dropout_rng)
-  core = _make_core(_stateful(loss_fn, stateful), tx, perturb_cfg, ema_decay, mask)
+  core = _make_core(_stateful(loss_fn, stateful), tx, perturb_cfg, ema_decay, mask,
+                    compute_dtype, _stateful(float32_loss_fn, stateful) if float32_loss_fn else None)
 
   def step(state: TrainState, batch: dict, rng: jax.Array):
     return core(state, batch, rng, perturb_cfg.radius, None)
@@ -172,20 +182,24 @@ def _shared_config(perturb_cfgs: Sequence[PerturbConfig]) -> PerturbConfig:
 
 def make_population_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTransformation,
                          perturb_cfgs: Sequence[PerturbConfig], ema_decay: float,
-                         mask: PyTree | None = None, *, stateful: bool = False):
+                         mask: PyTree | None = None, *, stateful: bool = False,
+                         compute_dtype=jnp.float32,
+                         float32_loss_fn: LossFn | StatefulLossFn | None = None):
   """Builds `step(states, batch, rng) -> (states, metrics)` over K stacked states (`stack_states`).
 
   Member i trains with perturb_cfgs[i] on the same batch with the same rng, so it follows the
   single run `make_train_step(..., perturb_cfgs[i])` from the same state. Members differ in their
   radius only (SHARED_FIELDS, the kind among them, are one program's): a sweep over kinds runs
-  one population per kind. Every metric gets a leading member axis.
+  one population per kind. Every metric gets a leading member axis. `compute_dtype` and
+  `float32_loss_fn` as in `make_train_step`.
   """
   cfgs = tuple(perturb_cfgs)
   if not cfgs:
     raise ValueError("a population needs at least one member")
   shared = _shared_config(cfgs)
   radii = jnp.asarray([c.radius for c in cfgs], jnp.float32)
-  core = _make_core(_stateful(loss_fn, stateful), tx, shared, ema_decay, mask)
+  core = _make_core(_stateful(loss_fn, stateful), tx, shared, ema_decay, mask, compute_dtype,
+                    _stateful(float32_loss_fn, stateful) if float32_loss_fn else None)
 
   def step(states: TrainState, batch: dict, rng: jax.Array):
     # One decision for all members, taken outside the vmap so that only one branch runs.

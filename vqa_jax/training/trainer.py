@@ -37,6 +37,7 @@ from vqa_jax.runtime import memory_report
 from vqa_jax.runtime import output_folders
 from vqa_jax.training import optim
 from vqa_jax import perturb
+from vqa_jax import perturb_precision
 from vqa_jax.runtime import progress
 from vqa_jax.evaluation import report
 from vqa_jax.scoring import run_calibration
@@ -254,10 +255,18 @@ def train_scalars(config: ml_collections.ConfigDict, step: int, metrics: dict) -
 
 def log_training(config: ml_collections.ConfigDict, step: int, metrics: dict,
                  meter: throughput.InputMeter, progress_meter: progress.Progress,
-                 run_logger: run_log.RunLog) -> None:
-  """Logs a step's losses, learning rates and the interval's input wait, clips/s and step time."""
+                 run_logger: run_log.RunLog,
+                 unresolved: perturb_precision.UnresolvedWarning | None = None) -> None:
+  """Logs a step's losses, learning rates and the interval's input wait, clips/s and step time.
+
+  The progress line also shows the realised perturbation's cosine; `unresolved` warns (once)
+  when it is below its bound.
+  """
   scalars = {**train_scalars(config, step, metrics), **meter.report()}
-  losses_now = {k: scalars[k] for k in scalars if "loss" in k}
+  losses_now = {k: scalars[k] for k in scalars if "loss" in k or k == "realised_cosine"}
+  warning = unresolved.message(step, scalars) if unresolved is not None else None
+  if warning:
+    logging.warning("%s", warning)
   logging.info("%s | %s", progress_meter.report(step, losses_now), throughput.describe(scalars))
   if throughput.is_input_bound(scalars):
     logging.warning("input-bound: the host waited %.0f%% of steps %d..%d for batches (%.1f "
@@ -287,7 +296,7 @@ def make_step_fn(config: ml_collections.ConfigDict, family: families.Family, tx,
   """The run's jitted, sharded train step `step(state, batch, rng) -> (state, metrics)`."""
   return train_step.jit_sharded(
       train_step.make_train_step(family.loss_fn, tx, perturb_cfg, config.train.ema_decay,
-                                 stateful=True), mesh)
+                                 stateful=True, **families.perturbed_pass_options(config)), mesh)
 
 
 def compile_step(step_fn, state, device_batch, rng):
@@ -339,7 +348,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   splits = prepare_splits(config, splits)
   train_entries = splits[config.data.train_split]
   family = families.build(config)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb, config.model.dtype)
   motion = motion_features(config) if "motion" in family.input_keys else None
   used = used_splits(config, splits)
   for name, entries in used.items():
@@ -385,6 +394,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   t0 = time.monotonic()
   meter = throughput.InputMeter(config.train.batch_size * config.sampling.num_clips_train)
   batches = train_batches(config, train_entries, mesh, start_step, bad_videos, motion=motion)
+  unresolved = perturb_precision.UnresolvedWarning()
   try:
     with interrupts.stop_flag() as stop:
       while True:
@@ -406,7 +416,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
         if log_now or save_now or eval_now:
           finite.flush()
         if log_now:
-          log_training(config, step, metrics, meter, progress_meter, run_logger)
+          log_training(config, step, metrics, meter, progress_meter, run_logger, unresolved)
         if eval_now:
           with meter.paused():
             evaluate_and_select(step, state)
