@@ -19,6 +19,7 @@ from vqa_jax.training import checkpointing
 from vqa_jax.training import interrupts
 from vqa_jax.config import run_config
 from vqa_jax.training import run_lock
+from vqa_jax.training import run_log
 
 
 # ---- run_lock
@@ -278,3 +279,23 @@ def test_sigint_and_sigterm_set_the_flag_then_handlers_come_back():
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
   assert str(interrupts.Interrupted(4, "SIGINT")) == ("interrupted by SIGINT; checkpoint saved at "
                                                      "step 4")
+
+
+# ---- run_log.record_result
+
+
+def test_results_get_one_row_per_step_identical_reruns_write_nothing(tmp_path, caplog):
+  path = str(tmp_path / "results.jsonl")
+  first = {"step": 6, "results": {"test": {"raw": {"srcc": 0.5}}}}
+  assert run_log.record_result(path, first)
+  before = os.stat(path).st_mtime_ns, open(path, encoding="utf-8").read()
+  assert not run_log.record_result(path, json.loads(json.dumps(first)))  # the rerun's equal row
+  assert (os.stat(path).st_mtime_ns, open(path, encoding="utf-8").read()) == before
+  longer = {"step": 9, "results": {"test": {"raw": {"srcc": 0.75}}}}  # resumed with more steps
+  assert run_log.record_result(path, longer)
+  changed = {"step": 6, "results": {"test": {"raw": {"srcc": 0.25}}}}
+  with caplog.at_level("WARNING"):
+    assert run_log.record_result(path, changed)
+  assert "replacing its row(s) of step 6" in caplog.text
+  assert run_log.read_jsonl(path) == [longer, changed]
+  assert os.listdir(tmp_path) == ["results.jsonl"]  # no temporary file left

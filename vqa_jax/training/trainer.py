@@ -419,9 +419,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
     logging.warning("%s", video_io.SHORTFALLS.summary())
   run_calibration.store(config, workdir, splits, state, mesh, motion, family)  # score's scale
   summary = summarize(config, step, run_logger.evaluations)
-  run_log.append_jsonl(os.path.join(workdir, "results.jsonl"),
-                       {"step": step, "results": summary.final,
-                        **({"selected": summary.selected} if summary.selected else {})})
+  run_log.record_result(os.path.join(workdir, "results.jsonl"),  # once per step, even on reruns
+                        {"step": step, "results": summary.final,
+                         **({"selected": summary.selected} if summary.selected else {})})
   if jax.process_index() == 0:
     report.print_summary(summary)
   return summary
