@@ -49,9 +49,11 @@ def logistic_4_jacobian(x: np.ndarray, b1: float, b2: float, b3: float,
                   axis=1)
 
 
-# The fit's solver path, fixed so that every process takes the same one (see fit_logistic).
-FIT_SOLVER = {"method": "trf", "x_scale": "jac", "ftol": 1e-12, "xtol": 1e-12, "gtol": 1e-12,
-              "max_nfev": 10_000}
+# The fit's solver path, fixed so that every process takes the same one (see fit_logistic); the
+# tolerances are leastsq's (curve_fit's former solver): a near-linear relation, whose optimum lies
+# at β4 -> infinity, then stops on the relative reduction as it did.
+FIT_SOLVER = {"method": "trf", "x_scale": "jac", "ftol": 1.49012e-8, "xtol": 1.49012e-8,
+              "gtol": 1.49012e-8, "max_nfev": 10_000}
 
 
 def _least_squares_logistic(x: np.ndarray, label: np.ndarray) -> np.ndarray | None:
