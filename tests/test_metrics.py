@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from tests.helpers import REPO_ROOT
 from vqa_jax.evaluation import metrics
@@ -87,6 +88,16 @@ def test_logistic_metrics_can_be_left_out():
       metrics.METRIC_NAMES)
 
 
+def test_correlations_agree_with_scipy_ties_included():
+  rng = np.random.default_rng(5)
+  label = np.round(rng.normal(3.0, 0.6, size=500), 1)  # many ties
+  pred = label + rng.normal(0, 0.4, size=500)
+  m = metrics.quality_metrics(pred, label, logistic=False)
+  assert m["plcc"] == pytest.approx(stats.pearsonr(pred, label).statistic, abs=1e-12)
+  assert m["srcc"] == pytest.approx(stats.spearmanr(pred, label).statistic, abs=1e-12)
+  assert m["krcc"] == pytest.approx(stats.kendalltau(pred, label).statistic, abs=1e-12)
+  assert np.isnan(metrics.pearson(np.ones(5), np.arange(5.0)))
+
 def test_logistic_jacobian_matches_central_differences():
   x = np.linspace(-1.0, 2.0, 9)
   for beta in [(4.5, 1.2, 0.3, 0.2), (1.0, 3.0, -0.5, -0.7)]:  # a negative β4 too (|β4| is used)
@@ -115,9 +126,10 @@ DEGENERATE_PRED = ["-0x1.f254d00000000p-4", "-0x1.74a4bc0000000p-2", "-0x1.ba472
 DEGENERATE_LABEL = ["0x1.adc5d60000000p+1", "0x1.7d70a40000000p+0", "0x1.bba5e40000000p+1",
                     "0x1.6cbfb20000000p+1"]
 
-# Fits the degenerate split many times while other memory comes and goes, and a larger noisy split
-# (BLAS calls on a 3000 x 4 Jacobian) once; prints the distinct results (β bytes in hex and the
-# metrics). With `load`, a JAX computation runs in another thread meanwhile (XLA's threads
+# Fits the degenerate split many times while other memory comes and goes, and computes every metric
+# of a large noisy split once (30000 videos: long enough for BLAS to split sums over its threads,
+# which changed scipy.stats.pearsonr's last bits); prints the distinct results (β bytes in hex and
+# the metrics). With `load`, a JAX computation runs in another thread meanwhile (XLA's threads
 # allocate, as in a training process).
 FIT_CHILD = r"""
 import json, sys, threading
@@ -126,8 +138,8 @@ from vqa_jax.evaluation import metrics
 pred, label, load = json.loads(sys.argv[1])
 pred, label = (np.array([float.fromhex(v) for v in values]) for values in (pred, label))
 rng = np.random.default_rng(0)
-x = rng.normal(size=3000)
-y = 3 + np.tanh(x) + 0.5 * rng.normal(size=3000)
+x = rng.normal(size=30_000)
+y = np.round(3 + np.tanh(x) + 0.5 * rng.normal(size=30_000), 2)  # MOS with ties
 stop = threading.Event()
 if load:
   import jax, jax.numpy as jnp
@@ -139,7 +151,7 @@ thread = threading.Thread(target=busy if load else stop.wait)
 thread.start()
 def result(p, y):
   return metrics.fit_logistic(p, y).tobytes().hex() + json.dumps(metrics.logistic_metrics(p, y))
-seen, kept = {result(x, y)}, []
+seen, kept = {json.dumps(metrics.quality_metrics(x, y))}, []
 for i in range(40):
   kept.append(np.empty(int(rng.integers(1, 3000)), np.uint8))  # shift what lies next to the fit
   if i % 7 == 0:
@@ -162,7 +174,7 @@ def fit_in_child(env_overrides: dict, load: bool) -> list[str]:
 
 
 @pytest.mark.integration
-def test_logistic_fit_gives_the_same_bits_in_every_process():
+def test_metrics_and_logistic_fit_give_the_same_bits_in_every_process():
   # Different BLAS thread counts, a perturbed heap (glibc fills fresh and freed blocks with a byte,
   # which made the MINPACK fit vary) and a busy XLA thread: always one result per case, the same.
   settings = [({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}, False),

@@ -16,6 +16,18 @@ ALL_METRIC_NAMES = METRIC_NAMES + LOGISTIC_METRIC_NAMES
 LOWER_IS_BETTER = ("rmse", "rmse_logistic")
 
 
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+  """Pearson's r by its definition with numpy's pairwise sums; NaN when either input is constant.
+
+  Not scipy.stats.pearsonr: its norms go through BLAS, whose threads split long sums (tens of
+  thousands of videos) differently with the thread count, so the last bits changed per machine.
+  """
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  xm, ym = x - x.mean(), y - y.mean()
+  scale = np.sqrt(np.sum(xm * xm)) * np.sqrt(np.sum(ym * ym))
+  return float(np.clip(np.sum(xm * ym) / scale, -1.0, 1.0)) if scale > 0 else float("nan")
+
+
 def rescale(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
   """Maps predictions linearly to the labels' mean and population std (the reference `rescale`)."""
   pred = np.asarray(pred, np.float64)
@@ -107,13 +119,16 @@ def logistic_metrics(pred, label) -> dict[str, float]:
     return {name: float("nan") for name in LOGISTIC_METRIC_NAMES}
   fitted = logistic_4(pred, *beta)
   label = np.asarray(label, np.float64)
-  plcc = stats.pearsonr(fitted, label).statistic if fitted.std() > 0 else float("nan")
-  return {"plcc_logistic": float(plcc),
+  return {"plcc_logistic": pearson(fitted, label),
           "rmse_logistic": float(np.sqrt(np.mean((fitted - label) ** 2)))}
 
 
 def quality_metrics(pred, label, logistic: bool = True) -> dict[str, float]:
-  """SRCC, PLCC, KRCC (tau-b), RMSE after the linear rescale; with `logistic` the fitted ones."""
+  """SRCC, PLCC, KRCC (tau-b), RMSE after the linear rescale; with `logistic` the fitted ones.
+
+  Every value is the same to the bit in every process (no BLAS sums: see `pearson`, and
+  `fit_logistic`).
+  """
   pred = np.asarray(pred, np.float64).reshape(-1)
   label = np.asarray(label, np.float64).reshape(-1)
   if pred.shape != label.shape or pred.size < 3:
@@ -123,8 +138,8 @@ def quality_metrics(pred, label, logistic: bool = True) -> dict[str, float]:
     raise ValueError(f"{int(np.sum(~np.isfinite(pred)))} predictions are not finite")
   scaled = rescale(pred, label)
   values = {
-      "srcc": float(stats.spearmanr(pred, label).statistic),
-      "plcc": float(stats.pearsonr(scaled, label).statistic),
+      "srcc": pearson(stats.rankdata(pred), stats.rankdata(label)),  # ties: average ranks
+      "plcc": pearson(scaled, label),
       "krcc": float(stats.kendalltau(pred, label).statistic),
       "rmse": float(np.sqrt(np.mean((scaled - label) ** 2))),
   }
