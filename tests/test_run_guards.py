@@ -98,7 +98,7 @@ def test_a_fresh_lock_whose_pid_means_nothing_here_is_taken_over_at_once(tmp_pat
   here = run_lock.this_process()
   where = ({} if fields is None else
            {"boot_id": here["boot_id"], "pid_namespace": here["pid_namespace"], **fields})
-  # The holder's pid is this process's own (pid 2 in both containers, say): running, fresh heartbeat.
+  # The holder's pid is this process's own (pid 2 in both containers, say), its heartbeat fresh.
   write_lock(tmp_path, os.getpid(), socket.gethostname(), age_s=1, **where)
   with caplog.at_level("WARNING"):
     with run_lock.WorkdirLock(str(tmp_path)) as held:

@@ -52,7 +52,7 @@ def logistic_4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.
 
 def logistic_4_jacobian(x: np.ndarray, b1: float, b2: float, b3: float,
                         b4: float) -> np.ndarray:
-  """(len(x), 4) derivatives of logistic_4 with respect to (β1, β2, β3, β4); 0 where z is clipped."""
+  """(len(x), 4) derivatives of logistic_4 by (β1, β2, β3, β4); 0 in β3, β4 where z is clipped."""
   x = np.asarray(x, np.float64)
   s, inside = _logistic_parts(x, b3, b4)
   # df/dz = -(b1 - b2) s (1 - s); dz/db3 = 1 / |b4|; dz/db4 = sign(b4) (x - b3) / b4^2.

@@ -78,7 +78,7 @@ def boot_id() -> str | None:
 
 
 def pid_namespace() -> str | None:
-  """This process's PID namespace, e.g. 'pid:[4026531836]', or None where the system does not say."""
+  """This process's PID namespace, e.g. 'pid:[4026531836]'; None where the system does not say."""
   try:
     return os.readlink(PID_NAMESPACE_PATH)
   except OSError:
@@ -92,17 +92,13 @@ def this_process() -> dict:
 
 
 def _differs(holder: dict, here: dict, key: str) -> bool:
-  """Whether `key` is known on both sides and differs (old lock files lack boot id and namespace)."""
+  """Whether `key` is known on both sides and differs (old lock files lack boot id, namespace)."""
   return holder.get(key) is not None and here[key] is not None and holder[key] != here[key]
 
 
-def stale_reason(holder: dict, age_s: float, stale_after_s: float,
-                 here: dict | None = None) -> str:
-  """Why a lock with this holder and heartbeat age is stale, or '' while its holder may be alive.
-
-  `here` is `this_process()` (a parameter for tests).
-  """
-  here = this_process() if here is None else here
+def stale_reason(holder: dict, age_s: float, stale_after_s: float) -> str:
+  """Why a lock with this holder and heartbeat age is stale, or '' while its holder may be alive."""
+  here = this_process()
   if age_s > stale_after_s:
     return f"no heartbeat for {age_s:.0f} s"
   if holder.get("host") != here["host"]:
@@ -112,12 +108,14 @@ def stale_reason(holder: dict, age_s: float, stale_after_s: float,
             f"{here['boot_id']}): its process is gone")
   if _differs(holder, here, "pid_namespace"):
     return (f"it was written in another PID namespace ({holder['pid_namespace']}, this process: "
-            f"{here['pid_namespace']}), e.g. before a container restart: its pid means nothing here")
+            f"{here['pid_namespace']}), e.g. before a container restart: its pid means nothing "
+            f"here")
   pid = holder.get("pid")
   if not isinstance(pid, int):
     return ""
   if pid == here["pid"] and holder.get("token") not in _HELD_TOKENS:
-    return f"pid {pid} is this process's own, which does not hold the lock: an earlier process had it"
+    return (f"pid {pid} is this process's own, which does not hold the lock: an earlier process "
+            f"had it")
   if pid != here["pid"] and not pid_running(pid):
     return f"pid {pid} is not running"
   return ""
