@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,16 +19,17 @@ from vqa_jax.training import checkpointing
 from vqa_jax.training import interrupts
 from vqa_jax.config import run_config
 from vqa_jax.training import run_lock
+from vqa_jax.training import run_log
 
 
 # ---- run_lock
 
 
-def write_lock(workdir, pid, host, age_s=0.0):
-  """A lock file of another holder whose heartbeat is `age_s` seconds old."""
+def write_lock(workdir, pid, host, age_s=0.0, **fields):
+  """A lock file of another holder whose heartbeat is `age_s` seconds old (`fields`: boot id...)."""
   path = run_lock.lock_path(str(workdir))
   with open(path, "w", encoding="utf-8") as f:
-    json.dump({"pid": pid, "host": host, "started": time.time() - age_s}, f)
+    json.dump({"pid": pid, "host": host, "started": time.time() - age_s, **fields}, f)
   os.utime(path, (time.time() - age_s, time.time() - age_s))
   return path
 
@@ -69,6 +71,62 @@ def test_heartbeat_touches_the_lock_and_release_leaves_a_foreign_lock(tmp_path):
   write_lock(tmp_path, 12345, "other-node")  # someone replaced it: not ours to remove
   lock.release()
   assert run_lock.read_holder(lock.path)["host"] == "other-node"
+
+
+OTHER_BOOT = "00000000-0000-4000-8000-000000000000"
+OTHER_NAMESPACE = "pid:[1]"  # no real namespace has inode 1
+
+
+def test_a_lock_records_where_its_pid_lives(tmp_path):
+  with run_lock.WorkdirLock(str(tmp_path)) as held:
+    record = run_lock.read_holder(held.path)
+  with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+    assert record["boot_id"] == f.read().strip()
+  assert record["pid_namespace"] == os.readlink("/proc/self/ns/pid")
+  assert record["pid"] == os.getpid() and record["host"] == socket.gethostname()
+
+
+@pytest.mark.parametrize("fields, reason", [
+    # The same container restarted: same host name and kernel, new PID namespace.
+    ({"pid_namespace": OTHER_NAMESPACE}, r"another PID namespace \(pid:\[1\], this process"),
+    ({"boot_id": OTHER_BOOT}, f"earlier boot \\(boot id {OTHER_BOOT}"),  # this host rebooted
+    ({}, "is this process's own, which does not hold the lock"),  # an earlier process had our pid
+    (None, "is this process's own, which does not hold the lock"),  # the same, an old lock file
+], ids=["pid_namespace", "boot", "own_pid", "own_pid_old_file"])
+def test_a_fresh_lock_whose_pid_means_nothing_here_is_taken_over_at_once(tmp_path, caplog,
+                                                                        fields, reason):
+  here = run_lock.this_process()
+  where = ({} if fields is None else
+           {"boot_id": here["boot_id"], "pid_namespace": here["pid_namespace"], **fields})
+  # The holder's pid is this process's own (pid 2 in both containers, say), its heartbeat fresh.
+  write_lock(tmp_path, os.getpid(), socket.gethostname(), age_s=1, **where)
+  with caplog.at_level("WARNING"):
+    with run_lock.WorkdirLock(str(tmp_path)) as held:
+      assert run_lock.read_holder(held.path)["token"] == held.record["token"]
+  assert "taking over the stale lock" in caplog.text
+  assert re.search(reason, caplog.text), caplog.text
+
+
+def test_a_fresh_lock_of_another_host_is_kept_whatever_its_pid_boot_and_namespace(tmp_path):
+  # A live trainer on another node sharing the file system: its pid, boot and namespace are
+  # unknowable here; even a pid equal to ours says nothing.
+  write_lock(tmp_path, os.getpid(), "other-node", age_s=10, boot_id=OTHER_BOOT,
+             pid_namespace=OTHER_NAMESPACE)
+  with pytest.raises(run_lock.WorkdirLocked, match=f"pid {os.getpid()} on host other-node"):
+    run_lock.WorkdirLock(str(tmp_path), stale_after_s=60).acquire()
+  assert run_lock.read_holder(run_lock.lock_path(str(tmp_path)))["host"] == "other-node"
+
+
+def test_an_old_lock_file_of_a_live_pid_on_this_host_is_kept(tmp_path):
+  # Written before boot id and namespace were recorded: the pid is checked as before.
+  write_lock(tmp_path, os.getppid(), socket.gethostname(), age_s=1)
+  with pytest.raises(run_lock.WorkdirLocked, match=f"in use by pid {os.getppid()}"):
+    run_lock.WorkdirLock(str(tmp_path)).acquire()
+  here = run_lock.this_process()  # the same with this boot and namespace recorded
+  write_lock(tmp_path, os.getppid(), socket.gethostname(), age_s=1, boot_id=here["boot_id"],
+             pid_namespace=here["pid_namespace"])
+  with pytest.raises(run_lock.WorkdirLocked, match=f"in use by pid {os.getppid()}"):
+    run_lock.WorkdirLock(str(tmp_path)).acquire()
 
 
 # ---- run_config
@@ -221,3 +279,23 @@ def test_sigint_and_sigterm_set_the_flag_then_handlers_come_back():
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
   assert str(interrupts.Interrupted(4, "SIGINT")) == ("interrupted by SIGINT; checkpoint saved at "
                                                      "step 4")
+
+
+# ---- run_log.record_result
+
+
+def test_results_get_one_row_per_step_identical_reruns_write_nothing(tmp_path, caplog):
+  path = str(tmp_path / "results.jsonl")
+  first = {"step": 6, "results": {"test": {"raw": {"srcc": 0.5}}}}
+  assert run_log.record_result(path, first)
+  before = os.stat(path).st_mtime_ns, open(path, encoding="utf-8").read()
+  assert not run_log.record_result(path, json.loads(json.dumps(first)))  # the rerun's equal row
+  assert (os.stat(path).st_mtime_ns, open(path, encoding="utf-8").read()) == before
+  longer = {"step": 9, "results": {"test": {"raw": {"srcc": 0.75}}}}  # resumed with more steps
+  assert run_log.record_result(path, longer)
+  changed = {"step": 6, "results": {"test": {"raw": {"srcc": 0.25}}}}
+  with caplog.at_level("WARNING"):
+    assert run_log.record_result(path, changed)
+  assert "replacing its row(s) of step 6" in caplog.text
+  assert run_log.read_jsonl(path) == [longer, changed]
+  assert os.listdir(tmp_path) == ["results.jsonl"]  # no temporary file left

@@ -2,9 +2,22 @@
 
 The lock file is created atomically (O_EXCL); a second trainer on the same workdir fails at once
 with `WorkdirLocked` naming the holder. The holder's heartbeat thread touches the file every
-`heartbeat_s` seconds. A lock is stale, and is taken over with a warning, when its process is gone
-(same host: the pid is not running) or its heartbeat is older than `stale_after_s` (any host, e.g. a
-node that died on a shared file system). Only the owner removes its lock on release.
+`heartbeat_s` seconds. Besides pid and host the file records the kernel's boot id and the holder's
+PID namespace, which say whether its pid can be checked here. A lock is stale, and is taken over
+with a warning naming the reason, when
+
+* its heartbeat is older than `stale_after_s` (any host, e.g. a node that died on a shared file
+  system), or
+* it was written on this host name in another boot (a reboot) or another PID namespace (a restarted
+  container): its process is gone, and its pid means nothing here, or
+* its pid, checkable here (same host, boot and PID namespace), is not running, or is this
+  process's own pid while this process does not hold the lock (an earlier process had that pid).
+
+A lock from another host name is judged by its heartbeat alone: a live trainer on another node (or
+another container) that shares the file system keeps its workdir. Containers that share a host name
+and a workdir must therefore not train on it at the same time. Lock files from before the boot id
+and PID namespace were recorded are judged by pid and heartbeat as before. Only the owner removes
+its lock on release.
 """
 
 import json
@@ -12,12 +25,17 @@ import os
 import socket
 import threading
 import time
+import uuid
 
 from absl import logging
 
 LOCK_NAME = "run.lock"
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+PID_NAMESPACE_PATH = "/proc/self/ns/pid"
+# Tokens of the locks this process holds now: its own pid in a lock file is live only for these.
+_HELD_TOKENS = set()
 
 
 class WorkdirLocked(RuntimeError):
@@ -50,13 +68,56 @@ def pid_running(pid: int) -> bool:
   return True
 
 
+def boot_id() -> str | None:
+  """This kernel's boot id (changes at every boot), or None where the system does not say."""
+  try:
+    with open(BOOT_ID_PATH, encoding="ascii") as f:
+      return f.read().strip() or None
+  except OSError:
+    return None
+
+
+def pid_namespace() -> str | None:
+  """This process's PID namespace, e.g. 'pid:[4026531836]'; None where the system does not say."""
+  try:
+    return os.readlink(PID_NAMESPACE_PATH)
+  except OSError:
+    return None
+
+
+def this_process() -> dict:
+  """The fields of a lock record that say where its pid lives: pid, host, boot id, PID namespace."""
+  return {"pid": os.getpid(), "host": socket.gethostname(), "boot_id": boot_id(),
+          "pid_namespace": pid_namespace()}
+
+
+def _differs(holder: dict, here: dict, key: str) -> bool:
+  """Whether `key` is known on both sides and differs (old lock files lack boot id, namespace)."""
+  return holder.get(key) is not None and here[key] is not None and holder[key] != here[key]
+
+
 def stale_reason(holder: dict, age_s: float, stale_after_s: float) -> str:
-  """Why a lock with this holder and heartbeat age is stale, or '' while its holder looks alive."""
+  """Why a lock with this holder and heartbeat age is stale, or '' while its holder may be alive."""
+  here = this_process()
   if age_s > stale_after_s:
     return f"no heartbeat for {age_s:.0f} s"
-  if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-    if not pid_running(holder["pid"]):
-      return f"pid {holder['pid']} is not running"
+  if holder.get("host") != here["host"]:
+    return ""  # another node or container: its pid cannot be checked here, only its heartbeat
+  if _differs(holder, here, "boot_id"):
+    return (f"it was written on this host in an earlier boot (boot id {holder['boot_id']}, now "
+            f"{here['boot_id']}): its process is gone")
+  if _differs(holder, here, "pid_namespace"):
+    return (f"it was written in another PID namespace ({holder['pid_namespace']}, this process: "
+            f"{here['pid_namespace']}), e.g. before a container restart: its pid means nothing "
+            f"here")
+  pid = holder.get("pid")
+  if not isinstance(pid, int):
+    return ""
+  if pid == here["pid"] and holder.get("token") not in _HELD_TOKENS:
+    return (f"pid {pid} is this process's own, which does not hold the lock: an earlier process "
+            f"had it")
+  if pid != here["pid"] and not pid_running(pid):
+    return f"pid {pid} is not running"
   return ""
 
 
@@ -68,7 +129,7 @@ class WorkdirLock:
     self.path = lock_path(workdir)
     self.heartbeat_s = heartbeat_s
     self.stale_after_s = stale_after_s
-    self.record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    self.record = {**this_process(), "started": time.time(), "token": uuid.uuid4().hex}
     self._stop = threading.Event()
     self._thread = None
 
@@ -85,6 +146,7 @@ class WorkdirLock:
         continue
       with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(self.record, f)
+      _HELD_TOKENS.add(self.record["token"])
       self._thread = threading.Thread(target=self._beat, name="run-lock-heartbeat", daemon=True)
       self._thread.start()
       return
@@ -127,6 +189,7 @@ class WorkdirLock:
     if self._thread is not None:
       self._thread.join()
       self._thread = None
+    _HELD_TOKENS.discard(self.record["token"])
     if read_holder(self.path) == self.record:
       os.remove(self.path)
 

@@ -5,6 +5,8 @@
 `tensorboard` package's own event writer, which needs no TensorFlow (the grain path runs where
 TensorFlow is absent); without the `tensorboard` package the run says so once and writes JSON only.
 On resume, records beyond the restored step are dropped, so each file reads like one run.
+`<workdir>/results.jsonl` gets one row per finished step (`record_result`): rerunning a finished
+run leaves its row as it is.
 """
 
 import json
@@ -46,6 +48,35 @@ def truncate_jsonl(path: str, last_step: int) -> list[dict]:
     with open(path, "w", encoding="utf-8") as f:
       f.writelines(json.dumps(r) + "\n" for r in kept)
   return kept
+
+
+def record_result(path: str, record: dict) -> bool:
+  """Adds the final row `record` to results.jsonl unless a row for its step is there (process 0).
+
+  A row for the same step with other content is replaced (the file rewritten atomically); an
+  identical one is kept and nothing is written. True when the file changed.
+  """
+  if jax.process_index() != 0:
+    return False
+  line = json.dumps(record)
+  rows = read_jsonl(path)
+  same_step = [i for i, row in enumerate(rows) if row.get("step") == record["step"]]
+  if not same_step:
+    append_jsonl(path, record)
+    return True
+  if len(same_step) == 1 and json.dumps(rows[same_step[0]]) == line:
+    logging.info("%s already holds the final row of step %d; not written again", path,
+                 record["step"])
+    return False
+  logging.warning("%s: replacing its row(s) of step %d with this run's", path, record["step"])
+  kept = [json.dumps(row) for i, row in enumerate(rows) if i not in same_step] + [line]
+  temporary = f"{path}.tmp{os.getpid()}"
+  with open(temporary, "w", encoding="utf-8") as f:
+    f.writelines(text + "\n" for text in kept)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(temporary, path)
+  return True
 
 
 def flatten_results(results: dict, prefix: str) -> dict[str, float]:

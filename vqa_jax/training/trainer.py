@@ -43,6 +43,7 @@ from vqa_jax.evaluation import report
 from vqa_jax.scoring import run_calibration
 from vqa_jax.config import run_config
 from vqa_jax.training import run_lock
+from vqa_jax.training import split_warnings
 from vqa_jax.evaluation import selection
 from vqa_jax.runtime import sharding
 from vqa_jax.training import throughput
@@ -347,6 +348,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   sharding.check_batch_size(config.train.batch_size, mesh)
   splits = prepare_splits(config, splits)
   train_entries = splits[config.data.train_split]
+  split_warnings.warn_about_training_split(train_entries, config.train.batch_size,
+                                           config.data.train_split)
   family = families.build(config)
   perturb_cfg = perturb.PerturbConfig.from_config(config.perturb, config.model.dtype)
   motion = motion_features(config) if "motion" in family.input_keys else None
@@ -445,9 +448,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
     logging.warning("%s", video_io.SHORTFALLS.summary())
   run_calibration.store(config, workdir, splits, state, mesh, motion, family)  # score's scale
   summary = summarize(config, step, run_logger.evaluations)
-  run_log.append_jsonl(os.path.join(workdir, "results.jsonl"),
-                       {"step": step, "results": summary.final,
-                        **({"selected": summary.selected} if summary.selected else {})})
+  run_log.record_result(os.path.join(workdir, "results.jsonl"),  # once per step, even on reruns
+                        {"step": step, "results": summary.final,
+                         **({"selected": summary.selected} if summary.selected else {})})
   if jax.process_index() == 0:
     report.print_summary(summary)
   return summary
