@@ -249,8 +249,9 @@ def accuracy_table(out: dict) -> str:
   return "\n".join(lines)
 
 
-def demo_awp_step(config, precision: str):
-  """(jitted AWP train step of the demo model in bf16 with `precision`, its initial state)."""
+def bf16_awp_step(config, precision: str):
+  """(AWP train step of `config`'s model in bf16 at γ = 1e-4 with `precision`, family, tx,
+  perturbation config); `config` is copied, not changed."""
   config = config.copy_and_resolve_references()
   config.model.dtype = "bfloat16"
   config.perturb.precision = precision
@@ -260,6 +261,12 @@ def demo_awp_step(config, precision: str):
   perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
   step = train_step.make_train_step(family.loss_fn, tx, perturb_cfg, config.train.ema_decay,
                                     stateful=True, **families.perturbed_pass_options(config))
+  return step, family, tx, perturb_cfg
+
+
+def demo_awp_step(config, precision: str):
+  """(jitted AWP train step of the demo model in bf16 with `precision`, its initial state)."""
+  step, family, tx, perturb_cfg = bf16_awp_step(config, precision)
   params, model_state = family.init_variables(jax.random.key(0))
   return jax.jit(step), train_step.create_train_state(params, tx, perturb_cfg, model_state)
 
@@ -300,20 +307,13 @@ def walltime(args) -> dict:
 def cost(args) -> dict:
   """XLA flops and bytes accessed of FAST-VQA-B's compiled bf16 AWP step per mode (no run)."""
   config = config_files.load("fast_vqa_b")
-  config.model.dtype = "bfloat16"
   s = config.sampling
   size = s.grid * s.patch
   batch = {"video": jax.ShapeDtypeStruct((args.batch, s.clip_len, size, size, 3), jnp.uint8),
            "label": jax.ShapeDtypeStruct((args.batch,), jnp.float32)}
   out = {"batch": args.batch, "modes": {}}
   for mode in args.modes.split(","):
-    config.perturb.precision = mode
-    config.perturb.gamma = 1e-4
-    family = families.build(config)
-    tx = optim.make_optimizer(config.train)
-    perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
-    step = train_step.make_train_step(family.loss_fn, tx, perturb_cfg, config.train.ema_decay,
-                                      stateful=True, **families.perturbed_pass_options(config))
+    step, _, tx, perturb_cfg = bf16_awp_step(config, mode)
     abstract = families.abstract_variables(config.model)
     state = jax.eval_shape(lambda p: train_step.create_train_state(p, tx, perturb_cfg),
                            abstract["params"])
