@@ -196,6 +196,40 @@ def test_resume_with_other_changes_needs_the_flag_and_is_recorded(tmp_path):
   assert run_config.check_resume(workdir, only_steps) == {"train.steps": (12, 20)}
 
 
+def _store_without_perturb_precision(workdir, dtype):
+  """A run stored before perturb.precision existed (its config.json lacks the field)."""
+  old = small_config()
+  old.model.dtype, old.perturb.precision = dtype, "auto"
+  run_config.check_resume(workdir, old)
+  fake_checkpoint(workdir)
+  path = os.path.join(workdir, run_config.CONFIG_JSON)
+  with open(path, encoding="utf-8") as f:
+    stored = json.load(f)
+  del stored["perturb"]["precision"]
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(stored, f)
+  return old
+
+
+def test_a_bf16_run_from_before_perturb_precision_resumes_only_as_it_computed(tmp_path):
+  """Such a run cast w + δ to bf16; today's default ('auto': a float32 perturbed pass) would
+  change its gradients on resume, so that is a reported change, and 'cast' resumes as before."""
+  workdir = str(tmp_path)
+  today = _store_without_perturb_precision(workdir, "bfloat16")
+  assert today.perturb.precision == "auto"
+  with pytest.raises(run_config.ConfigMismatch, match=r"perturb\.precision: 'cast' -> 'auto'"):
+    run_config.check_resume(workdir, today)
+  as_before = today.copy_and_resolve_references()
+  as_before.perturb.precision = "cast"
+  assert run_config.check_resume(workdir, as_before) == {}
+
+
+def test_a_float32_run_from_before_perturb_precision_resumes_unchanged(tmp_path):
+  workdir = str(tmp_path)
+  today = _store_without_perturb_precision(workdir, "float32")
+  assert run_config.check_resume(workdir, today) == {}
+
+
 def test_without_checkpoints_a_new_config_simply_replaces_the_stored_one(tmp_path):
   run_config.check_resume(str(tmp_path), small_config())
   changed = small_config()

@@ -184,6 +184,31 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 _ABSENT = "<absent>"
 
 
+def _former_perturb_precision(stored: dict) -> str:
+  """What a run stored before `perturb.precision` existed computed: 'cast' (w + δ cast to the
+  compute dtype) below float32 compute; in float32 every mode is the same as today's 'auto'."""
+  dtype = str(stored.get("model", {}).get("dtype", "float32"))
+  return choices.AUTO_PRECISION if dtype == "float32" else "cast"
+
+
+# Fields added since older runs stored their config, whose behaviour then differs from today's
+# default: dotted name -> the value those runs computed with, from their stored config. Resuming
+# such a run with today's default is then a change check_resume reports, not a silent one.
+FORMER_DEFAULTS = {"perturb.precision": _former_perturb_precision}
+
+
+def with_former_defaults(stored: ml_collections.ConfigDict,
+                         current: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`stored` with each FORMER_DEFAULTS field it lacks and `current` has set to what its run
+  computed with."""
+  plain, now = _plain(stored), _plain(current)
+  for field, former in FORMER_DEFAULTS.items():
+    section, key = field.split(".")
+    if key not in plain.get(section, {}) and key in now.get(section, {}):
+      plain.setdefault(section, {})[key] = former(plain)
+  return ml_collections.ConfigDict(plain)
+
+
 def differences(stored: ml_collections.ConfigDict,
                 current: ml_collections.ConfigDict) -> dict[str, tuple]:
   """{dotted field: (stored value, current value)} of the fields that differ ('<absent>' if new)."""
@@ -226,6 +251,7 @@ def check_resume(workdir: str, config: ml_collections.ConfigDict, allow_change: 
   (processes other than 0) checks without writing.
   """
   stored = read_config(workdir)
+  stored = None if stored is None else with_former_defaults(stored, config)
   resuming = has_checkpoints(workdir)
   changes = differences(stored, config) if stored is not None and resuming else {}
   kinds = {k: "free" if old == _ABSENT else field_kind(k) for k, (old, _) in changes.items()}
