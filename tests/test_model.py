@@ -69,11 +69,12 @@ def test_fast_vqa_b_config():
   assert set(cfg.keys()) == {
       "name", "backbone", "patch_size", "embed_dim", "depths", "num_heads", "window_size",
       "mlp_ratio", "drop_path_rate", "frag_biases", "fragments_grid",
-      "head_hidden", "head_dropout", "remat", "remat_policy", "dtype",
+      "head_hidden", "head_dropout", "remat", "remat_policy", "dtype", "matmul_precision",
       "base_x_size"}
   assert cfg.name == "fast_vqa"  # the model family
   # Performance switches default off; no adaptive window.
-  assert (cfg.remat, cfg.remat_policy, cfg.dtype) == (False, "", "float32")
+  assert (cfg.remat, cfg.remat_policy, cfg.dtype, cfg.matmul_precision) == (
+      False, "", "float32", "default")
   assert cfg.base_x_size is None
   assert cfg.backbone == "video_swin"
   assert tuple(cfg.patch_size) == (2, 4, 4)

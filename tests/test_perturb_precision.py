@@ -340,12 +340,17 @@ def test_realised_metrics_reach_metrics_jsonl_and_the_progress_line_with_one_war
   meter, bar = throughput.InputMeter(2), progress.Progress(10)
   unresolved = perturb_precision.UnresolvedWarning()
   absl_logging.get_absl_handler()  # route absl through logging for caplog
-  with caplog.at_level(logging.INFO):
-    for step, cosine in ((1, 0.5), (2, 0.4)):
-      metrics = {"loss": 0.3, "perturbed_loss": 0.31, "realised_cosine": cosine,
-                 "realised_norm_ratio": 3.0}
-      trainer.log_training(config, step, metrics, meter, bar, logger, unresolved)
-  logger.close()
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.INFO)  # an earlier test in the process may have raised it
+  try:
+    with caplog.at_level(logging.INFO):
+      for step, cosine in ((1, 0.5), (2, 0.4)):
+        metrics = {"loss": 0.3, "perturbed_loss": 0.31, "realised_cosine": cosine,
+                   "realised_norm_ratio": 3.0}
+        trainer.log_training(config, step, metrics, meter, bar, logger, unresolved)
+  finally:
+    absl_logging.set_verbosity(verbosity)
+    logger.close()
   rows = learning_scalars(tmp_path / "metrics.jsonl")
   assert [r["realised_cosine"] for r in rows] == [0.5, 0.4]
   assert any("realised_cosine 0.5000" in r.getMessage() for r in caplog.records)
