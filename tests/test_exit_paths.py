@@ -117,7 +117,11 @@ def test_config_override_typo_is_one_line_with_the_suggestion(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize("program", ["vqa_jax.score", "vqa_jax.export", "vqa_jax.landscape"])
+_SLOW = pytest.mark.slow  # the same shared entry point; each program's run costs ~4 s
+
+
+@pytest.mark.parametrize("program", ["vqa_jax.score", pytest.param("vqa_jax.export", marks=_SLOW),
+                                     pytest.param("vqa_jax.landscape", marks=_SLOW)])
 def test_config_override_typo_in_every_program(tmp_path, program):
   proc = _run(program, "--config=smoke", "--config.sampling.gird=3", f"--checkpoint={tmp_path}",
               f"--out={tmp_path / 'out'}")
@@ -162,8 +166,8 @@ def test_read_only_workdir(tmp_path):
 
 
 @pytest.mark.parametrize("program,flag", [
-    ("vqa_jax.score", "checkpoint"), ("vqa_jax.landscape", "checkpoint"),
-    ("vqa_jax.export", "checkpoint"), ("vqa_jax.finetune", "workdir")])
+    ("vqa_jax.score", "checkpoint"), pytest.param("vqa_jax.landscape", "checkpoint", marks=_SLOW),
+    pytest.param("vqa_jax.export", "checkpoint", marks=_SLOW), ("vqa_jax.finetune", "workdir")])
 def test_missing_checkpoint_without_config(tmp_path, program, flag):
   missing = tmp_path / "nope"
   extra = {"vqa_jax.score": [str(tmp_path)], "vqa_jax.landscape": [f"--out={tmp_path / 'o'}"],
@@ -209,6 +213,7 @@ def _enospc_shim(tmp_path):
   return library
 
 
+@pytest.mark.slow  # ~30 s: a smoke run under an LD_PRELOAD full disk (test_orbax_noise: in-process)
 def test_disk_full_prints_the_real_error_last_without_orbax_noise(tmp_path, env):
   # The checkpoints' folder fills after 2.5 MB: a few checkpoints (~0.6 MB each) fit, a later one does
   # not. Every write after that fails with ENOSPC, in Python and in tensorstore alike.
