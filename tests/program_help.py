@@ -27,7 +27,7 @@ def program_file(module: str) -> str:
 
 
 def imported_modules(path: str) -> set[str]:
-  """The vqa_jax names a file imports at its top level (`import X`; `from P import M`: P and P.M)."""
+  """The vqa_jax names a file imports at its top level (`import X`; `from P import M`: P, P.M)."""
   found = set()
   for node in ast.parse(open(path, encoding="utf-8").read()).body:
     if isinstance(node, ast.Import):

@@ -1,4 +1,4 @@
-"""`python -m vqa_jax.show_fragments` and its library: evaluation fragments as .npy and a contact sheet."""
+"""`python -m vqa_jax.show_fragments` and its library: the eval fragments, npy and contact sheet."""
 
 import os
 import subprocess

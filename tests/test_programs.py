@@ -56,7 +56,7 @@ def defined_flags(tree: ast.Module) -> dict[str, str]:
       define = func.id if isinstance(func, ast.Name) else ""
     if define.startswith("DEFINE_"):
       name = node.args[0] if node.args else None
-      assert isinstance(name, ast.Constant), f"{ast.unparse(node)}: a flag name that is not a literal"
+      assert isinstance(name, ast.Constant), f"{ast.unparse(node)}: the flag name is not a literal"
       found[name.value] = define
   return found
 

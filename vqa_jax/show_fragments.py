@@ -30,7 +30,8 @@ def main(argv):
   if len(argv) != 2:
     raise app.UsageError(f"expected exactly one VIDEO argument, got {argv[1:]}")
   try:
-    npy_path, png_path = show_fragments.write_inspection(argv[1], _CONFIG.value.sampling, _OUT.value)
+    npy_path, png_path = show_fragments.write_inspection(argv[1], _CONFIG.value.sampling,
+                                                         _OUT.value)
   except (video_io.VideoDecodeError, ValueError, OSError) as e:
     sys.exit(f"inspect: {e}")  # the reason, naming the file; exit status 1, no traceback
   print(f"wrote {npy_path} and {png_path}", flush=True)

@@ -161,7 +161,8 @@ def status(name: str) -> str:
 
 
 def listing(verbose: bool = False) -> list[str]:
-  """`vqa-jax models`' table: one line per registered model (and, verbose, its documentation, metrics and hash)."""
+  """`vqa-jax models`' table: one line per registered model (and, verbose, its documentation,
+  metrics and hash)."""
   lines = [f"cache: {models_dir()}" + ("   (offline)" if download.is_offline() else ""),
            f"{'name':<14} {'kind':<9} {'config':<11} {'cached':<12} source"]
   for name in registry.names():

@@ -20,7 +20,6 @@ import ml_collections
 import numpy as np
 
 from vqa_jax.scoring import calibration as calibration_lib
-from vqa_jax.convert import pretrained
 from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.runtime import output_folders
 
