@@ -1,4 +1,4 @@
-"""Tests for vqa_jax.data.show_fragments: evaluation fragments saved as .npy and as a contact sheet."""
+"""`python -m vqa_jax.show_fragments` and its library: the eval fragments, npy and contact sheet."""
 
 import os
 import subprocess
@@ -38,7 +38,7 @@ def test_cli_writes_eval_fragments_and_png(tmp_path):
   side, clips, frames = cfg.grid * cfg.patch, cfg.num_clips_eval, cfg.clip_len
   out = tmp_path / "out"
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  subprocess.run([sys.executable, "-m", "vqa_jax.data.show_fragments", video,
+  subprocess.run([sys.executable, "-m", "vqa_jax.show_fragments", video,
                   f"--config={DEMO}", f"--out={out}"],
                  check=True, cwd=REPO_ROOT, env=env, capture_output=True)
   got = np.load(out / "fragments.npy")
@@ -54,7 +54,7 @@ def test_cli_writes_eval_fragments_and_png(tmp_path):
 @pytest.mark.integration
 def test_cli_names_a_bad_input_in_one_line(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-m", "vqa_jax.data.show_fragments", str(tmp_path),
+  proc = subprocess.run([sys.executable, "-m", "vqa_jax.show_fragments", str(tmp_path),
                          f"--config={DEMO}", f"--out={tmp_path / 'out'}"],
                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 1

@@ -29,7 +29,6 @@ from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
 from vqa_jax.pretrained import cache
 from vqa_jax.pretrained import download
-from vqa_jax.pretrained import models_command
 from vqa_jax.pretrained import registry
 from vqa_jax.scoring import calibration
 from vqa_jax.scoring import score as score_lib
@@ -182,7 +181,7 @@ def test_offline_and_mirrors(entries, params, server, tmp_path, monkeypatch):
   (mirror / "TINY.pth").write_bytes(official_file(params))
   monkeypatch.setenv(download.MIRROR_ENV, mirror.as_uri())
   assert_trees_equal(pretrained.load_params(cache.ensure("tiny-vqa", show_progress=False)), params)
-  assert models_command.listing()[2].split()[-1] != "http://127.0.0.1:9/unreachable.pth"
+  assert cache.listing()[2].split()[-1] != "http://127.0.0.1:9/unreachable.pth"
   monkeypatch.setenv(download.MIRROR_ENV, server.url("/"))
   assert cache.fetch("tiny-bad", show_progress=False).endswith("BAD.pth")
   assert server.requests == [("/BAD.pth", None)]
@@ -221,7 +220,7 @@ def test_init_pretrained_converts_the_backbone_for_the_run(entries, params):
 
 def test_models_listing_shows_the_cache_state(entries):
   def state(name):
-    return next(line.split()[3] for line in models_command.listing() if line.startswith(name))
+    return next(line.split()[3] for line in cache.listing() if line.startswith(name))
   assert state("tiny-vqa") == "-" and state("fast-vqa-b") == "-"
   cache.fetch("tiny-vqa", show_progress=False)
   assert state("tiny-vqa") == "downloaded"
@@ -236,8 +235,8 @@ registry.register(registry.make_entry(
     name="tiny-vqa", file_name="TINY.pth", url=sys.argv[1], documented_at="test", kind="scorer",
     family="fast_vqa", config="smoke", converter="fast_vqa", metrics={}, metrics_source="none"))
 sys.argv = ["vqa-jax score", "--model=tiny-vqa", *sys.argv[2:]]
-from vqa_jax.scoring import score
-score.main()
+import runpy
+runpy.run_module("vqa_jax.score", run_name="__main__", alter_sys=True)
 """
 
 

@@ -19,15 +19,14 @@ COMMANDS = {
     "train": ("vqa_jax.main", "train and evaluate a run in --workdir (resumes it)"),
     "score": ("vqa_jax.score", "score videos / images / folders with a run or converted weights"),
     "convert": ("vqa_jax.convert_weights", "PyTorch weights (.pth, .npz) -> a Flax checkpoint"),
-    "models": ("vqa_jax.pretrained.models_command", "named pretrained models: source, cache state; "
-               "--download"),
+    "models": ("vqa_jax.pretrained", "named pretrained models: source, cache state; --download"),
     "sweep": ("vqa_jax.sweep", "train several perturbation radii at once (vmapped population)"),
     "finetune": ("vqa_jax.finetune", "paper §7.6 fine-tuning over random splits"),
     "landscape": ("vqa_jax.landscape", "loss landscape, sharpness and generalization gap"),
     "study": ("vqa_jax.study", "the paper's claims tested: paired variants over seeds, report"),
     "export": ("vqa_jax.export", "the scorer as jax.export / TensorFlow SavedModel"),
     "features": ("vqa_jax.families.simple_vqa_features", "SimpleVQA motion features of a dataset"),
-    "inspect": ("vqa_jax.data.show_fragments", "the fragments a video gives the model (npy + PNG)"),
+    "inspect": ("vqa_jax.show_fragments", "the fragments a video gives the model (npy + PNG)"),
     "synthetic": ("vqa_jax.data.synthetic", "generate the synthetic dataset"),
 }
 

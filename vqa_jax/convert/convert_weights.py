@@ -1,28 +1,5 @@
-"""PyTorch checkpoints -> orbax Flax variables: the one weight-import command of vqa_jax.
-
-  python -m vqa_jax.convert_weights --src=FILE --dst=DIR [--format=auto] [--config=CONFIG.py]
-      [--model=auto|fast_vqa_b|faster_vqa|fast_vqa_m] [--seed=0] [--trust_pickle]
-
-`--format` (default `auto`: told from the keys, see `FORMATS`):
-
-  fast_vqa      FAST-VQA / FasterVQA release (`fragments_backbone.*`, `vqa_head.*`) or the Kinetics
-                Video Swin-T (`backbone.*`, `cls_head.*` dropped) -> {'params'} of `build_model`
-                (`--config`'s model, `--model`, or inferred from the window size and tables)
-  swin2d        ImageNet 2D Swin-T (`layers.N.blocks.*`, 4-D `patch_embed.proj.weight`) ->
-                {'params'} of the 1-frame IQA model (`--config`'s model; default
-                configs/iqa_swin_t.py)
-  resnet50      torchvision ImageNet ResNet-50 (`conv1.weight`, `layer4.*`, `fc.*`) -> the FULL
-                SimpleVQA variables {'params': {backbone, head}, 'batch_stats': {backbone}}, the
-                regressor head freshly initialised (`--config`'s model; default the reference's)
-  simple_vqa    a trained SimpleVQA (ResNet keys + `quality.{0,1}`) -> the same variables
-  slowfast_r50  pytorchvideo SlowFast-R50 (`blocks.N.multipathway_*`, head `blocks.6.*` dropped)
-                -> {'params', 'batch_stats'} of the motion extractor (`--config`'s `motion`
-                section; default slowfast_r50), what `config.motion.weights` reads
-
-The output directory is an orbax checkpoint of a dict of Flax collections, read by
-`pretrained.load_variables` (all collections) or `pretrained.load_params` (params), plus the
-config of the model built (`config.json`, `.yaml`; `output_config`) when one is known, which
-`score` and `vqa_jax.Scorer` read when no config is given.
+"""PyTorch state dicts -> Flax variables, each format of `python -m vqa_jax.convert_weights`
+(`FORMATS`; the program's docstring lists them and what the output folder holds).
 
 FAST-VQA details. The Kinetics checkpoint lacks what the reference initialises fresh (paper
 §6.1): fragment bias tables zero, the head PyTorch's default Conv3d init U(+-1/sqrt(fan_in)) (from
@@ -362,38 +339,3 @@ def summary(result: Result, dst: str, seed: int) -> str:
     lines.append(f"initialised, not read from the checkpoint (seed {seed}): "
                  f"{len(result.filled)} leaves: {listed}")
   return "\n".join(lines)
-
-
-def main() -> None:
-  """Command line: --src, --dst, --format, --model or --config, --seed, --trust_pickle."""
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-
-  src = flags.DEFINE_string("src", None, "PyTorch checkpoint (.pth/.pyth), or a numpy .npz "
-                            "state_dict.")
-  dst = flags.DEFINE_string("dst", None, "Output orbax checkpoint directory.")
-  fmt = flags.DEFINE_enum("format", "auto", ["auto", *FORMATS],
-                          "Checkpoint family; 'auto' tells it from the keys.")
-  model = flags.DEFINE_enum("model", "auto", ["auto", *MODEL_CONFIGS],
-                            "fast_vqa: the model to build; 'auto' infers it from the checkpoint.")
-  config = config_flags.DEFINE_config_file("config", None, "Config whose model (slowfast_r50: "
-                                           "motion section) to build (overrides --model).")
-  seed = flags.DEFINE_integer("seed", 0, "Init seed of what the file lacks (a fresh head).")
-  trust_pickle = flags.DEFINE_bool("trust_pickle", False, "Unpickle non-tensor objects too, "
-                                   "with torch (only for trusted files).")
-  flags.mark_flags_as_required(["src", "dst"])
-
-  def run(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    options = Options(config.value, model.value, seed.value)
-    result = convert_file(src.value, dst.value, fmt.value, options, trust_pickle.value)
-    print(summary(result, dst.value, seed.value))
-
-  from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
-  entry_point.run(run)
-
-
-if __name__ == "__main__":
-  main()

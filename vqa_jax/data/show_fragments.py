@@ -1,21 +1,13 @@
-"""Shows what the model sees: `python -m vqa_jax.data.show_fragments VIDEO --config=CFG --out=DIR`.
-
-Samples VIDEO exactly as evaluation does (`config.sampling`, `num_clips_eval` clips, centred
-deterministic offsets, before normalisation) and writes
-
-* DIR/fragments.npy: uint8 (clips, T, S, S, 3) with S = grid * patch;
-* DIR/fragments.png: a contact sheet, one row per clip and one column per frame.
+"""What the model sees of a video, for `python -m vqa_jax.show_fragments` (`vqa-jax inspect`):
+its evaluation fragments (`config.sampling`, `num_clips_eval` clips, centred deterministic offsets,
+before normalisation) as an array and as a contact sheet, one row per clip, one column per frame.
 """
 
 from collections.abc import Mapping
 import os
-import sys
 from typing import Any
 
-from absl import app
-from absl import flags
 import cv2
-from ml_collections import config_flags
 import numpy as np
 
 from vqa_jax.data import sampling as sampling_lib
@@ -50,28 +42,3 @@ def write_inspection(path: str, sampling: Mapping[str, Any], out_dir: str) -> tu
                      contact_sheet(fragments)[..., ::-1]):  # RGB -> BGR for OpenCV.
     raise OSError(f"cannot write {png_path}")
   return npy_path, png_path
-
-
-def define_flags() -> tuple[flags.FlagHolder, flags.FlagHolder]:
-  """Defines --config and --out (only when run as a program: the module stays importable)."""
-  config = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.")
-  out = flags.DEFINE_string("out", None, "Folder for fragments.npy and fragments.png.")
-  flags.mark_flags_as_required(["config", "out"])
-  return config, out
-
-
-def main(argv, config: flags.FlagHolder, out: flags.FlagHolder):
-  """Inspects the one VIDEO argument with the flags' config."""
-  if len(argv) != 2:
-    raise app.UsageError(f"expected exactly one VIDEO argument, got {argv[1:]}")
-  try:
-    npy_path, png_path = write_inspection(argv[1], config.value.sampling, out.value)
-  except (video_io.VideoDecodeError, ValueError, OSError) as e:
-    sys.exit(f"inspect: {e}")  # the reason, naming the file; exit status 1, no traceback
-  print(f"wrote {npy_path} and {png_path}", flush=True)
-
-
-if __name__ == "__main__":
-  _FLAGS = define_flags()
-  from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
-  entry_point.run(lambda argv: main(argv, *_FLAGS))

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vqa_jax.data import sampling as sampling_lib
+from vqa_jax.data import sources
 from vqa_jax.data.labels import Entry
 
 
@@ -37,3 +38,19 @@ def sample_fixed_set(entries: list[Entry], sampling: Mapping[str, Any], num_vide
   videos = [sampling_lib.sample_clips(e.path, sampling, num_clips, rng=None) for e in chosen]
   return FixedSet(video=np.stack(videos), label=np.asarray([e.mos for e in chosen], np.float32),
                   paths=tuple(e.path for e in chosen))
+
+
+def build_sets(config, names, num_videos: int, num_clips: int, loss_batch: int) -> dict:
+  """Fixed clips of each named split, sized to a multiple of the loss batch."""
+  splits = sources.load_splits(config.data)
+  sets = {}
+  for name in dict.fromkeys(names):
+    if name not in splits:
+      raise ValueError(f"split {name!r} is not in the config's data source (has {sorted(splits)})")
+    size = len(splits[name]) if num_videos <= 0 else min(num_videos, len(splits[name]))
+    size -= size % loss_batch
+    if size < loss_batch:
+      raise ValueError(f"split {name!r} has {len(splits[name])} videos, fewer than one loss batch "
+                       f"of {loss_batch}")
+    sets[name] = sample_fixed_set(splits[name], config.sampling, size, num_clips)
+  return sets

@@ -158,3 +158,22 @@ def status(name: str) -> str:
     return "downloaded"
   part = raw_path(entry) + ".part"
   return f"partial ({os.path.getsize(part)} bytes)" if os.path.exists(part) else "-"
+
+
+def listing(verbose: bool = False) -> list[str]:
+  """`vqa-jax models`' table: one line per registered model (and, verbose, its documentation,
+  metrics and hash)."""
+  lines = [f"cache: {models_dir()}" + ("   (offline)" if download.is_offline() else ""),
+           f"{'name':<14} {'kind':<9} {'config':<11} {'cached':<12} source"]
+  for name in registry.names():
+    entry = registry.get(name)
+    url = download.source_url(entry.url, entry.file_name)
+    lines.append(f"{name:<14} {entry.kind:<9} {entry.config:<11} {status(name):<12} {url}")
+    if verbose:
+      record = download.recorded(raw_path(entry))
+      metrics = ", ".join(f"{k} {v}" for k, v in entry.metrics.items())
+      lines += [f"    {entry.description}", f"    documented at {entry.documented_at}",
+                f"    reported: {metrics} ({entry.metrics_source})",
+                f"    sha256: {entry.sha256 or entry.sha256_note}"
+                + (f"; recorded {record['sha256']} ({record['hash_source']})" if record else "")]
+  return lines

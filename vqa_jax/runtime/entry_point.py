@@ -83,7 +83,15 @@ def printable(config: ml_collections.ConfigDict) -> str:
 
 
 def _show_help_for(main: Callable) -> None:
-  """Makes absl's --help describe `main`'s module: its flags and docstring."""
+  """Makes absl's --help describe `main`'s module: its flags and docstring.
+
+  absl's --help prints `sys.modules['__main__'].__doc__` and only the key flags of the module named
+  `sys.argv[0]`; a flag is keyed by the module that defines it, `sys.argv[0]` when that is
+  `__main__`. A program module run as `__main__` (the convention: `python -m vqa_jax.score`, or
+  `vqa-jax score`, whose runpy sets `sys.argv[0]` to the module's file) thus lists its own flags;
+  a `main` whose flags live in another module (imported by name) would show none, so its flags
+  and docstring are handed to the main module here, as is the shared --print_config.
+  """
   module = sys.modules.get(main.__module__)
   if module is None:
     return

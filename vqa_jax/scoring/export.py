@@ -1,28 +1,6 @@
-"""Exports the eval-mode scorer out of JAX: a serialized jax.export (StableHLO) and a SavedModel.
-
-  python -m vqa_jax.export [--config=fast_vqa_b] --checkpoint=DIR --out=OUT [--noema] \
-      [--formats=jax,saved_model] [--overwrite]
-
-The exported function takes the fragment clips of one video, uint8 (clips, clip_len, S, S, 3)
-with S = grid * patch as `score.sample_test_clips` gives them (any number of clips: the first
-dimension is symbolic), and returns (score, map): the raw float32 score, the mean of the map,
-and the float32 local quality map (clips, T', H', W') of `score.make_map_fn`. The params are
-constants inside the artifact (FAST-VQA-family models only). OUT gets
-
-* `scorer.jax_export`: `jax.export.Exported.serialize()` bytes; `load_jax(OUT)` gives the callable
-  (any JAX version that reads the serialization version, no model code needed);
-* `saved_model/`: a TensorFlow SavedModel made by `jax2tf.convert` (native serialization), with
-  the signature `serving_default(clips) -> {'score', 'map'}`; `load_saved_model(OUT)`;
-* `export.json`: the input spec, the checkpoint, and its calibration (`vqa_jax.scoring.calibration`, to
-  turn the raw score into `mos` / `score_01`), or why it has none.
-
-Without --config, the config stored with DIR is used (as `score`). OUT is written whole or not at
-all: the artifacts are built in a hidden sibling folder (`.OUT.partial-*`) and renamed to OUT when
-complete, so a failed export leaves no partial OUT. An OUT that already holds files (an earlier
-export) is refused unless --overwrite, which replaces it whole: no mix of two exports' artifacts
-(a new export.json beside a stale saved_model/) can arise. Exit status: 0 exported; 2 a flag to
-fix, in one line before the checkpoint is read (--out a file, not writable, or holding files without
---overwrite; a missing or unusable checkpoint); 1 another error.
+"""The eval-mode scorer exported out of JAX for `python -m vqa_jax.export` (whose docstring
+describes OUT): `export_jax` (a serialized jax.export, StableHLO), `save_saved_model` (a TensorFlow
+SavedModel through jax2tf), their loaders, and `export`, which writes OUT whole or not at all.
 
 TensorFlow is imported only for the SavedModel (lazily, GPUs hidden from it), so the jax export
 works where TensorFlow is absent.
@@ -33,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import uuid
 from typing import Any, Callable
 
@@ -43,7 +20,6 @@ import ml_collections
 import numpy as np
 
 from vqa_jax.scoring import calibration as calibration_lib
-from vqa_jax.convert import pretrained
 from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.runtime import output_folders
 
@@ -200,51 +176,3 @@ def _write(config: ml_collections.ConfigDict, params: PyTree, out_dir: str,
   with open(os.path.join(out_dir, SPEC_FILE), "w") as f:
     json.dump(spec, f, indent=1)
   return spec
-
-
-def main() -> None:
-  """Command line: --config, --checkpoint, --out, --ema, --formats, --overwrite."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
-  from vqa_jax.scoring import score  # pylint: disable=g-import-not-at-top
-
-  config = config_flags.DEFINE_config_file("config", None, "Config of the model and sampling (a "
-                                           "shipped name or a file); default: the config stored "
-                                           "with --checkpoint.")
-  checkpoint = flags.DEFINE_string("checkpoint", None, "What `score --checkpoint` takes.")
-  out = flags.DEFINE_string("out", None, "Output folder, written whole (see --overwrite).")
-  ema = flags.DEFINE_bool("ema", True, "Trainer checkpoints: the EMA params (--noema: raw).")
-  formats = flags.DEFINE_list("formats", list(FORMATS), f"Any of {FORMATS}.")
-  overwrite = flags.DEFINE_bool("overwrite", False, "Replace an --out folder that already holds "
-                                "files (an earlier export) whole; without it such a folder is "
-                                "refused.")
-  flags.mark_flags_as_required(["checkpoint", "out"])
-  chosen_config = entry_point.config_or_stored(config, lambda: checkpoint.value)
-
-  def run_main(argv):
-    if len(argv) > 1:
-      raise entry_point.UsageProblem(f"unexpected arguments: {argv[1:]}")
-    unknown = set(formats.value) - set(FORMATS)
-    if unknown:
-      raise entry_point.UsageProblem(f"--formats: unknown {sorted(unknown)}; choose from {FORMATS}")
-    problem = out_problem(out.value, overwrite.value)  # before the checkpoint is read
-    if problem:
-      raise entry_point.UsageProblem(f"--out={out.value}: {problem}")
-    chosen = chosen_config()
-    try:
-      with score.reading_checkpoint(checkpoint.value):
-        params = score.load_checkpoint(chosen, checkpoint.value, ema.value)
-        found, note = calibration_lib.for_checkpoint(chosen, checkpoint.value, ema.value)
-    except pretrained.CheckpointError as e:  # as score: an unusable checkpoint is exit code 2
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(entry_point.EXIT_USAGE)
-    export(chosen, params, out.value, tuple(formats.value), checkpoint.value, found, note,
-           overwrite=overwrite.value)
-    print(f"exported {formats.value} to {out.value}")
-
-  entry_point.run(run_main, chosen_config)
-
-
-if __name__ == "__main__":
-  main()

@@ -1,18 +1,5 @@
-"""Fine-tuning protocol (paper §7.6): random train/test splits, linear probe, then full fine-tuning.
-
-  python -m vqa_jax.finetune --config=configs/paper/finetune_konvid.py:LABELS_DIR,VIDEOS_DIR \
-      --workdir=runs/ft_konvid --config.init.checkpoint=runs/lsvq_awp/best
-
-For every seed of `finetune.seeds` the labelled split `finetune.dataset` is shuffled with
-random.Random(seed) and cut into the first ⌊train_fraction·N⌋ videos for training and the rest for
-testing (seed 42 reproduces the reference's split). Each split trains in `<workdir>/seed_<seed>/`
-(a normal trainer workdir: resumable, with its own logs), with `seed` also as the run's seed,
-starting from `init.checkpoint`: `finetune.probe_epochs` epochs with the backbone frozen, then full
-fine-tuning up to `finetune.epochs`, with the perturbation of `perturb` (kind 'none' is the
-reference, which has no AWP in fine-tuning). Prints each split's tables, then the mean ± std (sample
-std, ddof 1; 0 for one split) over splits of the final and, with a validation split, the selected
-checkpoint's test metrics, and writes them to `<workdir>/finetune_summary.json`.
-"""
+"""Fine-tuning protocol (paper §7.6) over random train/test splits: a linear probe, then full
+fine-tuning, per split seed; `python -m vqa_jax.finetune`'s docstring states the protocol."""
 
 import json
 import math
@@ -20,15 +7,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
-import ml_collections
+import ml_collections  # pylint: disable=g-import-not-at-top
 import numpy as np
-from ml_collections import config_flags
 
 from vqa_jax.config import schedule
 from vqa_jax.config import validation
-from vqa_jax.runtime import entry_point
 from vqa_jax.config import run_config
 from vqa_jax.evaluation import selection
 from vqa_jax.training import trainer
@@ -119,26 +102,3 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict:
     json.dump(result, f, indent=1)
   print(json.dumps(result), flush=True)
   return result
-
-
-def main() -> None:
-  """Command line: --config, --workdir; runs the fine-tuning protocol of the config."""
-  # Flags are defined here, not on import, so that tests may import this module beside others.
-  config = config_flags.DEFINE_config_file("config", None, "Config (a shipped name or a file); "
-                                           "default: the one stored in --workdir by an earlier "
-                                           "run.", lock_config=True)
-  workdir = flags.DEFINE_string("workdir", None, "One subfolder per split seed goes here.")
-  flags.mark_flags_as_required(["workdir"])
-
-  chosen_config = entry_point.config_or_stored(config, lambda: workdir.value, flag="workdir")
-
-  def run_main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    finetune(chosen_config(), workdir.value)
-
-  entry_point.run(run_main, chosen_config)
-
-
-if __name__ == "__main__":
-  main()

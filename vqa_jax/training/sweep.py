@@ -1,20 +1,5 @@
-"""Radius sweeps in one program: K models trained at once by vmapping the step over stacked states.
-
-One program per perturbation kind: the members of a kind differ in their radius only and train
-together; with several --kinds the kinds' populations train one after another.
-
-  python -m vqa_jax.sweep --config=configs/demo.py --gammas=0,1e-4,5e-4,1e-3 --workdir=DIR
-  python -m vqa_jax.sweep --config=configs/demo.py --kinds=awp,rwp --gammas=1e-3 --workdir=DIR
-
-Members are every (kind, radius) of --kinds x --gammas; the radius is gamma for awp/rwp and rho for
-sam/asam. All members start from the config's initial state and see the same batches and dropout
-keys, so member i follows the single run `python -m vqa_jax.main` with its kind and radius to float
-rounding (AdamW amplifies that rounding on leaves whose gradient is zero in exact arithmetic, such
-as the head's last bias under the shift-invariant loss). Prints one row per member with the final
-train loss and the SRCC/PLCC of the train split and of every eval split (in-domain test,
-cross-domain), then one JSON line with all results. Writes `<workdir>/metrics.jsonl` (per-member
-training scalars) and `<workdir>/sweep.jsonl`. No checkpoints, no resume.
-"""
+"""Radius sweeps: K models trained at once by vmapping the step over stacked states, one population
+per perturbation kind (`python -m vqa_jax.sweep`, whose docstring states what it prints and writes)."""
 
 import dataclasses
 import json
@@ -22,17 +7,13 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
-from absl import logging
+from absl import logging  # pylint: disable=g-import-not-at-top
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from ml_collections import config_flags
 
 from vqa_jax.config import validation
-from vqa_jax.runtime import entry_point
 from vqa_jax.evaluation import evaluate
 from vqa_jax import families
 from vqa_jax.training import run_log
@@ -46,11 +27,20 @@ from vqa_jax.training import train_step
 from vqa_jax.training import trainer
 from vqa_jax.data import sources
 
+
 def make_members(base: perturb.PerturbConfig, kinds: list[str],
                  radii: list[float]) -> list[perturb.PerturbConfig]:
   """One config per (kind, radius): gamma for awp/rwp, rho for sam/asam."""
   return [dataclasses.replace(base, kind=kind, radius=float(r))
           for kind in kinds for r in radii]
+
+
+
+def config_members(config: ml_collections.ConfigDict, kinds: list[str] | None,
+                   radii: list[float]) -> list[perturb.PerturbConfig]:
+  """`make_members` around config's perturbation: every (kind, radius); no kinds: config's kind."""
+  base = perturb.PerturbConfig.from_config(config.perturb, config.model.dtype)
+  return make_members(base, kinds or [base.kind], radii)
 
 
 def motion_features(config: ml_collections.ConfigDict, family: families.Family):
@@ -173,31 +163,3 @@ def run(config: ml_collections.ConfigDict, members: list[perturb.PerturbConfig],
   print(results_table(members, train_losses, results, eval_model), flush=True)
   print(json.dumps({"step": config.train.steps, "members": records}), flush=True)
   return records
-
-
-def main() -> None:
-  """Command line: --config, --workdir, --gammas [--kinds --eval_model]; runs the sweep."""
-  # Flags are defined here, not on import, so that tests may import this module beside others.
-  config = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config "
-                                           "file.", lock_config=True)
-  workdir = flags.DEFINE_string("workdir", None, "Metrics and results go here.")
-  gammas = flags.DEFINE_list("gammas", None,
-                             "Radii to sweep (gamma for awp/rwp, rho for sam/asam).")
-  kinds = flags.DEFINE_list("kinds", None,
-                            "Perturbation kinds to sweep (default: config.perturb.kind).")
-  eval_model = flags.DEFINE_enum("eval_model", "raw", ["raw", "ema"], "Model whose metrics the "
-                                 "table shows (the JSON line has all of config.eval.models).")
-  flags.mark_flags_as_required(["config", "workdir", "gammas"])
-
-  def run_main(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    base = perturb.PerturbConfig.from_config(config.value.perturb, config.value.model.dtype)
-    members = make_members(base, kinds.value or [base.kind], [float(g) for g in gammas.value])
-    run(config.value, members, workdir.value, eval_model.value)
-
-  entry_point.run(run_main)
-
-
-if __name__ == "__main__":
-  main()
