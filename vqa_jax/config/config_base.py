@@ -98,7 +98,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.val_split = ""
   c.data.val_fraction = 0.0
   # SimpleVQA (model.name 'simple_vqa'): the folder of precomputed SlowFast motion features
-  # (`python -m vqa_jax.families.simple_vqa_features --out=DIR`: index.json + one .npy per video).
+  # (`python -m vqa_jax.simple_vqa_features --out=DIR`: index.json + one .npy per video).
   c.data.motion_dir = ""
 
   c.sampling = sampling_config()

@@ -227,7 +227,7 @@ def validate_model_inputs(config: ml_collections.ConfigDict) -> None:
                        f"{choices.FRAMES_1FPS!r}, got {s.method!r}")
     if not config.data.motion_dir:
       raise ValueError("model.name='simple_vqa' needs data.motion_dir, the motion features of "
-                       "`python -m vqa_jax.families.simple_vqa_features --out=DIR`")
+                       "`python -m vqa_jax.simple_vqa_features --out=DIR`")
     return
   if frames:
     raise ValueError(f"sampling.method={choices.FRAMES_1FPS!r} feeds whole frames to SimpleVQA; "
