@@ -14,7 +14,7 @@ from vqa_jax import families
 from vqa_jax.scoring import score
 from vqa_jax.scoring import simple_vqa_scoring
 from vqa_jax.convert import state_dicts
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import motion_chunks
 from vqa_jax.data import sources
 from vqa_jax.scoring import motion_features
@@ -42,7 +42,7 @@ def setup(tmp_path_factory):
 
 def direct_score(config, family, variables, path, motion):
   """The mean of the eval-mode per-frame scores over the centred test frames, by model.apply."""
-  frames = sampling.sample_clips(path, config.sampling, config.sampling.num_clips_eval)
+  frames = clip_sampler.sample_clips(path, config.sampling, config.sampling.num_clips_eval)
   per_frame = [family.model.apply(variables, clip[None], motion[None], train=False)
                for clip in frames]
   return float(np.mean(np.asarray(per_frame, np.float64)))

@@ -88,7 +88,7 @@ def check_perturb_section(perturb_cfg: ml_collections.ConfigDict) -> None:
 
 
 def check_frames_1fps(sampling: Mapping[str, Any]) -> None:
-  """Raises ValueError unless short_side >= crop > 0 ('frames_1fps', data/frames_1fps.py)."""
+  """Raises ValueError unless short_side >= crop > 0 ('frames_1fps', data/sampling/frames_1fps)."""
   sampling = config_base.sampling_fields(sampling)
   short_side, crop = sampling["short_side"], sampling["crop"]
   if not 0 < crop <= short_side:

@@ -7,7 +7,7 @@ features 0 .. 7 beside frames 0 .. 7).
 
 A video whose features are missing from the index or the folder, or whose file has fewer rows or
 another width than needed, is a problem: `check` lists all of them up front (like
-`elements.check_videos_exist`), and `load` raises a `VideoDecodeError` naming the video and
+`element_plan.check_videos_exist`), and `load` raises a `VideoDecodeError` naming the video and
 the feature file, so the pipelines' `on_bad_video` policy applies to it as to a bad video.
 """
 

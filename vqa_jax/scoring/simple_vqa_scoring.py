@@ -22,7 +22,7 @@ from vqa_jax import families
 from vqa_jax.convert import pretrained
 from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import motion_chunks
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import video_io
 from vqa_jax.scoring import motion_features
 
@@ -66,10 +66,11 @@ def make_scorer(config: ml_collections.ConfigDict,
   family = families.build(config)
   predict = jax.jit(family.predict_fn)
   motion_of = MotionSource(config)
-  rng = sampling.eval_rng(config.sampling, 0)
+  rng = clip_sampler.eval_rng(config.sampling, 0)
 
   def score(path: str) -> float:
-    frames = sampling.sample_clips(path, config.sampling, config.sampling.num_clips_eval, rng=rng)
+    frames = clip_sampler.sample_clips(path, config.sampling, config.sampling.num_clips_eval,
+                                       rng=rng)
     motion = motion_of(path)
     return float(np.asarray(predict(variables, frames[None], motion[None]))[0])
 
