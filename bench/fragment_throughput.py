@@ -1,4 +1,4 @@
-"""Clips per second of `sampling.sample_clips` against decoding alone (the same frames).
+"""Clips per second of `clip_sampler.sample_clips` against decoding alone (the same frames).
 
 Usage:
   PYTHONPATH=. .venv/bin/python bench/fragment_throughput.py [--videos '../shared/videos/*.mp4'] \
@@ -11,7 +11,7 @@ paper's settings (clip_len 32, interval 2, 7x7 grid of 32-pixel patches, centred
   the work that `sample_clips` cannot avoid (the ratio's denominator);
 * read_frames: `video_io.read_frames`, the same plus copying the frames into clip order when the
   indices repeat: the decode-only denominator of the first BENCHMARKS.md table;
-* sample_clips: the full `sampling.sample_clips` (probe + decode + upsample + fragments).
+* sample_clips: the full `clip_sampler.sample_clips` (probe + decode + upsample + fragments).
 
 It prints clips/s for each and ratio = sample_clips clips/s over decode clips/s. The three are
 timed in turn within each repeat, so that load from other processes on a shared CPU hits all
@@ -19,15 +19,13 @@ alike; the load average is printed before and after. `--clock cpu` times the CPU
 process (all its threads: `time.process_time`) instead of wall-clock seconds, which waiting for a
 busy CPU does not inflate. `--method` selects the sampler (fragments,
 fragments_t with FasterVQA's t_frag 8 / aligned 8, or sama); the decode-only side reads the same
-frame indices (`sampling.clip_indices`).
+frame indices (`clip_sampler.clip_indices`).
 """
 
 import argparse
 import glob
 import os
-import time
-
-from vqa_jax.data import sampling
+ifrom vqa_jax.data.sampling import clip_samplerort sampling
 from vqa_jax.data import video_io
 
 PAPER_SAMPLING = {"clip_len": 32, "frame_interval": 2, "grid": 7, "patch": 32}
@@ -52,11 +50,11 @@ def bench_video(path: str, config: dict, num_clips: int, repeats: int,
                 clock=time.perf_counter) -> list[float]:
   """Seconds per call of decode, read_frames and sample_clips for one video."""
   info = video_io.probe(path)
-  indices = sampling.clip_indices(info.num_frames, config, num_clips)
+  indices = clip_sampler.clip_indices(info.num_frames, config, num_clips)
   return best_seconds_interleaved(
       [lambda: video_io.read_distinct_frames(path, indices),
        lambda: video_io.read_frames(path, indices),
-       lambda: sampling.sample_clips(path, config, num_clips)], repeats, clock)
+       lambda: clip_sampler.sample_clips(path, config, num_clips)], repeats, clock)
 
 
 def load_average() -> str:

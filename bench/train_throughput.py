@@ -42,7 +42,7 @@ from vqa_jax.training import run_log
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
 from vqa_jax.training import trainer
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import labels
 from vqa_jax.data import loaders
 from vqa_jax.data import sources
@@ -103,7 +103,7 @@ def step_only(config, batch: dict) -> tuple[float, float]:
   perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
   tx = optim.make_optimizer(config.train)
   state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
-  device_batch = sharding.shard_batch({**elements.model_inputs(batch), "label": batch["label"]},
+  device_batch = sharding.shard_batch({**element_plan.model_inputs(batch), "label": batch["label"]},
                                       mesh)
   rng = jax.random.key(config.seed)
   step = trainer.compile_step(trainer.make_step_fn(config, family, tx, mesh, perturb_cfg), state,
@@ -187,7 +187,7 @@ def main(argv):
       run_config.data.loader, run_config.data.workers = loader, workers
       e2e_rate, wait, e2e_step_s = end_to_end(
           run_config, splits, os.path.join(scratch, f"run_{loader}_{workers}"))
-      row = {"loader": loader, "workers": elements.default_workers(workers),
+      row = {"loader": loader, "workers": element_plan.default_workers(workers),
              "input_startup_s": startup, "input_clips_per_s": input_rate,
              "step_clips_per_s": step_rate, "e2e_clips_per_s": e2e_rate,
              "e2e_step_time_s": e2e_step_s, "input_wait_fraction": wait,

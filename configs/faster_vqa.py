@@ -15,8 +15,8 @@ frame_interval = 2, num_clips = 1)`: the video is split into 8 segments and each
 interval 2 (random offset in the segment), wrapping around short videos. The spatial fragments
 (`get_spatial_fragments`, aligned = 8) share patch positions within each chunk of 8 frames, i.e.
 two temporal segments. Here: `sampling.method = 'fragments_t'` with those values (see
-`vqa_jax/data/sampling.py`); evaluation uses centred offsets unless `sampling.eval_offsets` is
-'random'. The model and the training recipe are FAST-VQA-B's (`configs/fast_vqa_b.py`).
+`vqa_jax/data/sampling/fragments.py`); evaluation uses centred offsets unless
+`sampling.eval_offsets` is 'random'. The model and the training recipe are FAST-VQA-B's (`configs/fast_vqa_b.py`).
 """
 
 from configs import fast_vqa_b

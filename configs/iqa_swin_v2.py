@@ -16,7 +16,8 @@ Differences from configs/iqa_swin_t.py, each to match upstream (Sissuire/SAMA @ 
     bias, res-post-norm), window 8, drop path 0.2, as `SwinTransformerV2(img_size=256,
     window_size=8, drop_path_rate=0.2)`;
   * 8x8 fragments of 32 px (256x256) cut by SAMA-IQA's sampler (`sampling.method='sama_iqa'`:
-    native and short-side-256 patches on a checkerboard of 32x32 windows, `data/sama_iqa.py`);
+    native and short-side-256 patches on a checkerboard of 32x32 windows,
+    `data/sampling/sama_iqa.py`);
   * loss SmoothL1 (beta 1) of the score against the label (`train.loss='smooth_l1'`), so label
     files should carry MOS_zscore (the KonIQ-10k csv reader's default).
 Still different from upstream (see configs/iqa_swin_t.py): no flip / RandomRotation(45)

@@ -8,7 +8,7 @@ Upstream option values (Sissuire/SAMA @ 38c02bf, VQA/options/fast-SAMA-train.yml
 fragments_h/w 7, fsize_h/w 32, aligned 32, clip_len 32, frame_interval 2, num_clips 1 (train) and
 4 (every validation set); train_batch_size 12 (drop_last), num_epochs 30, warmup_epochs 2.5,
 lr 1e-3, backbone_lr_mult 0.1, wd 0.05, ema; model DiViDeAddEvaluator / swin_tiny_grpb /
-VQAHead(768, 64), Kinetics-400 Video Swin-T init. Sampling (`vqa_jax/data/sama.py`): 16 scales
+VQAHead(768, 64), Kinetics-400 Video Swin-T init. Sampling (`data/sampling/sama.py`): 16 scales
 linspace(1, 1 / ratio) per clip, one per frame pair; random cell fractions in training, centred
 (u = 0.5) at test; temporal offsets random in training and centred at test, indices past the end
 clamped to the last frame. No masking (upstream's 'sama'; `sampling.sama_mask` selects the

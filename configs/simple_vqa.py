@@ -3,7 +3,7 @@
 Two commands: the motion features once (SlowFast-R50, Kinetics-400 weights from pytorchvideo),
 then training (LSVQ train -> LSVQ test by default; add splits by flag):
 
-  python -m vqa_jax.families.simple_vqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
+  python -m vqa_jax.simple_vqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
       --config.data.label_files.train=LSVQ/labels_train.txt:/data/LSVQ \
       --config.data.label_files.test=LSVQ/labels_test.txt:/data/LSVQ \
       --config.motion.weights=SLOWFAST_8x8_R50.pyth

@@ -4,7 +4,7 @@
 
 which runs the two steps of the real recipe (configs/simple_vqa.py):
 
-  python -m vqa_jax.families.simple_vqa_features --config=configs/simple_vqa_demo.py --out=MOTION_DIR
+  python -m vqa_jax.simple_vqa_features --config=configs/simple_vqa_demo.py --out=MOTION_DIR
   python -m vqa_jax.main --config=configs/simple_vqa_demo.py --workdir=WORKDIR \
       --config.data.motion_dir=MOTION_DIR
 

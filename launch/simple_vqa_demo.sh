@@ -8,6 +8,6 @@ bash launch/setup_venv.sh
 export TF_CPP_MIN_LOG_LEVEL=2
 WORKDIR="${WORKDIR:-runs/simple_vqa_demo-$(date +%Y%m%d-%H%M%S)}"
 MOTION_DIR="${MOTION_DIR:-$WORKDIR/motion}"
-.venv/bin/python -m vqa_jax.families.simple_vqa_features --config=configs/simple_vqa_demo.py --out="$MOTION_DIR"
+.venv/bin/python -m vqa_jax.simple_vqa_features --config=configs/simple_vqa_demo.py --out="$MOTION_DIR"
 exec .venv/bin/python -m vqa_jax.main --config=configs/simple_vqa_demo.py --workdir="$WORKDIR" \
   --config.data.motion_dir="$MOTION_DIR" "$@"

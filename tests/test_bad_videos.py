@@ -11,7 +11,7 @@ from tests.video_files import mixed_entries
 from tests.video_files import truncated_copy
 from tests import tf_datasets
 
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import input_pipeline
 from vqa_jax.data import video_io
 from vqa_jax.data.labels import Entry
@@ -61,7 +61,7 @@ def test_unknown_policy_is_rejected(good_and_bad_videos):
 
 def test_skip_eval_marks_bad_videos_invalid_and_counts_them(good_and_bad_videos):
   entries, bad_indices = mixed_entries(good_and_bad_videos)
-  log = elements.BadVideoLog()
+  log = element_plan.BadVideoLog()
   batches = evaluate(entries, on_bad_video="skip", bad_videos=log)
   assert len(batches) == 2 and all(b["video"].shape == (4, 1, 4, 16, 16, 3) for b in batches)
   index = np.concatenate([b["index"] for b in batches])
@@ -80,8 +80,8 @@ def test_skip_eval_marks_bad_videos_invalid_and_counts_them(good_and_bad_videos)
 
 def test_skip_train_substitutes_the_next_decodable_video(good_and_bad_videos):
   entries, bad_indices = mixed_entries(good_and_bad_videos)
-  log = elements.BadVideoLog()
-  with mock.patch.object(elements.logging, "warning") as warning:
+  log = element_plan.BadVideoLog()
+  with mock.patch.object(element_plan.logging, "warning") as warning:
     batches = train(entries, on_bad_video="skip", bad_videos=log)
   assert len(batches) == 7
   for batch in batches:
@@ -91,7 +91,7 @@ def test_skip_train_substitutes_the_next_decodable_video(good_and_bad_videos):
   # Position g visits order_e[g % 8]; a bad entry is replaced by the next good one (mod 8).
   visited = np.concatenate([b["index"] for b in batches])
   for position, got in enumerate(visited):
-    wanted = elements.epoch_order(3, position // 8, 8)[position % 8]
+    wanted = element_plan.epoch_order(3, position // 8, 8)[position % 8]
     while wanted in bad_indices:
       wanted = (wanted + 1) % 8
     assert got == wanted, position
@@ -112,8 +112,8 @@ def test_skip_train_with_no_decodable_video_raises(good_and_bad_videos):
 
 
 def test_bad_video_log_is_thread_safe():
-  log = elements.BadVideoLog()
-  with mock.patch.object(elements.logging, "warning") as warning:
+  log = element_plan.BadVideoLog()
+  with mock.patch.object(element_plan.logging, "warning") as warning:
     threads = [threading.Thread(target=lambda t=t: [log.record(f"v{(t + i) % 10}", "r")
                                                    for i in range(200)]) for t in range(8)]
     for thread in threads:
@@ -122,7 +122,7 @@ def test_bad_video_log_is_thread_safe():
       thread.join()
   assert log.count == 10 and warning.call_count == 10
   assert log.is_bad("v3") and not log.is_bad("v10")
-  assert elements.BadVideoLog().summary() == "0 videos skipped (bad input)"
+  assert element_plan.BadVideoLog().summary() == "0 videos skipped (bad input)"
 
 
 def test_shared_videos(shared_dir, tmp_path):
@@ -135,7 +135,7 @@ def test_shared_videos(shared_dir, tmp_path):
   for path in (empty, truncated):
     with pytest.raises(video_io.VideoDecodeError, match=pathlib.Path(path).name):
       evaluate(good[:1] + [Entry(path, 1.0)])
-  log = elements.BadVideoLog()
+  log = element_plan.BadVideoLog()
   batches = evaluate(entries, on_bad_video="skip", bad_videos=log)
   np.testing.assert_array_equal(batches[0]["valid"], [True, False, True, False])
   assert log.reasons.keys() == {empty, truncated}

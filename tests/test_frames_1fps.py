@@ -1,4 +1,4 @@
-"""SimpleVQA's frame sampler (data/frames_1fps.py): 1 frame/s, padding, resize, per-frame crops."""
+"""SimpleVQA's frame sampler (data/sampling/frames_1fps.py): 1 frame/s, padding, resize, crops."""
 
 import cv2
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from tests.video_files import write_video
 
 from vqa_jax.config import validation
-from vqa_jax.data import frames_1fps
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import frames_1fps
+from vqa_jax.data.sampling import clip_sampler
 
 HEIGHT, WIDTH, NUM_FRAMES, FPS = 20, 24, 25, 10.0
 SAMPLING = {"method": "frames_1fps", "clip_len": 5, "frame_interval": 1, "grid": 1, "patch": 1,
@@ -56,7 +56,7 @@ def test_centre_crop_is_torchvision_centercrop():
 
 
 def test_centred_sampling_takes_key_frames_and_centre_crops(video):
-  clips = sampling.sample_clips(video, SAMPLING, num_clips=2)
+  clips = clip_sampler.sample_clips(video, SAMPLING, num_clips=2)
   assert clips.shape == (2, 5, 16, 16, 3) and clips.dtype == np.uint8
   # 25 frames at 10 fps: key frames 0, 10, 20, then frame 20 repeated.
   np.testing.assert_array_equal(clips[0, :, 0, 0, 2], 5 * np.array([0, 10, 20, 20, 20]))
@@ -66,8 +66,8 @@ def test_centred_sampling_takes_key_frames_and_centre_crops(video):
 
 
 def test_random_crops_are_drawn_per_frame_and_deterministic(video):
-  clips = sampling.sample_clips(video, SAMPLING, num_clips=1, rng=np.random.default_rng(7))
-  again = sampling.sample_clips(video, SAMPLING, num_clips=1, rng=np.random.default_rng(7))
+  clips = clip_sampler.sample_clips(video, SAMPLING, num_clips=1, rng=np.random.default_rng(7))
+  again = clip_sampler.sample_clips(video, SAMPLING, num_clips=1, rng=np.random.default_rng(7))
   np.testing.assert_array_equal(clips, again)
   tops, lefts = frames_1fps.crop_origins(20, 24, 16, 5, np.random.default_rng(7))
   np.testing.assert_array_equal(clips[0, :, 0, 0, 0], tops)
@@ -78,7 +78,7 @@ def test_random_crops_are_drawn_per_frame_and_deterministic(video):
 
 def test_short_side_resize_is_opencv_bilinear(video):
   cfg = SAMPLING | {"short_side": 10, "crop": 10}
-  clips = sampling.sample_clips(video, cfg, num_clips=1)
+  clips = clip_sampler.sample_clips(video, cfg, num_clips=1)
   frame = coded_frames()[10]
   expected = cv2.resize(frame, (12, 10), interpolation=cv2.INTER_LINEAR)[:, 1:11]  # 10x12, left 1
   np.testing.assert_array_equal(clips[0, 1], expected)
@@ -88,4 +88,4 @@ def test_config_checks():
   with pytest.raises(ValueError, match="crop"):
     validation.check_sampling(SAMPLING | {"crop": 32})
   with pytest.raises(ValueError, match="frame rate"):
-    sampling.clip_indices(25, SAMPLING, 1)
+    clip_sampler.clip_indices(25, SAMPLING, 1)

@@ -19,7 +19,7 @@ from tests.video_files import mixed_entries
 
 from vqa_jax.training import run_log
 from vqa_jax.training import trainer
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import loaders
 from vqa_jax.data import video_io
 from vqa_jax.data.labels import Entry
@@ -34,13 +34,13 @@ def load_all(plan_fn, loader, workers=2):
 
 
 PLANS = {
-    "train_from_0": lambda entries, **kw: elements.train_plan(
+    "train_from_0": lambda entries, **kw: element_plan.train_plan(
         entries, SAMPLING, 3, seed=3, num_steps=7, on_bad_video="skip", **kw),
-    "train_from_4": lambda entries, **kw: elements.train_plan(
+    "train_from_4": lambda entries, **kw: element_plan.train_plan(
         entries, SAMPLING, 3, seed=3, num_steps=7, start_step=4, on_bad_video="skip", **kw),
-    "eval": lambda entries, **kw: elements.eval_plan(
+    "eval": lambda entries, **kw: element_plan.eval_plan(
         entries, SAMPLING, 4, num_clips=2, on_bad_video="skip", **kw),
-    "train_host_1_of_2": lambda entries, **kw: elements.train_plan(
+    "train_host_1_of_2": lambda entries, **kw: element_plan.train_plan(
         entries, SAMPLING, 4, seed=3, num_steps=5, on_bad_video="skip", process_index=1,
         process_count=2, **kw),
 }
@@ -70,7 +70,7 @@ def test_loaders_yield_bit_identical_batches_and_skip_counts(good_and_bad_videos
 @pytest.mark.parametrize("loader", ["tf_data", "grain"])
 def test_error_policy_names_the_file_in_both_loaders(good_and_bad_videos, loader):
   good, bad = good_and_bad_videos
-  plan = elements.train_plan(good[:2] + [Entry(bad["text"], 1.0)], SAMPLING, 3,
+  plan = element_plan.train_plan(good[:2] + [Entry(bad["text"], 1.0)], SAMPLING, 3,
                              seed=0, num_steps=2)
   with pytest.raises(video_io.VideoDecodeError, match="cannot open") as e:
     list(loaders.batches(plan, loader, 2))
@@ -78,7 +78,7 @@ def test_error_policy_names_the_file_in_both_loaders(good_and_bad_videos, loader
 
 
 def test_unknown_loader_is_rejected(good_and_bad_videos):
-  plan = elements.eval_plan(good_and_bad_videos[0], SAMPLING, 4, 1)
+  plan = element_plan.eval_plan(good_and_bad_videos[0], SAMPLING, 4, 1)
   with pytest.raises(ValueError, match="data.loader must be one of"):
     loaders.batches(plan, "torch")
 

@@ -13,7 +13,7 @@ from tests.video_files import random_frames
 from tests.video_files import write_video
 
 from vqa_jax.data import show_fragments as inspect
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
 
 DEMO = REPO_ROOT / "configs" / "demo.py"
 
@@ -42,7 +42,7 @@ def test_cli_writes_eval_fragments_and_png(tmp_path):
                   f"--config={DEMO}", f"--out={out}"],
                  check=True, cwd=REPO_ROOT, env=env, capture_output=True)
   got = np.load(out / "fragments.npy")
-  expected = sampling.sample_clips(video, cfg, clips)
+  expected = clip_sampler.sample_clips(video, cfg, clips)
   assert got.dtype == np.uint8 and got.shape == (clips, frames, side, side, 3)
   np.testing.assert_array_equal(got, expected)
   png = cv2.imread(str(out / "fragments.png"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vqa_jax.data import labels
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.config.specs import ImageSpec
 from vqa_jax.data.synthetic import images as synthetic_images
 from vqa_jax.data.synthetic import metadata as synthetic_metadata
@@ -108,7 +108,7 @@ def test_frame_past_the_image_is_a_frame_index_error(tmp_path):
 def test_sample_clips_cuts_centred_fragments_of_an_image(tmp_path):
   rgb = np.random.default_rng(3).integers(0, 256, (100, 120, 3), dtype=np.uint8)
   path = write_rgb(tmp_path / "img.png", rgb)
-  clips = sampling.sample_clips(path, IMAGE_SAMPLING, num_clips=1)
+  clips = clip_sampler.sample_clips(path, IMAGE_SAMPLING, num_clips=1)
   assert clips.shape == (1, 1, 32, 32, 3)
   # Hand computation (SAMA-IQA / FAST-VQA rule): cells of 50 x 60 px, centred offsets
   # int((50 - 16) / 2) = 17 and int((60 - 16) / 2) = 22; tops 0 + 17, 50 + 17; lefts 22, 82.
@@ -120,7 +120,7 @@ def test_sample_clips_cuts_centred_fragments_of_an_image(tmp_path):
 
 def test_sample_clips_upsamples_small_images(tmp_path):
   path = write_rgb(tmp_path / "small.png", smooth_rgb(20, 24))
-  clips = sampling.sample_clips(path, IMAGE_SAMPLING, num_clips=2,
+  clips = clip_sampler.sample_clips(path, IMAGE_SAMPLING, num_clips=2,
                                 rng=np.random.default_rng(0))
   assert clips.shape == (2, 1, 32, 32, 3)
 
@@ -178,6 +178,6 @@ def test_eval_pipeline_over_images(image_root):
                                                                   batch_size=4, num_clips=1)))
   assert [b["video"].shape for b in batches] == [(4, 1, 1, 32, 32, 3)] * 2
   assert batches[1]["valid"].tolist() == [True, True, False, False]
-  first = sampling.sample_clips(entries[0].path, IMAGE_SAMPLING, num_clips=1)
+  first = clip_sampler.sample_clips(entries[0].path, IMAGE_SAMPLING, num_clips=1)
   np.testing.assert_array_equal(batches[0]["video"][0], first)
   np.testing.assert_allclose(batches[0]["label"], [e.mos for e in entries[:4]], rtol=1e-6)

@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from vqa_jax.data import sama_iqa
+from vqa_jax.data.sampling import sama_iqa
 
 
 def test_centred_sama_iqa_fragments_by_hand():
@@ -38,12 +38,12 @@ def test_random_fractions_are_shared_by_both_scales():
 
 
 def test_sampling_method_sama_iqa_reads_an_image_file(tmp_path):
-  from vqa_jax.data import sampling  # pylint: disable=g-import-not-at-top
+  from vqa_jax.data.sampling import clip_sampler  # pylint: disable=g-import-not-at-top
   image = np.random.default_rng(2).integers(0, 256, (300, 400, 3), dtype=np.uint8)
   path = str(tmp_path / "x.png")
   cv2.imwrite(path, image[..., ::-1])  # the file is BGR; decoding returns RGB
   cfg = dict(method="sama_iqa", clip_len=1, frame_interval=1, grid=2, patch=16)
-  clips = sampling.sample_clips(path, cfg, num_clips=1)
+  clips = clip_sampler.sample_clips(path, cfg, num_clips=1)
   assert clips.shape == (1, 1, 32, 32, 3)
   np.testing.assert_array_equal(clips[0, 0], sama_iqa.sample_fragments(image, grid=2, patch=16))
 

@@ -8,7 +8,7 @@ import pytest
 from tests import tf_datasets
 from tests.video_files import labelled_videos
 
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import input_pipeline
 from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import video_io
@@ -77,7 +77,7 @@ def test_pipelines_carry_motion_and_skip_videos_without_it(tmp_path, entries):
   motion = motion_lib.MotionFeatures(motion_dir, NUM_FRAMES, DIM)
   with pytest.raises(FileNotFoundError, match="sub/v2.npy"):
     tf_datasets.eval_dataset(entries, SAMPLING, 4, 1, motion=motion)
-  bad = elements.BadVideoLog()
+  bad = element_plan.BadVideoLog()
   batch = next(input_pipeline.as_numpy(tf_datasets.eval_dataset(
       entries, SAMPLING, 4, 1, on_bad_video="skip", bad_videos=bad, motion=motion,
       process_index=0, process_count=1)))
@@ -87,7 +87,7 @@ def test_pipelines_carry_motion_and_skip_videos_without_it(tmp_path, entries):
   np.testing.assert_array_equal(batch["motion"][3], features_of(3)[:NUM_FRAMES])
   np.testing.assert_array_equal(batch["motion"][2], 0.0)
   assert list(bad.reasons) == [entries[2].path]
-  assert list(elements.model_inputs(batch)) == ["video", "motion"]
+  assert list(element_plan.model_inputs(batch)) == ["video", "motion"]
 
   train = tf_datasets.train_dataset(entries, SAMPLING, 4, seed=0, num_steps=1,
                                     on_bad_video="skip", motion=motion, process_index=0,

@@ -20,8 +20,6 @@ PACKAGE = REPO_ROOT / "vqa_jax"
 # the branches are merged.
 PENDING_OTHER_BRANCHES = {
     "study": ("vqa_jax/study/cli.py",),
-    "synthetic": ("vqa_jax/data/synthetic.py", "vqa_jax/data/synthetic_images.py"),
-    "features": ("vqa_jax/families/simple_vqa_features.py",),
 }
 # The shared runner every program calls defines --print_config (`entry_point.run`).
 SHARED_RUNNER = ("vqa_jax/runtime/entry_point.py", {"print_config"})

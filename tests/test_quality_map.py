@@ -6,7 +6,7 @@ import pytest
 
 from tests.video_files import labelled_videos
 from vqa_jax.scoring import calibration
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.scoring import quality_map
 
 SAMPLING = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 16}
@@ -23,9 +23,9 @@ def test_clip_maps_average_over_time():
 
 
 def middle_frame_indices(num_frames, sampling_cfg, num_clips):
-  """The middle frame of each of `num_clips` clips of `sampling.clip_indices`: (num_clips,)."""
+  """The middle frame of each of `num_clips` clips of `clip_sampler.clip_indices`: (num_clips,)."""
   clip_len = sampling_cfg["clip_len"]
-  indices = sampling.clip_indices(num_frames, sampling_cfg, num_clips)
+  indices = clip_sampler.clip_indices(num_frames, sampling_cfg, num_clips)
   return indices.reshape(num_clips, clip_len)[:, clip_len // 2]
 
 

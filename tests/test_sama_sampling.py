@@ -1,4 +1,4 @@
-"""SAMA sampling (vqa_jax/data/sama.py) against paper §6.2 and §10 item 14, and hand values."""
+"""SAMA sampling (data/sampling/sama.py) against paper §6.2 and §10 item 14, and hand values."""
 
 import cv2
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from tests.video_files import coordinate_frames
 from tests.video_files import counting_video
 
-from vqa_jax.data import sama
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import sama
+from vqa_jax.data.sampling import clip_sampler
 
 
 def test_item14_scales_of_a_1080p_video():
@@ -70,7 +70,7 @@ def test_masks_take_native_fragments_on_a_checkerboard():
 def test_sample_clips_sama_clamps_and_centres(tmp_path):
   path = counting_video(tmp_path, 6)
   cfg = {"method": "sama", "clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 8}
-  clips = sampling.sample_clips(path, cfg, num_clips=1)
+  clips = clip_sampler.sample_clips(path, cfg, num_clips=1)
   np.testing.assert_array_equal(clips[0, :, 0, 0, 0], [0, 2, 4, 5])  # 6 clamped to 5
   with pytest.raises(ValueError, match="clip_len=3 must be even"):
-    sampling.sample_clips(path, cfg | {"clip_len": 3}, num_clips=1)
+    clip_sampler.sample_clips(path, cfg | {"clip_len": 3}, num_clips=1)

@@ -1,4 +1,4 @@
-"""Tests for vqa_jax.data.sampling: paper §10 items 4-6 and fragment geometry."""
+"""The fragment samplers (data/sampling: clip_sampler, fragments, grid): paper §10 items 4-6."""
 
 import hashlib
 import pathlib
@@ -13,7 +13,9 @@ from tests.video_files import write_mp4
 from tests.video_files import write_video
 
 from vqa_jax.config import choices
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
+from vqa_jax.data.sampling import fragments as fragments_lib
+from vqa_jax.data.sampling import grid as grid_lib
 from vqa_jax.data import video_io
 
 
@@ -29,7 +31,7 @@ def patch_origins(fragments: np.ndarray, grid: int, patch: int) -> np.ndarray:
 
 def test_temporal_item5_four_clips_wrap():
   for rng in (None, np.random.default_rng(0)):
-    got = sampling.temporal_indices(240, 32, 2, 4, rng).reshape(4, 32)
+    got = fragments_lib.temporal_indices(240, 32, 2, 4, rng).reshape(4, 32)
     for k, start in enumerate((0, 60, 120, 180)):
       np.testing.assert_array_equal(got[k], [(start + 2 * m) % 240 for m in range(32)])
   np.testing.assert_array_equal(got[3, -3:], [238, 0, 2])
@@ -37,19 +39,19 @@ def test_temporal_item5_four_clips_wrap():
 
 def test_temporal_item6_short_video_wraps():
   expected = list(range(0, 50, 2)) + list(range(0, 14, 2))
-  np.testing.assert_array_equal(sampling.temporal_indices(50, 32, 2, 1), expected)
+  np.testing.assert_array_equal(fragments_lib.temporal_indices(50, 32, 2, 1), expected)
 
 
 def test_temporal_centred_offset_long_video():
   # N=1000, K=4: segments of 250, span 64, centred offset (250 - 64) // 2 = 93.
-  got = sampling.temporal_indices(1000, 32, 2, 4).reshape(4, 32)
+  got = fragments_lib.temporal_indices(1000, 32, 2, 4).reshape(4, 32)
   np.testing.assert_array_equal(got[:, 0], [93, 343, 593, 843])
   np.testing.assert_array_equal(got[0], np.arange(93, 157, 2))
 
 
 def test_temporal_random_offsets_within_bounds():
   rng = np.random.default_rng(0)
-  offsets = np.stack([sampling.temporal_indices(1000, 32, 2, 4, rng).reshape(4, 32)[:, 0]
+  offsets = np.stack([fragments_lib.temporal_indices(1000, 32, 2, 4, rng).reshape(4, 32)[:, 0]
                       - np.array([0, 250, 500, 750]) for _ in range(500)])
   assert offsets.min() == 0 and offsets.max() == 185  # {0, ..., 250 - 64 - 1}
   assert len(np.unique(offsets)) > 100
@@ -68,15 +70,15 @@ def test_temporal_random_offsets_within_bounds():
     (224, [0, 32, 64, 96, 128, 160, 192], 0),
 ])
 def test_grid_item4(size, origins, bound):
-  got_origins, got_bound = sampling.grid_cells(size, 7, 32)
+  got_origins, got_bound = grid_lib.grid_cells(size, 7, 32)
   np.testing.assert_array_equal(got_origins, origins)
   assert got_bound == bound
 
 
 def test_grid_clamps_last_origin_and_rejects_tiny_sizes():
-  np.testing.assert_array_equal(sampling.grid_cells(100, 4, 30)[0], [0, 25, 50, 70])
+  np.testing.assert_array_equal(grid_lib.grid_cells(100, 4, 30)[0], [0, 25, 50, 70])
   with pytest.raises(ValueError, match="smaller than the patch"):
-    sampling.grid_cells(20, 4, 32)
+    grid_lib.grid_cells(20, 4, 32)
 
 
 # Fragments.
@@ -86,7 +88,7 @@ def test_grid_clamps_last_origin_and_rejects_tiny_sizes():
 def test_each_patch_is_contiguous_and_inside_its_cell(rng):
   grid, patch, (cell_h, cell_w) = 4, 8, (17, 25)
   frames = coordinate_frames(6, 70, 100)
-  out = sampling.sample_fragments(frames, grid, patch, aligned=3, rng=rng)
+  out = fragments_lib.sample_fragments(frames, grid, patch, aligned=3, rng=rng)
   assert out.shape == (6, 32, 32, 3) and out.dtype == np.uint8
   blocks = out.reshape(6, grid, patch, grid, patch, 3)
   for i in range(grid):
@@ -100,7 +102,7 @@ def test_each_patch_is_contiguous_and_inside_its_cell(rng):
 
 def test_offsets_are_aligned_within_chunks_and_redrawn_between():
   frames = coordinate_frames(8, 70, 100)
-  out = sampling.sample_fragments(frames, 4, 8, aligned=4, rng=np.random.default_rng(3))
+  out = fragments_lib.sample_fragments(frames, 4, 8, aligned=4, rng=np.random.default_rng(3))
   origins = patch_origins(out, 4, 8)
   for chunk in (origins[:4], origins[4:]):
     assert np.all(chunk == chunk[:1])
@@ -109,8 +111,8 @@ def test_offsets_are_aligned_within_chunks_and_redrawn_between():
 
 def test_centred_offsets_are_deterministic_and_centred():
   frames = coordinate_frames(2, 70, 100)
-  first = sampling.sample_fragments(frames, 4, 8, aligned=2)
-  np.testing.assert_array_equal(first, sampling.sample_fragments(frames, 4, 8, aligned=2))
+  first = fragments_lib.sample_fragments(frames, 4, 8, aligned=2)
+  np.testing.assert_array_equal(first, fragments_lib.sample_fragments(frames, 4, 8, aligned=2))
   # Cells 17 x 25, bounds 9 and 17: centred offsets int(0.5 * bound) = 4 and 8.
   origins = patch_origins(first, 4, 8)
   np.testing.assert_array_equal(origins[0, :, 0, 0], [4, 21, 38, 55])
@@ -121,7 +123,7 @@ def test_small_video_grid_uses_upsampled_size():
   # 100x150 -> 128x192. Rows: cells of 32 = patch, origins 0, 32, 64, 96. Columns: cells of 48,
   # origins 0, 48, 96, 144, centred offset 8. Source of upsampled row r: (r + 0.5) * 100/128 - 0.5.
   frames = coordinate_frames(1, 100, 150)
-  out = sampling.sample_fragments(frames, 4, 32, aligned=1).astype(np.int64)
+  out = fragments_lib.sample_fragments(frames, 4, 32, aligned=1).astype(np.int64)
   assert out.shape == (1, 128, 128, 3)
   last_row, last_col = out[0, 96:, :, 0], out[0, :, 96:, 1]
   assert last_row.min() >= 74 and last_row.max() == 99  # Bottom edge region of the frame.
@@ -183,7 +185,7 @@ def test_fragments_match_the_frame_by_frame_definition(size, grid, patch, frame_
   rng = None if seed is None else np.random.default_rng(seed)
   expected = naive_fragments(frames, grid, patch, aligned,
                              None if seed is None else np.random.default_rng(seed), frame_index)
-  got = sampling.sample_fragments(frames, grid, patch, aligned, rng, np.array(frame_index))
+  got = fragments_lib.sample_fragments(frames, grid, patch, aligned, rng, np.array(frame_index))
   assert got.shape == expected.shape and got.dtype == np.uint8
   np.testing.assert_array_equal(got, expected)
 
@@ -204,7 +206,7 @@ TINY_GOLDEN = {
 def test_shared_tiny_video_clips_match_recorded_golden(shared_dir, method, num_clips, seed):
   """Bit-identical to the pre-fast-path clips. The goldens were printed at git 7ae02e8 by
 
-  for each key: hashlib.sha256(sampling.sample_clips(TINY, dict(clip_len=32, frame_interval=2,
+  for each key: hashlib.sha256(clip_sampler.sample_clips(TINY, dict(clip_len=32, frame_interval=2,
   grid=7, patch=32, method=method, **({'t_frag': 8, 'aligned': 8} if method == 'fragments_t'
   else {})), num_clips, None if seed is None else np.random.default_rng(seed)).tobytes())
   .hexdigest()[:16]
@@ -212,7 +214,7 @@ def test_shared_tiny_video_clips_match_recorded_golden(shared_dir, method, num_c
   extra = {"t_frag": 8, "aligned": 8} if method == "fragments_t" else {}
   cfg = {"clip_len": 32, "frame_interval": 2, "grid": 7, "patch": 32, "method": method, **extra}
   rng = None if seed is None else np.random.default_rng(seed)
-  clips = sampling.sample_clips(str(shared_dir / "videos" / "tiny_192x144.mp4"), cfg, num_clips,
+  clips = clip_sampler.sample_clips(str(shared_dir / "videos" / "tiny_192x144.mp4"), cfg, num_clips,
                                 rng)
   assert clips.shape == (num_clips, 32, 224, 224, 3)
   digest = hashlib.sha256(clips.tobytes()).hexdigest()[:16]
@@ -227,7 +229,7 @@ SMALL = {"clip_len": 4, "frame_interval": 2, "grid": 2, "patch": 8}
 
 def test_sample_clips_shape_and_frames(tmp_path):
   path = counting_video(tmp_path, 20)
-  clips = sampling.sample_clips(path, SMALL, num_clips=2)
+  clips = clip_sampler.sample_clips(path, SMALL, num_clips=2)
   assert clips.shape == (2, 4, 16, 16, 3) and clips.dtype == np.uint8
   # N=20, K=2: segments of 10, span 8, centred offset 1.
   np.testing.assert_array_equal(clips[:, :, 0, 0, 0], [[1, 3, 5, 7], [11, 13, 15, 17]])
@@ -244,8 +246,8 @@ def test_sample_clips_resamples_when_frame_count_is_overreported(tmp_path):
   decodable = sum(1 for _ in iter(cap.grab, False))
   assert decodable < reported, "the truncated file should over-report its frame count"
   with pytest.raises(video_io.FrameIndexError):
-    video_io.read_frames(str(truncated), sampling.temporal_indices(reported, 4, 2, 1))
-  clips = sampling.sample_clips(str(truncated), SMALL, num_clips=1)
+    video_io.read_frames(str(truncated), fragments_lib.temporal_indices(reported, 4, 2, 1))
+  clips = clip_sampler.sample_clips(str(truncated), SMALL, num_clips=1)
   start = (decodable - 8) // 2
   np.testing.assert_array_equal(clips[0, :, 0, 0, 0], np.arange(start, start + 8, 2))
   # Recorded for counting and for output records (score's `warning` field).
@@ -259,11 +261,11 @@ def test_sample_clips_resamples_when_frame_count_is_overreported(tmp_path):
 
 def test_shared_tiny_video_fragments(shared_dir):
   path = str(shared_dir / "videos" / "tiny_192x144.mp4")
-  frames = video_io.read_frames(path, sampling.temporal_indices(
+  frames = video_io.read_frames(path, fragments_lib.temporal_indices(
       video_io.probe(path).num_frames, 32, 2, 1))
   assert frames.shape == (32, 144, 192, 3)
-  assert sampling.sample_fragments(frames, 7, 32, aligned=32).shape == (32, 224, 224, 3)
-  clips = sampling.sample_clips(path, {"clip_len": 32, "frame_interval": 2, "grid": 7,
+  assert fragments_lib.sample_fragments(frames, 7, 32, aligned=32).shape == (32, 224, 224, 3)
+  clips = clip_sampler.sample_clips(path, {"clip_len": 32, "frame_interval": 2, "grid": 7,
                                        "patch": 32}, num_clips=4, rng=np.random.default_rng(0))
   assert clips.shape == (4, 32, 224, 224, 3)
 
@@ -273,19 +275,20 @@ def test_shared_tiny_video_fragments(shared_dir):
 
 def test_segment_indices_fastervqa_centred_and_random():
   # f3dvqa-b.yml: clip_len 32, t_frag 8, interval 2. N=240: segments of 30, span 8, centre 11.
-  got = sampling.segment_indices(240, 32, 8, 2, 1).reshape(8, 4)
+  got = fragments_lib.segment_indices(240, 32, 8, 2, 1).reshape(8, 4)
   np.testing.assert_array_equal(got, [[30 * k + 11 + 2 * m for m in range(4)] for k in range(8)])
   rng = np.random.default_rng(0)
-  starts = np.stack([sampling.segment_indices(240, 32, 8, 2, 2, rng).reshape(2, 8, 4)[:, :, 0]
+  starts = np.stack([fragments_lib.segment_indices(240, 32, 8, 2, 2, rng).reshape(2, 8, 4)[:, :, 0]
                      - 30 * np.arange(8) for _ in range(300)])
   assert starts.min() == 0 and starts.max() == 21  # {0, ..., 30 - 8 - 1}
   assert np.any(starts[:, 0] != starts[:, 1])  # each clip redraws its offsets
   # Short video (N=20): segments of 2 <= span, offsets 0, wrap-around past the end.
-  np.testing.assert_array_equal(sampling.segment_indices(20, 8, 2, 4, 1), [0, 4, 8, 12, 10, 14, 18, 2])
+  np.testing.assert_array_equal(fragments_lib.segment_indices(20, 8, 2, 4, 1),
+                                [0, 4, 8, 12, 10, 14, 18, 2])
 
 
 def test_temporal_clamp_overflow_for_sama():
-  np.testing.assert_array_equal(sampling.temporal_indices(50, 32, 2, 1, overflow="clamp"),
+  np.testing.assert_array_equal(fragments_lib.temporal_indices(50, 32, 2, 1, overflow="clamp"),
                                 list(range(0, 50, 2)) + [49] * 7)
 
 
@@ -296,15 +299,15 @@ def test_distinct_frames_give_the_same_fragments_as_repeated_frames():
     rng_a = None if rng_seed is None else np.random.default_rng(rng_seed)
     rng_b = None if rng_seed is None else np.random.default_rng(rng_seed)
     np.testing.assert_array_equal(
-        sampling.sample_fragments(frames, 4, 16, 4, rng_a, frame_index=frame_index),
-        sampling.sample_fragments(frames[frame_index], 4, 16, 4, rng_b))
+        fragments_lib.sample_fragments(frames, 4, 16, 4, rng_a, frame_index=frame_index),
+        fragments_lib.sample_fragments(frames[frame_index], 4, 16, 4, rng_b))
 
 
 def test_fragments_t_clip_from_file_shares_positions_per_aligned_chunk(tmp_path):
   path = counting_video(tmp_path, 40)
   cfg = {"method": "fragments_t", "clip_len": 8, "t_frag": 4, "aligned": 4, "frame_interval": 2,
          "grid": 2, "patch": 8}
-  clips = sampling.sample_clips(path, cfg, num_clips=1)
+  clips = clip_sampler.sample_clips(path, cfg, num_clips=1)
   # N=40, 4 segments of 10, 2 frames at interval 2 (span 4), centred offset 3.
   np.testing.assert_array_equal(clips[0, :, 0, 0, 0], [3, 5, 13, 15, 23, 25, 33, 35])
 
@@ -318,7 +321,7 @@ def test_methods_on_odd_sizes_and_very_short_videos(tmp_path, method, num_frames
   cfg = {"method": method, "clip_len": clip_len, "t_frag": 2 if clip_len > 1 else 1,
          "frame_interval": 2, "grid": 2, "patch": 16, "short_side": 32, "crop": 32}
   for rng in (None, np.random.default_rng(1)):
-    clips = sampling.sample_clips(path, cfg, num_clips=2, rng=rng)
+    clips = clip_sampler.sample_clips(path, cfg, num_clips=2, rng=rng)
     assert clips.shape == (2, clip_len, 32, 32, 3) and clips.dtype == np.uint8
     assert clips.std() > 0  # real pixels, not zeros
 
@@ -330,8 +333,8 @@ def test_variable_frame_rate_video_samples_by_decoded_frames(tmp_path):
   cfr = write_mp4(tmp_path / "cfr.mp4", frames, fps=10.0)
   vfr = set_mp4_frame_durations(cfr, tmp_path / "vfr.mp4",
                                 [10, 90, 5, 200, 33, 33, 400, 1, 60, 70, 20, 50])
-  clips = sampling.sample_clips(vfr, SMALL, num_clips=1)
-  np.testing.assert_array_equal(clips, sampling.sample_clips(cfr, SMALL, num_clips=1))
+  clips = clip_sampler.sample_clips(vfr, SMALL, num_clips=1)
+  np.testing.assert_array_equal(clips, clip_sampler.sample_clips(cfr, SMALL, num_clips=1))
   # N=12, K=1: a segment of 12, span 8, centred offset 2: frames 2, 4, 6, 8 (values 40 ... 160,
   # moved a few levels by the lossy coding).
   np.testing.assert_allclose(clips[0].mean(axis=(1, 2, 3)), [40, 80, 120, 160], atol=8)

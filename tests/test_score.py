@@ -40,7 +40,7 @@ from vqa_jax.scoring import score
 from vqa_jax.scoring import score_output
 from vqa_jax.runtime import sharding
 from vqa_jax.training import train_step
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import video_io
 from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.models.fast_vqa import video_score
@@ -87,7 +87,7 @@ def test_score_is_deterministic_and_matches_direct_apply(setup):
   path = setup["paths"][0]
   first, second = scorer(path), scorer(path)
   assert first == second
-  clips = sampling.sample_clips(path, config.sampling, config.sampling.num_clips_eval)
+  clips = clip_sampler.sample_clips(path, config.sampling, config.sampling.num_clips_eval)
   assert clips.shape == (2, 4, 32, 32, 3)
   quality_map = jax.jit(functools.partial(model.apply, train=False))({"params": params}, clips)
   expected = float(jnp.mean(video_score(quality_map)))

@@ -13,10 +13,11 @@ from vqa_jax.config import config_base
 from vqa_jax import families
 from vqa_jax.scoring import score
 from vqa_jax.scoring import simple_vqa_scoring
-from vqa_jax.families import simple_vqa_features
 from vqa_jax.convert import state_dicts
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
+from vqa_jax.data import motion_chunks
 from vqa_jax.data import sources
+from vqa_jax.scoring import motion_features
 from vqa_jax.config.specs import SyntheticSpec
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -41,7 +42,7 @@ def setup(tmp_path_factory):
 
 def direct_score(config, family, variables, path, motion):
   """The mean of the eval-mode per-frame scores over the centred test frames, by model.apply."""
-  frames = sampling.sample_clips(path, config.sampling, config.sampling.num_clips_eval)
+  frames = clip_sampler.sample_clips(path, config.sampling, config.sampling.num_clips_eval)
   per_frame = [family.model.apply(variables, clip[None], motion[None], train=False)
                for clip in frames]
   return float(np.mean(np.asarray(per_frame, np.float64)))
@@ -51,9 +52,9 @@ def test_on_the_fly_motion_is_the_feature_command_s(setup):
   """No motion_dir: SlowFast features computed from the video, as simple_vqa_features writes."""
   config, videos, family, variables, _ = setup
   scorer = simple_vqa_scoring.make_scorer(config, variables)
-  extract = simple_vqa_features.make_extractor(config.motion)
+  extract = motion_features.make_extractor(config.motion)
   for path in videos:
-    motion = extract(simple_vqa_features.video_chunks(path, config.motion))[:8]
+    motion = extract(motion_chunks.video_chunks(path, config.motion))[:8]
     assert scorer(path) == pytest.approx(direct_score(config, family, variables, path, motion),
                                          rel=1e-5)
 

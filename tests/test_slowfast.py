@@ -17,8 +17,9 @@ from vqa_jax.config import sections
 from vqa_jax.convert import convert_resnet
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import pretrained
-from vqa_jax.families import simple_vqa_features
+from vqa_jax.data import motion_chunks
 from vqa_jax.models import slowfast
+from vqa_jax.scoring import motion_features
 
 
 GOLDENS = "tests/goldens/simplevqa_goldens.npz"
@@ -147,13 +148,13 @@ def test_slowfast_r50_matches_pytorchvideo():
 def test_chunk_indices_follow_the_reference():
   """Chunk i = frames i*round(fps) .. +len-1, past-end frames clamped, short videos padded."""
   np.testing.assert_array_equal(
-      simple_vqa_features.chunk_indices(25, 10.0, chunk_len=8, min_chunks=3),
+      motion_chunks.chunk_indices(25, 10.0, chunk_len=8, min_chunks=3),
       [list(range(0, 8)), list(range(10, 18)), list(range(10, 18))])
   np.testing.assert_array_equal(
-      simple_vqa_features.chunk_indices(12, 5.2, chunk_len=8, min_chunks=1),
+      motion_chunks.chunk_indices(12, 5.2, chunk_len=8, min_chunks=1),
       [list(range(0, 8)), [5, 6, 7, 8, 9, 10, 11, 11]])
   np.testing.assert_array_equal(  # Shorter than a second: one chunk (the reference crashes).
-      simple_vqa_features.chunk_indices(5, 9.6, chunk_len=8, min_chunks=2),
+      motion_chunks.chunk_indices(5, 9.6, chunk_len=8, min_chunks=2),
       [[0, 1, 2, 3, 4, 4, 4, 4]] * 2)
 
 
@@ -179,17 +180,17 @@ def test_feature_command_writes_one_file_per_video(tmp_path):
   config.motion = _motion_config()
   out = tmp_path / "out"
   out.mkdir()
-  extractor = simple_vqa_features.make_extractor(config.motion)
-  index = simple_vqa_features.extract_features(config, str(out), extractor)
+  extractor = motion_features.make_extractor(config.motion)
+  index = motion_features.extract_features(config, str(out), extractor)
   assert sorted(index.values()) == ["b.npy", "sub/a.npy"]
   assert json.loads((out / "index.json").read_text()) == index
   features_a = np.load(out / "sub" / "a.npy")
   assert features_a.shape == (3, 576) and np.load(out / "b.npy").shape == (3, 576)
-  resized = simple_vqa_features.resize_frames(frames_a, 32)
+  resized = motion_chunks.resize_frames(frames_a, 32)
   expected = extractor(resized[np.array([range(0, 8), range(10, 18)])])
   np.testing.assert_allclose(features_a, expected[[0, 1, 1]], rtol=1e-5, atol=1e-6)
   (out / "b.npy").write_bytes(b"kept")
-  simple_vqa_features.extract_features(config, str(out))
+  motion_features.extract_features(config, str(out))
   assert (out / "b.npy").read_bytes() == b"kept"
 
 
@@ -206,17 +207,17 @@ def test_converted_slowfast_dir_is_what_the_feature_command_loads(tmp_path):
   result = convert_weights.convert_file(str(tmp_path / "slowfast.npz"), str(tmp_path / "sf"),
                                         options=options)
   assert (result.format, result.model, result.filled) == ("slowfast_r50", "config.motion", {})
-  model = simple_vqa_features.build_extractor(motion)
+  model = motion_features.build_extractor(motion)
   params, batch_stats = convert_resnet.convert_slowfast_r50_state_dict(state, model)
   np.testing.assert_array_equal(batch_stats["stem_slow"]["norm"]["mean"],
                                 state["blocks.0.multipathway_blocks.0.norm.running_mean"])
   expected = {"params": params, "batch_stats": batch_stats}
   for weights in (tmp_path / "sf", tmp_path / "slowfast.npz"):
     motion.weights = str(weights)
-    loaded = simple_vqa_features.load_extractor_variables(motion, model)
+    loaded = motion_features.load_extractor_variables(motion, model)
     chex.assert_trees_all_equal(loaded, expected)
   motion.weights = str(tmp_path / "sf")
   with pytest.raises(pretrained.CheckpointError, match=r"sf \['params'\] does not fit.*"
                      r"fusion_0/conv/kernel: saved \(7, 1, 1, 2, 4\) vs model \(7, 1, 1, 1, 2\)"):
-    simple_vqa_features.load_extractor_variables(motion, slowfast.SlowFast(
+    motion_features.load_extractor_variables(motion, slowfast.SlowFast(
         (1, 1, 1, 1), 8, head_pool=((1, 1, 1), (4, 1, 1))))

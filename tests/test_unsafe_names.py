@@ -24,7 +24,7 @@ from tests.video_files import write_video
 
 from vqa_jax.config.specs import ImageSpec
 from vqa_jax.convert import state_dicts
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import labels
 from vqa_jax.data import loaders
 from vqa_jax.data import preflight
@@ -234,7 +234,7 @@ def test_both_loaders_read_a_data_root_that_is_not_utf8(label_file_under_a_folde
   entries, ascii_entries = label_file_under_a_folder_not_utf8
   assert os.fsencode(entries[0].path).endswith(NOT_UTF8 + b"/v0.mkv")
   preflight.check_splits({"train": entries}, "error")  # every video opens
-  make = lambda e: elements.train_plan(e, SAMPLING, 3, seed=3, num_steps=3, on_bad_video="error")
+  make = lambda e: element_plan.train_plan(e, SAMPLING, 3, seed=3, num_steps=3, on_bad_video="error")
   plan = make(entries)
   batches = list(loaders.batches(plan, loader, workers))
   expected = list(loaders.batches(make(ascii_entries), loader, workers))
@@ -255,12 +255,12 @@ def test_a_bad_video_with_such_a_name_is_skipped_or_named(label_file_under_a_fol
   with open(bad, "w", encoding="utf-8") as f:
     f.write("this is not a video\n" * 50)
   with_bad = entries[:2] + [labels.Entry(bad, 9.0)] + entries[2:]
-  plan = elements.train_plan(with_bad, SAMPLING, 3, seed=3, num_steps=3, on_bad_video="skip")
+  plan = element_plan.train_plan(with_bad, SAMPLING, 3, seed=3, num_steps=3, on_bad_video="skip")
   batches = list(loaders.batches(plan, loader, 0 if loader == "grain" else 2))
   assert len(batches) == 3 and 2 not in {int(i) for b in batches for i in b["index"]}
   assert plan.bad_videos.reasons == {bad: "OpenCV cannot open it (not a video, or an unsupported "
                                           "container or codec)"}
-  plan = elements.train_plan(with_bad, SAMPLING, 3, seed=3, num_steps=3, on_bad_video="error")
+  plan = element_plan.train_plan(with_bad, SAMPLING, 3, seed=3, num_steps=3, on_bad_video="error")
   with pytest.raises(video_io.VideoDecodeError, match="cannot open") as e:
     list(loaders.batches(plan, loader, 0 if loader == "grain" else 2))
   assert "caf\\xe9/bad-caf\\xe9.mkv: OpenCV cannot open it" in str(e.value)

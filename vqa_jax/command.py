@@ -25,7 +25,7 @@ COMMANDS = {
     "landscape": ("vqa_jax.landscape", "loss landscape, sharpness and generalization gap"),
     "study": ("vqa_jax.study", "the paper's claims tested: paired variants over seeds, report"),
     "export": ("vqa_jax.export", "the scorer as jax.export / TensorFlow SavedModel"),
-    "features": ("vqa_jax.families.simple_vqa_features", "SimpleVQA motion features of a dataset"),
+    "features": ("vqa_jax.simple_vqa_features", "SimpleVQA motion features of a dataset"),
     "inspect": ("vqa_jax.show_fragments", "the fragments a video gives the model (npy + PNG)"),
     "synthetic": ("vqa_jax.data.synthetic", "generate the synthetic dataset"),
 }

@@ -3,7 +3,7 @@
 The argument adds the motion-feature folder: "LABELS_DIR,VIDEOS_DIR[,MOTION_DIR]" (MOTION_DIR
 defaults to VIDEOS_DIR/simplevqa_motion). Features once (every split of the config), then training:
 
-  python -m vqa_jax.families.simple_vqa_features \
+  python -m vqa_jax.simple_vqa_features \
       --config=configs/paper/lsvq_simple_vqa_awp.py:LABELS_DIR,VIDEOS_DIR,MOTION_DIR \
       --out=MOTION_DIR --config.motion.weights=SLOWFAST_8x8_R50.pyth
   python -m vqa_jax.main --config=configs/paper/lsvq_simple_vqa_awp.py:LABELS_DIR,VIDEOS_DIR,MOTION_DIR \

@@ -8,17 +8,17 @@ light. The modules that implement each choice import its names from here.
 SOURCES = ("synthetic", "synthetic_images", "label_files", "tfds")
 # data.loader (data/loaders.py).
 LOADERS = ("tf_data", "grain")
-# data.on_bad_video (data/elements.py).
+# data.on_bad_video (data/element_plan.py).
 BAD_VIDEO_POLICIES = ("error", "skip")
 # data.augment (data/augment.py).
 AUGMENT_POLICIES = ("none", "autoaugment")
 
-# sampling.method (data/sampling.py); FRAMES_1FPS is SimpleVQA's whole-frame sampler.
+# sampling.method (data/sampling/clip_sampler.py); FRAMES_1FPS is SimpleVQA's whole-frame sampler.
 FRAMES_1FPS = "frames_1fps"
 SAMPLING_METHODS = ("fragments", "fragments_t", "sama", "sama_iqa", FRAMES_1FPS)
 # sampling.eval_offsets.
 EVAL_OFFSETS = ("centred", "random")
-# sampling.sama_mask (data/sama.py).
+# sampling.sama_mask (data/sampling/sama.py).
 SAMA_MASKS = ("none", "patch", "window")
 
 # model.name (families/).

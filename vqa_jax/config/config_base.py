@@ -33,7 +33,7 @@ def sampling_config() -> ml_collections.ConfigDict:
   s.num_clips_train = 1
   s.num_clips_eval = 4
   # 'fragments' (FAST-VQA), 'fragments_t' (FasterVQA's temporal segments), 'sama', 'sama_iqa' or
-  # 'frames_1fps' (SimpleVQA) (data/sampling.py).
+  # 'frames_1fps' (SimpleVQA) (data/sampling/clip_sampler.py).
   s.method = "fragments"
   s.aligned = 0  # frames sharing patch positions; 0 = the whole clip (FAST-VQA's 32 = clip_len)
   s.t_frag = 1  # 'fragments_t': temporal segments per clip (FasterVQA: 8)
@@ -42,8 +42,8 @@ def sampling_config() -> ml_collections.ConfigDict:
   # test protocol, drawn reproducibly from eval_seed and each video's index). Training is random.
   s.eval_offsets = "centred"
   s.eval_seed = 0
-  # 'frames_1fps' (SimpleVQA, data/frames_1fps.py): clip_len frames at 1 fps, short side resized to
-  # short_side, a crop x crop square per frame (random in training, centred in evaluation).
+  # 'frames_1fps' (SimpleVQA, data/sampling/frames_1fps.py): clip_len frames at 1 fps, short side
+  # resized to short_side, a crop x crop square per frame (random in training, centred in evaluation).
   s.short_side = 520
   s.crop = 448
   return s
@@ -83,7 +83,8 @@ def base_config() -> ml_collections.ConfigDict:
   # and counted; training substitutes the next decodable video, evaluation leaves it out.
   c.data.on_bad_video = "error"
   # Input loader: 'tf_data' (tf.data + OpenCV, the default) or 'grain' (grain worker processes; no
-  # TensorFlow anywhere, for hosts without it). Both yield bit-identical batches (data/elements.py).
+  # TensorFlow anywhere, for hosts without it). Both yield bit-identical batches
+  # (data/element_plan.py).
   c.data.loader = "tf_data"
   # Decode workers (tf.data threads or grain processes), each single-threaded: -1 = the host's
   # cores, 0 = decode in the main process.
@@ -98,7 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.val_split = ""
   c.data.val_fraction = 0.0
   # SimpleVQA (model.name 'simple_vqa'): the folder of precomputed SlowFast motion features
-  # (`python -m vqa_jax.families.simple_vqa_features --out=DIR`: index.json + one .npy per video).
+  # (`python -m vqa_jax.simple_vqa_features --out=DIR`: index.json + one .npy per video).
   c.data.motion_dir = ""
 
   c.sampling = sampling_config()

@@ -88,7 +88,7 @@ def check_perturb_section(perturb_cfg: ml_collections.ConfigDict) -> None:
 
 
 def check_frames_1fps(sampling: Mapping[str, Any]) -> None:
-  """Raises ValueError unless short_side >= crop > 0 ('frames_1fps', data/frames_1fps.py)."""
+  """Raises ValueError unless short_side >= crop > 0 ('frames_1fps', data/sampling/frames_1fps)."""
   sampling = config_base.sampling_fields(sampling)
   short_side, crop = sampling["short_side"], sampling["crop"]
   if not 0 < crop <= short_side:
@@ -227,7 +227,7 @@ def validate_model_inputs(config: ml_collections.ConfigDict) -> None:
                        f"{choices.FRAMES_1FPS!r}, got {s.method!r}")
     if not config.data.motion_dir:
       raise ValueError("model.name='simple_vqa' needs data.motion_dir, the motion features of "
-                       "`python -m vqa_jax.families.simple_vqa_features --out=DIR`")
+                       "`python -m vqa_jax.simple_vqa_features --out=DIR`")
     return
   if frames:
     raise ValueError(f"sampling.method={choices.FRAMES_1FPS!r} feeds whole frames to SimpleVQA; "

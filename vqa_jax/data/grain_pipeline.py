@@ -22,7 +22,7 @@ from absl import flags
 import grain
 import numpy as np
 
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import video_io
 
 # Elements travel pickled through the workers' queues, not through shared memory: as fast here
@@ -38,7 +38,7 @@ _Loaded = tuple[dict[str, np.ndarray] | None, dict[str, str], tuple[str, str] | 
 class _LoadElement(grain.transforms.Map):
   """position -> (element, new bad-video records, decode error) in a worker."""
 
-  def __init__(self, plan: elements.ElementPlan):
+  def __init__(self, plan: element_plan.ElementPlan):
     self._load = plan.load
     self._bad_videos = plan.bad_videos
 
@@ -69,15 +69,15 @@ def _worker_init(worker_index: int, worker_count: int) -> None:
   """Each worker process decodes single-threaded and does not outlive the trainer."""
   del worker_index, worker_count
   _exit_with_parent()
-  elements.single_threaded_decoding()
+  element_plan.single_threaded_decoding()
 
 
-def element_dataset(plan: elements.ElementPlan, workers: int = -1) -> grain.IterDataset:
+def element_dataset(plan: element_plan.ElementPlan, workers: int = -1) -> grain.IterDataset:
   """The plan's elements in stream order, loaded by `workers` processes (-1: the host's cores)."""
-  elements.single_threaded_decoding()
+  element_plan.single_threaded_decoding()
   if not flags.FLAGS.is_parsed():  # grain reads its absl flags; outside an absl app: defaults
     flags.FLAGS.mark_as_parsed()
-  workers = elements.default_workers(workers)
+  workers = element_plan.default_workers(workers)
   ds = grain.MapDataset.source(plan.positions.reshape(-1)).map(_LoadElement(plan))
   ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
   ds = grain.experimental.WithOptionsIterDataset(
@@ -89,7 +89,7 @@ def element_dataset(plan: elements.ElementPlan, workers: int = -1) -> grain.Iter
                         worker_init_fn=_worker_init)
 
 
-def batches(plan: elements.ElementPlan, workers: int = -1) -> Iterator[dict[str, np.ndarray]]:
+def batches(plan: element_plan.ElementPlan, workers: int = -1) -> Iterator[dict[str, np.ndarray]]:
   """The plan's batches as numpy dicts, each element loaded by one of `workers` processes."""
   iterator = iter(element_dataset(plan, workers))
   names = list(plan.spec)

@@ -2,7 +2,7 @@
 
 This is the only module of the package that imports TensorFlow (the GPU machines have none; the
 grain loader, `grain_pipeline`, needs none), and it hides GPUs from TF, so TensorFlow never takes
-GPU memory. What is read, and how bad videos are handled, is `elements`' plan; here the elements
+GPU memory. What is read, and how bad videos are handled, is `element_plan`'s; here the elements
 are decoded in parallel threads (`data.workers`) inside `tf.numpy_function`, in order, batched
 and prefetched.
 
@@ -26,7 +26,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import video_io
 
 tf.config.set_visible_devices([], "GPU")
@@ -69,15 +69,15 @@ class _InFlight:
       return self._cond.wait_for(lambda: self._running == 0, timeout)
 
 
-def plan_dataset(plan: elements.ElementPlan, workers: int = -1,
+def plan_dataset(plan: element_plan.ElementPlan, workers: int = -1,
                  in_flight: _InFlight | None = None) -> tf.data.Dataset:
   """The plan's batches as a tf.data.Dataset: `workers` decode threads (-1: the host's cores).
 
   With `in_flight`, every element load is counted there (see the module docstring).
   """
-  elements.single_threaded_decoding()
+  element_plan.single_threaded_decoding()
   names = list(plan.spec)
-  workers = elements.default_workers(workers)
+  workers = element_plan.default_workers(workers)
   in_flight = _InFlight() if in_flight is None else in_flight
 
   def load_flat(position):
@@ -137,7 +137,7 @@ def as_numpy(ds: tf.data.Dataset,
                       _STOP_TIMEOUT_S)
 
 
-def batches(plan: elements.ElementPlan, workers: int = -1) -> Iterator[dict[str, np.ndarray]]:
+def batches(plan: element_plan.ElementPlan, workers: int = -1) -> Iterator[dict[str, np.ndarray]]:
   """The plan's batches as numpy dicts, decoded by `workers` threads (the tf.data loader)."""
   in_flight = _InFlight()
   return as_numpy(plan_dataset(plan, workers, in_flight), in_flight)

@@ -1,6 +1,6 @@
 """The two input loaders behind one call: `data.loader` 'tf_data' (default) or 'grain'.
 
-Both read the same `elements.ElementPlan` and yield bit-identical batches. TensorFlow is imported
+Both read the same `element_plan.ElementPlan` and yield bit-identical batches. TensorFlow is imported
 only when 'tf_data' is asked for, so the 'grain' path runs where TensorFlow is absent.
 """
 
@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from vqa_jax.config import validation
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 
 
-def batches(plan: elements.ElementPlan, loader: str = "tf_data",
+def batches(plan: element_plan.ElementPlan, loader: str = "tf_data",
             workers: int = -1) -> Iterator[dict[str, np.ndarray]]:
   """The plan's batches as numpy dicts from `loader` with `workers` decode workers.
 

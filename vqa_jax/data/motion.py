@@ -7,7 +7,7 @@ features 0 .. 7 beside frames 0 .. 7).
 
 A video whose features are missing from the index or the folder, or whose file has fewer rows or
 another width than needed, is a problem: `check` lists all of them up front (like
-`elements.check_videos_exist`), and `load` raises a `VideoDecodeError` naming the video and
+`element_plan.check_videos_exist`), and `load` raises a `VideoDecodeError` naming the video and
 the feature file, so the pipelines' `on_bad_video` policy applies to it as to a bad video.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 from vqa_jax.data import labels
 from vqa_jax.data import video_io
 
-INDEX_FILE = "index.json"  # written by simple_vqa_features, which imports it from here
+INDEX_FILE = "index.json"  # written by scoring/motion_features.py, which imports it from here
 _MAX_LISTED = 20
 
 
@@ -35,7 +35,7 @@ class MotionFeatures:
     if not os.path.isfile(index_path):
       raise FileNotFoundError(
           f"{index_path}: no motion-feature index; precompute the features with "
-          f"`python -m vqa_jax.families.simple_vqa_features --config=CONFIG --out={motion_dir}`")
+          f"`python -m vqa_jax.simple_vqa_features --config=CONFIG --out={motion_dir}`")
     try:
       with open(index_path, encoding="utf-8") as f:
         self._index = {os.path.abspath(k): v for k, v in json.load(f).items()}

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vqa_jax.data import sampling as sampling_lib
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import video_io
 
 GAP = 2  # Pixels of white between the tiles of the contact sheet.
@@ -18,7 +18,7 @@ GAP = 2  # Pixels of white between the tiles of the contact sheet.
 
 def eval_fragments(path: str, sampling: Mapping[str, Any]) -> np.ndarray:
   """The evaluation fragments of one video: uint8 (num_clips_eval, T, S, S, 3)."""
-  return sampling_lib.sample_clips(path, sampling, sampling["num_clips_eval"])
+  return clip_sampler.sample_clips(path, sampling, sampling["num_clips_eval"])
 
 
 def contact_sheet(fragments: np.ndarray, gap: int = GAP) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Evaluation over a labelled split: multi-clip predictions gathered to the host, then metrics.
 
-`predict_fn(params, *inputs)` gets the batch's model inputs (`elements.MODEL_INPUTS` present
+`predict_fn(params, *inputs)` gets the batch's model inputs (`element_plan.MODEL_INPUTS` present
 in it: `video`, and with motion features `motion`) in that order, each a global jax.Array split on
 the data axis, and returns the (B,) scores; `params` is whatever the function takes (FAST-VQA's
 params, or SimpleVQA's {'params', 'batch_stats'} variables, see `families`).
@@ -17,7 +17,7 @@ import numpy as np
 
 from vqa_jax.evaluation import metrics
 from vqa_jax.runtime import sharding
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import loaders
 from vqa_jax.data.labels import Entry
 
@@ -50,12 +50,12 @@ def predict_split_models(predict_fn: Callable, params_by_model: dict[str, PyTree
   `data.motion.MotionFeatures`) adds each video's `motion` input (SimpleVQA). `loader` and
   `workers` choose the input loader (`data.loader`, `data.workers`).
   """
-  plan = elements.eval_plan(entries, sampling, batch_size, num_clips, on_bad_video=on_bad_video,
+  plan = element_plan.eval_plan(entries, sampling, batch_size, num_clips, on_bad_video=on_bad_video,
                             motion=motion)
   preds = {name: [] for name in params_by_model}
   labels = []
   for batch in loaders.batches(plan, loader, workers):
-    inputs = sharding.shard_batch(elements.model_inputs(batch), mesh)
+    inputs = sharding.shard_batch(element_plan.model_inputs(batch), mesh)
     valid = global_rows(np.asarray(batch["valid"], bool))
     for name, params in params_by_model.items():
       # The global batch's scores, replicated.

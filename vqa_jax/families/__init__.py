@@ -33,7 +33,7 @@ import ml_collections
 
 from vqa_jax import perturb_precision
 from vqa_jax.config.validation import family_name
-from vqa_jax.families import forms
+from vqa_jax.families import loss_and_predict
 from vqa_jax.families import losses
 from vqa_jax.families import simple_vqa_loss
 from vqa_jax.models import fast_vqa as model_lib
@@ -55,7 +55,8 @@ class Family:
   model: nn.Module
   input_keys: tuple[str, ...]  # batch keys the model reads, in call order
   init_inputs: tuple[jax.ShapeDtypeStruct, ...]  # what the model initialises on (`init_inputs`)
-  loss_fn: forms.StatefulLossFn  # (params, model_state, batch, rng) -> (loss, (pred, state))
+  # (params, model_state, batch, rng) -> (loss, (pred, state))
+  loss_fn: loss_and_predict.StatefulLossFn
   predict_fn: Callable[..., jax.Array]  # (variables, *eval inputs) -> (B,) scores, eval mode
 
   def init_variables(self, key: jax.Array) -> tuple[PyTree, PyTree]:
@@ -109,9 +110,9 @@ def _fast_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:
   apply = lambda variables_, video, train: model.apply(variables_, video, train=train)
   return Family(
       name="fast_vqa", model=model, input_keys=("video",), init_inputs=init_inputs(config.model),
-      loss_fn=forms.as_stateful(losses.make_loss_fn(
+      loss_fn=loss_and_predict.as_stateful(losses.make_loss_fn(
           model, config.train.plcc_rank_weight, config.train.loss)),
-      predict_fn=forms.make_predict_fn(apply))
+      predict_fn=loss_and_predict.make_predict_fn(apply))
 
 
 def _simple_vqa(config: ml_collections.ConfigDict, model: nn.Module) -> Family:

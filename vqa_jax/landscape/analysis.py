@@ -27,7 +27,7 @@ from vqa_jax.landscape import sharpness as sharpness_lib
 from vqa_jax.landscape import surface
 from vqa_jax.landscape.fixed_set import FixedSet
 from vqa_jax.models import fast_vqa as model_lib
-from vqa_jax.families.forms import make_predict_fn
+from vqa_jax.families.loss_and_predict import make_predict_fn
 
 PyTree = Any
 # The sharpness measures of a checkpoint record that are correlated with the gaps.

@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from vqa_jax.data import sampling as sampling_lib
 from vqa_jax.data import sources
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data.labels import Entry
 
 
@@ -35,7 +35,7 @@ def sample_fixed_set(entries: list[Entry], sampling: Mapping[str, Any], num_vide
                      num_clips: int) -> FixedSet:
   """Decodes `num_videos` evenly spread entries (<= 0: all) into a FixedSet of `num_clips` clips."""
   chosen = [entries[i] for i in spread_indices(len(entries), num_videos)]
-  videos = [sampling_lib.sample_clips(e.path, sampling, num_clips, rng=None) for e in chosen]
+  videos = [clip_sampler.sample_clips(e.path, sampling, num_clips, rng=None) for e in chosen]
   return FixedSet(video=np.stack(videos), label=np.asarray([e.mos for e in chosen], np.float32),
                   paths=tuple(e.path for e in chosen))
 

@@ -3,8 +3,8 @@
 Points are evaluated with `jax.lax.map(..., batch_size=point_chunk)`: a vmap over `point_chunk`
 points at a time inside a scan over chunks, so memory is bounded by point_chunk x video_batch videos
 while the whole grid is one compiled program (no Python loop over points). Each point's predictions
-come from `families.forms.make_predict_fn` in eval mode (train=False: no dropout, no drop path),
-so the surface is deterministic. From the (points, videos) predictions the host derives, per
+come from `loss_and_predict.make_predict_fn` (families) in eval mode (train=False: no dropout, no
+drop path), so the surface is deterministic. From the (points, videos) predictions the host derives, per
 point, the training loss (PLCC + rank_weight·rank averaged over consecutive minibatches of
 `loss_batch` videos, the quantity training minimises) and 1 − SRCC over the whole set.
 
@@ -25,7 +25,8 @@ from vqa_jax.landscape import directions as directions_lib
 from vqa_jax.landscape.fixed_set import FixedSet
 
 PyTree = Any
-# predict_fn(params, video (B, clips, T, H, W, 3)) -> (B,) scores (families.forms.make_predict_fn).
+# predict_fn(params, video (B, clips, T, H, W, 3)) -> (B,) scores
+# (families.loss_and_predict.make_predict_fn).
 PredictFn = Callable[[PyTree, jax.Array], jax.Array]
 
 

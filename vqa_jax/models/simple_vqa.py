@@ -10,7 +10,7 @@ the video score is their mean (`video_score` of models/model.py on the returned 
 Parameters: `backbone` (the ResNet trunk, 23,508,032) and `head` (the regressor, 1,212,673), the
 optimizer's two learning-rate groups; 24,720,705 in all. BatchNorm running statistics live in the
 `batch_stats` collection. The motion features are inputs (precomputed by
-`python -m vqa_jax.families.simple_vqa_features`, or computed on the fly with `slowfast.chunk_features`).
+`python -m vqa_jax.simple_vqa_features`, or computed on the fly with `slowfast.chunk_features`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import numpy as np
 
 from vqa_jax.config import choices
 from vqa_jax.config.config_base import sampling_fields
-from vqa_jax.data import sampling as sampling_lib
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import video_io
 
 DECODED_SHORT, SHORT_CLIP, UPSAMPLED = "decoded_short", "short_clip", "upsampled"
@@ -42,7 +42,7 @@ SUMMARIES = {
 def shorter_than_a_clip(num_frames: int, sampling: Mapping[str, Any]) -> bool:
   """Whether one clip of `sampling` runs past the end of a `num_frames`-frame video: its frame
   indices, sampled as the only clip, are not strictly increasing (wrapped round or clamped)."""
-  return bool(np.any(np.diff(sampling_lib.clip_indices(num_frames, sampling, 1)) <= 0))
+  return bool(np.any(np.diff(clip_sampler.clip_indices(num_frames, sampling, 1)) <= 0))
 
 
 def shortfall_warnings(path: str) -> dict[str, str]:

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 import numpy as np
 
 from vqa_jax.scoring import calibration as calibration_lib
-from vqa_jax.data import sampling as sampling_lib
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import video_io
 
 PANEL_INCHES = 3.0  # Side of one image panel.
@@ -86,7 +86,7 @@ def sampled_frames(path: str, sampling: Mapping[str, Any], num_clips: int,
   chosen = []
 
   def middle(info):
-    chosen.append(sampling_lib.clip_indices(info.num_frames, sampling, num_clips, rng)
+    chosen.append(clip_sampler.clip_indices(info.num_frames, sampling, num_clips, rng)
                   .reshape(num_clips, clip_len))
     return chosen[-1][:, clip_len // 2]
 

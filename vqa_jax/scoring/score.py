@@ -25,7 +25,7 @@ from vqa_jax.runtime import progress
 from vqa_jax.scoring import quality_map as quality_map_lib
 from vqa_jax.scoring import provenance
 from vqa_jax.scoring import score_output
-from vqa_jax.data import sampling
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import video_io
 from vqa_jax.models.fast_vqa import build_model
 
@@ -112,12 +112,12 @@ def make_map_fn(config: ml_collections.ConfigDict, params: PyTree,
 
 def scoring_rng(config: ml_collections.ConfigDict) -> np.random.Generator | None:
   """The test-offset generator of every video: None (centred) unless eval_offsets is 'random'."""
-  return sampling.eval_rng(config.sampling, 0)
+  return clip_sampler.eval_rng(config.sampling, 0)
 
 
 def sample_test_clips(config: ml_collections.ConfigDict, path: str) -> np.ndarray:
   """The test clips of `path` under `config.sampling`: uint8 (num_clips_eval, clip_len, S, S, 3)."""
-  return sampling.sample_clips(path, config.sampling, config.sampling.num_clips_eval,
+  return clip_sampler.sample_clips(path, config.sampling, config.sampling.num_clips_eval,
                                rng=scoring_rng(config))
 
 

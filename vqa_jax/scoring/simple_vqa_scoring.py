@@ -6,7 +6,7 @@ test frames of `config.sampling` (`frames_1fps`). Its motion features come from
 `config.data.motion_dir` when that folder's index lists the video (what training read), and are
 otherwise computed from the video by the SlowFast of `config.motion` (`motion.weights`: a
 `convert_weights --format=slowfast_r50` output or a pytorchvideo file), exactly as
-`python -m vqa_jax.families.simple_vqa_features` would write them.
+`python -m vqa_jax.simple_vqa_features` would write them.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import numpy as np
 
 from vqa_jax import families
 from vqa_jax.convert import pretrained
-from vqa_jax.families import simple_vqa_features
 from vqa_jax.data import motion as motion_lib
-from vqa_jax.data import sampling
+from vqa_jax.data import motion_chunks
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import video_io
+from vqa_jax.scoring import motion_features
 
 
 def load_variables(config: ml_collections.ConfigDict, checkpoint: str,
@@ -51,8 +52,8 @@ class MotionSource:
     if self._saved is not None and self._saved.feature_file(path) is not None:
       return self._saved.load(path)
     if self._extract is None:
-      self._extract = simple_vqa_features.make_extractor(self._config.motion)
-    features = self._extract(simple_vqa_features.video_chunks(path, self._config.motion))
+      self._extract = motion_features.make_extractor(self._config.motion)
+    features = self._extract(motion_chunks.video_chunks(path, self._config.motion))
     if features.shape[0] < self._num_frames:
       raise video_io.VideoDecodeError(path, f"{features.shape[0]} one-second motion chunks, "
                                       f"need {self._num_frames} (motion.min_chunks)")
@@ -65,10 +66,11 @@ def make_scorer(config: ml_collections.ConfigDict,
   family = families.build(config)
   predict = jax.jit(family.predict_fn)
   motion_of = MotionSource(config)
-  rng = sampling.eval_rng(config.sampling, 0)
+  rng = clip_sampler.eval_rng(config.sampling, 0)
 
   def score(path: str) -> float:
-    frames = sampling.sample_clips(path, config.sampling, config.sampling.num_clips_eval, rng=rng)
+    frames = clip_sampler.sample_clips(path, config.sampling, config.sampling.num_clips_eval,
+                                       rng=rng)
     motion = motion_of(path)
     return float(np.asarray(predict(variables, frames[None], motion[None]))[0])
 

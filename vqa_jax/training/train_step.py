@@ -31,9 +31,9 @@ import jax.numpy as jnp
 import optax
 
 from vqa_jax import perturb
-from vqa_jax.families.forms import LossFn
-from vqa_jax.families.forms import StatefulLossFn
-from vqa_jax.families.forms import as_stateful
+from vqa_jax.families.loss_and_predict import LossFn
+from vqa_jax.families.loss_and_predict import StatefulLossFn
+from vqa_jax.families.loss_and_predict import as_stateful
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
 

@@ -48,7 +48,7 @@ from vqa_jax.evaluation import selection
 from vqa_jax.runtime import sharding
 from vqa_jax.training import throughput
 from vqa_jax.training import train_step
-from vqa_jax.data import elements
+from vqa_jax.data import element_plan
 from vqa_jax.data import loaders
 from vqa_jax.data import motion as motion_lib
 from vqa_jax.data import preflight
@@ -159,10 +159,10 @@ def used_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
 
 
 def training_plan(config: ml_collections.ConfigDict, entries: list, start_step: int = 0,
-                  bad_videos: elements.BadVideoLog | None = None,
-                  motion: motion_lib.MotionFeatures | None = None) -> elements.ElementPlan:
+                  bad_videos: element_plan.BadVideoLog | None = None,
+                  motion: motion_lib.MotionFeatures | None = None) -> element_plan.ElementPlan:
   """The elements of the config's training run from `start_step` to `train.steps`."""
-  return elements.train_plan(entries, config.sampling, config.train.batch_size, seed=config.seed,
+  return element_plan.train_plan(entries, config.sampling, config.train.batch_size, seed=config.seed,
                              num_steps=config.train.steps, start_step=start_step,
                              num_clips=config.sampling.num_clips_train,
                              on_bad_video=config.data.on_bad_video, bad_videos=bad_videos,
@@ -170,7 +170,7 @@ def training_plan(config: ml_collections.ConfigDict, entries: list, start_step: 
 
 
 def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_step: int = 0,
-                  bad_videos: elements.BadVideoLog | None = None,
+                  bad_videos: element_plan.BadVideoLog | None = None,
                   motion: motion_lib.MotionFeatures | None = None):
   """Yields (host batch, device batch) of the configured training loader from `start_step` on.
 
@@ -183,7 +183,7 @@ def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_
   try:
     for batch in host_batches:
       yield batch, sharding.shard_batch(
-          {**elements.model_inputs(batch), "label": batch["label"]}, mesh)
+          {**element_plan.model_inputs(batch), "label": batch["label"]}, mesh)
   finally:
     host_batches.close()
 
@@ -274,8 +274,8 @@ def log_training(config: ml_collections.ConfigDict, step: int, metrics: dict,
                     "clips/s); %s", 100 * scalars["input_wait_fraction"],
                     step - config.train.log_every + 1, step, scalars["clips_per_s"],
                     throughput.advice(config.data.loader,
-                                      elements.default_workers(config.data.workers),
-                                      elements.host_cores()))
+                                      element_plan.default_workers(config.data.workers),
+                                      element_plan.host_cores()))
   run_logger.write_scalars(step, scalars)
 
 
@@ -356,7 +356,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   used = used_splits(config, splits)
   for name, entries in used.items():
     try:  # before the model is compiled: fail fast
-      elements.check_videos_exist(entries)
+      element_plan.check_videos_exist(entries)
       if motion is not None:
         motion.check(entries, config.data.on_bad_video)
     except FileNotFoundError as e:
@@ -390,7 +390,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
       checkpointing.save(best, step, state, force=True, metrics={"score": score})
 
   run_logger = run_log.RunLog(workdir, start_step, config.log.tensorboard)
-  bad_videos = elements.BadVideoLog()
+  bad_videos = element_plan.BadVideoLog()
   progress_meter = progress.Progress(config.train.steps, start_step)
   finite = FiniteCheck(train_entries)
   step = start_step

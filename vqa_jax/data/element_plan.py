@@ -56,7 +56,7 @@ from vqa_jax.config.config_base import sampling_fields
 from vqa_jax.data import host_split
 from vqa_jax.data import labels
 from vqa_jax.data import motion as motion_lib
-from vqa_jax.data import sampling as sampling_lib
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data import video_io
 
 _MAX_LISTED_MISSING = 20
@@ -202,7 +202,7 @@ class _EvalLocator:
 
   def __call__(self, position: int) -> tuple[int, np.random.Generator | None]:
     index = position % self._num_entries
-    return index, sampling_lib.eval_rng(self._sampling, index)
+    return index, clip_sampler.eval_rng(self._sampling, index)
 
 
 def _video_shape(sampling: Mapping[str, Any], num_clips: int, squeeze: bool) -> tuple[int, ...]:
@@ -275,7 +275,7 @@ class _ElementLoader:
     _, rng = self.locate(position)
     path = self.entries[index].path
     inputs = {"motion": self.motion.load(path)} if self.motion is not None else {}
-    video = sampling_lib.sample_clips(path, self.sampling, self.num_clips, rng, self.augment)
+    video = clip_sampler.sample_clips(path, self.sampling, self.num_clips, rng, self.augment)
     return {"video": video.reshape(self.spec["video"][0]), **inputs}
 
   def _element(self, position: int, index: int, inputs: dict[str, np.ndarray],

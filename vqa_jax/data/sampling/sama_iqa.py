@@ -15,7 +15,7 @@ mask replaces every even window with the clip's native-resolution patches.
 
 import numpy as np
 
-from vqa_jax.data import sama
+from vqa_jax.data.sampling import sama
 
 _CLIP_LEN = 4  # Two frame pairs: scale 1, then scale 1 / ratio.
 _SCALED_FRAME = 2  # The first frame of the second pair.

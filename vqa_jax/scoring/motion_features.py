@@ -1,23 +1,14 @@
-"""Precomputes SimpleVQA's SlowFast motion features: one (chunks, 2304) .npy per video (paper §6.3).
+"""SimpleVQA's SlowFast motion features of a dataset: a (chunks, 2304) .npy per video (paper §6.3).
 
-  python -m vqa_jax.families.simple_vqa_features --config=configs/simple_vqa.py --out=/data/lsvq_motion \
-      --config.data.label_files.train=LSVQ/labels_train.txt:/data/LSVQ \
-      --config.motion.weights=SLOWFAST_8x8_R50.pyth
-
-Every video of every split of `config.data` is read with OpenCV and cut into one-second chunks
-as the reference does: with r = round(fps) and N frames, chunk i (i < max(1, N // r)) holds frames
-i*r .. i*r + 31, frames past the end repeating the last one; a video with fewer than
-`motion.min_chunks` chunks repeats its last chunk (8; 20 for YouTube-UGC in the reference). Frames
-are resized to `motion.resize` squared (OpenCV INTER_AREA when shrinking, bilinear otherwise; the
-reference uses PIL's antialiased bilinear, so features are close, not bit-identical), normalised
-with mean 0.45 / std 0.225, and the slow pathway takes the linspace frames (`slowfast.slow_indices`).
-
-Output: `<out>/<path relative to the videos' common folder>.npy`, float32 (chunks, 2304) = slow 2048
-then fast 256 (the reference's concatenation order), and `<out>/index.json` mapping each video path
-to its file. Existing files are kept (the command resumes). `motion.weights`: the output directory
-of `python -m vqa_jax.convert_weights --src=SLOWFAST_8x8_R50.pyth --dst=DIR` ({'params',
-'batch_stats'}), or the pytorchvideo checkpoint itself (.pyth/.pth, needs torch to read); '' runs
-with random weights (tests only; a warning says so).
+Every video of every split of `config.data` is cut into one-second chunks (`motion_chunks`),
+normalised with mean 0.45 / std 0.225, and the slow pathway takes the linspace frames
+(`slowfast.slow_indices`). Output: `<out>/<path relative to the videos' common folder>.npy`,
+float32 (chunks, 2304) = slow 2048 then fast 256 (the reference's concatenation order), and
+`<out>/index.json` mapping each video path to its file. Existing files are kept (a rerun resumes).
+`motion.weights`: the output directory of `python -m vqa_jax.convert_weights
+--src=SLOWFAST_8x8_R50.pyth --dst=DIR` ({'params', 'batch_stats'}), or the pytorchvideo checkpoint
+itself (.pyth/.pth, needs torch to read); '' runs with random weights (tests only; a warning says
+so). The command line is `python -m vqa_jax.simple_vqa_features` (`vqa-jax features`).
 """
 
 from __future__ import annotations
@@ -28,53 +19,22 @@ import os
 from typing import Any, Callable
 
 from absl import logging
-import cv2
 import jax
 import ml_collections
 import numpy as np
 
 from vqa_jax.convert import convert_resnet
 from vqa_jax.convert import pretrained
-from vqa_jax.runtime import progress
 from vqa_jax.convert import state_dicts
 from vqa_jax.data import motion
+from vqa_jax.data import motion_chunks
 from vqa_jax.data import sources
 from vqa_jax.data import video_io
 from vqa_jax.models import slowfast
+from vqa_jax.runtime import progress
 
 PyTree = Any
 INDEX_FILE = motion.INDEX_FILE
-
-
-def chunk_indices(num_frames: int, fps: float, chunk_len: int = 32,
-                  min_chunks: int = 8) -> np.ndarray:
-  """(chunks, chunk_len) frame indices of the reference's one-second chunks, padded as it pads."""
-  if num_frames < 1:
-    raise ValueError(f"a video needs at least one frame, got {num_frames}")
-  rate = max(1, int(round(fps)))
-  num_chunks = max(1, num_frames // rate)  # The reference fails on videos shorter than 1 s.
-  starts = np.arange(num_chunks) * rate
-  chunks = np.minimum(starts[:, None] + np.arange(chunk_len)[None, :], num_frames - 1)
-  if num_chunks < min_chunks:
-    chunks = np.concatenate([chunks, np.repeat(chunks[-1:], min_chunks - num_chunks, axis=0)])
-  return chunks
-
-
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-  """(T, H, W, 3) uint8 -> (T, size, size, 3): INTER_AREA when shrinking, bilinear otherwise."""
-  shrink = size < min(frames.shape[1:3])
-  interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-  return np.stack([cv2.resize(f, (size, size), interpolation=interpolation) for f in frames])
-
-
-def video_chunks(path: str, motion_cfg: ml_collections.ConfigDict) -> np.ndarray:
-  """The uint8 chunks (chunks, chunk_len, size, size, 3) of the video at `path`."""
-  chunk_len, size = int(motion_cfg.chunk_len), int(motion_cfg.resize)
-  # One open; re-sampled from the decodable frames when the container over-reports its count.
-  frames, inverse = video_io.read_sampled_frames(
-      path, lambda info: chunk_indices(info.num_frames, info.fps, chunk_len,
-                                       int(motion_cfg.min_chunks)))
-  return resize_frames(frames, size)[inverse].reshape(-1, chunk_len, size, size, 3)
 
 
 def build_extractor(motion_cfg: ml_collections.ConfigDict) -> slowfast.SlowFast:
@@ -152,7 +112,7 @@ def extract_features(config: ml_collections.ConfigDict, out_dir: str,
     destination = os.path.join(out_dir, name)
     if not os.path.exists(destination):
       try:
-        chunks = video_chunks(path, config.motion)
+        chunks = motion_chunks.video_chunks(path, config.motion)
       except video_io.VideoDecodeError as e:
         if config.data.on_bad_video != "skip":
           raise
@@ -168,28 +128,3 @@ def extract_features(config: ml_collections.ConfigDict, out_dir: str,
   if skipped:
     logging.warning("%d videos skipped (bad input)", skipped)
   return index
-
-
-def main() -> None:
-  """Command line: --config (whose data and motion sections are used) and --out."""
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-
-  config = config_flags.DEFINE_config_file("config", None, "Config file (configs/simple_vqa.py).")
-  out = flags.DEFINE_string("out", None, "Output folder for the .npy features and index.json.")
-  flags.mark_flags_as_required(["config", "out"])
-
-  def run(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    os.makedirs(out.value, exist_ok=True)
-    index = extract_features(config.value, out.value)
-    print(f"wrote {len(index)} feature files and {INDEX_FILE} to {out.value}")
-
-  from vqa_jax.runtime import entry_point  # pylint: disable=g-import-not-at-top
-  entry_point.run(run)
-
-
-if __name__ == "__main__":
-  main()

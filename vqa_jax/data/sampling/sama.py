@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from vqa_jax.config.choices import SAMA_MASKS
-from vqa_jax.data import grid as grid_lib
+from vqa_jax.data.sampling import grid as grid_lib
 
 
 def upsampled_size(height: int, width: int, side: int) -> tuple[int, int] | None:
