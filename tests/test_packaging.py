@@ -171,20 +171,11 @@ def test_installed_scores_a_clip_with_a_named_model_from_a_loopback_mirror(insta
   """Issue 25's 'done': `vqa-jax score --model=fast-vqa-b` of the installed wheel, the upstream
   file (random FAST-VQA-B weights in the official release layout) served by a loopback mirror."""
   import hashlib  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from tests import model_server  # pylint: disable=g-import-not-at-top
   from tests import pth_files  # pylint: disable=g-import-not-at-top
-  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
-  from vqa_jax import families  # pylint: disable=g-import-not-at-top
-  from vqa_jax.convert import convert_weights  # pylint: disable=g-import-not-at-top
 
   bin_dir, cwd, env = installed
-  rng = np.random.default_rng(0)
-  abstract = families.abstract_variables(load_config("fast_vqa_b").model)["params"]
-  params = jax.tree_util.tree_map(
-      lambda leaf: (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32), abstract)
-  served = pth_files.pth_bytes({"state_dict": convert_weights.to_state_dict(params)})
+  served = pth_files.random_fast_vqa_b_release(seed=0)
   video = write_video(tmp_path / "v.avi", random_frames(40, 72, 96, seed=6))
   with model_server.serve({"/mirror/FAST_VQA_B_1_4.pth": served}) as server:
     env = dict(env, VQA_JAX_CACHE=str(tmp_path / "cache"),
