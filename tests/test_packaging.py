@@ -1,4 +1,4 @@
-"""What `pip install .` installs, checked on a built wheel (issue 25) and an installed one (issue 19).
+"""What `pip install .` installs, checked on a built wheel and on an installed one.
 
 Default suite: the wheel built from a copy of this working tree holds every folder of `vqa_jax/`
 that has an `__init__.py` and every shipped config; installed without dependencies into a fresh
@@ -168,8 +168,8 @@ def test_installed_console_script_trains_scores_and_guards_resume(installed, tmp
 @pytest.mark.slow
 @pytest.mark.integration
 def test_installed_scores_a_clip_with_a_named_model_from_a_loopback_mirror(installed, tmp_path):
-  """Issue 25's 'done': `vqa-jax score --model=fast-vqa-b` of the installed wheel, the upstream
-  file (random FAST-VQA-B weights in the official release layout) served by a loopback mirror."""
+  """`vqa-jax score --model=fast-vqa-b` of the installed wheel, the upstream file (random
+  FAST-VQA-B weights in the official release layout) served by a loopback mirror."""
   import hashlib  # pylint: disable=g-import-not-at-top
   from tests import model_server  # pylint: disable=g-import-not-at-top
   from tests import pth_files  # pylint: disable=g-import-not-at-top
