@@ -128,6 +128,10 @@ def test_every_readme_command_is_run_by_a_test():
     assert name in defined, f"RUN_BY names a missing test {test}"
 
 
+def test_readme_is_at_most_100_lines():
+  assert len(README.read_text(encoding="utf-8").splitlines()) <= 100
+
+
 def test_ci_runs_the_test_script():
   ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
   assert readme_command("bash launch/test.sh") in ci
