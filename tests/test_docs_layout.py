@@ -1,4 +1,5 @@
-"""docs/layout.md's tree matches the repository: every module of vqa_jax/ listed, every entry real."""
+"""docs/: layout.md's tree matches the repository (every module of vqa_jax/ listed, every entry real),
+and each document opens with a one-line purpose."""
 
 import re
 
@@ -39,3 +40,11 @@ def test_layout_lists_every_module_of_the_package():
 def test_every_layout_entry_exists():
   absent = {p for p in listed_paths() if not (REPO_ROOT / p).exists()}
   assert not absent, f"docs/layout.md lists paths that do not exist: {sorted(absent)}"
+
+
+def test_every_document_under_docs_opens_with_a_one_line_purpose():
+  for document in sorted((REPO_ROOT / "docs").glob("*.md")):
+    lines = document.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("# ") and not lines[1], f"{document.name}: a title, then a blank line"
+    assert lines[2].startswith("Purpose: ") and not lines[3], (
+        f"{document.name}:3: a one-line 'Purpose: ...' paragraph under the title")
