@@ -154,12 +154,14 @@ def test_models_lists_the_named_models_uncached(tmp_path):
 def test_command_line_trains_then_scores(tmp_path):
   workdir, jsonl = str(tmp_path / "run"), str(tmp_path / "scores.jsonl")
   video = write_video(tmp_path / "v.avi", random_frames(20, 40, 48, seed=2))
+  quick = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # cheaper XLA compiles, as conftest.fast_compile
   run(argv(readme_command("vqa-jax train"), {"/tmp/run": workdir, "steps=100": "steps=2"}),
-      tmp_path)
+      tmp_path, **quick)
   logged = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert max(row["step"] for row in logged) == 2
   scored = run(argv(readme_command("vqa-jax score --checkpoint"),
-                    {"/tmp/run": workdir, "scores.jsonl": jsonl, "video.mp4": video}), tmp_path)
+                    {"/tmp/run": workdir, "scores.jsonl": jsonl, "video.mp4": video}), tmp_path,
+               **quick)
   (row,) = [json.loads(l) for l in open(jsonl)]
   assert json.loads(scored.stdout.strip().splitlines()[-1]) == row
   assert row["path"] == video and 0.0 <= row["score_01"] <= 1.0 and math.isfinite(row["score"])
