@@ -97,3 +97,16 @@ def save_pth(path, obj) -> None:
   """Writes `pth_bytes(obj)` to `path`."""
   with open(path, "wb") as f:
     f.write(pth_bytes(obj))
+
+
+def random_fast_vqa_b_release(seed: int) -> bytes:
+  """FAST_VQA_B_1_4.pth's layout (`{'state_dict': ...}`) holding random weights (std 0.02)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
+  from vqa_jax import families  # pylint: disable=g-import-not-at-top
+  from vqa_jax.convert import convert_weights  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  abstract = families.abstract_variables(load_config("fast_vqa_b").model)["params"]
+  params = jax.tree_util.tree_map(
+      lambda leaf: (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32), abstract)
+  return pth_bytes({"state_dict": convert_weights.to_state_dict(params)})

@@ -1,4 +1,4 @@
-"""What `pip install .` installs, checked on a built wheel (issue 25) and an installed one (issue 19).
+"""What `pip install .` installs, checked on a built wheel and on an installed one.
 
 Default suite: the wheel built from a copy of this working tree holds every folder of `vqa_jax/`
 that has an `__init__.py` and every shipped config; installed without dependencies into a fresh
@@ -168,23 +168,14 @@ def test_installed_console_script_trains_scores_and_guards_resume(installed, tmp
 @pytest.mark.slow
 @pytest.mark.integration
 def test_installed_scores_a_clip_with_a_named_model_from_a_loopback_mirror(installed, tmp_path):
-  """Issue 25's 'done': `vqa-jax score --model=fast-vqa-b` of the installed wheel, the upstream
-  file (random FAST-VQA-B weights in the official release layout) served by a loopback mirror."""
+  """`vqa-jax score --model=fast-vqa-b` of the installed wheel, the upstream file (random
+  FAST-VQA-B weights in the official release layout) served by a loopback mirror."""
   import hashlib  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from tests import model_server  # pylint: disable=g-import-not-at-top
   from tests import pth_files  # pylint: disable=g-import-not-at-top
-  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
-  from vqa_jax import families  # pylint: disable=g-import-not-at-top
-  from vqa_jax.convert import convert_weights  # pylint: disable=g-import-not-at-top
 
   bin_dir, cwd, env = installed
-  rng = np.random.default_rng(0)
-  abstract = families.abstract_variables(load_config("fast_vqa_b").model)["params"]
-  params = jax.tree_util.tree_map(
-      lambda leaf: (0.02 * rng.standard_normal(leaf.shape)).astype(np.float32), abstract)
-  served = pth_files.pth_bytes({"state_dict": convert_weights.to_state_dict(params)})
+  served = pth_files.random_fast_vqa_b_release(seed=0)
   video = write_video(tmp_path / "v.avi", random_frames(40, 72, 96, seed=6))
   with model_server.serve({"/mirror/FAST_VQA_B_1_4.pth": served}) as server:
     env = dict(env, VQA_JAX_CACHE=str(tmp_path / "cache"),
