@@ -25,8 +25,10 @@ frame indices (`clip_sampler.clip_indices`).
 import argparse
 import glob
 import os
-ifrom vqa_jax.data.sampling import clip_samplerort sampling
+import time
+
 from vqa_jax.data import video_io
+from vqa_jax.data.sampling import clip_sampler
 
 PAPER_SAMPLING = {"clip_len": 32, "frame_interval": 2, "grid": 7, "patch": 32}
 CLIP_METHODS = ("fragments", "fragments_t", "sama")  # 32-frame clips from `clip_indices`
