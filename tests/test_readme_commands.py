@@ -154,7 +154,9 @@ def test_models_lists_the_named_models_uncached(tmp_path):
 def test_command_line_trains_then_scores(tmp_path):
   workdir, jsonl = str(tmp_path / "run"), str(tmp_path / "scores.jsonl")
   video = write_video(tmp_path / "v.avi", random_frames(20, 40, 48, seed=2))
-  quick = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # cheaper XLA compiles, as conftest.fast_compile
+  # Cheaper XLA compiles (as conftest.fast_compile), on the one CPU device a reader's machine has:
+  # conftest's 8 simulated devices cost a third more CPU here; test_data_parallel covers 8.
+  quick = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1", "XLA_FLAGS": ""}
   run(argv(readme_command("vqa-jax train"), {"/tmp/run": workdir, "steps=100": "steps=2"}),
       tmp_path, **quick)
   logged = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]

@@ -107,7 +107,7 @@ def base_config() -> ml_collections.ConfigDict:
   # FAST-VQA-B: Video Swin-T with GRPB, VQA head. Another family replaces the section (families/),
   # e.g. SimpleVQA with sections.simple_vqa_config() (model.name 'simple_vqa').
   c.model = sections.fast_vqa_b_config()
-  # SimpleVQA's motion-feature extractor, SlowFast-R50 (families/simple_vqa_features.py, score).
+  # SimpleVQA's motion-feature extractor, SlowFast-R50 (scoring/motion_features.py, score).
   c.motion = sections.motion_config()
 
   # SimpleVQA's loss (families/simple_vqa_loss.py): l1_weight * L1 + hard_rank_weight * the rank
