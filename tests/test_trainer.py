@@ -21,7 +21,7 @@ from tests.helpers import load_config
 from tests.helpers import saved_params
 from tests.helpers import truncate_data_files
 from vqa_jax import families
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.training import checkpointing
 from vqa_jax.config import validation
 from vqa_jax.training import run_log
@@ -79,8 +79,8 @@ def smoke_run(tmp_path_factory, run_calls):
                               (validation, "resolve_schedule", "resolve_schedule"),
                               (families, "build", "families.build")):
       patch.setattr(module, name, counted(run_calls, key, getattr(module, name)))
-    patch.setattr(perturb.PerturbConfig, "from_config", classmethod(counted(
-        run_calls, "PerturbConfig.from_config", perturb.PerturbConfig.from_config.__func__)))
+    patch.setattr(perturb_config.PerturbConfig, "from_config", classmethod(counted(
+        run_calls, "PerturbConfig.from_config", perturb_config.PerturbConfig.from_config.__func__)))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
       results = trainer.train(selection_config(), str(root / "work"))

@@ -40,15 +40,6 @@ SPLIT_MODULES = (nn.Dense, nn.DenseGeneral, nn.Conv)
 UNRESOLVED_COSINE = 0.9
 
 
-def resolve(precision: str, compute_dtype) -> str:
-  """A config's perturb.precision as a mode: 'auto' is BF16_PERTURB_PRECISION ('float32') below
-  float32 compute, 'cast' in float32 compute (where the modes agree)."""
-  if precision != choices.AUTO_PRECISION:
-    return precision
-  low = jnp.dtype(compute_dtype) != jnp.float32
-  return choices.BF16_PERTURB_PRECISION if low else "cast"
-
-
 def check_precision(precision: str) -> None:
   """Raises ValueError unless `precision` is one of PRECISIONS."""
   if precision not in PRECISIONS:

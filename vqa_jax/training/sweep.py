@@ -38,7 +38,7 @@ from vqa_jax import families
 from vqa_jax.training import run_log
 from vqa_jax.evaluation import metrics as metrics_lib
 from vqa_jax.training import optim
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.runtime import progress
 from vqa_jax.config import run_config
 from vqa_jax.runtime import sharding
@@ -46,8 +46,8 @@ from vqa_jax.training import train_step
 from vqa_jax.training import trainer
 from vqa_jax.data import sources
 
-def make_members(base: perturb.PerturbConfig, kinds: list[str],
-                 radii: list[float]) -> list[perturb.PerturbConfig]:
+def make_members(base: perturb_config.PerturbConfig, kinds: list[str],
+                 radii: list[float]) -> list[perturb_config.PerturbConfig]:
   """One config per (kind, radius): gamma for awp/rwp, rho for sam/asam."""
   return [dataclasses.replace(base, kind=kind, radius=float(r))
           for kind in kinds for r in radii]
@@ -58,7 +58,7 @@ def motion_features(config: ml_collections.ConfigDict, family: families.Family):
   return trainer.motion_features(config) if "motion" in family.input_keys else None
 
 
-def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.PerturbConfig],
+def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb_config.PerturbConfig],
                      mesh, splits, workdir: str, family: families.Family | None = None
                      ) -> tuple[train_step.TrainState, np.ndarray]:
   """Trains all members for config.train.steps; returns (stacked states, last-log-window losses).
@@ -124,7 +124,7 @@ def evaluate_population(states: train_step.TrainState, config: ml_collections.Co
   return results
 
 
-def results_table(members: list[perturb.PerturbConfig], train_losses: np.ndarray,
+def results_table(members: list[perturb_config.PerturbConfig], train_losses: np.ndarray,
                   results: list[dict], eval_model: str) -> str:
   """One row per member: kind, radius, final train loss, then SRCC and PLCC per split."""
   split_names = list(results[0])
@@ -139,8 +139,8 @@ def results_table(members: list[perturb.PerturbConfig], train_losses: np.ndarray
   return "\n".join(lines)
 
 
-def run(config: ml_collections.ConfigDict, members: list[perturb.PerturbConfig], workdir: str,
-        eval_model: str = "raw") -> list[dict]:
+def run(config: ml_collections.ConfigDict, members: list[perturb_config.PerturbConfig],
+        workdir: str, eval_model: str = "raw") -> list[dict]:
   """Trains and evaluates the population, prints the table and a JSON line; returns the records.
 
   The sweep's entry: `config` is validated here (`validation.validate`), once.
@@ -192,7 +192,7 @@ def main() -> None:
   def run_main(argv):
     if len(argv) > 1:
       raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    base = perturb.PerturbConfig.from_config(config.value.perturb, config.value.model.dtype)
+    base = perturb_config.PerturbConfig.from_config(config.value.perturb, config.value.model.dtype)
     members = make_members(base, kinds.value or [base.kind], [float(g) for g in gammas.value])
     run(config.value, members, workdir.value, eval_model.value)
 

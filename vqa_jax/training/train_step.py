@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.families.forms import LossFn
 from vqa_jax.families.forms import StatefulLossFn
 from vqa_jax.families.forms import as_stateful
@@ -39,7 +40,7 @@ from vqa_jax.runtime import sharding
 
 PyTree = Any
 
-PerturbConfig = perturb.PerturbConfig
+PerturbConfig = perturb_config.PerturbConfig
 # PerturbConfig fields that all members of a population must share (one program runs them all).
 SHARED_FIELDS = ("kind", "reuse_dropout_rng", "steps", "every_k", "combine", "precision")
 

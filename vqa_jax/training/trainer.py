@@ -36,7 +36,7 @@ from vqa_jax.training import run_log
 from vqa_jax.runtime import memory_report
 from vqa_jax.runtime import output_folders
 from vqa_jax.training import optim
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax import perturb_precision
 from vqa_jax.runtime import progress
 from vqa_jax.evaluation import report
@@ -58,8 +58,8 @@ from vqa_jax.data import video_io
 Interrupted = interrupts.Interrupted  # what `run` raises on SIGTERM / SIGINT
 
 
-def init_state(family: families.Family, tx, perturb_cfg: perturb.PerturbConfig, seed: int, mesh,
-               params=None, model_state=None) -> train_step.TrainState:
+def init_state(family: families.Family, tx, perturb_cfg: perturb_config.PerturbConfig, seed: int,
+               mesh, params=None, model_state=None) -> train_step.TrainState:
   """Initial train state (from `params` / `model_state` if given), created replicated.
 
   `family` is the run's (`families.build(config)`), `perturb_cfg` its perturbation
@@ -293,7 +293,7 @@ def summarize(config: ml_collections.ConfigDict, step: int,
 
 
 def make_step_fn(config: ml_collections.ConfigDict, family: families.Family, tx, mesh,
-                 perturb_cfg: perturb.PerturbConfig):
+                 perturb_cfg: perturb_config.PerturbConfig):
   """The run's jitted, sharded train step `step(state, batch, rng) -> (state, metrics)`."""
   return train_step.jit_sharded(
       train_step.make_train_step(family.loss_fn, tx, perturb_cfg, config.train.ema_decay,
@@ -351,7 +351,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   split_warnings.warn_about_training_split(train_entries, config.train.batch_size,
                                            config.data.train_split)
   family = families.build(config)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb, config.model.dtype)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb, config.model.dtype)
   motion = motion_features(config) if "motion" in family.input_keys else None
   used = used_splits(config, splits)
   for name, entries in used.items():
