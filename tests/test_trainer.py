@@ -304,6 +304,22 @@ def test_resume_with_another_learning_rate_fails_listing_it(smoke_run, tmp_path,
     trainer.run(config, workdir, {})
 
 
+def test_an_every_k_reuse_step_logs_no_clean_grad_norm_and_no_loss_gap():
+  """A reuse step (`recomputed` 0) ran no clean pass: its clean_grad_norm (0) and loss gap (its loss
+  is the perturbed one) are left out; a recomputing step logs both."""
+  config = load_config("smoke")
+  reuse = {"loss": 2.0, "perturbed_loss": 2.0, "clean_grad_norm": 0.0, "grad_norm": 1.0,
+           "recomputed": 0.0}
+  fresh = {**reuse, "loss": 1.5, "clean_grad_norm": 0.7, "recomputed": 1.0}
+  as_arrays = lambda m: {k: jnp.float32(v) for k, v in m.items()}
+  reuse_scalars = trainer.train_scalars(config, 2, as_arrays(reuse))
+  assert "clean_grad_norm" not in reuse_scalars and "loss_gap" not in reuse_scalars
+  assert reuse_scalars["grad_norm"] == 1.0 and reuse_scalars["loss"] == 2.0
+  fresh_scalars = trainer.train_scalars(config, 3, as_arrays(fresh))
+  assert fresh_scalars["clean_grad_norm"] == pytest.approx(0.7)
+  assert fresh_scalars["loss_gap"] == pytest.approx(0.5)
+
+
 def test_non_finite_loss_names_the_step_and_its_videos():
   entries = [Entry(f"/videos/v{i}.mp4", 1.0) for i in range(4)]
   check = trainer.FiniteCheck(entries)

@@ -371,8 +371,9 @@ def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None
   caller may pass unbatched, e.g. outside a vmap over radii, so both branches do not run) is
   `value_and_grad(...)`'s clean pass, fresh perturbation and perturbed pass. The other calls
   project the last perturbation onto the current weights' feasible set and run their only pass
-  there with the clean pass's key: `value` is that pass's, the clean gradient in `info` is zero and
-  `info['recomputed']` is 0.
+  there with the clean pass's key: `value` is that pass's and `info['recomputed']` is 0; no clean
+  gradient exists there, and `info['clean_grads']` holds zeros (a placeholder: read it only where
+  `recomputed` is 1, as train_step.logged_metrics does).
   """
   if k < 1:
     raise ValueError(f"every_k needs k >= 1, got {k}")

@@ -90,7 +90,7 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb_confi
                                               for i, v in enumerate(window_losses)}))
       run_log.append_jsonl(os.path.join(workdir, "metrics.jsonl"), {
           "step": step, "kind": cfgs[0].kind, "radius": [c.radius for c in cfgs],
-          **{k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}})
+          **{k: np.asarray(v).tolist() for k, v in train_step.logged_metrics(metrics).items()}})
       if step < config.train.steps:
         loss_sum, window = jnp.zeros(len(cfgs)), 0
   return states, window_losses

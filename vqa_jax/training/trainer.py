@@ -246,9 +246,12 @@ def is_eval_step(step: int, config: ml_collections.ConfigDict) -> bool:
 
 
 def train_scalars(config: ml_collections.ConfigDict, step: int, metrics: dict) -> dict:
-  """The logged scalars of a step: its metrics, the learning rates and the perturbed-clean gap."""
-  scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-  if "perturbed_loss" in scalars:
+  """The logged scalars of a step: its metrics, the learning rates and the perturbed-clean gap.
+
+  An every_k reuse step has no clean pass: no clean_grad_norm and no gap (its loss is perturbed).
+  """
+  scalars = {k: float(v) for k, v in train_step.logged_metrics(metrics).items()}
+  if "perturbed_loss" in scalars and scalars.get("recomputed", 1.0):
     scalars["loss_gap"] = scalars["perturbed_loss"] - scalars["loss"]
   scalars.update(optim.learning_rates(config.train, step - 1))
   return scalars
