@@ -14,6 +14,7 @@ from tests.helpers import assert_trees_close
 from tests.helpers import np_awp_delta
 from tests.helpers import zip_leaves
 from vqa_jax import perturb
+from vqa_jax import perturb_precision
 from vqa_jax.config import choices
 
 
@@ -227,15 +228,22 @@ def test_multistep_sam_stays_in_ball():
   np.testing.assert_array_equal(pert.project(params, inside, 1.0)["kernel"], inside["kernel"])
 
 
-def test_perturb_imports_only_jax_optax_and_perturb_precision():
-  """perturb.py stands alone: its imports are jax, optax, perturb_precision and the stdlib."""
-  tree = ast.parse(pathlib.Path(perturb.__file__).read_text())
+def imported_modules(module) -> set[str]:
+  """The modules a module's source imports (`from vqa_jax import x` as 'vqa_jax.x')."""
+  tree = ast.parse(pathlib.Path(module.__file__).read_text())
   imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
               for alias in node.names}
-  imported |= {f"{node.module}.{alias.name}" if node.module == "vqa_jax" else node.module
-               for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-               for alias in node.names}
-  assert imported == {"typing", "jax", "jax.numpy", "optax", "vqa_jax.perturb_precision"}
+  return imported | {f"{node.module}.{alias.name}" if node.module == "vqa_jax" else node.module
+                     for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     for alias in node.names}
+
+
+def test_perturb_imports_only_jax_optax_and_perturb_precision():
+  """perturb.py stands alone: jax, optax, perturb_precision (jax, flax) and the stdlib."""
+  assert imported_modules(perturb) == {"typing", "jax", "jax.numpy", "optax",
+                                       "vqa_jax.perturb_precision"}
+  assert imported_modules(perturb_precision) == {"contextlib", "typing", "flax.linen", "jax",
+                                                 "jax.numpy"}
 
 
 def test_public_api_is_all_and_every_name_exists():
@@ -248,8 +256,10 @@ def test_public_api_is_all_and_every_name_exists():
   assert public <= set(perturb.__all__), public - set(perturb.__all__)
 
 
-def test_config_kinds_are_none_and_the_module_kinds():
+def test_config_choices_name_the_module_kinds_and_precisions():
   assert choices.PERTURBATION_KINDS == (perturb.NONE,) + perturb.KINDS
+  assert choices.PERTURB_PRECISIONS == perturb_precision.PRECISIONS
+  assert choices.MATMUL_PRECISIONS == perturb_precision.MATMUL_PRECISIONS
   for kind in perturb.KINDS:
     perturb.make_perturbation(kind, {"kernel": True})  # every kind builds
   with pytest.raises(ValueError, match="kind 'none' not in"):

@@ -13,7 +13,8 @@ bf16(w + δ) − bf16(w) is mostly rounding noise. Modes of the perturbed pass (
   float32  the perturbed pass through `float32_loss_fn` (the same loss with the model in float32
            compute) at the highest matmul precision: the reference's arithmetic.
 
-`realised_metrics` measures, over the perturbed leaves, the perturbation the perturbed pass
+Imports only jax and flax (nothing from config), so that perturb.py stands alone; a config's
+'auto' resolves in config/perturb_config.py. `realised_metrics` measures, over the perturbed leaves, the perturbation the perturbed pass
 multiplies by against the intended δ (cosine and norm ratio), in the dtype each leaf is used in.
 """
 
@@ -24,12 +25,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vqa_jax.config import choices
-
 PyTree = Any
 
-PRECISIONS = choices.PERTURB_PRECISIONS
-MATMUL_PRECISIONS = choices.MATMUL_PRECISIONS
+# The modes above and jax.default_matmul_precision's names; a config chooses from the same names
+# (config/choices.py, which stays free of jax; tests check that the two agree).
+PRECISIONS = ("cast", "split", "float32")
+MATMUL_PRECISIONS = ("default", "high", "highest")
 # Leaves a layer casts to the model's compute dtype; other perturbed leaves (LayerNorm scales)
 # are used in float32 by the models of this package.
 CAST_LEAF_NAMES = frozenset({"kernel", "embedding"})
