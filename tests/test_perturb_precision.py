@@ -1,4 +1,4 @@
-"""The perturbed pass's arithmetic (issue 31): realised-perturbation metrics, split and float32
+"""The perturbed pass's arithmetic: realised-perturbation metrics, split and float32
 modes of `perturb.value_and_grad`, and `model.matmul_precision`."""
 
 import flax.linen as nn
@@ -284,7 +284,7 @@ def changes_vs_float32_highest(gamma):
   return out
 
 
-# Measured by changes_vs_float32_highest on the 2-core CPU (jax 0.10.2; BENCHMARKS.md, issue 31),
+# Measured by changes_vs_float32_highest on the 2-core CPU (jax 0.10.2; BENCHMARKS.md),
 # 'own' figures (loss-change rel. error, gradient-change cosine):
 #   1e-4: cast (0.196, 0.347), split (0.161, 0.496), float32 (0.391, 0.684)
 #   1e-3: cast (0.069, 0.9815), split (0.017, 0.9853), float32 (0.039, 0.9896)

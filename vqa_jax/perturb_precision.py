@@ -1,4 +1,4 @@
-"""How the perturbed pass's arithmetic resolves a weight perturbation δ (issue 31).
+"""How the perturbed pass's arithmetic resolves a weight perturbation δ.
 
 A model that computes in bfloat16 casts its float32 kernels inside each Dense/Conv, so the
 perturbed pass multiplies by bf16(w + δ): at AWP's γ = 1e-4 the realised perturbation

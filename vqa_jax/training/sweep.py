@@ -135,7 +135,7 @@ def run(config: ml_collections.ConfigDict, members: list[perturb_config.PerturbC
   The sweep's entry: `config` is validated here (`validation.validate`), once.
   """
   validation.validate(config)
-  run_config.write_config(workdir, config)  # the resolved config beside sweep.jsonl (issue 19)
+  run_config.write_config(workdir, config)  # the resolved config beside sweep.jsonl
   logging.info("%s", optim.describe_schedule(config.train))
   if eval_model not in config.eval.models:
     raise ValueError(f"eval model {eval_model!r} is not in config.eval.models {config.eval.models}")

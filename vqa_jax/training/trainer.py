@@ -129,7 +129,7 @@ def log_setup(config, mesh, num_params: int, splits: dict) -> None:
   logging.info("model: %s parameters; perturbation %s (gamma %g)", f"{num_params:,}",
                config.perturb.kind, config.perturb.gamma)
   logging.info("splits: %s", {k: len(v) for k, v in splits.items()})
-  logging.info("%s", optim.describe_schedule(config.train))  # issue 19: the resolved schedule
+  logging.info("%s", optim.describe_schedule(config.train))  # the resolved schedule
 
 
 def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
