@@ -231,15 +231,28 @@ def test_gated_position_bias_formula():
   n, table_len = index.shape[0], 3 * 3 * 5
   rel, frag = rng.normal(size=(2, table_len, 4))
   gate = rng.integers(0, 4, size=(3, n, n))
-  bias = np.asarray(vs.gated_position_bias(rel, frag, index, gate))
+  bias = np.asarray(vs.gated_position_bias(rel, frag, window, gate=gate))
   assert bias.shape == (3, 4, n, n)
   for w, h, i, j in [(0, 0, 0, 0), (1, 2, 3, 7), (2, 3, 11, 5)]:
     g = gate[w, i, j]
     expected = rel[index[i, j], h] * g + frag[index[i, j], h] * (1 - g)
     np.testing.assert_allclose(bias[w, h, i, j], expected, rtol=1e-6)
-  plain = np.asarray(vs.gated_position_bias(rel, None, index, gate))
+  plain = np.asarray(vs.gated_position_bias(rel, None, window, gate=gate))
   assert plain.shape == (1, 4, n, n)
   np.testing.assert_allclose(plain[0, 2], rel[index, 2], rtol=1e-6)
+
+
+@pytest.mark.parametrize("window, used", [((8, 7, 7), None), ((2, 3, 4), (1, 3, 2)),
+                                          ((4, 4, 4), (2, 2, 2))])
+def test_relative_position_bias_equals_table_lookup_exactly(window, used):
+  """The one-hot products read exactly the entries the index gathers (float32, bit for bit)."""
+  rng = np.random.default_rng(3)
+  table = rng.normal(size=(np.prod([2 * w - 1 for w in window]), 3)).astype(np.float32)
+  index = vs.relative_position_index(window, used)
+  bias = np.asarray(vs.relative_position_bias(table, window, used))
+  np.testing.assert_array_equal(bias, table[index].transpose(2, 0, 1))
+  with pytest.raises(ValueError, match="exceeds table window"):
+    vs.relative_position_bias(table, window, tuple(w + 1 for w in window))
 
 
 def test_drop_path_rates_block_order():

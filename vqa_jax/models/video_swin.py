@@ -41,6 +41,9 @@ Triple = tuple[int, int, int]
 
 LAYER_NORM_EPS = 1e-5
 ATTENTION_MASK_VALUE = -100.0
+# `jax.nn.dot_product_attention` implementations of the window attention
+# ('auto': cuDNN on a GPU where it takes the shapes, else XLA).
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn")
 # `jax.checkpoint_policies` usable by name for `remat_policy` (what a remat'd
 # block may keep from its forward pass instead of recomputing it).
 REMAT_POLICIES = ("nothing_saveable", "everything_saveable", "dots_saveable",
@@ -254,8 +257,8 @@ def leading_sum(x):
   while x.shape[0] > 1:
     half = x.shape[0] // 2
     pairs = x[:half] + x[half:2 * half]
-    if x.shape[0] % 2:
-      pairs = pairs.at[0].add(x[-1])
+    if x.shape[0] % 2:  # Concatenation, not `.at[0].add` (a scatter).
+      pairs = jnp.concatenate([pairs[:1] + x[-1:], pairs[1:]])
     x = pairs
   return x[0]
 
@@ -303,16 +306,74 @@ def _gate_mix_bwd(gate, grad):
 gate_mix.defvjp(_gate_mix_fwd, _gate_mix_bwd)
 
 
-def gated_position_bias(rel_table, frag_table, index, gate=None):
+def relative_offset_one_hot(used: int, table_window: int) -> np.ndarray:
+  """(used, used, 2*table_window-1) float32: 1 where q - k + table_window - 1 == offset."""
+  offsets = np.arange(used)[:, None] - np.arange(used)[None, :] + table_window - 1
+  return (offsets[..., None] == np.arange(2 * table_window - 1)).astype(np.float32)
+
+
+def relative_position_bias(table, window_size: Sequence[int],
+                           used_window: Sequence[int] | None = None):
+  """(heads, N, N) = table[relative_position_index(window_size, used_window)].T, gather-free.
+
+  The table ((2Wd-1)(2Wh-1)(2Ww-1), heads) is read through one one-hot matrix per
+  dimension (three small exact products instead of a gather, whose gradient would be a
+  scatter): every entry is one table value times 1 plus zeros, so the bias is exact.
+  """
+  used = tuple(window_size) if used_window is None else tuple(used_window)
+  if any(u > w for u, w in zip(used, window_size)):
+    raise ValueError(f"used window {used} exceeds table window {window_size}")
+  wd, wh, ww = window_size
+  table = jnp.asarray(table).reshape(2 * wd - 1, 2 * wh - 1, 2 * ww - 1, -1)
+  one_d, one_h, one_w = (relative_offset_one_hot(u, w) for u, w in zip(used, window_size))
+  bias = jnp.einsum("abcz,ija,klb,mnc->zikmjln", table, one_d, one_h, one_w,
+                    precision=jax.lax.Precision.HIGHEST, optimize="optimal")
+  n = int(np.prod(used))
+  return bias.reshape(table.shape[-1], n, n)
+
+
+def gated_position_bias(rel_table, frag_table, window_size: Sequence[int],
+                        used_window: Sequence[int] | None = None, gate=None):
   """GRPB: (nW|1, heads, N, N) = rpb * g + fpb * (1 - g); plain rpb w/o gate."""
-  n = index.shape[0]
-  rpb = jnp.asarray(rel_table)[index.reshape(-1)].reshape(n, n, -1)
-  rpb = rpb.transpose(2, 0, 1)[None]  # 1, heads, N, N.
+  rpb = relative_position_bias(rel_table, window_size, used_window)[None]
   if frag_table is None or gate is None:
     return rpb
-  fpb = jnp.asarray(frag_table)[index.reshape(-1)].reshape(n, n, -1)
-  fpb = fpb.transpose(2, 0, 1)[None]
+  fpb = relative_position_bias(frag_table, window_size, used_window)[None]
   return gate_mix(rpb, fpb, jnp.asarray(gate)[:, None])  # Gate: nW, 1, N, N.
+
+
+def fused_attention(q, k, v, bias, implementation: str = "auto"):
+  """softmax(q k^T + bias) v by `jax.nn.dot_product_attention` (q pre-scaled).
+
+  q, k, v: (B, N, heads, head_dim); bias: (1, heads, N, N), added in float32 on
+  XLA's path. `implementation` 'xla' or 'cudnn' picks one; 'auto' takes cuDNN's
+  fused kernel on a GPU for 16-bit inputs where it accepts the shapes (it raises
+  at trace time where not) and XLA's otherwise.
+  """
+  if implementation not in ATTENTION_IMPLEMENTATIONS:
+    raise ValueError(f"attention implementation must be one of "
+                     f"{ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
+  if implementation == "auto":
+    if jax.default_backend() != "gpu" or q.dtype not in (jnp.bfloat16,
+                                                          jnp.float16):
+      implementation = "xla"
+    else:
+      try:
+        return fused_attention(q, k, v, bias, "cudnn")
+      except (ValueError, NotImplementedError, RuntimeError):
+        implementation = "xla"
+  if implementation == "cudnn":
+    bias = bias.astype(q.dtype)
+  return jax.nn.dot_product_attention(q, k, v, bias=bias, scale=1.0,
+                                      implementation=implementation)
+
+
+def _attention_with_dropout(q, k, v, bias, dropout: nn.Dropout):
+  """`fused_attention`'s math with dropout on the probabilities (training only)."""
+  logits = jnp.einsum("btnh,bsnh->bnts", q, k,
+                      preferred_element_type=jnp.float32) + bias
+  probs = dropout(jax.nn.softmax(logits, axis=-1), deterministic=False)
+  return jnp.einsum("bnts,bsnh->btnh", probs.astype(v.dtype), v)
 
 
 def adaptive_window_size(window_size: Sequence[int], x_size: Sequence[int],
@@ -389,6 +450,7 @@ class WindowAttention3D(nn.Module):
   frag_bias: bool = False
   attn_drop_rate: float = 0.0
   proj_drop_rate: float = 0.0
+  implementation: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -411,28 +473,29 @@ class WindowAttention3D(nn.Module):
       frag_table = self.param("fragment_position_bias_table",
                               nn.initializers.zeros, table_shape, jnp.float32)
 
-    qkv = _dense(3 * c, self.dtype, "qkv")(x)
-    qkv = qkv.reshape(b_, n, 3, self.num_heads, head_dim)
-    qkv = qkv.transpose(2, 0, 3, 1, 4)
-    q, k, v = qkv[0] * jnp.asarray(scale, qkv.dtype), qkv[1], qkv[2]
-    attn = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
-
-    index = relative_position_index(self.window_size, used_window)
-    if index.shape[0] != n:
+    if n != int(np.prod(used_window or self.window_size)):
       raise ValueError(f"window {used_window or self.window_size} does not "
                        f"hold {n} tokens")
-    bias = gated_position_bias(rel_table, frag_table, index,
-                               gate if self.frag_bias else None)
-    num_windows = max(bias.shape[0], 1 if mask is None else mask.shape[0])
-    attn = attn.reshape(b_ // num_windows, num_windows, self.num_heads, n, n)
-    attn = add_window_bias(attn, bias)
-    if mask is not None:
-      attn = attn + jnp.asarray(mask, jnp.float32)[None, :, None]
-    attn = attn.reshape(b_, self.num_heads, n, n)
-    attn = jax.nn.softmax(attn, axis=-1)
-    attn = nn.Dropout(self.attn_drop_rate)(attn, deterministic=not train)
+    bias = gated_position_bias(rel_table, frag_table, self.window_size,
+                               used_window, gate if self.frag_bias else None)
+    if mask is not None:  # Folded into the bias: one (nW, heads, N, N) add.
+      bias = bias + jnp.asarray(mask, jnp.float32)[:, None]
+    # Windows fold into heads: the bias is (1, nW * heads, N, N), broadcast
+    # over the batch (and a single (1, heads, N, N) one over all windows).
+    num_windows = bias.shape[0]
+    bias = bias.reshape(1, num_windows * self.num_heads, n, n)
 
-    out = jnp.einsum("bhqk,bhkd->bqhd", attn.astype(v.dtype), v)
+    qkv = _dense(3 * c, self.dtype, "qkv")(x)
+    qkv = qkv.reshape(b_ // num_windows, num_windows, n, 3, self.num_heads,
+                      head_dim)
+    qkv = qkv.transpose(3, 0, 2, 1, 4, 5).reshape(
+        3, b_ // num_windows, n, num_windows * self.num_heads, head_dim)
+    q, k, v = qkv[0] * jnp.asarray(scale, qkv.dtype), qkv[1], qkv[2]
+    if train and self.attn_drop_rate > 0.0:
+      out = _attention_with_dropout(q, k, v, bias, nn.Dropout(self.attn_drop_rate))
+    else:
+      out = fused_attention(q, k, v, bias, self.implementation)
+    out = out.reshape(b_ // num_windows, n, num_windows, c).transpose(0, 2, 1, 3)
     out = out.reshape(b_, n, c)
     out = _dense(c, self.dtype, "proj")(out)
     return nn.Dropout(self.proj_drop_rate)(out, deterministic=not train)
