@@ -23,8 +23,10 @@ Porting decisions (see ``paper.md`` §6.1 and §11):
   * Padded tokens (to window multiples) are zeros after ``norm1`` and are not
     masked in unshifted windows, as in the reference.
   * Mixed precision: params are float32; Dense/Conv compute in ``dtype``;
-    LayerNorm statistics and softmax run in float32 (the normalised output is
-    then cast to ``dtype``); the residual stream stays float32.
+    LayerNorm statistics, attention logits (with their bias) and softmax run
+    in float32, each cast once to ``dtype``; the activations between blocks,
+    the residual stream included, stay in ``dtype`` (fewer converts, issue
+    30); the final LayerNorm's output is float32.
 """
 
 from __future__ import annotations
@@ -75,10 +77,10 @@ def uniform_fan_in_init(fan_in: int) -> Callable[..., jax.Array]:
   return init
 
 
-def _layer_norm(name: str) -> nn.LayerNorm:
-  """A float32 LayerNorm with PyTorch's epsilon."""
+def _layer_norm(name: str, dtype: Dtype = jnp.float32) -> nn.LayerNorm:
+  """LayerNorm with PyTorch's epsilon: float32 statistics, output cast once to `dtype`."""
   return nn.LayerNorm(
-      epsilon=LAYER_NORM_EPS, dtype=jnp.float32, param_dtype=jnp.float32,
+      epsilon=LAYER_NORM_EPS, dtype=dtype, param_dtype=jnp.float32,
       name=name)
 
 
@@ -522,7 +524,7 @@ class SwinTransformerBlock3D(nn.Module):
     window, shift = get_window_size(
         (d, h, w), resized_window or self.window_size, self.shift_size)
     shortcut = x
-    y = _layer_norm("norm1")(x).astype(self.dtype)
+    y = _layer_norm("norm1", self.dtype)(x)
     pads = [(win - size % win) % win for size, win in zip((d, h, w), window)]
     if any(pads):
       y = jnp.pad(y, ((0, 0), (0, pads[0]), (0, pads[1]), (0, pads[2]), (0, 0)))
@@ -550,7 +552,7 @@ class SwinTransformerBlock3D(nn.Module):
     y = y[:, :d, :h, :w, :]
     x = shortcut + DropPath(self.drop_path)(y, train)
 
-    y = _layer_norm("norm2")(x).astype(self.dtype)
+    y = _layer_norm("norm2", self.dtype)(x)
     y = Mlp(int(self.dim * self.mlp_ratio), self.dim, self.drop_rate,
             self.dtype, name="mlp")(y, train)
     return x + DropPath(self.drop_path)(y, train)
@@ -576,7 +578,7 @@ class PatchMerging(nn.Module):
   @nn.compact
   def __call__(self, x):
     """(B, D, H, W, C) -> (B, D, ceil(H/2), ceil(W/2), 2C)."""
-    x = _layer_norm("norm")(merge_2x2(x))
+    x = _layer_norm("norm", self.dtype)(merge_2x2(x))
     return _dense(2 * self.dim, self.dtype, "reduction", use_bias=False)(x)
 
 
@@ -643,7 +645,7 @@ class PatchEmbed3D(nn.Module):
         strides=tuple(self.patch_size), padding="VALID", dtype=self.dtype,
         param_dtype=jnp.float32, kernel_init=uniform_fan_in_init(fan_in),
         bias_init=uniform_fan_in_init(fan_in), name="proj")(x)
-    return _layer_norm("norm")(x)
+    return _layer_norm("norm", self.dtype)(x)
 
 
 class SwinTransformer3D(nn.Module):
