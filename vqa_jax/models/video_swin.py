@@ -515,6 +515,7 @@ class SwinTransformerBlock3D(nn.Module):
   drop_path: float = 0.0
   frag_bias: bool = False
   fragments_grid: int | None = 7
+  attention: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -545,7 +546,7 @@ class SwinTransformerBlock3D(nn.Module):
         dim=self.dim, window_size=tuple(self.window_size),
         num_heads=self.num_heads, frag_bias=self.frag_bias,
         attn_drop_rate=self.attn_drop_rate, proj_drop_rate=self.drop_rate,
-        dtype=self.dtype, name="attn")(windows, mask, gate, train, window)
+        implementation=self.attention, dtype=self.dtype, name="attn")(windows, mask, gate, train, window)
     y = window_reverse(windows, window, b, *padded)
     if shifted:
       y = jnp.roll(y, tuple(shift), axis=(1, 2, 3))
@@ -597,6 +598,7 @@ class BasicLayer(nn.Module):
   fragments_grid: int | None = 7
   remat: bool = False
   remat_policy: str = ""
+  attention: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -621,7 +623,7 @@ class BasicLayer(nn.Module):
           attn_drop_rate=self.attn_drop_rate,
           drop_path=self.drop_path[i] if self.drop_path else 0.0,
           frag_bias=self.frag_bias, fragments_grid=self.fragments_grid,
-          dtype=self.dtype, name=f"blocks_{i}")(x, train, resized_window)
+          attention=self.attention, dtype=self.dtype, name=f"blocks_{i}")(x, train, resized_window)
     if self.downsample:
       x = PatchMerging(self.dim, self.dtype, name="downsample")(x)
     return x
@@ -664,6 +666,8 @@ class SwinTransformer3D(nn.Module):
   base_x_size: Triple | None = None
   remat: bool = False
   remat_policy: str = ""
+  # A `ATTENTION_IMPLEMENTATIONS` name: how window attention is computed.
+  attention: str = "auto"
   dtype: Dtype = jnp.float32
 
   @property
@@ -704,8 +708,8 @@ class SwinTransformer3D(nn.Module):
           drop_path=tuple(rates[start:start + self.depths[i]]),
           downsample=i < num_layers - 1, frag_bias=bool(self.frag_biases[i]),
           fragments_grid=self.fragments_grid, remat=self.remat,
-          remat_policy=self.remat_policy, dtype=self.dtype,
-          name=f"layers_{i}")(x, train, resized_window)
+          remat_policy=self.remat_policy, attention=self.attention,
+          dtype=self.dtype, name=f"layers_{i}")(x, train, resized_window)
       feats.append(x)
     x = _layer_norm("norm")(x)
     if return_stages:
