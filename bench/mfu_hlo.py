@@ -1,8 +1,8 @@
 """Op counts of the train step's HLO: converts, gathers and scatters (issue 30).
 
 Usage (from the repository root):
-  PYTHONPATH=. python3 bench/mfu_hlo.py [--config=configs/smoke.py] [--dtype=bfloat16] \
-      [--config.model.depths='(2,2)' ...]
+  PYTHONPATH=. python3 bench/mfu_hlo.py [--config=configs/smoke.py] \
+      [--config.model.dtype=bfloat16] [--config.model.depths="(2,2)"]
 
 Builds the run's step as the trainer does (`trainer.make_step_fn`), lowers it for the config's
 batch and compiles it for this machine's backend, then counts HLO instructions by opcode in the
@@ -27,7 +27,8 @@ from vqa_jax.training import optim
 from vqa_jax.training import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/smoke.py", "Config file.")
-COUNTED_OPS = ("convert", "gather", "scatter", "transpose", "dot", "custom-call")
+COUNTED_OPS = ("convert", "gather", "scatter", "transpose", "dot", "dot_general",
+               "custom-call")
 # An HLO instruction: `name = type opcode(` (optimised text) or `stablehlo.opcode` (lowered).
 _HLO_OPCODE = re.compile(r"=\s*\S+\s+([a-z][a-z0-9-]*)\(")
 _STABLEHLO_OPCODE = re.compile(r"stablehlo\.([a-z_]+)")

@@ -511,20 +511,6 @@ def test_leading_sum_matches_sum():
                                atol=1e-6)
 
 
-@pytest.mark.parametrize("batch, windows, bias_windows", [(3, 5, 5), (3, 5, 1), (4, 1, 1)])
-def test_add_window_bias_gradients_are_autodiffs(batch, windows, bias_windows):
-  """Forward and gradients equal those of the plain broadcast add attn + bias[None]."""
-  rng = np.random.default_rng(1)
-  attn = jnp.asarray(rng.normal(size=(batch, windows, 2, 6, 6)), jnp.float32)
-  bias = jnp.asarray(rng.normal(size=(bias_windows, 2, 6, 6)), jnp.float32)
-  cot = jnp.asarray(rng.normal(size=attn.shape), jnp.float32)
-  np.testing.assert_array_equal(vs.add_window_bias(attn, bias), attn + bias[None])
-  ours = jax.grad(lambda a, b: jnp.sum(vs.add_window_bias(a, b) * cot), (0, 1))(attn, bias)
-  plain = jax.grad(lambda a, b: jnp.sum((a + b[None]) * cot), (0, 1))(attn, bias)
-  for got, want in zip(ours, plain):
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-
-
 def test_gate_mix_gradients_are_autodiffs():
   """GRPB mix: value rpb*g + fpb*(1-g) and its table gradients, as plain autodiff gives them."""
   rng = np.random.default_rng(2)
