@@ -170,7 +170,7 @@ def measure_step(config, cand: Candidate, steps: int, peak_tflops: float) -> dic
   return {"compile_s": round(compile_s, 2), "step_ms": round(1000 * step_s, 2),
           "clips_per_s": round(config.train.batch_size / step_s, 1),
           "nominal_flop_per_step": flops,
-          "mfu": round(flops / step_s / (peak_tflops * 1e12 * jax.device_count()), 4),
+          "mfu": float(f"{flops / step_s / (peak_tflops * 1e12 * jax.device_count()):.4g}"),
           "peak_device_bytes": _device_peak_bytes(), "times_ms": [round(1000 * t, 2) for t in times]}
 
 
