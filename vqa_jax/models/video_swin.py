@@ -527,7 +527,8 @@ class SwinTransformerBlock3D(nn.Module):
         dim=self.dim, window_size=tuple(self.window_size),
         num_heads=self.num_heads, frag_bias=self.frag_bias,
         attn_drop_rate=self.attn_drop_rate, proj_drop_rate=self.drop_rate,
-        implementation=self.attention, dtype=self.dtype, name="attn")(windows, mask, gate, train, window)
+        implementation=self.attention, dtype=self.dtype,
+        name="attn")(windows, mask, gate, train, window)
     y = window_reverse(windows, window, b, *padded)
     if shifted:
       y = jnp.roll(y, tuple(shift), axis=(1, 2, 3))
