@@ -97,7 +97,9 @@ def test_mfu_check_script_runs_tiny_end_to_end(tmp_path):
   out = tmp_path / "out"
   proc = subprocess.run(["bash", "bench/mfu_check.sh", str(out), "", "--config=configs/smoke.py",
                          "--tiny", "--only=1", "--steps=2", "--budget_s=900"],
-                        env=dict(os.environ, PYTHON=sys.executable), capture_output=True,
+                        env=dict(os.environ, PYTHON=sys.executable,  # one device, as on the GPU
+                                 XLA_FLAGS="--xla_force_host_platform_device_count=1"),
+                        capture_output=True,
                         text=True, timeout=1500, check=False)
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
   records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
