@@ -49,6 +49,7 @@ import numpy as np
 
 from vqa_jax import families
 from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax import perturb_precision
 from vqa_jax.config import config_files
 from vqa_jax.data import sources
@@ -111,7 +112,7 @@ def trained_params_and_batch(config, steps: int):
   splits = trainer.prepare_splits(config, sources.load_splits(config.data))
   family = families.build(config)
   tx = optim.make_optimizer(config.train)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb)
   state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   step_fn = jax.jit(train_step.make_train_step(family.loss_fn, tx, perturb_cfg,
                                                config.train.ema_decay, stateful=True))
@@ -258,7 +259,7 @@ def bf16_awp_step(config, precision: str):
   config.perturb.gamma = 1e-4
   family = families.build(config)
   tx = optim.make_optimizer(config.train)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb)
   step = train_step.make_train_step(family.loss_fn, tx, perturb_cfg, config.train.ema_decay,
                                     stateful=True, **families.perturbed_pass_options(config))
   return step, family, tx, perturb_cfg

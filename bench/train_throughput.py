@@ -37,7 +37,7 @@ from ml_collections import config_flags
 
 from vqa_jax.config import validation
 from vqa_jax import families
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.training import run_log
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
@@ -100,7 +100,7 @@ def step_only(config, batch: dict) -> tuple[float, float]:
   """(seconds per step, clips/s) of the run's compiled step on one in-memory batch."""
   mesh = sharding.make_mesh()
   family = families.build(config)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb)
   tx = optim.make_optimizer(config.train)
   state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   device_batch = sharding.shard_batch({**element_plan.model_inputs(batch), "label": batch["label"]},

@@ -1,7 +1,7 @@
 """`on_bad_video='error'`: a video that opens but does not decode stops `vqa_jax.main` at once,
 with status 1 and the error naming it last: no abort at interpreter shutdown, no hang.
 
-The reference loader's failure (issue 16): the tf.data iterator outlived the error and its C++
+The reference loader's failure: the tf.data iterator outlived the error and its C++
 destructor ran during interpreter shutdown (SIGABRT, or a hang). Runs go in parallel, each under a
 timeout; a hang fails the test instead of stalling the suite.
 """

@@ -49,7 +49,7 @@ def test_non_finite_loss_keeps_the_async_checkpoint_and_prints_the_error_last(tm
   assert proc.stderr.count("Traceback") == 1
   assert "Event loop is closed" not in proc.stderr and "after shutdown" not in proc.stderr
   assert not (workdir / "run.lock").exists()
-  # Quiet by default (issue 26): one line names the stored config, no dump of its fields.
+  # Quiet by default: one line names the stored config, no dump of its fields.
   assert f"config: {workdir / 'config.yaml'} (--print_config shows it)" in proc.stderr
   assert "batch_size:" not in proc.stderr and "learning_rate:" not in proc.stderr
 

@@ -11,7 +11,7 @@ from tests.helpers import load_config
 from tests.helpers import paper_config
 from tests.helpers import saved_params
 from vqa_jax import families
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.training import checkpointing
 from vqa_jax.training import finetune
 from vqa_jax.training import optim
@@ -55,7 +55,7 @@ def test_two_split_linear_probe_from_a_checkpoint(tmp_path, monkeypatch):
   other = config.copy_and_resolve_references()
   other.seed = 7
   init = trainer.init_state(families.build(other), optim.make_optimizer(config.train),
-                            perturb.PerturbConfig.from_config(other.perturb), other.seed, mesh)
+                            perturb_config.PerturbConfig.from_config(other.perturb), other.seed, mesh)
   manager = checkpointing.checkpoint_manager(str(tmp_path / "lsvq_run"))
   checkpointing.save(manager, 0, init)
   manager.wait_until_finished()

@@ -1,4 +1,4 @@
-"""Loss landscapes and sharpness (issue 7): directions, vmapped surfaces, Hessians, gaps."""
+"""Loss landscapes and sharpness: directions, vmapped surfaces, Hessians, gaps."""
 
 import jax
 import jax.numpy as jnp
@@ -252,7 +252,7 @@ def test_correlation_matches_scipy_and_hand_pearson():
 
 
 def test_gap_is_train_minus_test_for_srcc_and_loss():
-  """Issue 7: train metric minus test metric; a lower training loss makes the loss gap negative."""
+  """The gap is train metric minus test metric; a lower training loss makes the loss gap negative."""
   g = gap.generalization_gap({"srcc": 0.9, "loss": 0.1}, {"srcc": 0.7, "loss": 0.25})
   np.testing.assert_allclose([g["srcc_gap"], g["loss_gap"]], [0.2, -0.15])
   rows = [{"name": str(i), "sharp": s, "srcc_gap": s * 2 + 1} for i, s in enumerate([1, 3, 2, 5])]

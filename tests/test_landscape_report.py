@@ -1,4 +1,4 @@
-"""The landscape records, figures and the study report, on a toy model (issue 7)."""
+"""The landscape records, figures and the study report, on a toy model."""
 
 import json
 import os

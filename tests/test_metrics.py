@@ -120,7 +120,7 @@ def test_logistic_fit_does_not_depend_on_the_order_of_the_videos():
 # A 4-video validation split of the smoke run (tests/test_trainer.py selection_config(), raw model,
 # step 2), recorded by wrapping fit_logistic during that test. scipy's MINPACK fit (curve_fit 'lm')
 # gave two different β on these exact bits within one process, depending on the heap next to its
-# Jacobian (issue 26, case 6).
+# Jacobian.
 DEGENERATE_PRED = ["-0x1.f254d00000000p-4", "-0x1.74a4bc0000000p-2", "-0x1.ba472c0000000p-3",
                    "-0x1.1d7b060000000p-2"]
 DEGENERATE_LABEL = ["0x1.adc5d60000000p+1", "0x1.7d70a40000000p+0", "0x1.bba5e40000000p+1",

@@ -1,4 +1,4 @@
-"""Two processes x 2 CPU devices on 127.0.0.1 (gloo) train like one process x 4 devices (issue 8).
+"""Two processes x 2 CPU devices on 127.0.0.1 (gloo) train like one process x 4 devices.
 
 Each run is `python -m vqa_jax.main` on configs/smoke.py in subprocesses started by
 launch/local_multiprocess.sh; the final params are read back with vqa_jax.convert.pretrained.

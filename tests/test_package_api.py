@@ -1,4 +1,4 @@
-"""The installable package's pieces (issue 19): config names, stored configs, the Scorer API, the
+"""The installable package's pieces: config names, stored configs, the Scorer API, the
 `vqa-jax` command, quiet library logs. The pip-installed end to end run is test_packaging.py."""
 
 import io

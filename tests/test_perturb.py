@@ -1,15 +1,30 @@
-"""AWP/RWP against paper §1.2 and the worked example of §10 item 11."""
+"""The perturbation kinds against paper §1.2, the worked example of §10 item 11 and hand computations."""
+
+import ast
+import pathlib
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from tests.helpers import assert_trees_close
 from tests.helpers import np_awp_delta
 from tests.helpers import zip_leaves
 from vqa_jax import perturb
+from vqa_jax import perturb_precision
+from vqa_jax.config import choices
+
+
+def perturbed(kind, params, grads, radius, mask=None, rng=None):
+  """`params` moved by one projected step of `kind` (all leaves unless `mask`), via the public API."""
+  mask = perturb.full_mask(params) if mask is None else mask
+  kind_fns = perturb.make_perturbation(kind, mask)
+  direction = kind_fns.direction(params, grads, rng)
+  return perturb.apply_delta(
+      params, perturb.ascent(kind_fns, params, direction, None, radius, 1, mask), mask)
 
 
 def toy(kernel, grad_kernel):
@@ -58,13 +73,13 @@ def test_gamma_zero_is_identity():
 def test_rwp_respects_ball_and_box():
   params, _ = toy([1, 2, 0.5, -3], [1, 0, 1, 1])
   gamma = 0.05
-  out = perturb.rwp(params, jax.random.key(0), gamma, perturb.weight_mask(params))
+  out = perturbed("rwp", params, None, gamma, perturb.weight_mask(params), jax.random.key(0))
   w, w2 = params["dense"]["kernel"], out["dense"]["kernel"]
   assert np.all(np.abs(w2 - w) <= gamma * np.abs(w) + 1e-7)
   assert float(jnp.linalg.norm(w2 - w)) <= gamma * float(jnp.linalg.norm(w)) + 1e-7
   assert not np.array_equal(w2, w)
   # A different key gives a different direction.
-  out2 = perturb.rwp(params, jax.random.key(1), gamma, perturb.weight_mask(params))
+  out2 = perturbed("rwp", params, None, gamma, perturb.weight_mask(params), jax.random.key(1))
   assert not np.array_equal(out2["dense"]["kernel"], w2)
 
 
@@ -92,7 +107,7 @@ def relative_perturbations(params, grads, gamma, mask):
   multi = perturb.apply_delta(params, perturb.ascent(pert, params, grads, lambda p, i: grads, gamma,
                                                      3, mask), mask)
   return {"awp": perturb.awp(params, grads, gamma, mask),
-          "rwp": perturb.rwp(params, jax.random.key(0), gamma, mask), "multi": multi}
+          "rwp": perturbed("rwp", params, None, gamma, mask, jax.random.key(0)), "multi": multi}
 
 
 @pytest.mark.parametrize("grad_kind", ["normal", "zero", "nan", "inf"])
@@ -120,21 +135,21 @@ def test_global_kinds_leave_params_on_unusable_gradients(kind, grad_kind):
   params, grads = random_tree(2, grad_kind)
   if grad_kind == "zero":
     grads = jax.tree_util.tree_map(jnp.zeros_like, grads)
-  out = getattr(perturb, kind)(params, grads, 0.1)
+  out = perturbed(kind, params, grads, 0.1)
   chex.assert_trees_all_equal(out, params)
 
 
 def test_sam_is_absolute_radius_on_global_norm():
   params, grads = random_tree(3)
-  out = perturb.sam(params, grads, 0.1)
+  out = perturbed("sam", params, grads, 0.1)
   gnorm = np.sqrt(sum(np.sum(np.square(g)) for g in jax.tree_util.tree_leaves(grads)))
   for w, w2, g in zip_leaves(params, out, grads):
     np.testing.assert_allclose(w2 - w, 0.1 * g / gnorm, rtol=1e-5, atol=1e-7)
   delta = jax.tree_util.tree_map(jnp.subtract, out, params)
-  np.testing.assert_allclose(perturb.tree_norm(delta), 0.1, rtol=1e-5)
+  np.testing.assert_allclose(optax.tree.norm(delta), 0.1, rtol=1e-5)
   # With a mask, only masked leaves move and the norm is over them.
   mask = perturb.weight_mask(params)
-  masked = perturb.sam(params, grads, 0.1, mask)
+  masked = perturbed("sam", params, grads, 0.1, mask)
   np.testing.assert_array_equal(masked["a"]["bias"], params["a"]["bias"])
   moved = [np.asarray(b - a) for m, a, b in zip_leaves(mask, params, masked) if m]
   np.testing.assert_allclose(np.sqrt(sum(np.sum(x * x) for x in moved)), 0.1, rtol=1e-5)
@@ -143,7 +158,7 @@ def test_sam_is_absolute_radius_on_global_norm():
 def test_asam_elementwise_scaling_hand_computed():
   params = {"kernel": jnp.array([1.0, -2.0, 0.0]), "bias": jnp.array([0.5])}
   grads = {"kernel": jnp.array([1.0, 1.0, 2.0]), "bias": jnp.array([1.0])}
-  out = perturb.asam(params, grads, 0.2, eta=0.01)
+  out = perturbed("asam", params, grads, 0.2)  # η = perturb.ASAM_ETA = 0.01
   t = {"kernel": np.array([1.01, 2.01, 0.01]), "bias": np.array([0.51])}
   tg_norm = np.sqrt(np.sum((t["kernel"] * [1, 1, 2]) ** 2) + (0.51 * 1.0) ** 2)
   np.testing.assert_allclose(out["kernel"] - params["kernel"],
@@ -213,8 +228,42 @@ def test_multistep_sam_stays_in_ball():
   np.testing.assert_array_equal(pert.project(params, inside, 1.0)["kernel"], inside["kernel"])
 
 
-def test_switch_is_gone_populations_vmap_over_radius_only():
-  assert not hasattr(perturb, "switch")
+def imported_modules(module) -> set[str]:
+  """The modules a module's source imports (`from vqa_jax import x` as 'vqa_jax.x')."""
+  tree = ast.parse(pathlib.Path(module.__file__).read_text())
+  imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+              for alias in node.names}
+  return imported | {f"{node.module}.{alias.name}" if node.module == "vqa_jax" else node.module
+                     for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     for alias in node.names}
+
+
+def test_perturb_imports_only_jax_optax_and_perturb_precision():
+  """perturb.py stands alone: jax, optax, perturb_precision (jax, flax) and the stdlib."""
+  assert imported_modules(perturb) == {"typing", "jax", "jax.numpy", "optax",
+                                       "vqa_jax.perturb_precision"}
+  assert imported_modules(perturb_precision) == {"contextlib", "typing", "flax.linen", "jax",
+                                                 "jax.numpy"}
+
+
+def test_public_api_is_all_and_every_name_exists():
+  assert sorted(perturb.__all__) == sorted(set(perturb.__all__))
+  missing = [name for name in perturb.__all__ if not hasattr(perturb, name)]
+  assert not missing
+  public = {name for name, value in vars(perturb).items()
+            if not name.startswith("_") and callable(value)
+            and getattr(value, "__module__", None) == perturb.__name__}
+  assert public <= set(perturb.__all__), public - set(perturb.__all__)
+
+
+def test_config_choices_name_the_module_kinds_and_precisions():
+  assert choices.PERTURBATION_KINDS == (perturb.NONE,) + perturb.KINDS
+  assert choices.PERTURB_PRECISIONS == perturb_precision.PRECISIONS
+  assert choices.MATMUL_PRECISIONS == perturb_precision.MATMUL_PRECISIONS
+  for kind in perturb.KINDS:
+    perturb.make_perturbation(kind, {"kernel": True})  # every kind builds
+  with pytest.raises(ValueError, match="kind 'none' not in"):
+    perturb.make_perturbation(perturb.NONE, {"kernel": True})
 
 
 def quadratic(params, x, rng):

@@ -1,4 +1,4 @@
-"""The perturbed pass's arithmetic (issue 31): realised-perturbation metrics, split and float32
+"""The perturbed pass's arithmetic: realised-perturbation metrics, split and float32
 modes of `perturb.value_and_grad`, and `model.matmul_precision`."""
 
 import flax.linen as nn
@@ -15,6 +15,7 @@ from tests.helpers import load_config
 from vqa_jax import families
 from vqa_jax import perturb
 from vqa_jax import perturb_precision
+from vqa_jax.config import perturb_config
 from vqa_jax.config import validation
 from vqa_jax.training import train_step
 
@@ -132,7 +133,7 @@ def test_split_keeps_the_train_state_and_its_checkpoint_layout():
   tx = optax.adamw(1e-3)
   states = {}
   for precision in ("cast", "split"):
-    cfg = perturb.PerturbConfig("awp", 1e-3, precision=precision)
+    cfg = perturb_config.PerturbConfig("awp", 1e-3, precision=precision)
     step = train_step.make_train_step(batch_loss, tx, cfg, 0.9, compute_dtype=jnp.bfloat16)
     state, metrics = jax.jit(step)(train_step.create_train_state(params, tx),
                                    {"x": x, "y": y}, jax.random.key(0))
@@ -166,7 +167,7 @@ def test_float32_pass_with_bf16_compute_needs_a_float32_loss():
 
 def test_bad_precisions_are_named():
   with pytest.raises(ValueError, match="perturb precision must be one of"):
-    perturb.PerturbConfig("awp", 1e-4, precision="bf16")
+    perturb_config.PerturbConfig("awp", 1e-4, precision="bf16")
   config = load_config("smoke")
   config.perturb.precision = "exact"
   with pytest.raises(ValueError, match="perturb.precision must be one of"):
@@ -283,7 +284,7 @@ def changes_vs_float32_highest(gamma):
   return out
 
 
-# Measured by changes_vs_float32_highest on the 2-core CPU (jax 0.10.2; BENCHMARKS.md, issue 31),
+# Measured by changes_vs_float32_highest on the 2-core CPU (jax 0.10.2; BENCHMARKS.md),
 # 'own' figures (loss-change rel. error, gradient-change cosine):
 #   1e-4: cast (0.196, 0.347), split (0.161, 0.496), float32 (0.391, 0.684)
 #   1e-3: cast (0.069, 0.9815), split (0.017, 0.9853), float32 (0.039, 0.9896)
@@ -299,7 +300,7 @@ def test_default_bf16_mode_reproduces_float32_awp_better_than_cast(gamma):
   """bf16 compute, one δ: the default mode's perturbed loss and gradient changes are closer to
   float32-highest's than cast's, and the split mode's own changes are closer than cast's."""
   figures = changes_vs_float32_highest(gamma)
-  default = perturb_precision.resolve("auto", jnp.bfloat16)
+  default = perturb_config.resolve_precision("auto", jnp.bfloat16)
   assert default == "float32"
   loss_err, grad_cosine = figures[default]["from_f32"]
   cast_loss_err, cast_grad_cosine = figures["cast"]["from_f32"]
@@ -315,8 +316,8 @@ def test_default_bf16_mode_reproduces_float32_awp_better_than_cast(gamma):
 def test_auto_precision_is_float32_below_float32_and_cast_in_float32():
   config = load_config("smoke")
   assert config.perturb.precision == "auto"
-  assert perturb.PerturbConfig.from_config(config.perturb, "bfloat16").precision == "float32"
-  assert perturb.PerturbConfig.from_config(config.perturb, "float32").precision == "cast"
+  assert perturb_config.PerturbConfig.from_config(config.perturb, "bfloat16").precision == "float32"
+  assert perturb_config.PerturbConfig.from_config(config.perturb, "float32").precision == "cast"
   config.model.dtype = "bfloat16"
   options = families.perturbed_pass_options(config)
   assert options["compute_dtype"] == jnp.bfloat16 and callable(options["float32_loss_fn"])

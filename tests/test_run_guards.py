@@ -1,4 +1,4 @@
-"""Issue 16 building blocks: workdir lock, stored config, checkpoint fallback and finishing, signals."""
+"""A run guards its workdir: the lock, stored config, checkpoint fallback and finishing, signals."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""The warmup+cosine schedule follows train.steps unless its step counts are set (issue 19)."""
+"""The warmup+cosine schedule follows train.steps unless its step counts are set."""
 
 import math
 

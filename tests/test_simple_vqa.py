@@ -16,7 +16,7 @@ from vqa_jax.models import fast_vqa as vqa_model
 from vqa_jax.models import resnet
 from vqa_jax.models import simple_vqa
 
-GOLDENS = "tests/goldens/simplevqa_goldens.npz"
+GOLDENS = "tests/golden/simplevqa_goldens.npz"
 
 pytestmark = pytest.mark.usefixtures("fast_compile")  # Cheaper XLA compiles.
 REGRESSOR_SHAPES = {"quality.0.weight": (128, 9472), "quality.0.bias": (128,),
@@ -108,7 +108,7 @@ def test_matches_reference_simplevqa_eval():
   """Upstream SimpleVQA (`UGC_BVQA_model.resnet50`, eval mode) on 2 videos x 2 frames, same fake
   weights, saved as a DataParallel checkpoint would be (`module.` keys).
 
-  Golden: python tests/goldens/make_simplevqa_goldens.py --simplevqa_model=... --out=...
+  Golden: python tests/golden/make_simplevqa_goldens.py --simplevqa_model=... --out=...
   """
   goldens = np.load(GOLDENS)
   _, variables = _golden_variables()

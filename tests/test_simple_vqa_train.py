@@ -20,7 +20,7 @@ from tests.helpers import zip_leaves
 from vqa_jax.config import config_base
 from vqa_jax.config import validation
 from vqa_jax import families
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.training import trainer
 from vqa_jax.data import sources
 from vqa_jax.config.specs import SyntheticSpec
@@ -132,7 +132,7 @@ def test_init_checkpoint_gives_params_and_batch_stats(setup, tmp_path):
   config.init.checkpoint = str(tmp_path / "init")
   mesh = sharding.make_mesh()
   tx = optim.make_optimizer(config.train)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb)
   fresh = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh,
                              *trainer.pretrained_variables(config, fresh))

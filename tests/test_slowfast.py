@@ -22,7 +22,7 @@ from vqa_jax.models import slowfast
 from vqa_jax.scoring import motion_features
 
 
-GOLDENS = "tests/goldens/simplevqa_goldens.npz"
+GOLDENS = "tests/golden/simplevqa_goldens.npz"
 
 pytestmark = pytest.mark.usefixtures("fast_compile")  # Cheaper XLA compiles.
 TINY = dict(stage_sizes=(1, 1, 1, 1), width=16, head_pool=((2, 2, 2), (8, 2, 2)))
@@ -125,7 +125,7 @@ def test_convert_rejects_unknown_keys():
 def test_tiny_slowfast_matches_pytorchvideo():
   """Features of a depth-18, width-16 pytorchvideo SlowFast with the same fake weights (golden).
 
-  Golden: python tests/goldens/make_simplevqa_goldens.py --simplevqa_model=... --out=...
+  Golden: python tests/golden/make_simplevqa_goldens.py --simplevqa_model=... --out=...
   (pytorchvideo 0.1.5 create_slowfast, eval mode, SimpleVQA's pooling).
   """
   goldens = np.load(GOLDENS)

@@ -1,4 +1,4 @@
-"""Issue 26, build item 5 (training): warnings with counts about the training split."""
+"""Training warns with counts about the training split."""
 
 import ml_collections
 import pytest

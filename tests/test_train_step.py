@@ -331,6 +331,38 @@ def test_every_k_reuses_the_last_perturbation_between_recomputations():
   assert float(kept["dense"]["bias"]) == 0.0
 
 
+def test_every_k_logs_clean_grad_norm_only_on_steps_with_a_clean_pass():
+  """every_k=2: steps 0 and 2 log the hand-computed clean gradient's norm; step 1 (reuse, no clean
+  pass) logs none, rather than a 0 that reads like a measurement."""
+  params, batch = regression_problem()
+  lr, gamma, key = 0.1, 0.3, jax.random.key(11)
+  tx = optax.sgd(lr)
+  cfg = train_step.PerturbConfig("awp", gamma, every_k=2)
+  _, history = run_steps(train_step.make_train_step(regression_loss, tx, cfg, 0.9),
+                         train_step.create_train_state(params, tx, cfg), batch, key, 3)
+  logged = [train_step.logged_metrics(m) for m in history]
+  assert ["clean_grad_norm" in m for m in logged] == [True, False, True]
+  assert all("grad_norm" in m and "loss" in m for m in logged)
+  w, b = np.asarray(params["dense"]["kernel"], np.float64), float(params["dense"]["bias"])
+  for i in range(3):
+    clean_rng, perturbed_rng, _ = rngs_for(key, i)
+    if i % 2 == 0:
+      _, g_w, g_b = np_regression(w, b, batch, clean_rng)
+      np.testing.assert_allclose(logged[i]["clean_grad_norm"], np.sqrt(g_w @ g_w + g_b ** 2),
+                                 rtol=1e-5)
+      delta = np_awp_delta(w, g_w, gamma)
+      _, g_w, g_b = np_regression(w + delta, b, batch, perturbed_rng)
+    else:
+      delta = np_awp_project(w, delta, gamma)
+      _, g_w, g_b = np_regression(w + delta, b, batch, clean_rng)
+    w, b = w - lr * g_w, b - lr * g_b
+  # Without every_k every step has a clean pass, and the metrics are logged as they are.
+  plain = train_step.PerturbConfig("awp", gamma)
+  _, history = run_steps(train_step.make_train_step(regression_loss, tx, plain, 0.9),
+                         train_step.create_train_state(params, tx, plain), batch, key, 1)
+  assert set(train_step.logged_metrics(history[0])) == set(history[0])
+
+
 def test_every_k_skips_the_clean_pass_on_reuse_steps():
   params, batch, tx = linear_problem()
   calls = []

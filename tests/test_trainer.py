@@ -21,7 +21,7 @@ from tests.helpers import load_config
 from tests.helpers import saved_params
 from tests.helpers import truncate_data_files
 from vqa_jax import families
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.training import checkpointing
 from vqa_jax.config import validation
 from vqa_jax.training import run_log
@@ -79,8 +79,8 @@ def smoke_run(tmp_path_factory, run_calls):
                               (validation, "resolve_schedule", "resolve_schedule"),
                               (families, "build", "families.build")):
       patch.setattr(module, name, counted(run_calls, key, getattr(module, name)))
-    patch.setattr(perturb.PerturbConfig, "from_config", classmethod(counted(
-        run_calls, "PerturbConfig.from_config", perturb.PerturbConfig.from_config.__func__)))
+    patch.setattr(perturb_config.PerturbConfig, "from_config", classmethod(counted(
+        run_calls, "PerturbConfig.from_config", perturb_config.PerturbConfig.from_config.__func__)))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
       results = trainer.train(selection_config(), str(root / "work"))
@@ -302,6 +302,22 @@ def test_resume_with_another_learning_rate_fails_listing_it(smoke_run, tmp_path,
   config.train.learning_rate = 0.5
   with pytest.raises(run_config.ConfigMismatch, match=r"train\.learning_rate: 0\.001 -> 0\.5"):
     trainer.run(config, workdir, {})
+
+
+def test_an_every_k_reuse_step_logs_no_clean_grad_norm_and_no_loss_gap():
+  """A reuse step (`recomputed` 0) ran no clean pass: its clean_grad_norm (0) and loss gap (its loss
+  is the perturbed one) are left out; a recomputing step logs both."""
+  config = load_config("smoke")
+  reuse = {"loss": 2.0, "perturbed_loss": 2.0, "clean_grad_norm": 0.0, "grad_norm": 1.0,
+           "recomputed": 0.0}
+  fresh = {**reuse, "loss": 1.5, "clean_grad_norm": 0.7, "recomputed": 1.0}
+  as_arrays = lambda m: {k: jnp.float32(v) for k, v in m.items()}
+  reuse_scalars = trainer.train_scalars(config, 2, as_arrays(reuse))
+  assert "clean_grad_norm" not in reuse_scalars and "loss_gap" not in reuse_scalars
+  assert reuse_scalars["grad_norm"] == 1.0 and reuse_scalars["loss"] == 2.0
+  fresh_scalars = trainer.train_scalars(config, 3, as_arrays(fresh))
+  assert fresh_scalars["clean_grad_norm"] == pytest.approx(0.7)
+  assert fresh_scalars["loss_gap"] == pytest.approx(0.5)
 
 
 def test_non_finite_loss_names_the_step_and_its_videos():

@@ -1,4 +1,4 @@
-"""Errors a user can act on (issue 26), in-process: the one-line messages for a config override
+"""Errors a user can act on, in-process: the one-line messages for a config override
 naming no field, an unknown config name, an output folder that is a file or cannot be written, and a
 missing checkpoint given without --config. The command lines that print them: test_exit_paths."""
 

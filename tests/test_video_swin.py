@@ -231,15 +231,28 @@ def test_gated_position_bias_formula():
   n, table_len = index.shape[0], 3 * 3 * 5
   rel, frag = rng.normal(size=(2, table_len, 4))
   gate = rng.integers(0, 4, size=(3, n, n))
-  bias = np.asarray(vs.gated_position_bias(rel, frag, index, gate))
+  bias = np.asarray(vs.gated_position_bias(rel, frag, window, gate=gate))
   assert bias.shape == (3, 4, n, n)
   for w, h, i, j in [(0, 0, 0, 0), (1, 2, 3, 7), (2, 3, 11, 5)]:
     g = gate[w, i, j]
     expected = rel[index[i, j], h] * g + frag[index[i, j], h] * (1 - g)
     np.testing.assert_allclose(bias[w, h, i, j], expected, rtol=1e-6)
-  plain = np.asarray(vs.gated_position_bias(rel, None, index, gate))
+  plain = np.asarray(vs.gated_position_bias(rel, None, window, gate=gate))
   assert plain.shape == (1, 4, n, n)
   np.testing.assert_allclose(plain[0, 2], rel[index, 2], rtol=1e-6)
+
+
+@pytest.mark.parametrize("window, used", [((8, 7, 7), None), ((2, 3, 4), (1, 3, 2)),
+                                          ((4, 4, 4), (2, 2, 2))])
+def test_relative_position_bias_equals_table_lookup_exactly(window, used):
+  """The one-hot products read exactly the entries the index gathers (float32, bit for bit)."""
+  rng = np.random.default_rng(3)
+  table = rng.normal(size=(np.prod([2 * w - 1 for w in window]), 3)).astype(np.float32)
+  index = vs.relative_position_index(window, used)
+  bias = np.asarray(vs.relative_position_bias(table, window, used))
+  np.testing.assert_array_equal(bias, table[index].transpose(2, 0, 1))
+  with pytest.raises(ValueError, match="exceeds table window"):
+    vs.relative_position_bias(table, window, tuple(w + 1 for w in window))
 
 
 def test_drop_path_rates_block_order():
@@ -496,20 +509,6 @@ def test_leading_sum_matches_sum():
   for n in (1, 2, 5, 13):
     np.testing.assert_allclose(vs.leading_sum(jnp.asarray(x[:n])), x[:n].sum(0), rtol=1e-5,
                                atol=1e-6)
-
-
-@pytest.mark.parametrize("batch, windows, bias_windows", [(3, 5, 5), (3, 5, 1), (4, 1, 1)])
-def test_add_window_bias_gradients_are_autodiffs(batch, windows, bias_windows):
-  """Forward and gradients equal those of the plain broadcast add attn + bias[None]."""
-  rng = np.random.default_rng(1)
-  attn = jnp.asarray(rng.normal(size=(batch, windows, 2, 6, 6)), jnp.float32)
-  bias = jnp.asarray(rng.normal(size=(bias_windows, 2, 6, 6)), jnp.float32)
-  cot = jnp.asarray(rng.normal(size=attn.shape), jnp.float32)
-  np.testing.assert_array_equal(vs.add_window_bias(attn, bias), attn + bias[None])
-  ours = jax.grad(lambda a, b: jnp.sum(vs.add_window_bias(a, b) * cot), (0, 1))(attn, bias)
-  plain = jax.grad(lambda a, b: jnp.sum((a + b[None]) * cot), (0, 1))(attn, bias)
-  for got, want in zip(ours, plain):
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_gate_mix_gradients_are_autodiffs():

@@ -2,7 +2,7 @@
 
 Written out from the two libraries' naming schemes (torchvision `resnet.py`, pytorchvideo
 `create_slowfast`), not from vqa_jax's converter, so the converter tests compare two independent
-derivations. `tests/goldens/make_simplevqa_goldens.py` loads these fake state_dicts into the real
+derivations. `tests/golden/make_simplevqa_goldens.py` loads these fake state_dicts into the real
 PyTorch modules with `strict=True`, which checks the lists against the libraries themselves.
 """
 

@@ -98,4 +98,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  entry_point.run(main)  # issue 19: config names, --print_config, library INFO lines dropped
+  entry_point.run(main)  # config names, --print_config, library INFO lines dropped

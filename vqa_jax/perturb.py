@@ -25,26 +25,32 @@ around it; any other trainer can call it the same way (README: "AWP in your own 
 `radius` may be traced, so `jax.vmap` over radii of one kind is a radius sweep in one program.
 `every_k(...)` is the same with the perturbation recomputed every k calls and reused in between; its
 state (`ReuseState`) lives beside the optimizer's, optax-style (`init` / `apply`).
-`PerturbConfig` holds a run's perturbation settings (the config's `perturb` section).
+The module imports only jax, optax and perturb_precision; a run's settings (the config's `perturb`
+section) are config/perturb_config.py's `PerturbConfig`, which the train step passes in.
 """
 
-import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
+import optax
 
 from vqa_jax import perturb_precision
-from vqa_jax.config import validation
-from vqa_jax.config.choices import PERTURBATION_KINDS
+
+__all__ = [
+    "KINDS", "NONE", "Perturbation", "weight_mask", "full_mask", "apply_delta", "gaussian_like",
+    "relative", "global_sam", "adaptive_sam", "make_perturbation", "ascent", "awp",
+    "value_and_grad", "value_and_grad_at", "ReuseState", "init_reuse_state", "EveryK", "every_k",
+]
 
 PyTree = Any
 # grad_fn(perturbed_params, i) -> gradient at the i-th intermediate point of a multi-step ascent.
 AscentGradFn = Callable[[PyTree, int], PyTree]
 
-# The kinds that move the weights: what a config may ask for (PERTURBATION_KINDS) but 'none'.
-KINDS = tuple(k for k in PERTURBATION_KINDS if k != "none")
+# The kinds that move the weights; `value_and_grad` also takes NONE, the plain gradient
+# (config/choices.py PERTURBATION_KINDS is NONE and these, for a config to choose from).
+KINDS = ("awp", "rwp", "sam", "asam")
+NONE = "none"
 # Flax leaf names that correspond to PyTorch parameters whose name contains "weight".
 WEIGHT_LEAF_NAMES = frozenset({"kernel", "scale", "embedding"})
 RELATIVE_EPS = 1e-6  # the reference's e
@@ -222,95 +228,9 @@ def ascent(perturbation: Perturbation, params: PyTree, direction: PyTree, grad_f
   return delta
 
 
-def _single_step(perturbation: Perturbation, params: PyTree, grads: PyTree, rng, radius,
-                 mask: PyTree) -> PyTree:
-  """The perturbed params after one projected step of length `radius`."""
-  d = perturbation.direction(params, grads, rng)
-  return apply_delta(params, perturbation.project(params, perturbation.step(params, d, radius),
-                                                  radius), mask)
-
-
-def perturb_along(params: PyTree, directions: PyTree, gamma, mask: PyTree,
-                  eps: float = RELATIVE_EPS) -> PyTree:
-  """Applies the layer-relative boxed step along `directions` to the masked leaves only."""
-  return _single_step(relative(mask, eps), params, directions, None, gamma, mask)
-
-
-def awp(params: PyTree, grads: PyTree, gamma, mask: PyTree, eps: float = RELATIVE_EPS) -> PyTree:
-  """Adversarial weight perturbation: the relative step along each masked leaf's gradient."""
-  return perturb_along(params, grads, gamma, mask, eps)
-
-
-def rwp(params: PyTree, rng: jax.Array, gamma, mask: PyTree, eps: float = RELATIVE_EPS) -> PyTree:
-  """Random weight perturbation: the relative step along a Gaussian direction per leaf."""
-  return perturb_along(params, gaussian_like(rng, params), gamma, mask, eps)
-
-
-def sam(params: PyTree, grads: PyTree, rho, mask: PyTree | None = None,
-        eps: float = GLOBAL_EPS) -> PyTree:
-  """SAM: w + ρ·g/‖g‖ over the masked leaves (all leaves by default), global norm."""
-  mask = full_mask(params) if mask is None else mask
-  return _single_step(global_sam(mask, eps), params, grads, None, rho, mask)
-
-
-def asam(params: PyTree, grads: PyTree, rho, mask: PyTree | None = None, eta: float = ASAM_ETA,
-         eps: float = GLOBAL_EPS) -> PyTree:
-  """ASAM: w + ρ·T²g/‖Tg‖ with T = |w| + η over the masked leaves (all leaves by default)."""
-  mask = full_mask(params) if mask is None else mask
-  return _single_step(adaptive_sam(mask, eta, eps), params, grads, None, rho, mask)
-
-
-def tree_norm(tree: PyTree) -> jax.Array:
-  """Global L2 norm over all leaves of a pytree."""
-  leaves = jax.tree_util.tree_leaves(tree)
-  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves))
-
-
-@dataclasses.dataclass(frozen=True)
-class PerturbConfig:
-  """How a run perturbs the weights before each update (the config's `perturb` section).
-
-  kind: 'none' | 'awp' | 'rwp' | 'sam' | 'asam'. radius: γ, relative to each layer's norm, for
-  awp/rwp; ρ, absolute, for sam/asam (the config's `perturb.gamma` / `perturb.rho`).
-  steps: ascent steps of radius/steps, each projected back. every_k: recompute the perturbation
-  every k steps and reuse the last one in between. combine: the update gradient is
-  (1 − combine)·g_perturbed + combine·g_clean (0: the reference). reuse_dropout_rng: every pass
-  uses the clean pass's dropout key (the reference draws fresh masks per pass). precision: how
-  the perturbed pass carries δ, 'cast' | 'split' | 'float32' (perturb_precision).
-  """
-
-  kind: str = "awp"
-  radius: float = 1e-4
-  reuse_dropout_rng: bool = False
-  steps: int = 1
-  every_k: int = 1
-  combine: float = 0.0
-  precision: str = "cast"
-
-  def __post_init__(self):
-    validation.check_perturbation(self.kind, self.radius, self.steps, self.every_k, self.combine)
-    perturb_precision.check_precision(self.precision)
-
-  @classmethod
-  def from_config(cls, perturb_cfg: ml_collections.ConfigDict,
-                  compute_dtype="float32") -> "PerturbConfig":
-    """The PerturbConfig of a config's `perturb` section (radius: gamma or rho by kind).
-
-    precision 'auto' resolves by the model's `compute_dtype` (perturb_precision.resolve).
-    """
-    kind = str(perturb_cfg.kind)
-    radius = validation.radius_field(kind)
-    return cls(kind=kind, radius=float(perturb_cfg[radius]) if radius else 0.0,
-               reuse_dropout_rng=bool(perturb_cfg.reuse_dropout_rng),
-               steps=int(perturb_cfg.steps), every_k=int(perturb_cfg.every_k),
-               combine=float(perturb_cfg.combine),
-               precision=perturb_precision.resolve(str(perturb_cfg.get("precision", "auto")),
-                                                   compute_dtype))
-
-  @property
-  def active(self) -> bool:
-    """Whether the step runs the second (perturbed) pass at all."""
-    return self.kind != "none" and self.radius > 0
+def awp(params: PyTree, grads: PyTree, gamma, mask: PyTree) -> PyTree:
+  """The AWP-perturbed params: one projected relative step of γ along each masked leaf's grads."""
+  return apply_delta(params, ascent(relative(mask), params, grads, None, gamma, 1, mask), mask)
 
 
 def _where(pred, on_true: PyTree, on_false: PyTree) -> PyTree:
@@ -325,7 +245,7 @@ def _loss(value, has_aux: bool) -> jax.Array:
   return value[0] if has_aux else value
 
 
-def pass_keys(rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _pass_keys(rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   """(clean pass's key, perturbed pass's key, direction noise key) of one step's `rng`."""
   clean_rng, perturbed_rng, noise_rng = jax.random.split(rng, 3)
   return clean_rng, perturbed_rng, noise_rng
@@ -381,16 +301,16 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
   `float32_loss_fn`, the same loss with the model in float32.
   """
   _check_float32_pass(precision, compute_dtype, float32_loss_fn)
-  if kind not in PERTURBATION_KINDS:
-    raise ValueError(f"perturbation kind {kind!r} not in {PERTURBATION_KINDS}")
+  if kind != NONE and kind not in KINDS:
+    raise ValueError(f"perturbation kind {kind!r} not in {(NONE,) + KINDS}")
   if kind == "rwp" and steps > 1:
     raise ValueError("perturbation steps > 1 needs a gradient direction; rwp has none")
   clean_value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
 
   def fn(params: PyTree, *args, rng: jax.Array):
-    clean_rng, perturbed_rng, noise_rng = pass_keys(rng)
+    clean_rng, perturbed_rng, noise_rng = _pass_keys(rng)
     value, clean_grads = clean_value_and_grad(params, *args, clean_rng)
-    if kind == "none":
+    if kind == NONE:
       return value, clean_grads, {"clean_grads": clean_grads}
     leaf_mask = weight_mask(params) if mask is None else mask
     perturbation = make_perturbation(kind, leaf_mask)
@@ -408,7 +328,8 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
       grads = jax.tree_util.tree_map(lambda p, c: (1 - combine) * p + combine * c, grads,
                                      clean_grads)
     grads = _where(radius == 0, clean_grads, grads)  # radius 0 is the plain step
-    info = {"perturbed_loss": _loss(perturbed_value, has_aux), "perturbation_norm": tree_norm(delta),
+    info = {"perturbed_loss": _loss(perturbed_value, has_aux),
+            "perturbation_norm": optax.tree.norm(delta),
             **perturb_precision.realised_metrics(params, delta, leaf_mask, compute_dtype,
                                                  precision),
             "delta": delta, "clean_grads": clean_grads}
@@ -450,8 +371,9 @@ def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None
   caller may pass unbatched, e.g. outside a vmap over radii, so both branches do not run) is
   `value_and_grad(...)`'s clean pass, fresh perturbation and perturbed pass. The other calls
   project the last perturbation onto the current weights' feasible set and run their only pass
-  there with the clean pass's key: `value` is that pass's, the clean gradient in `info` is zero and
-  `info['recomputed']` is 0.
+  there with the clean pass's key: `value` is that pass's and `info['recomputed']` is 0; no clean
+  gradient exists there, and `info['clean_grads']` holds zeros (a placeholder: read it only where
+  `recomputed` is 1, as train_step.logged_metrics does).
   """
   if k < 1:
     raise ValueError(f"every_k needs k >= 1, got {k}")
@@ -469,7 +391,7 @@ def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None
 
     def reuse():
       delta = make_perturbation(kind, leaf_mask).project(params, reuse_state.delta, radius)
-      value, grads = value_and_grad_at(loss_fn, params, delta, *args, rng=pass_keys(rng)[0],
+      value, grads = value_and_grad_at(loss_fn, params, delta, *args, rng=_pass_keys(rng)[0],
                                        mask=leaf_mask, has_aux=has_aux, **precision_options)
       return (value, grads, jax.tree_util.tree_map(jnp.zeros_like, grads), delta,
               _loss(value, has_aux))
@@ -480,7 +402,7 @@ def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None
       value, grads, clean_grads, delta, perturbed_loss = fresh()
     else:
       value, grads, clean_grads, delta, perturbed_loss = jax.lax.cond(recompute, fresh, reuse)
-    info = {"perturbed_loss": perturbed_loss, "perturbation_norm": tree_norm(delta),
+    info = {"perturbed_loss": perturbed_loss, "perturbation_norm": optax.tree.norm(delta),
             **perturb_precision.realised_metrics(params, delta, leaf_mask, compute_dtype,
                                                  precision),
             "delta": delta, "clean_grads": clean_grads,

@@ -1,4 +1,4 @@
-"""How the perturbed pass's arithmetic resolves a weight perturbation δ (issue 31).
+"""How the perturbed pass's arithmetic resolves a weight perturbation δ.
 
 A model that computes in bfloat16 casts its float32 kernels inside each Dense/Conv, so the
 perturbed pass multiplies by bf16(w + δ): at AWP's γ = 1e-4 the realised perturbation
@@ -13,7 +13,8 @@ bf16(w + δ) − bf16(w) is mostly rounding noise. Modes of the perturbed pass (
   float32  the perturbed pass through `float32_loss_fn` (the same loss with the model in float32
            compute) at the highest matmul precision: the reference's arithmetic.
 
-`realised_metrics` measures, over the perturbed leaves, the perturbation the perturbed pass
+Imports only jax and flax (nothing from config), so that perturb.py stands alone; a config's
+'auto' resolves in config/perturb_config.py. `realised_metrics` measures, over the perturbed leaves, the perturbation the perturbed pass
 multiplies by against the intended δ (cosine and norm ratio), in the dtype each leaf is used in.
 """
 
@@ -24,12 +25,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vqa_jax.config import choices
-
 PyTree = Any
 
-PRECISIONS = choices.PERTURB_PRECISIONS
-MATMUL_PRECISIONS = choices.MATMUL_PRECISIONS
+# The modes above and jax.default_matmul_precision's names; a config chooses from the same names
+# (config/choices.py, which stays free of jax; tests check that the two agree).
+PRECISIONS = ("cast", "split", "float32")
+MATMUL_PRECISIONS = ("default", "high", "highest")
 # Leaves a layer casts to the model's compute dtype; other perturbed leaves (LayerNorm scales)
 # are used in float32 by the models of this package.
 CAST_LEAF_NAMES = frozenset({"kernel", "embedding"})
@@ -38,15 +39,6 @@ SPLIT_LEAF_NAME = "kernel"
 SPLIT_MODULES = (nn.Dense, nn.DenseGeneral, nn.Conv)
 # Below this realised cosine the perturbed pass mostly sees rounding noise (the warning's bound).
 UNRESOLVED_COSINE = 0.9
-
-
-def resolve(precision: str, compute_dtype) -> str:
-  """A config's perturb.precision as a mode: 'auto' is BF16_PERTURB_PRECISION ('float32') below
-  float32 compute, 'cast' in float32 compute (where the modes agree)."""
-  if precision != choices.AUTO_PRECISION:
-    return precision
-  low = jnp.dtype(compute_dtype) != jnp.float32
-  return choices.BF16_PERTURB_PRECISION if low else "cast"
 
 
 def check_precision(precision: str) -> None:

@@ -35,6 +35,8 @@ FOLLOW_STEPS = -1
 REFERENCE_WARMUP_FRACTION = 2.5 / 30
 
 # perturb.kind (perturb.py): 'none' (the plain step), then the kinds that move the weights.
+# perturb.py and perturb_precision.py import nothing from config: they hold the same names as
+# PERTURBATION_KINDS, PERTURB_PRECISIONS and MATMUL_PRECISIONS (test_perturb*.py check this).
 PERTURBATION_KINDS = ("none", "awp", "rwp", "sam", "asam")
 # Kinds whose radius is relative to each layer's norm (perturb.gamma); the others take the
 # absolute perturb.rho.

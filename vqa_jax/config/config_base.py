@@ -158,7 +158,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.perturb.combine = 0.0  # update with (1 - combine) * perturbed grad + combine * clean grad
   # How the perturbed pass carries the perturbation in a low compute dtype (perturb_precision.py):
   # 'cast' (w + δ cast per layer), 'split' (x·cast(w) + x·cast(δ)), 'float32' (that pass in f32);
-  # 'auto': 'float32' when model.dtype is below float32, else 'cast' (BENCHMARKS.md, issue 31).
+  # 'auto': 'float32' when model.dtype is below float32, else 'cast' (BENCHMARKS.md).
   c.perturb.precision = "auto"
 
   c.eval = ml_collections.ConfigDict()

@@ -53,7 +53,7 @@ def radius_field(kind: str) -> str | None:
 
 def check_perturbation(kind: str, radius: float, steps: int, every_k: int,
                        combine: float) -> None:
-  """Raises ValueError unless these perturbation settings fit together (perturb.PerturbConfig)."""
+  """Raises ValueError unless these perturbation settings fit together (perturb_config.PerturbConfig)."""
   if kind not in choices.PERTURBATION_KINDS:
     raise ValueError(f"perturbation kind {kind!r} not in {choices.PERTURBATION_KINDS}")
   if not radius >= 0:

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from vqa_jax import perturb_precision
+from vqa_jax.config import perturb_config
 from vqa_jax.config.validation import family_name
 from vqa_jax.families import loss_and_predict
 from vqa_jax.families import losses
@@ -153,7 +154,8 @@ def perturbed_pass_options(config: ml_collections.ConfigDict) -> dict:
   """
   compute_dtype = jnp.dtype(config.model.dtype)
   float32_loss_fn = None
-  precision = perturb_precision.resolve(config.perturb.get("precision", "auto"), compute_dtype)
+  precision = perturb_config.resolve_precision(config.perturb.get("precision", "auto"),
+                                               compute_dtype)
   if precision == "float32" and compute_dtype != jnp.float32:
     float32_config = ml_collections.ConfigDict(config.to_dict())
     float32_config.model.dtype = "float32"

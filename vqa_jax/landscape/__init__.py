@@ -1,4 +1,4 @@
-"""Weight loss-landscape and generalization-gap analysis (issue 7; paper §3: the likely protocol).
+"""Weight loss-landscape and generalization-gap analysis (paper §3: the likely protocol).
 
 Modules: `directions` (filter-normalised random directions), `fixed_set` (clips sampled once),
 `surface` (many perturbed points in one jitted program), `sharpness` (worst case in the AWP ball,

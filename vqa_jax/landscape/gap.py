@@ -1,6 +1,6 @@
 """Generalization gaps of checkpoints and their correlation with sharpness (scipy.stats).
 
-Gap convention (issue 7): train metric minus test metric, for every metric:
+Gap convention: train metric minus test metric, for every metric:
   srcc_gap = SRCC(train) − SRCC(test)   positive when the model ranks its training videos better;
   loss_gap = loss(train) − loss(test)   NEGATIVE when the model fits its training videos better
                                         (overfitting makes the loss gap negative).

@@ -15,6 +15,7 @@ import ml_collections
 from vqa_jax.config.sections import fast_vqa_b_config  # pylint: disable=unused-import  (the default)
 from vqa_jax.models.heads import VQAHead
 from vqa_jax.models.swin_v2 import SwinTransformerV2
+from vqa_jax.models.video_swin import ATTENTION_IMPLEMENTATIONS
 from vqa_jax.models.video_swin import SwinTransformer3D
 from vqa_jax.models.video_swin import checkpoint_policy
 
@@ -64,6 +65,11 @@ def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
                      f"got {model_cfg.dtype!r}")
   dtype = _DTYPES[model_cfg.dtype]
   checkpoint_policy(model_cfg.remat_policy or "")  # Fails early.
+  # Not a config field by default: an optional switch (bench/mfu_check.py).
+  attention = str(model_cfg.get("attention", "auto"))
+  if attention not in ATTENTION_IMPLEMENTATIONS:
+    raise ValueError(f"model.attention must be one of {ATTENTION_IMPLEMENTATIONS}, "
+                     f"got {attention!r}")
   num_stages = len(model_cfg.depths)
   if not (len(model_cfg.num_heads) == len(model_cfg.frag_biases) == num_stages):
     raise ValueError("depths, num_heads and frag_biases need one entry per "
@@ -89,7 +95,7 @@ def build_model(model_cfg: ml_collections.ConfigDict) -> VQAModel:
       base_x_size=_optional_triple(model_cfg.base_x_size),
       remat=bool(model_cfg.remat),
       remat_policy=str(model_cfg.remat_policy or ""),
-      dtype=dtype)
+      attention=attention, dtype=dtype)
   return VQAModel(backbone=backbone, head=head)
 
 

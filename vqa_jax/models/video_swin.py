@@ -23,8 +23,11 @@ Porting decisions (see ``paper.md`` §6.1 and §11):
   * Padded tokens (to window multiples) are zeros after ``norm1`` and are not
     masked in unshifted windows, as in the reference.
   * Mixed precision: params are float32; Dense/Conv compute in ``dtype``;
-    LayerNorm statistics and softmax run in float32 (the normalised output is
-    then cast to ``dtype``); the residual stream stays float32.
+    LayerNorm statistics, attention logits (with their bias) and softmax run
+    in float32, each cast once to ``dtype`` (LayerNorms output ``dtype``);
+    the residual stream is float32 in stage 1 (the patch embedding's norm)
+    and ``dtype`` from the first patch merging on; the final LayerNorm's
+    output is float32.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ Triple = tuple[int, int, int]
 
 LAYER_NORM_EPS = 1e-5
 ATTENTION_MASK_VALUE = -100.0
+# `jax.nn.dot_product_attention` implementations of the window attention
+# ('auto': cuDNN on a GPU where it takes the shapes, else XLA).
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn")
 # `jax.checkpoint_policies` usable by name for `remat_policy` (what a remat'd
 # block may keep from its forward pass instead of recomputing it).
 REMAT_POLICIES = ("nothing_saveable", "everything_saveable", "dots_saveable",
@@ -72,10 +78,10 @@ def uniform_fan_in_init(fan_in: int) -> Callable[..., jax.Array]:
   return init
 
 
-def _layer_norm(name: str) -> nn.LayerNorm:
-  """A float32 LayerNorm with PyTorch's epsilon."""
+def _layer_norm(name: str, dtype: Dtype = jnp.float32) -> nn.LayerNorm:
+  """LayerNorm with PyTorch's epsilon: float32 statistics, output cast once to `dtype`."""
   return nn.LayerNorm(
-      epsilon=LAYER_NORM_EPS, dtype=jnp.float32, param_dtype=jnp.float32,
+      epsilon=LAYER_NORM_EPS, dtype=dtype, param_dtype=jnp.float32,
       name=name)
 
 
@@ -254,30 +260,10 @@ def leading_sum(x):
   while x.shape[0] > 1:
     half = x.shape[0] // 2
     pairs = x[:half] + x[half:2 * half]
-    if x.shape[0] % 2:
-      pairs = pairs.at[0].add(x[-1])
+    if x.shape[0] % 2:  # Concatenation, not `.at[0].add` (a scatter).
+      pairs = jnp.concatenate([pairs[:1] + x[-1:], pairs[1:]])
     x = pairs
   return x[0]
-
-
-@jax.custom_vjp
-def add_window_bias(attn, bias):
-  """attn (B, nW, heads, N, N) + bias (nW or 1, heads, N, N), broadcast over B."""
-  return attn + bias[None]
-
-
-def _add_window_bias_fwd(attn, bias):
-  return add_window_bias(attn, bias), jnp.zeros((0,) + bias.shape, bias.dtype)
-
-
-def _add_window_bias_bwd(bias_like, grad):
-  grad_bias = leading_sum(grad)  # Over the batch: (nW, heads, N, N).
-  if bias_like.shape[1] == 1:  # One bias shared by all windows.
-    grad_bias = leading_sum(grad_bias)[None]
-  return grad, grad_bias.astype(bias_like.dtype)
-
-
-add_window_bias.defvjp(_add_window_bias_fwd, _add_window_bias_bwd)
 
 
 @jax.custom_vjp
@@ -303,16 +289,74 @@ def _gate_mix_bwd(gate, grad):
 gate_mix.defvjp(_gate_mix_fwd, _gate_mix_bwd)
 
 
-def gated_position_bias(rel_table, frag_table, index, gate=None):
+def relative_offset_one_hot(used: int, table_window: int) -> np.ndarray:
+  """(used, used, 2*table_window-1) float32: 1 where q - k + table_window - 1 == offset."""
+  offsets = np.arange(used)[:, None] - np.arange(used)[None, :] + table_window - 1
+  return (offsets[..., None] == np.arange(2 * table_window - 1)).astype(np.float32)
+
+
+def relative_position_bias(table, window_size: Sequence[int],
+                           used_window: Sequence[int] | None = None):
+  """(heads, N, N) = table[relative_position_index(window_size, used_window)].T, gather-free.
+
+  The table ((2Wd-1)(2Wh-1)(2Ww-1), heads) is read through one one-hot matrix per
+  dimension (three small exact products instead of a gather, whose gradient would be a
+  scatter): every entry is one table value times 1 plus zeros, so the bias is exact.
+  """
+  used = tuple(window_size) if used_window is None else tuple(used_window)
+  if any(u > w for u, w in zip(used, window_size)):
+    raise ValueError(f"used window {used} exceeds table window {window_size}")
+  wd, wh, ww = window_size
+  table = jnp.asarray(table).reshape(2 * wd - 1, 2 * wh - 1, 2 * ww - 1, -1)
+  one_d, one_h, one_w = (relative_offset_one_hot(u, w) for u, w in zip(used, window_size))
+  bias = jnp.einsum("abcz,ija,klb,mnc->zikmjln", table, one_d, one_h, one_w,
+                    precision=jax.lax.Precision.HIGHEST, optimize="optimal")
+  n = int(np.prod(used))
+  return bias.reshape(table.shape[-1], n, n)
+
+
+def gated_position_bias(rel_table, frag_table, window_size: Sequence[int],
+                        used_window: Sequence[int] | None = None, gate=None):
   """GRPB: (nW|1, heads, N, N) = rpb * g + fpb * (1 - g); plain rpb w/o gate."""
-  n = index.shape[0]
-  rpb = jnp.asarray(rel_table)[index.reshape(-1)].reshape(n, n, -1)
-  rpb = rpb.transpose(2, 0, 1)[None]  # 1, heads, N, N.
+  rpb = relative_position_bias(rel_table, window_size, used_window)[None]
   if frag_table is None or gate is None:
     return rpb
-  fpb = jnp.asarray(frag_table)[index.reshape(-1)].reshape(n, n, -1)
-  fpb = fpb.transpose(2, 0, 1)[None]
+  fpb = relative_position_bias(frag_table, window_size, used_window)[None]
   return gate_mix(rpb, fpb, jnp.asarray(gate)[:, None])  # Gate: nW, 1, N, N.
+
+
+def fused_attention(q, k, v, bias, implementation: str = "auto"):
+  """softmax(q k^T + bias) v by `jax.nn.dot_product_attention` (q pre-scaled).
+
+  q, k, v: (B, N, heads, head_dim); bias: (1, heads, N, N), added in float32 on
+  XLA's path. `implementation` 'xla' or 'cudnn' picks one; 'auto' takes cuDNN's
+  fused kernel on a GPU for 16-bit inputs where it accepts the shapes (it raises
+  at trace time where not) and XLA's otherwise.
+  """
+  if implementation not in ATTENTION_IMPLEMENTATIONS:
+    raise ValueError(f"attention implementation must be one of "
+                     f"{ATTENTION_IMPLEMENTATIONS}, got {implementation!r}")
+  if implementation == "auto":
+    if jax.default_backend() != "gpu" or q.dtype not in (jnp.bfloat16,
+                                                          jnp.float16):
+      implementation = "xla"
+    else:
+      try:
+        return fused_attention(q, k, v, bias, "cudnn")
+      except (ValueError, NotImplementedError, RuntimeError):
+        implementation = "xla"
+  if implementation == "cudnn":
+    bias = bias.astype(q.dtype)
+  return jax.nn.dot_product_attention(q, k, v, bias=bias, scale=1.0,
+                                      implementation=implementation)
+
+
+def _attention_with_dropout(q, k, v, bias, dropout: nn.Dropout):
+  """`fused_attention`'s math with dropout on the probabilities (training only)."""
+  logits = jnp.einsum("btnh,bsnh->bnts", q, k,
+                      preferred_element_type=jnp.float32) + bias
+  probs = dropout(jax.nn.softmax(logits, axis=-1), deterministic=False)
+  return jnp.einsum("bnts,bsnh->btnh", probs.astype(v.dtype), v)
 
 
 def adaptive_window_size(window_size: Sequence[int], x_size: Sequence[int],
@@ -389,6 +433,7 @@ class WindowAttention3D(nn.Module):
   frag_bias: bool = False
   attn_drop_rate: float = 0.0
   proj_drop_rate: float = 0.0
+  implementation: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -411,28 +456,29 @@ class WindowAttention3D(nn.Module):
       frag_table = self.param("fragment_position_bias_table",
                               nn.initializers.zeros, table_shape, jnp.float32)
 
-    qkv = _dense(3 * c, self.dtype, "qkv")(x)
-    qkv = qkv.reshape(b_, n, 3, self.num_heads, head_dim)
-    qkv = qkv.transpose(2, 0, 3, 1, 4)
-    q, k, v = qkv[0] * jnp.asarray(scale, qkv.dtype), qkv[1], qkv[2]
-    attn = jnp.einsum("bhqd,bhkd->bhqk", q, k).astype(jnp.float32)
-
-    index = relative_position_index(self.window_size, used_window)
-    if index.shape[0] != n:
+    if n != int(np.prod(used_window or self.window_size)):
       raise ValueError(f"window {used_window or self.window_size} does not "
                        f"hold {n} tokens")
-    bias = gated_position_bias(rel_table, frag_table, index,
-                               gate if self.frag_bias else None)
-    num_windows = max(bias.shape[0], 1 if mask is None else mask.shape[0])
-    attn = attn.reshape(b_ // num_windows, num_windows, self.num_heads, n, n)
-    attn = add_window_bias(attn, bias)
-    if mask is not None:
-      attn = attn + jnp.asarray(mask, jnp.float32)[None, :, None]
-    attn = attn.reshape(b_, self.num_heads, n, n)
-    attn = jax.nn.softmax(attn, axis=-1)
-    attn = nn.Dropout(self.attn_drop_rate)(attn, deterministic=not train)
+    bias = gated_position_bias(rel_table, frag_table, self.window_size,
+                               used_window, gate if self.frag_bias else None)
+    if mask is not None:  # Folded into the bias: one (nW, heads, N, N) add.
+      bias = bias + jnp.asarray(mask, jnp.float32)[:, None]
+    # Windows fold into heads: the bias is (1, nW * heads, N, N), broadcast
+    # over the batch (and a single (1, heads, N, N) one over all windows).
+    num_windows = bias.shape[0]
+    bias = bias.reshape(1, num_windows * self.num_heads, n, n)
 
-    out = jnp.einsum("bhqk,bhkd->bqhd", attn.astype(v.dtype), v)
+    qkv = _dense(3 * c, self.dtype, "qkv")(x)
+    qkv = qkv.reshape(b_ // num_windows, num_windows, n, 3, self.num_heads,
+                      head_dim)
+    qkv = qkv.transpose(3, 0, 2, 1, 4, 5).reshape(
+        3, b_ // num_windows, n, num_windows * self.num_heads, head_dim)
+    q, k, v = qkv[0] * jnp.asarray(scale, qkv.dtype), qkv[1], qkv[2]
+    if train and self.attn_drop_rate > 0.0:
+      out = _attention_with_dropout(q, k, v, bias, nn.Dropout(self.attn_drop_rate))
+    else:
+      out = fused_attention(q, k, v, bias, self.implementation)
+    out = out.reshape(b_ // num_windows, n, num_windows, c).transpose(0, 2, 1, 3)
     out = out.reshape(b_, n, c)
     out = _dense(c, self.dtype, "proj")(out)
     return nn.Dropout(self.proj_drop_rate)(out, deterministic=not train)
@@ -450,6 +496,7 @@ class SwinTransformerBlock3D(nn.Module):
   drop_path: float = 0.0
   frag_bias: bool = False
   fragments_grid: int | None = 7
+  attention: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -459,7 +506,7 @@ class SwinTransformerBlock3D(nn.Module):
     window, shift = get_window_size(
         (d, h, w), resized_window or self.window_size, self.shift_size)
     shortcut = x
-    y = _layer_norm("norm1")(x).astype(self.dtype)
+    y = _layer_norm("norm1", self.dtype)(x)
     pads = [(win - size % win) % win for size, win in zip((d, h, w), window)]
     if any(pads):
       y = jnp.pad(y, ((0, 0), (0, pads[0]), (0, pads[1]), (0, pads[2]), (0, 0)))
@@ -480,14 +527,15 @@ class SwinTransformerBlock3D(nn.Module):
         dim=self.dim, window_size=tuple(self.window_size),
         num_heads=self.num_heads, frag_bias=self.frag_bias,
         attn_drop_rate=self.attn_drop_rate, proj_drop_rate=self.drop_rate,
-        dtype=self.dtype, name="attn")(windows, mask, gate, train, window)
+        implementation=self.attention, dtype=self.dtype,
+        name="attn")(windows, mask, gate, train, window)
     y = window_reverse(windows, window, b, *padded)
     if shifted:
       y = jnp.roll(y, tuple(shift), axis=(1, 2, 3))
     y = y[:, :d, :h, :w, :]
     x = shortcut + DropPath(self.drop_path)(y, train)
 
-    y = _layer_norm("norm2")(x).astype(self.dtype)
+    y = _layer_norm("norm2", self.dtype)(x)
     y = Mlp(int(self.dim * self.mlp_ratio), self.dim, self.drop_rate,
             self.dtype, name="mlp")(y, train)
     return x + DropPath(self.drop_path)(y, train)
@@ -513,7 +561,7 @@ class PatchMerging(nn.Module):
   @nn.compact
   def __call__(self, x):
     """(B, D, H, W, C) -> (B, D, ceil(H/2), ceil(W/2), 2C)."""
-    x = _layer_norm("norm")(merge_2x2(x))
+    x = _layer_norm("norm", self.dtype)(merge_2x2(x))
     return _dense(2 * self.dim, self.dtype, "reduction", use_bias=False)(x)
 
 
@@ -532,6 +580,7 @@ class BasicLayer(nn.Module):
   fragments_grid: int | None = 7
   remat: bool = False
   remat_policy: str = ""
+  attention: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -556,7 +605,7 @@ class BasicLayer(nn.Module):
           attn_drop_rate=self.attn_drop_rate,
           drop_path=self.drop_path[i] if self.drop_path else 0.0,
           frag_bias=self.frag_bias, fragments_grid=self.fragments_grid,
-          dtype=self.dtype, name=f"blocks_{i}")(x, train, resized_window)
+          attention=self.attention, dtype=self.dtype, name=f"blocks_{i}")(x, train, resized_window)
     if self.downsample:
       x = PatchMerging(self.dim, self.dtype, name="downsample")(x)
     return x
@@ -580,6 +629,8 @@ class PatchEmbed3D(nn.Module):
         strides=tuple(self.patch_size), padding="VALID", dtype=self.dtype,
         param_dtype=jnp.float32, kernel_init=uniform_fan_in_init(fan_in),
         bias_init=uniform_fan_in_init(fan_in), name="proj")(x)
+    # float32 out: stage 1's residual stream stays float32 (fewer converts
+    # in the step than a bfloat16 one, measured with bench/mfu_hlo.py).
     return _layer_norm("norm")(x)
 
 
@@ -599,6 +650,8 @@ class SwinTransformer3D(nn.Module):
   base_x_size: Triple | None = None
   remat: bool = False
   remat_policy: str = ""
+  # A `ATTENTION_IMPLEMENTATIONS` name: how window attention is computed.
+  attention: str = "auto"
   dtype: Dtype = jnp.float32
 
   @property
@@ -639,8 +692,8 @@ class SwinTransformer3D(nn.Module):
           drop_path=tuple(rates[start:start + self.depths[i]]),
           downsample=i < num_layers - 1, frag_bias=bool(self.frag_biases[i]),
           fragments_grid=self.fragments_grid, remat=self.remat,
-          remat_policy=self.remat_policy, dtype=self.dtype,
-          name=f"layers_{i}")(x, train, resized_window)
+          remat_policy=self.remat_policy, attention=self.attention,
+          dtype=self.dtype, name=f"layers_{i}")(x, train, resized_window)
       feats.append(x)
     x = _layer_norm("norm")(x)
     if return_stages:

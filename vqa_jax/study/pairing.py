@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from vqa_jax import families
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.training import optim
 from vqa_jax.runtime import sharding
 from vqa_jax.training import trainer
@@ -36,7 +36,7 @@ def digest(arrays: Iterable[np.ndarray]) -> str:
 def initial_params(config: ml_collections.ConfigDict, mesh):
   """The params a fresh run of `config` starts from (random init, or init.checkpoint's)."""
   family = families.build(config)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb)
   tx = optim.make_optimizer(config.train)
   state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   if trainer.has_init(config):

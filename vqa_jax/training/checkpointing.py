@@ -50,7 +50,7 @@ def checkpoint_manager(workdir: str, max_to_keep: int = 2, save_interval_steps: 
   """A CheckpointManager over `<workdir>/checkpoints` keeping `max_to_keep` steps.
 
   Without `best_fn` it keeps the newest steps; with it, the steps whose saved metrics score highest.
-  `metadata` (the run's config, issue 19) goes into every step's orbax custom metadata.
+  `metadata` (the run's config) goes into every step's orbax custom metadata.
   """
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
                                          save_interval_steps=save_interval_steps, create=True,

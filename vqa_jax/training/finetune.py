@@ -75,7 +75,7 @@ def finetune(config: ml_collections.ConfigDict, workdir: str) -> dict:
   run (`trainer.run`) takes the validated config with its split's names and schedule.
   """
   validation.validate(config)
-  run_config.write_config(workdir, config)  # rerun with no --config: this one (issue 19)
+  run_config.write_config(workdir, config)  # rerun with no --config: this one
   name = config.finetune.dataset
   all_splits = sources.load_splits(config.data)
   if name not in all_splits:

@@ -19,7 +19,7 @@ from vqa_jax import families
 from vqa_jax.training import run_log
 from vqa_jax.evaluation import metrics as metrics_lib
 from vqa_jax.training import optim
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.runtime import progress
 from vqa_jax.config import run_config
 from vqa_jax.runtime import sharding
@@ -28,18 +28,17 @@ from vqa_jax.training import trainer
 from vqa_jax.data import sources
 
 
-def make_members(base: perturb.PerturbConfig, kinds: list[str],
-                 radii: list[float]) -> list[perturb.PerturbConfig]:
+def make_members(base: perturb_config.PerturbConfig, kinds: list[str],
+                 radii: list[float]) -> list[perturb_config.PerturbConfig]:
   """One config per (kind, radius): gamma for awp/rwp, rho for sam/asam."""
   return [dataclasses.replace(base, kind=kind, radius=float(r))
           for kind in kinds for r in radii]
 
 
-
 def config_members(config: ml_collections.ConfigDict, kinds: list[str] | None,
-                   radii: list[float]) -> list[perturb.PerturbConfig]:
+                   radii: list[float]) -> list[perturb_config.PerturbConfig]:
   """`make_members` around config's perturbation: every (kind, radius); no kinds: config's kind."""
-  base = perturb.PerturbConfig.from_config(config.perturb, config.model.dtype)
+  base = perturb_config.PerturbConfig.from_config(config.perturb, config.model.dtype)
   return make_members(base, kinds or [base.kind], radii)
 
 
@@ -48,7 +47,7 @@ def motion_features(config: ml_collections.ConfigDict, family: families.Family):
   return trainer.motion_features(config) if "motion" in family.input_keys else None
 
 
-def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.PerturbConfig],
+def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb_config.PerturbConfig],
                      mesh, splits, workdir: str, family: families.Family | None = None
                      ) -> tuple[train_step.TrainState, np.ndarray]:
   """Trains all members for config.train.steps; returns (stacked states, last-log-window losses).
@@ -80,7 +79,7 @@ def train_population(config: ml_collections.ConfigDict, cfgs: list[perturb.Pertu
                                               for i, v in enumerate(window_losses)}))
       run_log.append_jsonl(os.path.join(workdir, "metrics.jsonl"), {
           "step": step, "kind": cfgs[0].kind, "radius": [c.radius for c in cfgs],
-          **{k: np.asarray(v).tolist() for k, v in jax.device_get(metrics).items()}})
+          **{k: np.asarray(v).tolist() for k, v in train_step.logged_metrics(metrics).items()}})
       if step < config.train.steps:
         loss_sum, window = jnp.zeros(len(cfgs)), 0
   return states, window_losses
@@ -114,7 +113,7 @@ def evaluate_population(states: train_step.TrainState, config: ml_collections.Co
   return results
 
 
-def results_table(members: list[perturb.PerturbConfig], train_losses: np.ndarray,
+def results_table(members: list[perturb_config.PerturbConfig], train_losses: np.ndarray,
                   results: list[dict], eval_model: str) -> str:
   """One row per member: kind, radius, final train loss, then SRCC and PLCC per split."""
   split_names = list(results[0])
@@ -129,14 +128,14 @@ def results_table(members: list[perturb.PerturbConfig], train_losses: np.ndarray
   return "\n".join(lines)
 
 
-def run(config: ml_collections.ConfigDict, members: list[perturb.PerturbConfig], workdir: str,
-        eval_model: str = "raw") -> list[dict]:
+def run(config: ml_collections.ConfigDict, members: list[perturb_config.PerturbConfig],
+        workdir: str, eval_model: str = "raw") -> list[dict]:
   """Trains and evaluates the population, prints the table and a JSON line; returns the records.
 
   The sweep's entry: `config` is validated here (`validation.validate`), once.
   """
   validation.validate(config)
-  run_config.write_config(workdir, config)  # the resolved config beside sweep.jsonl (issue 19)
+  run_config.write_config(workdir, config)  # the resolved config beside sweep.jsonl
   logging.info("%s", optim.describe_schedule(config.train))
   if eval_model not in config.eval.models:
     raise ValueError(f"eval model {eval_model!r} is not in config.eval.models {config.eval.models}")

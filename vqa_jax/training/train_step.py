@@ -28,9 +28,11 @@ from typing import Any, Callable, NamedTuple, Sequence
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.families.loss_and_predict import LossFn
 from vqa_jax.families.loss_and_predict import StatefulLossFn
 from vqa_jax.families.loss_and_predict import as_stateful
@@ -39,9 +41,11 @@ from vqa_jax.runtime import sharding
 
 PyTree = Any
 
-PerturbConfig = perturb.PerturbConfig
+PerturbConfig = perturb_config.PerturbConfig
 # PerturbConfig fields that all members of a population must share (one program runs them all).
 SHARED_FIELDS = ("kind", "reuse_dropout_rng", "steps", "every_k", "combine", "precision")
+# Metrics only a clean pass measures; every_k reuse steps run none (their value there reads 0).
+CLEAN_PASS_METRICS = ("clean_grad_norm",)
 
 
 @flax.struct.dataclass
@@ -135,6 +139,17 @@ def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: P
   return core
 
 
+def logged_metrics(metrics: dict) -> dict:
+  """A step's metrics on the host, less CLEAN_PASS_METRICS on every_k reuse steps (`recomputed` 0).
+
+  The decision is one per step (a population's members recompute together).
+  """
+  host = jax.device_get(metrics)
+  if "recomputed" in host and not np.any(host["recomputed"]):
+    host = {k: v for k, v in host.items() if k not in CLEAN_PASS_METRICS}
+  return host
+
+
 def _stateful(loss_fn, stateful: bool) -> StatefulLossFn:
   """`loss_fn` in the stateful form (`stateful` says which form it is in)."""
   return loss_fn if stateful else as_stateful(loss_fn)
@@ -153,7 +168,8 @@ def make_train_step(loss_fn: LossFn | StatefulLossFn, tx: optax.GradientTransfor
   `perturb.weight_mask(params)`. Metrics: loss (clean; on every_k reuse steps, where no clean pass
   runs, the perturbed loss), perturbed_loss, perturbation_norm, realised_cosine,
   realised_norm_ratio (perturb_precision.realised_metrics in `compute_dtype`, the model's),
-  clean_grad_norm, grad_norm, param_norm, and with every_k > 1 `recomputed`. With
+  clean_grad_norm (0 on every_k reuse steps, where no clean pass runs: log `logged_metrics`, which
+  drops it there), grad_norm, param_norm, and with every_k > 1 `recomputed`. With
   `stateful=True`, `loss_fn` (and `float32_loss_fn`, the same loss with the model in float32,
   which perturb precision 'float32' needs with a lower compute dtype) is a `StatefulLossFn` and
   the new `model_state` is kept as the module docstring says.

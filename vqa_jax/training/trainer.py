@@ -36,7 +36,7 @@ from vqa_jax.training import run_log
 from vqa_jax.runtime import memory_report
 from vqa_jax.runtime import output_folders
 from vqa_jax.training import optim
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax import perturb_precision
 from vqa_jax.runtime import progress
 from vqa_jax.evaluation import report
@@ -58,8 +58,8 @@ from vqa_jax.data import video_io
 Interrupted = interrupts.Interrupted  # what `run` raises on SIGTERM / SIGINT
 
 
-def init_state(family: families.Family, tx, perturb_cfg: perturb.PerturbConfig, seed: int, mesh,
-               params=None, model_state=None) -> train_step.TrainState:
+def init_state(family: families.Family, tx, perturb_cfg: perturb_config.PerturbConfig, seed: int,
+               mesh, params=None, model_state=None) -> train_step.TrainState:
   """Initial train state (from `params` / `model_state` if given), created replicated.
 
   `family` is the run's (`families.build(config)`), `perturb_cfg` its perturbation
@@ -129,7 +129,7 @@ def log_setup(config, mesh, num_params: int, splits: dict) -> None:
   logging.info("model: %s parameters; perturbation %s (gamma %g)", f"{num_params:,}",
                config.perturb.kind, config.perturb.gamma)
   logging.info("splits: %s", {k: len(v) for k, v in splits.items()})
-  logging.info("%s", optim.describe_schedule(config.train))  # issue 19: the resolved schedule
+  logging.info("%s", optim.describe_schedule(config.train))  # the resolved schedule
 
 
 def prepare_splits(config: ml_collections.ConfigDict, splits: dict) -> dict:
@@ -246,9 +246,12 @@ def is_eval_step(step: int, config: ml_collections.ConfigDict) -> bool:
 
 
 def train_scalars(config: ml_collections.ConfigDict, step: int, metrics: dict) -> dict:
-  """The logged scalars of a step: its metrics, the learning rates and the perturbed-clean gap."""
-  scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-  if "perturbed_loss" in scalars:
+  """The logged scalars of a step: its metrics, the learning rates and the perturbed-clean gap.
+
+  An every_k reuse step has no clean pass: no clean_grad_norm and no gap (its loss is perturbed).
+  """
+  scalars = {k: float(v) for k, v in train_step.logged_metrics(metrics).items()}
+  if "perturbed_loss" in scalars and scalars.get("recomputed", 1.0):
     scalars["loss_gap"] = scalars["perturbed_loss"] - scalars["loss"]
   scalars.update(optim.learning_rates(config.train, step - 1))
   return scalars
@@ -293,7 +296,7 @@ def summarize(config: ml_collections.ConfigDict, step: int,
 
 
 def make_step_fn(config: ml_collections.ConfigDict, family: families.Family, tx, mesh,
-                 perturb_cfg: perturb.PerturbConfig):
+                 perturb_cfg: perturb_config.PerturbConfig):
   """The run's jitted, sharded train step `step(state, batch, rng) -> (state, metrics)`."""
   return train_step.jit_sharded(
       train_step.make_train_step(family.loss_fn, tx, perturb_cfg, config.train.ema_decay,
@@ -351,7 +354,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, splits: dict, manager,
   split_warnings.warn_about_training_split(train_entries, config.train.batch_size,
                                            config.data.train_split)
   family = families.build(config)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb, config.model.dtype)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb, config.model.dtype)
   motion = motion_features(config) if "motion" in family.input_keys else None
   used = used_splits(config, splits)
   for name, entries in used.items():

@@ -1,7 +1,7 @@
 """Records the SimpleVQA / SlowFast goldens with the PyTorch reference code (run once, offline).
 
-  python tests/goldens/make_simplevqa_goldens.py \
-      --simplevqa_model=SimpleVQA/model/UGC_BVQA_model.py --out=tests/goldens/simplevqa_goldens.npz
+  python tests/golden/make_simplevqa_goldens.py \
+      --simplevqa_model=SimpleVQA/model/UGC_BVQA_model.py --out=tests/golden/simplevqa_goldens.npz
 
 Needs torch (2.13.0 CPU) and pytorchvideo 0.1.5 (its head module imports torchvision only for
 RoIAlign, which is stubbed here) and upstream SimpleVQA's `model/UGC_BVQA_model.py`
