@@ -179,7 +179,7 @@ def test_hvp_equals_matrix_product():
 @jax.custom_vjp
 def cube(x):
   """x³ with a hand-written VJP whose forward rule calls the function itself, as the Video Swin's
-  gate_mix / add_window_bias do (jax.jvp of jax.grad then raises on it)."""
+  gate_mix does (jax.jvp of jax.grad then raises on it)."""
   return x ** 3
 
 

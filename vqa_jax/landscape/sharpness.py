@@ -26,7 +26,7 @@ def hvp(loss_fn: LossFn, params: PyTree, vector: PyTree, *data) -> PyTree:
   """The Hessian-vector product H(params)·vector of loss_fn(·, *data).
 
   Reverse over reverse, ∇_w ⟨∇L(w), v⟩: forward mode (jax.jvp of jax.grad) cannot differentiate
-  a jax.custom_vjp function, and the Video Swin's gate_mix / add_window_bias are ones.
+  a jax.custom_vjp function, and the Video Swin's gate_mix is one.
   """
   directional = lambda p: optax.tree.vdot(jax.grad(loss_fn)(p, *data), vector)
   return jax.grad(directional)(params)
