@@ -68,3 +68,14 @@ def test_decoder_config_is_validated(data, method, message):
 @pytest.mark.parametrize("decoder", ["opencv", "nvdec", "hybrid"])
 def test_valid_decoder_configs_pass(decoder):
   validation.check_decoder(_config(decoder=decoder), {"method": "fragments_t"})
+
+
+def test_full_config_validation_checks_the_decoder():
+  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config("smoke")
+  assert config.data.decoder == "opencv"
+  validation.validate(config)
+  config.data.decoder = "hybrid"
+  config.data.nvdec_share = 0.0
+  with pytest.raises(ValueError, match="nvdec_share"):
+    validation.validate(config)

@@ -17,6 +17,7 @@ jax array on the device; the other keys stay numpy.
 from collections.abc import Callable, Iterator, Mapping
 import copy
 import dataclasses
+import os
 import threading
 from typing import Any
 
@@ -34,6 +35,8 @@ from vqa_jax.data.decoders import frame_decoder
 from vqa_jax.data.decoders import pool as pool_lib
 from vqa_jax.data.sampling import clip_sampler
 
+# Set to 1: `make_nvdec_decoder` gives the fake decoder (dry runs without a GPU).
+FAKE_NVDEC_ENV = "VQA_JAX_FAKE_NVDEC"
 CpuBatches = Callable[[element_plan.ElementPlan], Iterator[dict[str, np.ndarray]]]
 # Keys whose NVDEC elements are device arrays (stacked on the device).
 _DEVICE_KEYS = ("video",)
@@ -149,7 +152,14 @@ def _join(key: str, nvdec_part: Any, cpu_part: np.ndarray) -> Any:
 
 
 def make_nvdec_decoder() -> Callable[[], frame_decoder.FrameDecoder]:
-  """The real decoder's factory after the start-up checks (driver, GPU, PyNvVideoCodec)."""
+  """The real decoder's factory after the start-up checks (driver, GPU, PyNvVideoCodec).
+
+  With FAKE_NVDEC_ENV=1 in the environment: the fake decoder (OpenCV frames as device arrays),
+  for dry runs of the whole path on a machine without NVDEC (bench/nvdec_check.sh).
+  """
+  if os.environ.get(FAKE_NVDEC_ENV) == "1":
+    logging.warning("%s=1: the fake NVDEC decoder (OpenCV frames on the device)", FAKE_NVDEC_ENV)
+    return frame_decoder.OpenCVDeviceDecoder
   from vqa_jax.data.decoders import pynvc  # pylint: disable=g-import-not-at-top
   pynvc.check_available()
   return pynvc.PyNvDecoder
