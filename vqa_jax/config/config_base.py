@@ -92,7 +92,8 @@ def base_config() -> ml_collections.ConfigDict:
   # Video decoder: 'opencv' (the loader's CPU workers, the default), 'nvdec' (NVIDIA's hardware
   # decoder through PyNvVideoCodec, `pip install vqa-jax[nvdec]`; fragments cut on the GPU) or
   # 'hybrid' (a share `nvdec_share` of each batch from NVDEC, the rest from the CPU workers). The
-  # batches hold the same elements in the same order whichever decodes them (data/nvdec_pipeline.py).
+  # batches hold the same elements in the same order whichever decodes them
+  # (data/nvdec_pipeline.py).
   c.data.decoder = "opencv"
   c.data.nvdec_share = 0.6
   # Threads, each holding one retained NVDEC decoder reconfigured per video (8 measured best).

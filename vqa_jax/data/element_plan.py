@@ -35,6 +35,10 @@ Model inputs (`MODEL_INPUTS`): every element has `video` (the sampler's clips or
 beside the frames. Unusable motion features count as a bad video (the error names the feature
 file), and the plans list all of them up front (`MotionFeatures.check`).
 
+NVDEC (`data.decoder` 'nvdec' / 'hybrid', `nvdec_pipeline`): `ElementPlan.load_with(sampler)`
+loads the same elements (entries, generators, bad-video policy) with another clip sampler, one
+that decodes on the GPU and cuts the fragments there.
+
 Decoding is single-threaded in every decode worker (`single_threaded_decoding`): N independent
 decodes beat N oversubscribed ones (+29% on 15 workers of the GPU host, BENCHMARKS.md).
 """

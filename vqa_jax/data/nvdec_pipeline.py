@@ -1,4 +1,4 @@
-"""NVDEC beside the CPU workers (`data.decoder` 'nvdec' or 'hybrid'): the plan's batches, on the GPU.
+"""NVDEC beside the CPU workers (`data.decoder` 'nvdec' or 'hybrid'): the plan's batches.
 
 Each local batch of the `ElementPlan` is split by slot: the first `Decoding.nvdec_slots` slots are
 decoded by a `DecoderPool` of retained NVDEC decoders (one per thread) and their fragments cut on

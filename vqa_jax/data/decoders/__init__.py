@@ -1,1 +1,1 @@
-"""Video decoders beside OpenCV: NVDEC (PyNvVideoCodec) frames on the device, cut there (issue 29)."""
+"""Video decoders beside OpenCV: NVDEC (PyNvVideoCodec) frames on the device, cut there."""

@@ -70,7 +70,7 @@ def _split_nv12(nv12: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 def nv12_to_rgb(nv12: jax.Array, conversion: Conversion) -> jax.Array:
-  """NV12 frames (..., 3H/2, W) uint8 (Y plane, then interleaved U, V rows) -> (..., H, W, 3) RGB."""
+  """NV12 frames (..., 3H/2, W) uint8 (Y plane, then interleaved U, V) -> (..., H, W, 3) RGB."""
   return _yuv_to_rgb_jit(*_split_nv12(nv12), conversion)
 
 

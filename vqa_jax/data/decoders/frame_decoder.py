@@ -35,7 +35,7 @@ class FrameDecoder(Protocol):
 
   def read_sampled_frames(self, path: str, choose_indices: ChooseIndices
                           ) -> tuple[jax.Array, np.ndarray]:
-    """The distinct chosen frames (U, H, W, 3) uint8 RGB on the device, and the (T,) inverse index."""
+    """The distinct chosen frames (U, H, W, 3) uint8 RGB on the device; the (T,) inverse index."""
 
 
 def check_size(path: str, info: video_io.VideoInfo, max_width: int, max_height: int) -> None:
@@ -58,7 +58,7 @@ class OpenCVDeviceDecoder:
   instances = 0
   _lock = threading.Lock()
 
-  def __init__(self, max_width: int = 1920, max_height: int = 1080,
+  def __init__(self, max_width: int = 1920, max_height: int = 1920,
                unsupported: Sequence[str] = ()):
     with OpenCVDeviceDecoder._lock:
       OpenCVDeviceDecoder.instances += 1

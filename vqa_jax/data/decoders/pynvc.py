@@ -3,8 +3,9 @@
 `check_available()` fails at start, naming what is missing: an NVIDIA driver with NVDEC
 (libnvcuvid), a jax GPU device, or the PyNvVideoCodec package (`pip install vqa-jax[nvdec]`).
 `PyNvDecoder` is one thread's decoder: a `SimpleDecoder` created once with `max_width` /
-`max_height` and `reconfigure_decoder(path)` for each later video (a fresh decoder per clip costs
-0.15-0.3 s to open; BENCHMARKS.md). The frame count, frame rate, size and rotation come from
+`max_height` (1920 x 1920 by default: landscape and portrait 1080p) and
+`reconfigure_decoder(path)` for each later video (a fresh decoder per clip costs 0.15-0.3 s to
+open; BENCHMARKS.md). The frame count, frame rate, size and rotation come from
 OpenCV's probe (about 1 ms), so both decoders choose the same indices; frames come back as native
 NV12 on the GPU (DLPack) and are converted with `colour` (OpenCV's matrix and range), or with
 NVDEC's own RGB conversion when `colour_conversion='nvdec'`.
@@ -36,7 +37,7 @@ def import_pynvvideocodec():
 
 
 def check_available() -> None:
-  """Raises RuntimeError/ImportError at start unless NVDEC can decode here (driver, GPU, package)."""
+  """Raises RuntimeError/ImportError unless NVDEC can decode here (driver, GPU, package)."""
   try:
     ctypes.CDLL(_NVDEC_LIBRARY)
   except OSError as e:
@@ -59,7 +60,7 @@ def _stream_conversion(metadata) -> colour.Conversion:
 class PyNvDecoder:
   """One thread's retained NVDEC decoder (frame_decoder.FrameDecoder), reconfigured per video."""
 
-  def __init__(self, max_width: int = 1920, max_height: int = 1080, gpu_id: int = 0,
+  def __init__(self, max_width: int = 1920, max_height: int = 1920, gpu_id: int = 0,
                colour_conversion: str = "opencv"):
     if colour_conversion not in COLOUR_CONVERSIONS:
       raise ValueError(f"colour_conversion must be one of {COLOUR_CONVERSIONS}, "
@@ -104,6 +105,8 @@ class PyNvDecoder:
       raise frame_decoder.NvdecUnsupported(path, f"NVDEC returned {len(frames)} of {needed.size} "
                                            "frames")
     stacked = jnp.stack([jnp.from_dlpack(f) for f in frames])
+    # The copy is done before the decoder may reuse its surfaces for the next video.
+    stacked = jax.block_until_ready(stacked)
     if self.colour_conversion == "opencv":
       stacked = colour.nv12_to_rgb(stacked, conversion)
     if stacked.shape[1:] != (info.height, info.width, 3):

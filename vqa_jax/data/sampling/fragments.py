@@ -97,7 +97,7 @@ def upsample_to_min_side(frames: np.ndarray, min_side: int) -> np.ndarray:
 
 def patch_corners(height: int, width: int, num_frames: int, grid: int, patch: int, aligned: int,
                   rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """The mini-patch corners (tops, lefts), each int64 (chunks, grid, grid), chunks = ceil(T / aligned).
+  """Mini-patch corners (tops, lefts), int64 (chunks, grid, grid) each, chunks = ceil(T / aligned).
 
   The one definition of where the fragments are cut, shared by the numpy sampler
   (`sample_fragments`) and the device cutter (`decoders/device_fragments.py`): cell origins from
