@@ -186,3 +186,23 @@ def test_opencv_decoder_leaves_batches_numpy(tmp_path):
   plan = element_plan.train_plan(labelled_videos(tmp_path, 2), SAMPLING, 2, seed=0, num_steps=1)
   batch = next(iter(loaders.batches(plan, "grain", 0, nvdec_pipeline.Decoding("opencv"))))
   assert isinstance(batch["video"], np.ndarray)
+
+
+@pytest.mark.parametrize("decoder", ["nvdec", "hybrid"])
+def test_trainer_batches_with_nvdec_equal_the_opencv_ones(tmp_path, monkeypatch, decoder):
+  from tests.helpers import load_config  # pylint: disable=g-import-not-at-top
+  from vqa_jax.runtime import sharding  # pylint: disable=g-import-not-at-top
+  from vqa_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv(nvdec_pipeline.FAKE_NVDEC_ENV, "1")
+  entries = labelled_videos(tmp_path, 5, size=(36, 40))
+  config = load_config("smoke")
+  config.data.loader, config.data.workers, config.train.steps = "grain", 0, 2
+  config.data.nvdec_threads = 2
+  mesh = sharding.make_mesh()
+  expected = [host for host, _ in trainer.train_batches(config, entries, mesh)]
+  config.data.decoder = decoder
+  got = list(trainer.train_batches(config, entries, mesh))
+  assert_batches_equal(expected, [host for host, _ in got], device_video=True)
+  for host, device in got:
+    np.testing.assert_array_equal(np.asarray(device["video"]), np.asarray(host["video"]))
+    assert device["video"].sharding == sharding.batch_sharding(mesh)
