@@ -6,7 +6,8 @@
 # conversion), throughput.json (loader clips/s for the decoders opencv / nvdec / hybrid, the step
 # alone, and end to end with the hybrid loader: clips/s and input wait), the logs, and xla/, XLA's
 # persistent compilation cache. CACHE_DIR, a cache folder handed back from an earlier run, is
-# copied into OUTDIR/xla first, so a rerun does not pay the compile again.
+# copied into OUTDIR/xla first (or unpacked, when it holds the xla_cache.tgz.* parts that
+# NVDEC_CHECK_PACK_CACHE=1 leaves), so a rerun does not pay the compile again.
 # Prepare on the host with network (once): bash bench/nvdec_wheels.sh (wheels into .whl/, the clips
 # of ../shared/videos into .benchvids/); the device call then carries .whl and .benchvids.
 # NVDEC_CHECK_DRY_RUN=1: the CPU rehearsal: no wheels, the fake decoder (VQA_JAX_FAKE_NVDEC=1:
@@ -18,7 +19,11 @@ DRY_RUN="${NVDEC_CHECK_DRY_RUN:-0}"
 mkdir -p "$OUTDIR/xla" || exit 1
 if [[ -n "$CACHE_DIR" ]]; then
   [[ -d "$CACHE_DIR" ]] || { echo "CACHE_DIR $CACHE_DIR is not a folder" >&2; exit 2; }
-  cp -r "$CACHE_DIR/." "$OUTDIR/xla/" || exit 1
+  if compgen -G "$CACHE_DIR/xla_cache.tgz.*" >/dev/null; then  # a packed cache (see below)
+    cat "$CACHE_DIR"/xla_cache.tgz.* | tar -xzf - -C "$OUTDIR/xla" || exit 1
+  else
+    cp -r "$CACHE_DIR/." "$OUTDIR/xla/" || exit 1
+  fi
   echo "compilation cache: $(ls "$OUTDIR/xla" | wc -l) entries from $CACHE_DIR"
 fi
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
@@ -62,4 +67,11 @@ echo "== 2/2 loaders (opencv, nvdec, hybrid) and hybrid end to end"
 run_rc=$?
 grep -E "^device|^step only| input .*clips/s|NVDEC declined|NVDEC:|Error:|Traceback" "$OUTDIR/throughput_log.txt" | tail -30
 echo "compilation cache: $(ls "$OUTDIR/xla" | wc -l) entries in $OUTDIR/xla; results in $OUTDIR"
+# NVDEC_CHECK_PACK_CACHE=1 (the device call, whose $OUT returns at most 8 files of 16 MiB): the
+# cache as OUTDIR/xla_cache.tgz.aa, .ab, ... (15 MiB parts) instead of the folder; hand the folder
+# holding the parts back as CACHE_DIR.
+if [[ "${NVDEC_CHECK_PACK_CACHE:-0}" == 1 ]]; then
+  tar -czf - -C "$OUTDIR/xla" . | split -b 15M - "$OUTDIR/xla_cache.tgz." && rm -rf "$OUTDIR/xla"
+  ls -l "$OUTDIR"
+fi
 exit $(( pixels_rc != 0 ? pixels_rc : run_rc ))

@@ -40,5 +40,16 @@ def test_dry_run_writes_every_result_and_reuses_the_cache(tmp_path):
   assert second.returncode == 0, second.stdout[-3000:]
   assert f"compilation cache: {len(cache)} entries from" in second.stdout
   assert set(cache) <= set(os.listdir(tmp_path / "second" / "xla"))
+  # Packed for the device call's file limits, and unpacked when handed back.
+  env["NVDEC_CHECK_PACK_CACHE"] = "1"
+  packed = run(tmp_path / "packed", tmp_path / "second" / "xla")
+  assert packed.returncode == 0, packed.stdout[-3000:]
+  parts = [p for p in os.listdir(tmp_path / "packed") if p.startswith("xla_cache.tgz.")]
+  assert parts and not (tmp_path / "packed" / "xla").exists()
+  assert len(os.listdir(tmp_path / "packed")) <= 8
+  del env["NVDEC_CHECK_PACK_CACHE"]
+  unpacked = run(tmp_path / "unpacked", tmp_path / "packed")
+  assert unpacked.returncode == 0, unpacked.stdout[-3000:]
+  assert set(cache) <= set(os.listdir(tmp_path / "unpacked" / "xla"))
   missing = run(tmp_path / "third", tmp_path / "nowhere")
   assert missing.returncode == 2 and "is not a folder" in missing.stderr
