@@ -48,20 +48,15 @@ def check_size(path: str, info: video_io.VideoInfo, max_width: int, max_height: 
 
 
 class OpenCVDeviceDecoder:
-  """The fake NVDEC decoder: OpenCV decodes, the frames go to the device; counts its use.
+  """The fake NVDEC decoder: OpenCV decodes, the frames go to the device; counts its videos.
 
-  `instances` counts the decoders made (one per pool thread) and `videos` the reconfigurations
-  of this one; `unsupported` paths (and videos over max_width x max_height) raise NvdecUnsupported
-  as NVDEC does for a codec or size it cannot take.
+  `videos` counts this decoder's reconfigurations, `thread` is the thread that made it (the only
+  one that may use it); `unsupported` paths (and videos over max_width x max_height) raise
+  NvdecUnsupported as NVDEC does for a codec or size it cannot take.
   """
-
-  instances = 0
-  _lock = threading.Lock()
 
   def __init__(self, max_width: int = 1920, max_height: int = 1920,
                unsupported: Sequence[str] = ()):
-    with OpenCVDeviceDecoder._lock:
-      OpenCVDeviceDecoder.instances += 1
     self.max_width, self.max_height = max_width, max_height
     self.unsupported = frozenset(unsupported)
     self.videos = 0
