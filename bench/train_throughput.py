@@ -8,7 +8,8 @@ Usage (GPU host without TensorFlow, real clips; copies of each video, e.g. the 7
       --config.model.dtype=bfloat16 --loaders=grain --workers=8,15 --steps=40 \
       --videos=clips/a_720p.mp4:32,clips/b_540p.mp4:12 --out=throughput.json
 
-For each loader and worker count it reports, in clips/s of the config's training input
+For each decoder (--decoders: data.decoder 'opencv', 'nvdec', 'hybrid'), loader and worker count it
+reports, in clips/s of the config's training input
 (batch_size x num_clips_train per step):
   input   the loader alone, from its first batch on (startup excluded; reported beside it);
   step    the compiled train step alone on one in-memory batch (once: it does not depend on the loader);
@@ -45,6 +46,7 @@ from vqa_jax.training import trainer
 from vqa_jax.data import element_plan
 from vqa_jax.data import labels
 from vqa_jax.data import loaders
+from vqa_jax.data import nvdec_pipeline
 from vqa_jax.data import sources
 from vqa_jax.data.labels import Entry
 
@@ -62,6 +64,11 @@ _VIDEOS = flags.DEFINE_list("videos", [], "PATH:COPIES,... : train on COPIES cop
 _EVAL_VIDEOS = flags.DEFINE_integer("eval_videos", 4, "Videos in the (untimed) final evaluation.")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "", "JAX compilation cache ('' = a temp dir).")
 _OUT = flags.DEFINE_string("out", "", "Also write the results as JSON here.")
+_DECODERS = flags.DEFINE_list("decoders", ["opencv"], "data.decoder values to measure the loader "
+                              "with ('opencv', 'nvdec', 'hybrid'; NVDEC's share and threads from "
+                              "--config.data.nvdec_share / nvdec_threads).")
+_E2E_DECODERS = flags.DEFINE_list("e2e_decoders", [], "Decoders also measured end to end "
+                                  "(default: all of --decoders).")
 
 
 def copied_videos(specs: list[str], root: str) -> list[Entry]:
@@ -85,13 +92,19 @@ def copied_videos(specs: list[str], root: str) -> list[Entry]:
 
 
 def input_only(config, entries, loader: str, workers: int) -> tuple[float, float]:
-  """(startup seconds to the first batch, clips/s after it) of the loader alone."""
+  """(startup seconds to the first batch, clips/s after it) of the loader alone.
+
+  The loader's decoder is the config's `data.decoder`; device batches are waited for.
+  """
   plan = trainer.training_plan(config, entries)  # config.train.steps is --steps here
   start = time.perf_counter()
-  batches = loaders.batches(plan, loader, workers)
-  next(batches)
+  batches = loaders.batches(plan, loader, workers, nvdec_pipeline.Decoding.from_config(config.data))
+  jax.block_until_ready(next(batches)["video"])
   first = time.perf_counter()
-  count = sum(1 for _ in batches)
+  count = 0
+  for batch in batches:
+    jax.block_until_ready(batch["video"])
+    count += 1
   clips = count * config.train.batch_size * config.sampling.num_clips_train
   return first - start, clips / (time.perf_counter() - first)
 
@@ -180,23 +193,34 @@ def main(argv):
   print(f"step only: {1000 * step_s:.1f} ms per step = {step_rate:.1f} clips/s", flush=True)
   rows = []
   write_results(step_s, rows)
-  for loader in _LOADERS.value:
-    for workers in (int(w) for w in _WORKERS.value):
-      startup, input_rate = input_only(config, entries, loader, workers)
-      run_config = config.copy_and_resolve_references()
-      run_config.data.loader, run_config.data.workers = loader, workers
-      e2e_rate, wait, e2e_step_s = end_to_end(
-          run_config, splits, os.path.join(scratch, f"run_{loader}_{workers}"))
-      row = {"loader": loader, "workers": element_plan.default_workers(workers),
-             "input_startup_s": startup, "input_clips_per_s": input_rate,
-             "step_clips_per_s": step_rate, "e2e_clips_per_s": e2e_rate,
-             "e2e_step_time_s": e2e_step_s, "input_wait_fraction": wait,
-             "efficiency": e2e_rate / min(input_rate, step_rate)}
-      rows.append(row)
-      write_results(step_s, rows)
-      print(f"{loader:>8} x{row['workers']:<3} input {input_rate:7.1f} clips/s (startup "
-            f"{startup:.1f} s) | step {step_rate:7.1f} | e2e {e2e_rate:7.1f} clips/s, wait "
-            f"{wait:.0%} | e2e / min(input, step) {row['efficiency']:.2f}", flush=True)
+  e2e_decoders = _E2E_DECODERS.value or _DECODERS.value
+  for decoder in _DECODERS.value:
+    for loader in _LOADERS.value:
+      for workers in (int(w) for w in _WORKERS.value):
+        run_config = config.copy_and_resolve_references()
+        run_config.data.loader, run_config.data.workers = loader, workers
+        run_config.data.decoder = decoder
+        validation.validate(run_config)
+        startup, input_rate = input_only(run_config, entries, loader, workers)
+        row = {"decoder": decoder, "loader": loader,
+               "workers": element_plan.default_workers(workers),
+               "input_startup_s": startup, "input_clips_per_s": input_rate,
+               "step_clips_per_s": step_rate}
+        if decoder != "opencv":
+          row.update(nvdec_share=run_config.data.nvdec_share,
+                     nvdec_threads=run_config.data.nvdec_threads)
+        e2e = ""
+        if decoder in e2e_decoders:
+          e2e_rate, wait, e2e_step_s = end_to_end(
+              run_config, splits, os.path.join(scratch, f"run_{decoder}_{loader}_{workers}"))
+          row.update(e2e_clips_per_s=e2e_rate, e2e_step_time_s=e2e_step_s,
+                     input_wait_fraction=wait, efficiency=e2e_rate / min(input_rate, step_rate))
+          e2e = (f" | e2e {e2e_rate:7.1f} clips/s, wait {wait:.0%} | e2e / min(input, step) "
+                 f"{row['efficiency']:.2f}")
+        rows.append(row)
+        write_results(step_s, rows)
+        print(f"{decoder:>7} {loader:>8} x{row['workers']:<3} input {input_rate:7.1f} clips/s "
+              f"(startup {startup:.1f} s) | step {step_rate:7.1f}{e2e}", flush=True)
   shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -8,6 +8,10 @@ light. The modules that implement each choice import its names from here.
 SOURCES = ("synthetic", "synthetic_images", "label_files", "tfds")
 # data.loader (data/loaders.py).
 LOADERS = ("tf_data", "grain")
+# data.decoder (data/nvdec_pipeline.py): CPU OpenCV workers, NVDEC threads, or both per batch.
+DECODERS = ("opencv", "nvdec", "hybrid")
+# The sampling methods whose fragments the device cutter takes (data/decoders/device_fragments.py).
+NVDEC_METHODS = ("fragments", "fragments_t")
 # data.on_bad_video (data/element_plan.py).
 BAD_VIDEO_POLICIES = ("error", "skip")
 # data.augment (data/augment.py).

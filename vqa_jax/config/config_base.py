@@ -89,6 +89,15 @@ def base_config() -> ml_collections.ConfigDict:
   # Decode workers (tf.data threads or grain processes), each single-threaded: -1 = the host's
   # cores, 0 = decode in the main process.
   c.data.workers = -1
+  # Video decoder: 'opencv' (the loader's CPU workers, the default), 'nvdec' (NVIDIA's hardware
+  # decoder through PyNvVideoCodec, `pip install vqa-jax[nvdec]`; fragments cut on the GPU) or
+  # 'hybrid' (a share `nvdec_share` of each batch from NVDEC, the rest from the CPU workers). The
+  # batches hold the same elements in the same order whichever decodes them
+  # (data/nvdec_pipeline.py).
+  c.data.decoder = "opencv"
+  c.data.nvdec_share = 0.6
+  # Threads, each holding one retained NVDEC decoder reconfigured per video (8 measured best).
+  c.data.nvdec_threads = 8
   c.data.eval_splits = ("test", "cross")
   # Training-clip augmentation before fragment sampling: 'none' or 'autoaugment' (FAST-VQA-AuA,
   # paper §2: torchvision's ImageNet AutoAugment policy, one draw per clip; data/augment.py).

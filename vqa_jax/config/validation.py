@@ -136,6 +136,31 @@ def check_loader(loader: str) -> None:
     raise ValueError(f"data.loader must be one of {choices.LOADERS}, got {loader!r}")
 
 
+def check_decoder(data: Mapping[str, Any], sampling: Mapping[str, Any]) -> None:
+  """Raises ValueError unless data.decoder, nvdec_share and nvdec_threads fit together.
+
+  NVDEC decodes the fragment samplers' clips without augmentation; a config that asks it for
+  anything else fails here, naming the field.
+  """
+  decoder = data.get("decoder", "opencv")
+  if decoder not in choices.DECODERS:
+    raise ValueError(f"data.decoder must be one of {choices.DECODERS}, got {decoder!r}")
+  if decoder == "opencv":
+    return
+  share, threads = data.get("nvdec_share", 0.6), data.get("nvdec_threads", 8)
+  if decoder == "hybrid" and not 0.0 < share < 1.0:
+    raise ValueError(f"data.nvdec_share must be in (0, 1) with data.decoder='hybrid', got {share}")
+  if threads < 1:
+    raise ValueError(f"data.nvdec_threads must be positive, got {threads}")
+  method = config_base.sampling_fields(sampling)["method"]
+  if method not in choices.NVDEC_METHODS:
+    raise ValueError(f"data.decoder={decoder!r} takes sampling.method in {choices.NVDEC_METHODS}, "
+                     f"got {method!r}")
+  augment = data.get("augment", "none")
+  if augment != "none":
+    raise ValueError(f"data.decoder={decoder!r} takes data.augment='none', got {augment!r}")
+
+
 def check_workers(workers: int) -> None:
   """Raises ValueError unless `data.workers` is -1 (the host's cores), 0 or positive."""
   if workers < -1:
@@ -165,6 +190,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"data.on_bad_video must be 'error' or 'skip', got {data.on_bad_video!r}")
   check_loader(data.loader)
   check_workers(data.workers)
+  check_decoder(data, config.sampling)
   if data.augment not in choices.AUGMENT_POLICIES:
     raise ValueError(f"data.augment must be one of {choices.AUGMENT_POLICIES}, "
                      f"got {data.augment!r}")

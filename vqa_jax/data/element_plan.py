@@ -35,6 +35,10 @@ Model inputs (`MODEL_INPUTS`): every element has `video` (the sampler's clips or
 beside the frames. Unusable motion features count as a bad video (the error names the feature
 file), and the plans list all of them up front (`MotionFeatures.check`).
 
+NVDEC (`data.decoder` 'nvdec' / 'hybrid', `nvdec_pipeline`): `ElementPlan.load_with(sampler)`
+loads the same elements (entries, generators, bad-video policy) with another clip sampler, one
+that decodes on the GPU and cuts the fragments there.
+
 Decoding is single-threaded in every decode worker (`single_threaded_decoding`): N independent
 decodes beat N oversubscribed ones (+29% on 15 workers of the GPU host, BENCHMARKS.md).
 """
@@ -270,12 +274,14 @@ class _ElementLoader:
   augment: str = "none"
   motion: motion_lib.MotionFeatures | None = None
   num_valid: int | None = None
+  # (path, sampling, num_clips, rng, augment) -> clips: the CPU sampler, or NVDEC's on the device.
+  sampler: Callable[..., Any] = clip_sampler.sample_clips
 
   def _sample(self, position: int, index: int) -> dict[str, np.ndarray]:
     _, rng = self.locate(position)
     path = self.entries[index].path
     inputs = {"motion": self.motion.load(path)} if self.motion is not None else {}
-    video = clip_sampler.sample_clips(path, self.sampling, self.num_clips, rng, self.augment)
+    video = self.sampler(path, self.sampling, self.num_clips, rng, self.augment)
     return {"video": video.reshape(self.spec["video"][0]), **inputs}
 
   def _element(self, position: int, index: int, inputs: dict[str, np.ndarray],
@@ -322,6 +328,15 @@ class ElementPlan:
   def local_batch(self) -> int:
     """The examples per batch this process reads."""
     return self.positions.shape[1]
+
+  def load_with(self, sampler: Callable[..., Any]) -> Callable[[int], dict[str, Any]]:
+    """`load` with another clip sampler of `clip_sampler.sample_clips`'s signature (NVDEC's).
+
+    Locating, the sampling generators and the bad-video policy stay the plan's.
+    """
+    if not isinstance(self.load, _ElementLoader):
+      raise TypeError(f"this plan's load ({type(self.load).__name__}) takes no other sampler")
+    return dataclasses.replace(self.load, sampler=sampler)
 
 
 def _scalar_spec(evaluation: bool) -> ElementSpec:

@@ -34,6 +34,16 @@ def check_batch_size(global_batch: int, mesh: jax.sharding.Mesh) -> None:
 
 
 def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
-  """Turns this process's numpy batch into global jax.Arrays split on the batch axis."""
+  """Turns this process's batch into global jax.Arrays split on the batch axis.
+
+  Arrays already on a device (NVDEC's clips, data/nvdec_pipeline.py) stay there on one process
+  (`device_put` to the sharding); everything else goes through host memory.
+  """
   sharding = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+  def place(v):
+    if isinstance(v, jax.Array) and jax.process_count() == 1:
+      return jax.device_put(v, sharding)
+    return jax.make_array_from_process_local_data(sharding, np.asarray(v))
+
+  return {k: place(v) for k, v in batch.items()}

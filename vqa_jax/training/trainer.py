@@ -51,6 +51,7 @@ from vqa_jax.training import train_step
 from vqa_jax.data import element_plan
 from vqa_jax.data import loaders
 from vqa_jax.data import motion as motion_lib
+from vqa_jax.data import nvdec_pipeline
 from vqa_jax.data import preflight
 from vqa_jax.data import sources
 from vqa_jax.data import video_io
@@ -174,12 +175,14 @@ def train_batches(config: ml_collections.ConfigDict, entries: list, mesh, start_
                   motion: motion_lib.MotionFeatures | None = None):
   """Yields (host batch, device batch) of the configured training loader from `start_step` on.
 
-  The loader is `data.loader` with `data.workers` decode workers. The device batch holds the
+  The loader is `data.loader` with `data.workers` decode workers, and NVDEC beside them with
+  `data.decoder` 'nvdec' / 'hybrid' (evaluation decodes on the CPU). The device batch holds the
   model inputs (video, and motion when `motion` is given) and labels. Closing the generator stops
   the loader's workers.
   """
   plan = training_plan(config, entries, start_step, bad_videos, motion)
-  host_batches = loaders.batches(plan, config.data.loader, config.data.workers)
+  host_batches = loaders.batches(plan, config.data.loader, config.data.workers,
+                                 nvdec_pipeline.Decoding.from_config(config.data))
   try:
     for batch in host_batches:
       yield batch, sharding.shard_batch(

@@ -95,6 +95,23 @@ def upsample_to_min_side(frames: np.ndarray, min_side: int) -> np.ndarray:
   return out
 
 
+def patch_corners(height: int, width: int, num_frames: int, grid: int, patch: int, aligned: int,
+                  rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Mini-patch corners (tops, lefts), int64 (chunks, grid, grid) each, chunks = ceil(T / aligned).
+
+  The one definition of where the fragments are cut, shared by the numpy sampler
+  (`sample_fragments`) and the device cutter (`decoders/device_fragments.py`): cell origins from
+  `grid_lib.grid_cells` of the (upsampled) frame size, plus one offset per cell and chunk of
+  `aligned` frames, drawn from `rng` (all the tops, then all the lefts) or centred when None.
+  """
+  h_origins, h_bound = grid_lib.grid_cells(height, grid, patch)
+  w_origins, w_bound = grid_lib.grid_cells(width, grid, patch)
+  num_chunks = -(-num_frames // aligned)
+  tops = h_origins[:, None] + grid_lib.cell_offsets(h_bound, (num_chunks, grid, grid), rng)
+  lefts = w_origins[None, :] + grid_lib.cell_offsets(w_bound, (num_chunks, grid, grid), rng)
+  return tops, lefts
+
+
 def sample_fragments(frames: np.ndarray, grid: int, patch: int, aligned: int,
                      rng: np.random.Generator | None = None,
                      frame_index: np.ndarray | None = None) -> np.ndarray:
@@ -137,12 +154,8 @@ def sample_fragments(frames: np.ndarray, grid: int, patch: int, aligned: int,
                                   grid * patch)
   num_frames = frame_index.size
   _, height, width, channels = frames.shape
-  h_origins, h_bound = grid_lib.grid_cells(height, grid, patch)
-  w_origins, w_bound = grid_lib.grid_cells(width, grid, patch)
-  num_chunks = -(-num_frames // aligned)
-  # Patch corners indexed [chunk, i, j].
-  tops = h_origins[:, None] + grid_lib.cell_offsets(h_bound, (num_chunks, grid, grid), rng)
-  lefts = w_origins[None, :] + grid_lib.cell_offsets(w_bound, (num_chunks, grid, grid), rng)
+  tops, lefts = patch_corners(height, width, num_frames, grid, patch, aligned, rng)
+  num_chunks = tops.shape[0]
   chunk_len = aligned
   if num_chunks > 1 and np.all(tops == tops[:1]) and np.all(lefts == lefts[:1]):
     chunk_len = num_frames  # Every chunk has the same positions: cut them all at once.

@@ -1,0 +1,1 @@
+"""Video decoders beside OpenCV: NVDEC (PyNvVideoCodec) frames on the device, cut there."""
