@@ -86,7 +86,6 @@ def installed(wheel, tmp_path_factory):
   return root / "venv" / "bin", str(elsewhere), env
 
 
-@pytest.mark.integration
 def test_wheel_holds_every_subpackage_and_every_shipped_config(wheel):
   names = set(zipfile.ZipFile(wheel).namelist())
   packages = source_packages(REPO, "vqa_jax")
@@ -103,7 +102,6 @@ def test_wheel_holds_every_subpackage_and_every_shipped_config(wheel):
   assert sources <= modules, f"modules missing from the wheel: {sorted(sources - modules)}"
 
 
-@pytest.mark.integration
 def test_installed_wheel_runs_from_outside_the_repository(installed):
   bin_dir, cwd, env = installed
   vqa = str(bin_dir / "vqa-jax")
