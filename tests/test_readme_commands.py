@@ -4,9 +4,10 @@
 line) to the test that runs it; a README command missing from it fails
 `test_every_readme_command_is_run_by_a_test`. The tests take each command from the README itself,
 replace only paths, the step count and the program name (`vqa-jax` -> `python -m vqa_jax.command`,
-which is what the console script calls) and run it. Default suite: the coverage check, `vqa-jax
-models`, the command-line train-then-score, the AWP snippet and what CI runs. Slow (`-m slow`): the
-named-model quick start via a loopback mirror, the Python quick start and `bash launch/demo.sh`.
+which is what the console script calls) and run it. Default suite: the coverage check, the length,
+the AWP snippet and what CI runs. Integration (`-m "not slow"` or `-m integration`): `vqa-jax
+models` and the command-line train-then-score. Slow (`-m slow`): the named-model quick start via a
+loopback mirror, the Python quick start and `bash launch/demo.sh`.
 """
 
 import ast
