@@ -12,10 +12,10 @@ from tests.helpers import paper_config
 from vqa_jax.training import finetune
 from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
-from vqa_jax.study import pairing
+from vqa_jax.study import fingerprints
 from vqa_jax.study import pretrain
 from vqa_jax.study import protocols
-from vqa_jax.study import records
+from vqa_jax.study import comparisons
 from vqa_jax.study import report
 from vqa_jax.study import runner
 from vqa_jax.study import variant_runs
@@ -38,16 +38,16 @@ def test_variants_share_init_batches_and_rng_with_their_baseline(tmp_path, monke
   monkeypatch.setenv("VQA_JAX_CACHE", str(tmp_path / "cache"))
   base = study_base()
   splits = sources.load_splits(base.data)
-  prints = {(v, s): pairing.fingerprint(protocols.cross_config(base, v, s, 2, ""), splits)
+  prints = {(v, s): fingerprints.fingerprint(protocols.cross_config(base, v, s, 2, ""), splits)
             for v in ("baseline", "awp", "wd") for s in (0, 1)}
-  pairing.check_pairs(prints)
-  for field in pairing.FIELDS:
+  fingerprints.check_pairs(prints)
+  for field in fingerprints.FIELDS:
     assert prints["baseline", 0][field] != prints["baseline", 1][field], field
   # Fine-tuning: the split of a seed, its batches and keys are the variant's as the baseline's.
-  ft = {(v, 0): pairing.fingerprint(*protocols.finetune_splits(protocols.finetune_config(
+  ft = {(v, 0): fingerprints.fingerprint(*protocols.finetune_splits(protocols.finetune_config(
       base, v, 0, "", 2, 1, "variant"))) for v in ("baseline", "awp")}
-  pairing.check_pairs(ft)
-  other = pairing.fingerprint(*protocols.finetune_splits(protocols.finetune_config(
+  fingerprints.check_pairs(ft)
+  other = fingerprints.fingerprint(*protocols.finetune_splits(protocols.finetune_config(
       base, "baseline", 1, "", 2, 1)))
   assert other["batches"] != ft["baseline", 0]["batches"]
 
@@ -127,13 +127,13 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch, compilation_cache):
     first_loss[name] = first["loss"]
   assert first_loss["awp_s0"] == first_loss["baseline_s0"] != first_loss["baseline_s1"]
   # Every fine-tuning run starts from its own variant's cross-dataset model.
-  ft = records.load_protocol(str(out), "finetune")
+  ft = comparisons.load_protocol(str(out), "finetune")
   assert ft["awp_s1"]["init"].endswith(os.path.join("cross", "work", "awp_s1"))
   assert ft["awp_s1"]["pairing"]["init"] != ft["baseline_s1"]["pairing"]["init"]
   # The baseline -> AWP line of seed 0 ends at each run's own training loss on the same clips.
-  line = json.load(open(out / "cross" / records.INTERPOLATION_FILE))
+  line = json.load(open(out / "cross" / comparisons.INTERPOLATION_FILE))
   assert (line["a"], line["b"], line["seed"]) == ("baseline", "awp", 0)
-  runs = records.load_protocol(str(out), "cross")
+  runs = comparisons.load_protocol(str(out), "cross")
   at = lambda t: line["loss"][line["t"].index(t)]
   np.testing.assert_allclose(at(0.0), runs["baseline_s0"]["sharpness"]["loss"], rtol=1e-5)
   np.testing.assert_allclose(at(1.0), runs["awp_s0"]["sharpness"]["loss"], rtol=1e-5)

@@ -9,7 +9,7 @@ cross-dataset protocol and the fine-tuning protocol (`protocols`), each paired w
 baseline: same initial weights, batches and dropout keys (`pairing`, checked from digests). The
 report (`report`, `forest`) gives paired deltas with bootstrap intervals in absolute and relative
 terms (`paired`, `records`) and the flatness measures of the cross-dataset runs with their
-within-seed correlations (`flatness_records`, `flatness_report`, measured by `vqa_jax.landscape`).
+within-seed correlations (`flatness_rows`, `flatness_report`, measured by `vqa_jax.landscape`).
 `variant_runs` holds the variants and one cross-dataset run; `runner` runs it all; `cli` is the
 command line. (It replaces the earlier `python -m vqa_jax.landscape.study`.)
 """

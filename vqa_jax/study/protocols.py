@@ -21,7 +21,7 @@ from vqa_jax.training import finetune
 from vqa_jax.evaluation import selection
 from vqa_jax.data import sources
 from vqa_jax.study import variant_runs
-from vqa_jax.study import pairing
+from vqa_jax.study import fingerprints
 
 PROTOCOLS = ("cross", "finetune")
 FINETUNE_PERTURB = ("none", "variant")
@@ -44,7 +44,7 @@ def run_cross(analyzer, base, variant: str, seed: int, steps: int, pretrained: s
               out: str) -> dict:
   """Trains and analyses one cross-dataset run; returns its record (not yet written)."""
   config = cross_config(base, variant, seed, steps, pretrained)
-  prints = pairing.fingerprint(config, sources.load_splits(config.data))
+  prints = fingerprints.fingerprint(config, sources.load_splits(config.data))
   name = run_name(variant, seed)
   record = variant_runs.run_one(analyzer, config, sets, os.path.join(out, "work", name))
   record.update(name=name, variant=variant, seed=seed, pairing=prints, pretrained=pretrained)
@@ -84,7 +84,7 @@ def run_finetune(base, variant: str, seed: int, init: str, epochs: int, probe_ep
   """Fine-tunes from one cross-dataset model on split seed `seed`; returns its record."""
   config = finetune_config(base, variant, seed, init, epochs, probe_epochs, finetune_perturb,
                            use_ema)
-  prints = pairing.fingerprint(*finetune_splits(config))
+  prints = fingerprints.fingerprint(*finetune_splits(config))
   name = run_name(variant, seed)
   result = finetune.finetune(config, os.path.join(out, "work", name))
   return {"name": name, "variant": variant, "seed": seed, "init": init, "result": result,

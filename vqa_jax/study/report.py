@@ -11,11 +11,11 @@ import math
 import os
 from typing import Any, Mapping, Sequence
 
-from vqa_jax.study import flatness_records
+from vqa_jax.study import flatness_rows
 from vqa_jax.study import flatness_report
 from vqa_jax.study import forest
-from vqa_jax.study import paired
-from vqa_jax.study import records
+from vqa_jax.study import significance
+from vqa_jax.study import comparisons
 
 TITLES = {"cross": "Cross-dataset (train on the labelled set, test zero-shot)",
           "finetune": "Fine-tuning (from each variant's cross-dataset model; linear probe, then "
@@ -34,8 +34,8 @@ def _interval(stats: Mapping[str, float], percent: bool = False) -> str:
 
 def verdict(row: Mapping[str, Any]) -> str:
   """What the interval supports: higher, lower, no difference shown, or too few pairs to say."""
-  if row["n"] < paired.MIN_PAIRS:
-    return f"too few pairs (< {paired.MIN_PAIRS})"
+  if row["n"] < significance.MIN_PAIRS:
+    return f"too few pairs (< {significance.MIN_PAIRS})"
   if not row["excludes_zero"]:
     return "not shown (interval contains 0)"
   return "variant higher" if row["delta"]["mean"] > 0 else "variant lower"
@@ -58,7 +58,7 @@ def comparison_table(rows: Sequence[Mapping[str, Any]], confidence: float) -> li
 
 def pairing_lines(protocol: str, runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
   """Per run its fingerprint digests (8 hex digits) and what it must share with its baseline."""
-  shared = records.PAIRED_FIELDS[protocol]
+  shared = comparisons.PAIRED_FIELDS[protocol]
   lines = [f"Shared with the same seed's baseline (checked before the report was written): "
            f"{', '.join(shared)}.", "", "| run | init | batches | rng |", "|---|---|---|---|"]
   for name, run in runs.items():
@@ -70,11 +70,11 @@ def pairing_lines(protocol: str, runs: Mapping[str, Mapping[str, Any]]) -> list[
 def _flatness_lines(out: str, meta: Mapping[str, Any], runs: Mapping[str, dict]) -> list[str]:
   """Writes the landscape report of the cross-dataset runs; the lines that summarise it here."""
   cross_out = os.path.join(out, "cross")
-  interpolation_path = os.path.join(cross_out, records.INTERPOLATION_FILE)
-  interpolation = (flatness_records.load_json(interpolation_path)
+  interpolation_path = os.path.join(cross_out, comparisons.INTERPOLATION_FILE)
+  interpolation = (flatness_rows.load_json(interpolation_path)
                    if os.path.exists(interpolation_path) else None)
   path = flatness_report.save_study(cross_out, meta["landscape"], runs, interpolation)
-  correlations = flatness_records.load_json(os.path.join(cross_out, "study.json"))["correlations"]
+  correlations = flatness_rows.load_json(os.path.join(cross_out, "study.json"))["correlations"]
   lines = ["## Flatness and the generalisation gaps (cross-dataset runs)", "",
            f"Full landscape report: [{os.path.relpath(path, out)}]({os.path.relpath(path, out)}) "
            "(landscapes, sharpness per variant, paired sharpness, scatter plots).", ""]
@@ -102,14 +102,14 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
             f"say which its 'up to 1.8%' / 'up to 3%' are). Intervals: {int(confidence * 100)}% "
             "percentile bootstrap of the mean paired delta (scipy.stats.bootstrap, 9999 "
             "resamples). A verdict of higher or lower needs the interval to exclude 0 and at "
-            f"least {paired.MIN_PAIRS} pairs (with fewer, percentile intervals are too narrow to "
+            f"least {significance.MIN_PAIRS} pairs (with fewer, percentile intervals are too narrow to "
             "trust).", ""]
   all_rows = []
   for protocol, protocol_runs in runs.items():
     if not protocol_runs:
       continue
-    records.check_pairing(protocol, protocol_runs)
-    rows = records.comparisons(protocol, protocol_runs, meta["model"], confidence)
+    comparisons.check_pairing(protocol, protocol_runs)
+    rows = comparisons.comparisons(protocol, protocol_runs, meta["model"], confidence)
     all_rows += rows
     lines += [f"## {TITLES[protocol]}", ""] + comparison_table(rows, confidence) + [""]
     if rows:
@@ -129,8 +129,8 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
 
 def rebuild(out: str, command: str) -> str:
   """Rebuilds the report from OUT/study.json's meta and the stored run records."""
-  meta = {**flatness_records.load_json(os.path.join(out, "study.json"))["meta"],
+  meta = {**flatness_rows.load_json(os.path.join(out, "study.json"))["meta"],
           "report_command": command}
   order = meta.get("variants", [])
-  return write_report(out, meta, {p: records.load_protocol(out, p, order)
-                                  for p in meta.get("protocols", records.PAIRED_FIELDS)})
+  return write_report(out, meta, {p: comparisons.load_protocol(out, p, order)
+                                  for p in meta.get("protocols", comparisons.PAIRED_FIELDS)})

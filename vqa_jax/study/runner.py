@@ -14,11 +14,11 @@ import ml_collections
 
 from vqa_jax.landscape import analysis
 from vqa_jax.study import variant_runs
-from vqa_jax.study import flatness_records
-from vqa_jax.study import paired
+from vqa_jax.study import flatness_rows
+from vqa_jax.study import significance
 from vqa_jax.study import pretrain
 from vqa_jax.study import protocols
-from vqa_jax.study import records
+from vqa_jax.study import comparisons
 from vqa_jax.study import report
 
 DEFAULT_VARIANTS = ("baseline", "awp_1e-4", "awp", "rwp", "wd")
@@ -43,7 +43,7 @@ class StudyOptions:
   eval_videos: int = 0  # the landscape's fixed 'test' and 'cross' subsets (0: every video)
   analysis_config: analysis.AnalysisConfig = variant_runs.study_analysis_config(21, 9)
   model: str = "raw"
-  confidence: float = paired.CONFIDENCE
+  confidence: float = significance.CONFIDENCE
   command: str = "python -m vqa_jax.study"
 
   def __post_init__(self):
@@ -53,7 +53,7 @@ class StudyOptions:
     unknown = set(self.protocols) - set(protocols.PROTOCOLS)
     if unknown or not self.protocols:
       raise ValueError(f"protocols must be among {protocols.PROTOCOLS}, got {self.protocols}")
-    flatness_records.check_line_grid(self.analysis_config)
+    flatness_rows.check_line_grid(self.analysis_config)
 
 
 def regime(base: ml_collections.ConfigDict, options: StudyOptions, pretrained: str) -> str:
@@ -78,12 +78,12 @@ def regime(base: ml_collections.ConfigDict, options: StudyOptions, pretrained: s
 
 def _stored_or_run(out: str, protocol: str, name: str, make) -> dict:
   """The stored record of a run, else `make()`'s (then stored)."""
-  path = records.record_path(out, protocol, name)
+  path = comparisons.record_path(out, protocol, name)
   if os.path.exists(path):
-    return flatness_records.load_json(path)
+    return flatness_rows.load_json(path)
   logging.info("study: %s run %s", protocol, name)
   record = make()
-  records.save_record(out, protocol, record)
+  comparisons.save_record(out, protocol, record)
   return record
 
 
@@ -91,7 +91,7 @@ def store_interpolation(out: str, analyzer: analysis.Analyzer, sets: dict,
                         options: StudyOptions) -> None:
   """OUT/cross/interpolation.json: baseline to the first AWP variant of the first seed (once)."""
   awp = [v for v in options.variants if v.startswith("awp")]
-  path = os.path.join(out, "cross", records.INTERPOLATION_FILE)
+  path = os.path.join(out, "cross", comparisons.INTERPOLATION_FILE)
   if not awp or os.path.exists(path):
     return
   work = lambda variant: os.path.join(out, "cross", "work",
@@ -127,7 +127,7 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: StudyOptions) 
                                    options.probe_epochs, ft_out, options.finetune_perturb,
                                    use_ema=options.model == "ema")))
     for protocol, protocol_runs in runs.items():  # stop at the first unpaired seed
-      records.check_pairing(protocol, protocol_runs)
+      comparisons.check_pairing(protocol, protocol_runs)
   store_interpolation(out, analyzer, sets, options)
   meta = {"command": options.command, "regime": regime(base, options, pretrained),
           "model": options.model, "confidence": options.confidence,

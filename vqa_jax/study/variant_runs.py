@@ -18,7 +18,7 @@ from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import fixed_set
 from vqa_jax.landscape import surface
-from vqa_jax.study import flatness_records
+from vqa_jax.study import flatness_rows
 from vqa_jax.training import trainer
 
 # Variant name -> config overrides ("section.field": value) on top of configs/demo.py.
@@ -69,7 +69,7 @@ def fixed_sets(config: ml_collections.ConfigDict, train_videos: int,
   `eval_videos` > 0 takes that many videos spread over 'test' and 'cross' (0: all of them).
   """
   splits = sources.load_splits(config.data)
-  sizes = {flatness_records.LANDSCAPE_SET: train_videos, "test": eval_videos, "cross": eval_videos}
+  sizes = {flatness_rows.LANDSCAPE_SET: train_videos, "test": eval_videos, "cross": eval_videos}
   return {name: fixed_set.sample_fixed_set(splits[name], config.sampling, size, num_clips=1)
           for name, size in sizes.items()}
 
@@ -81,8 +81,8 @@ def run_one(analyzer: analysis.Analyzer, config, sets: dict, workdir: str) -> di
   train_seconds = time.monotonic() - t0
   params = pretrained.load_params(workdir, use_ema=False)
   t0 = time.monotonic()
-  record = analyzer.checkpoint(params, sets, flatness_records.LANDSCAPE_SET)
-  record.update(trainer_results=results, gaps=flatness_records.gaps(record["metrics"]),
+  record = analyzer.checkpoint(params, sets, flatness_rows.LANDSCAPE_SET)
+  record.update(trainer_results=results, gaps=flatness_rows.gaps(record["metrics"]),
                 seconds={"train": train_seconds, "analysis": time.monotonic() - t0})
   return record
 
@@ -94,4 +94,4 @@ def interpolation(analyzer: analysis.Analyzer, sets: dict, workdir_a: str, workd
   """The training loss on the line from run a's final raw params to run b's (t = 0 to 1)."""
   load = lambda workdir: pretrained.load_params(workdir, use_ema=False)
   return surface.interpolation(analyzer.ev, load(workdir_a), load(workdir_b), INTERPOLATION_POINTS,
-                               sets[flatness_records.LANDSCAPE_SET])
+                               sets[flatness_rows.LANDSCAPE_SET])
