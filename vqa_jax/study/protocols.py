@@ -1,10 +1,10 @@
 """The paper's two protocols for one (variant, seed): cross-dataset training, then fine-tuning.
 
-cross-dataset (paper Table A): the variant's overrides (`landscape.study.VARIANTS`) on the base
-config, `seed` for init noise, data order and dropout keys, initial weights from the pretraining
-stage, trained on `data.train_split` and evaluated zero-shot on `data.eval_splits`; the final raw
-params then get the landscape study's flatness measures and gaps (`landscape.study.run_one`), so a
-cross-dataset record is a landscape-study run record plus its pairing fingerprint.
+cross-dataset (paper Table A): the variant's overrides (`variant_runs.VARIANTS`) on the base
+config, `seed` for init noise, data order and dropout keys, initial weights from the pretext
+stage, trained on `data.train_split` and evaluated zero-shot on `data.eval_splits`; the final EMA
+(or raw) params then get the flatness measures, gaps and treatment check (`variant_runs.run_one`),
+so a cross-dataset record is a landscape run record plus its pairing fingerprint.
 
 fine-tuning (paper Table B, §7.6): `vqa_jax.finetune` on the target split (`finetune.dataset`)
 with the split seed `seed` (80/20 by default), starting from that variant's cross-dataset model:
@@ -24,6 +24,7 @@ from vqa_jax.study import variant_runs
 from vqa_jax.study import fingerprints
 
 PROTOCOLS = ("cross", "finetune")
+FINETUNE_OUTCOMES = tuple(f"{finetune.TEST_SPLIT}_{m}" for m in ("srcc", "plcc"))
 FINETUNE_PERTURB = ("none", "variant")
 
 
@@ -40,13 +41,14 @@ def cross_config(base: ml_collections.ConfigDict, variant: str, seed: int, steps
   return config
 
 
-def run_cross(analyzer, base, variant: str, seed: int, steps: int, pretrained: str, sets: dict,
-              out: str) -> dict:
+def run_cross(analyzer, flatness, base, variant: str, seed: int, steps: int, pretrained: str,
+              sets: dict, out: str, gammas, use_ema: bool) -> dict:
   """Trains and analyses one cross-dataset run; returns its record (not yet written)."""
   config = cross_config(base, variant, seed, steps, pretrained)
   prints = fingerprints.fingerprint(config, sources.load_splits(config.data))
   name = run_name(variant, seed)
-  record = variant_runs.run_one(analyzer, config, sets, os.path.join(out, "work", name))
+  record = variant_runs.run_one(analyzer, flatness, config, sets, os.path.join(out, "work", name),
+                                gammas, use_ema)
   record.update(name=name, variant=variant, seed=seed, pairing=prints, pretrained=pretrained)
   return record
 

@@ -1,12 +1,12 @@
 """The study's variants and one cross-dataset run: train, then measure flatness and gaps.
 
-A variant is a set of config overrides (VARIANTS: baseline, AWP at several γ, RWP, weight decay).
-`run_one` trains a run with `trainer.train` and analyses its final raw params on fixed clips (1 clip
+A variant is a set of config overrides (VARIANTS: baseline, AWP and RWP at every γ of the dose
+grid, weight decay both ways). `run_one` trains a run with `trainer.train` and analyses its final
+EMA params (the pre-registered model; raw on request) on fixed clips (1 clip
 per video, centred offsets, eval mode; `fixed_sets`): metrics on a train subset, 'test' and
 'cross', landscapes and sharpness on the train subset (`analysis.Analyzer`), and the gaps (train
-metric minus test metric). `python -m vqa_jax.study` runs these as its cross-dataset protocol;
-`--pretrain_steps=0 --protocols=cross --config=configs/demo.py` is the earlier landscape study's
-from-scratch regime (issue 7), whose command this replaces.
+metric minus test metric), plus the treatment check (`treatment`: flatness at the study's training
+radii, realised perturbation). `python -m vqa_jax.study` runs these as its cross-dataset protocol.
 """
 
 import time
@@ -19,19 +19,36 @@ from vqa_jax.landscape import analysis
 from vqa_jax.landscape import fixed_set
 from vqa_jax.landscape import surface
 from vqa_jax.study import flatness_rows
+from vqa_jax.study import treatment
 from vqa_jax.training import trainer
 
-# Variant name -> config overrides ("section.field": value) on top of configs/demo.py.
-VARIANTS = {
-    "baseline": {"perturb.kind": "none"},
-    "awp": {"perturb.kind": "awp", "perturb.gamma": 1e-3},
-    "awp_1e-4": {"perturb.kind": "awp", "perturb.gamma": 1e-4},  # the paper's γ (its code, README)
-    "rwp": {"perturb.kind": "rwp", "perturb.gamma": 1e-3},
-    "wd": {"perturb.kind": "none", "train.weight_decay": 0.5},
-    # Larger AWP radii: flatness that varies within a seed, for the within-seed correlation.
-    "awp_3e-3": {"perturb.kind": "awp", "perturb.gamma": 3e-3},
-    "awp_1e-2": {"perturb.kind": "awp", "perturb.gamma": 1e-2},
-}
+# As written in the variant names. The dose grid; 1e-4 is the paper's (its code and README).
+GAMMAS = ("1e-4", "1e-3", "3e-3", "1e-2")
+WEIGHT_DECAYS = ("5e-4", "0.5")  # the reference README's 5e-4, and the other way from 0.05
+
+
+def _variants() -> dict[str, dict]:
+  """Variant name -> config overrides ("section.field": value) on top of the study's config."""
+  out = {"baseline": {"perturb.kind": "none"}}
+  for kind in ("awp", "rwp"):
+    out.update({f"{kind}_{g}": {"perturb.kind": kind, "perturb.gamma": float(g)} for g in GAMMAS})
+  out.update({f"wd_{wd}": {"perturb.kind": "none", "train.weight_decay": float(wd)}
+              for wd in WEIGHT_DECAYS})
+  return out
+
+
+# baseline, awp_1e-4 ... awp_1e-2, rwp_1e-4 ... rwp_1e-2 (the same radii), wd_5e-4, wd_0.5.
+VARIANTS = _variants()
+
+
+def gamma(variant: str) -> float | None:
+  """The training radius γ of a perturbation variant (None for the others)."""
+  overrides = VARIANTS[variant]
+  return overrides.get("perturb.gamma") if overrides["perturb.kind"] != "none" else None
+
+
+LOGGED_STEPS = 30
+
 
 def apply_variant(base: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
   """A copy of the base config with the variant's overrides."""
@@ -51,7 +68,7 @@ def variant_config(base: ml_collections.ConfigDict, variant: str, seed: int,
   config.seed = seed
   config.train.steps = config.train.cosine_steps = steps
   config.train.checkpoint_every = steps
-  config.train.log_every = max(steps // 6, 1)
+  config.train.log_every = max(steps // LOGGED_STEPS, 1)  # the realised perturbation's mean
   return config
 
 
@@ -74,15 +91,19 @@ def fixed_sets(config: ml_collections.ConfigDict, train_videos: int,
           for name, size in sizes.items()}
 
 
-def run_one(analyzer: analysis.Analyzer, config, sets: dict, workdir: str) -> dict:
-  """Trains one run (or resumes it) and analyses its final raw params."""
+def run_one(analyzer: analysis.Analyzer, flatness: treatment.FlatnessAtRadii, config, sets: dict,
+            workdir: str, gammas, use_ema: bool) -> dict:
+  """Trains one run (or resumes it); analyses its final EMA (or raw) params, with the treatment."""
   t0 = time.monotonic()
   results = trainer.train(config, workdir)
   train_seconds = time.monotonic() - t0
-  params = pretrained.load_params(workdir, use_ema=False)
+  params = pretrained.load_params(workdir, use_ema=use_ema)
   t0 = time.monotonic()
   record = analyzer.checkpoint(params, sets, flatness_rows.LANDSCAPE_SET)
+  record["treatment"] = {**flatness(params, sets[flatness_rows.LANDSCAPE_SET], gammas),
+                         **treatment.realised(workdir)}
   record.update(trainer_results=results, gaps=flatness_rows.gaps(record["metrics"]),
+                analysed_model="ema" if use_ema else "raw",
                 seconds={"train": train_seconds, "analysis": time.monotonic() - t0})
   return record
 
@@ -90,8 +111,9 @@ def run_one(analyzer: analysis.Analyzer, config, sets: dict, workdir: str) -> di
 INTERPOLATION_POINTS = [i / 10 for i in range(-5, 16)]  # t in [-0.5, 1.5]: (1 - t) a + t b
 
 
-def interpolation(analyzer: analysis.Analyzer, sets: dict, workdir_a: str, workdir_b: str) -> dict:
-  """The training loss on the line from run a's final raw params to run b's (t = 0 to 1)."""
-  load = lambda workdir: pretrained.load_params(workdir, use_ema=False)
+def interpolation(analyzer: analysis.Analyzer, sets: dict, workdir_a: str, workdir_b: str,
+                  use_ema: bool) -> dict:
+  """The training loss on the line from run a's final EMA (or raw) params to run b's (t = 0 to 1)."""
+  load = lambda workdir: pretrained.load_params(workdir, use_ema=use_ema)
   return surface.interpolation(analyzer.ev, load(workdir_a), load(workdir_b), INTERPOLATION_POINTS,
                                sets[flatness_rows.LANDSCAPE_SET])
