@@ -34,7 +34,7 @@ SCALES = {
                  pretext_steps=600, pretext_videos=480, finetune_epochs=6, probe_epochs=2,
                  train_videos=64, batch_size=8, ema_decay=0.99),
     # The default suite's end-to-end run: 2 seeds, 3 variants, a few steps.
-    "tiny": dict(num_train=16, num_test=8, num_cross=10, seeds=(0, 1), steps=4, pretext_steps=4,
+    "tiny": dict(num_train=16, num_test=8, num_cross=16, seeds=(0, 1), steps=4, pretext_steps=4,
                  pretext_videos=12, finetune_epochs=2, probe_epochs=1, train_videos=8,
                  batch_size=4, ema_decay=0.1),
 }
