@@ -3,7 +3,7 @@
   python -m vqa_jax.main --config=configs/iqa_demo.py --workdir=/tmp/iqa_demo
 
 The run generates (once, cached under $VQA_JAX_CACHE or ~/.cache/vqa_jax) the
-synthetic image set of `vqa_jax/data/synthetic_images.py`: the first frames of the synthetic
+synthetic image set of `vqa_jax/data/synthetic/images.py`: the first frames of the synthetic
 videos as 128x160 PNGs, 480 training and 128 test images of domain A and 96 of domain B ('cross'),
 MOS 1-5 from the distortions (judder dropped). It then trains the IQA recipe's model shape
 (`configs/iqa_swin_t.py`: temporal patch 1, window (1, w, w), no GRPB) shrunk to 2 stages, on 4x4

@@ -49,7 +49,8 @@ def good_and_bad_videos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory) -> str:
   """The tiny synthetic dataset (videos + label files), generated once for the module."""
-  from vqa_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+  from vqa_jax.config.specs import SyntheticSpec  # pylint: disable=g-import-not-at-top
+  from vqa_jax.data.synthetic import dataset  # pylint: disable=g-import-not-at-top
   root = str(tmp_path_factory.mktemp("synthetic"))
-  synthetic.generate(root, synthetic.SyntheticSpec.tiny(), num_workers=1)
+  dataset.generate(root, SyntheticSpec.tiny(), num_workers=1)
   return root

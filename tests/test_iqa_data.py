@@ -9,8 +9,9 @@ import pytest
 
 from vqa_jax.data import labels
 from vqa_jax.data import sampling
-from vqa_jax.data import synthetic
-from vqa_jax.data import synthetic_images
+from vqa_jax.config.specs import ImageSpec
+from vqa_jax.data.synthetic import images as synthetic_images
+from vqa_jax.data.synthetic import metadata as synthetic_metadata
 from vqa_jax.data import video_io
 
 IMAGE_SAMPLING = {"clip_len": 1, "frame_interval": 1, "grid": 2, "patch": 16}
@@ -132,12 +133,12 @@ def test_sample_clips_upsamples_small_images(tmp_path):
 def image_root(tmp_path_factory) -> str:
   """The tiny synthetic image set, generated once for the module."""
   root = str(tmp_path_factory.mktemp("images"))
-  synthetic_images.generate(root, synthetic_images.ImageSpec.tiny())
+  synthetic_images.generate(root, ImageSpec.tiny())
   return root
 
 
 def test_synthetic_images_labels_and_content(image_root):
-  spec = synthetic_images.ImageSpec.tiny()
+  spec = ImageSpec.tiny()
   metadata = [json.loads(line) for line in open(os.path.join(image_root, "metadata.jsonl"))]
   assert len(metadata) == 16 + 8 + 8
   for split, label_file in synthetic_images.label_files(image_root).items():
@@ -148,17 +149,18 @@ def test_synthetic_images_labels_and_content(image_root):
       assert entry.path == os.path.join(image_root, meta["relpath"])
       assert entry.path.endswith(".png") and entry.mos == meta["mos"]
       assert "judder" not in meta["distortions"]
-      assert abs(meta["mos"] - synthetic.mos_from_strengths(meta["distortions"])) < 5 * 0.08
+      noise_free = synthetic_metadata.mos_from_strengths(meta["distortions"])
+      assert abs(meta["mos"] - noise_free) < 5 * 0.08
       image = video_io.read_frames(entry.path, [0])[0]
       assert image.shape == (64, 80, 3)
   # Image i is frame 0 of synthetic video i: same content, seed and (non-temporal) distortions.
-  video = synthetic.sample_video(spec.video_spec(), "test", 3)
+  video = synthetic_metadata.sample_video(spec.video_spec(), "test", 3)
   meta = [m for m in metadata if m["split"] == "test"][3]
   assert (meta["content"], meta["seed"]) == (video["content"], video["seed"])
 
 
 def test_synthetic_images_are_deterministic_and_cached(image_root, tmp_path):
-  spec = synthetic_images.ImageSpec.tiny()
+  spec = ImageSpec.tiny()
   root = synthetic_images.ensure_dataset(str(tmp_path), spec)
   assert root == synthetic_images.dataset_root(str(tmp_path), spec)
   assert synthetic_images.ensure_dataset(str(tmp_path), spec) == root

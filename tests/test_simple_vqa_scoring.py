@@ -17,7 +17,7 @@ from vqa_jax.families import simple_vqa_features
 from vqa_jax.convert import state_dicts
 from vqa_jax.data import sampling
 from vqa_jax.data import sources
-from vqa_jax.data.synthetic import SyntheticSpec
+from vqa_jax.config.specs import SyntheticSpec
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 

@@ -23,7 +23,7 @@ from vqa_jax import families
 from vqa_jax import perturb
 from vqa_jax.training import trainer
 from vqa_jax.data import sources
-from vqa_jax.data.synthetic import SyntheticSpec
+from vqa_jax.config.specs import SyntheticSpec
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 

@@ -1,6 +1,7 @@
 """Tests of the procedural synthetic VQA dataset (vqa_jax.data.synthetic)."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -15,9 +16,15 @@ import scipy.stats
 
 from vqa_jax.data import labels
 from vqa_jax.data import sources
-from vqa_jax.data import synthetic
+from vqa_jax.config.specs import ImageSpec
+from vqa_jax.config.specs import SyntheticSpec
+from vqa_jax.data.synthetic import cache as synthetic_cache
+from vqa_jax.data.synthetic import dataset as synthetic_dataset
+from vqa_jax.data.synthetic import images as synthetic_images
+from vqa_jax.data.synthetic import metadata as synthetic_metadata
+from vqa_jax.data.synthetic import video as synthetic_video
 
-TINY = synthetic.SyntheticSpec.tiny()
+TINY = SyntheticSpec.tiny()
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -55,37 +62,38 @@ def cache_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny(cache_dir) -> synthetic.SyntheticDataset:
+def tiny(cache_dir) -> synthetic_dataset.SyntheticDataset:
   """The tiny dataset, generated once with a pool of 2 worker processes."""
-  return synthetic.ensure_dataset(cache_dir, TINY, num_workers=2)
+  return synthetic_dataset.ensure_dataset(cache_dir, TINY, num_workers=2)
 
 
 # MOS function.
 
 
 def test_mos_hand_values():
-  assert synthetic.mos_from_strengths({}) == 5.0
-  assert synthetic.mos_from_strengths({"blur": 0.0}) == 5.0
+  assert synthetic_metadata.mos_from_strengths({}) == 5.0
+  assert synthetic_metadata.mos_from_strengths({"blur": 0.0}) == 5.0
   # 1 + 4 * (1 - 0.85 * 0.5) = 3.3
-  assert synthetic.mos_from_strengths({"blur": 0.5}) == pytest.approx(3.3)
+  assert synthetic_metadata.mos_from_strengths({"blur": 0.5}) == pytest.approx(3.3)
   # 1 + 4 * (1 - 0.5) = 3.0
-  assert synthetic.mos_from_strengths({"judder": 1.0}) == pytest.approx(3.0)
+  assert synthetic_metadata.mos_from_strengths({"judder": 1.0}) == pytest.approx(3.0)
   # 1 + 4 * (1 - 0.85) * (1 - 0.75 * 0.4) = 1 + 4 * 0.15 * 0.7 = 1.42
-  assert synthetic.mos_from_strengths({"jpeg": 1.0, "overexposure": 0.4}) == pytest.approx(1.42)
+  assert (synthetic_metadata.mos_from_strengths({"jpeg": 1.0, "overexposure": 0.4})
+          == pytest.approx(1.42))
 
 
 def test_mos_rejects_bad_input():
   with pytest.raises(ValueError, match="Unknown distortion"):
-    synthetic.mos_from_strengths({"vignette": 0.5})
+    synthetic_metadata.mos_from_strengths({"vignette": 0.5})
   with pytest.raises(ValueError, match=r"\[0, 1\]"):
-    synthetic.mos_from_strengths({"blur": 1.5})
+    synthetic_metadata.mos_from_strengths({"blur": 1.5})
 
 
-@pytest.mark.parametrize("name", sorted(synthetic.DISTORTION_WEIGHTS))
+@pytest.mark.parametrize("name", sorted(synthetic_metadata.DISTORTION_WEIGHTS))
 def test_mos_decreases_with_every_strength(name):
   grid = np.linspace(0.0, 1.0, 11)
   for other in ({}, {"noise" if name != "noise" else "jpeg": 0.6}):
-    mos = [synthetic.mos_from_strengths({name: s, **other}) for s in grid]
+    mos = [synthetic_metadata.mos_from_strengths({name: s, **other}) for s in grid]
     assert np.all(np.diff(mos) < 0)
     assert 1.0 <= min(mos) and max(mos) <= 5.0
 
@@ -94,15 +102,15 @@ def test_mos_decreases_with_every_strength(name):
 
 
 def test_spec_presets_and_from_config():
-  assert synthetic.SyntheticSpec.demo() == synthetic.SyntheticSpec()
+  assert SyntheticSpec.demo() == SyntheticSpec()
   assert (TINY.num_train, TINY.num_test, TINY.num_cross) == (16, 8, 8)
-  assert synthetic.SyntheticSpec.from_config({}) == synthetic.SyntheticSpec.demo()
+  assert SyntheticSpec.from_config({}) == SyntheticSpec.demo()
   cfg = ml_collections.ConfigDict({"seed": 3, "num_train": 20, "height": 64})
-  spec = synthetic.SyntheticSpec.from_config(cfg)
+  spec = SyntheticSpec.from_config(cfg)
   assert (spec.seed, spec.num_train, spec.height) == (3, 20, 64)
-  assert spec.width == synthetic.SyntheticSpec.demo().width
+  assert spec.width == SyntheticSpec.demo().width
   with pytest.raises(ValueError, match="num_trian"):
-    synthetic.SyntheticSpec.from_config({"num_trian": 3})
+    SyntheticSpec.from_config({"num_trian": 3})
 
 
 # The generated tiny dataset.
@@ -155,7 +163,7 @@ def test_domains_differ_in_content_and_distortions(tiny):
   tiny_meta = _metadata(tiny.metadata_file)
   tiny_contents = {d: {m["content"] for m in tiny_meta if m["domain"] == d} for d in "AB"}
   assert not tiny_contents["A"] & tiny_contents["B"]
-  meta = synthetic.sample_metadata(synthetic.SyntheticSpec.demo())  # Labels only, no videos.
+  meta = synthetic_metadata.sample_metadata(SyntheticSpec.demo())  # Labels only, no videos.
   counts = {d: {} for d in "AB"}
   for m in meta:
     for name in m["distortions"]:
@@ -174,9 +182,10 @@ def test_domains_differ_in_content_and_distortions(tiny):
 
 def _decoded_clip(tmp_path, distortions: dict[str, float]) -> np.ndarray:
   """Fixed content with the given distortions, written and decoded back, as float grey frames."""
-  frames = synthetic.render_video("shapes", distortions, height=64, width=80, num_frames=16, seed=7)
+  frames = synthetic_video.render_video("shapes", distortions, height=64, width=80, num_frames=16,
+                                        seed=7)
   path = str(tmp_path / "clip.avi")
-  synthetic.write_video(path, frames, fps=16.0)
+  synthetic_video.write_video(path, frames, fps=16.0)
   decoded = _decode(path)
   return np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in decoded]).astype(np.float32)
 
@@ -219,8 +228,8 @@ def test_measured_distortion_follows_strength(tmp_path, name, measure, sign):
 
 
 def test_same_seed_is_identical(tiny, tmp_path):
-  again = synthetic.generate(str(tmp_path / "again"), TINY, num_workers=1)
-  for split in synthetic.SPLITS:
+  again = synthetic_dataset.generate(str(tmp_path / "again"), TINY, num_workers=1)
+  for split in synthetic_metadata.SPLITS:
     with open(tiny.label_files[split], "rb") as a, open(again.label_files[split], "rb") as b:
       assert a.read() == b.read()
   assert _metadata(tiny.metadata_file) == _metadata(again.metadata_file)
@@ -229,15 +238,39 @@ def test_same_seed_is_identical(tiny, tmp_path):
     np.testing.assert_array_equal(_decode(entry.path), _decode(os.path.join(again.root, relpath)))
 
 
+# The tiny spec's cache key and the SHA-256 of its metadata and of its MANIFEST.json (size and
+# BLAKE2b of every generated file: videos, labels, spec, marker), recorded at commit a44b5f3, before
+# data/synthetic.py became a package, with
+#   python -c "from vqa_jax.data import synthetic; print(synthetic.ensure_dataset('/tmp/d',
+#     synthetic.SyntheticSpec.tiny(), num_workers=1).root)"; sha256sum /tmp/d/synthetic_*/*.js*
+# The videos' bytes also follow OpenCV's build (opencv-python-headless as pinned in requirements.txt).
+TINY_SPEC_DIGEST = "fa6cdc49719f7c4b7dfbab00655c1de78fefee251bbb4f5455caace32e664413"
+TINY_METADATA_SHA256 = "e8557a4fad0eb95c26725eb5bed89c5eb68386a666b9ae818b731ed4ae98395d"
+TINY_MANIFEST_SHA256 = "c9615abdc74ab0326e96cc88b5c97bd735805eec6c7675e9d1178f513691342f"
+
+
+def _sha256(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_tiny_dataset_matches_the_recorded_bytes(tiny):
+  """Cache key, draws and every generated byte as recorded (here with 2 workers, recorded with 1)."""
+  assert synthetic_dataset.spec_digest(TINY) == TINY_SPEC_DIGEST
+  assert os.path.basename(tiny.root) == f"synthetic_{TINY_SPEC_DIGEST[:16]}"
+  assert _sha256(tiny.metadata_file) == TINY_METADATA_SHA256
+  assert _sha256(os.path.join(tiny.root, synthetic_cache.MANIFEST_FILE)) == TINY_MANIFEST_SHA256
+
+
 def test_different_seed_changes_mos():
-  mos = [[m["mos"] for m in synthetic.sample_metadata(dataclasses.replace(TINY, seed=seed))]
-         for seed in (0, 1)]
+  specs = [dataclasses.replace(TINY, seed=seed) for seed in (0, 1)]
+  mos = [[m["mos"] for m in synthetic_metadata.sample_metadata(spec)] for spec in specs]
   assert mos[0] != mos[1]
 
 
 def test_cache_is_reused(tiny, cache_dir):
   before = _mtimes(tiny.root)
-  again = synthetic.ensure_dataset(cache_dir, TINY)
+  again = synthetic_dataset.ensure_dataset(cache_dir, TINY)
   assert again == tiny
   assert _mtimes(tiny.root) == before
   assert sorted(os.listdir(cache_dir)) == [os.path.basename(tiny.root)]  # No temp folders left.
@@ -249,45 +282,68 @@ def test_interrupted_generation_leaves_nothing_complete(tmp_path, monkeypatch):
   def fail(*args):
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(synthetic, "_run_jobs", fail)
+  monkeypatch.setattr(synthetic_dataset, "_run_jobs", fail)
   with pytest.raises(KeyboardInterrupt):
-    synthetic.ensure_dataset(str(tmp_path), spec)
+    synthetic_dataset.ensure_dataset(str(tmp_path), spec)
   assert os.listdir(tmp_path) == []
   monkeypatch.undo()
-  dataset = synthetic.ensure_dataset(str(tmp_path), spec, num_workers=1)
-  assert synthetic.is_complete(dataset.root, spec)
-  assert not synthetic.is_complete(dataset.root, TINY)
+  dataset = synthetic_dataset.ensure_dataset(str(tmp_path), spec, num_workers=1)
+  assert synthetic_dataset.is_complete(dataset.root, spec)
+  assert not synthetic_dataset.is_complete(dataset.root, TINY)
 
 
 @pytest.mark.integration
 def test_cli_writes_where_the_trainer_looks(tiny, tmp_path):
   """--out is a cache folder as $VQA_JAX_CACHE: the CLI reuses (and prints) the trainer's copy."""
   out = tmp_path / "cache"
-  shutil.copytree(tiny.root, out / synthetic.CACHE_SUBDIR / os.path.basename(tiny.root))
+  shutil.copytree(tiny.root, out / synthetic_dataset.CACHE_SUBDIR / os.path.basename(tiny.root))
   result = subprocess.run(
       [sys.executable, "-m", "vqa_jax.data.synthetic", "--out", str(out), "--preset", "tiny"],
       cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=120)
   trainers = sources.load_splits(ml_collections.ConfigDict(
       {"source": "synthetic", "cache_dir": str(out),
        "synthetic": dataclasses.asdict(TINY)}))
-  assert trainers["train"][0].path.startswith(str(out / synthetic.CACHE_SUBDIR) + os.sep)
-  for split in synthetic.SPLITS:
-    assert os.path.join(str(out / synthetic.CACHE_SUBDIR), os.path.basename(tiny.root), "labels",
-                        f"{split}.txt") in result.stdout
+  assert trainers["train"][0].path.startswith(str(out / synthetic_dataset.CACHE_SUBDIR) + os.sep)
+  root = out / synthetic_dataset.CACHE_SUBDIR / os.path.basename(tiny.root)
+  for split in synthetic_metadata.SPLITS:
+    assert os.path.join(str(root), "labels", f"{split}.txt") in result.stdout
   assert "reused" in result.stdout
+
+
+@pytest.mark.integration
+def test_cli_images_go_where_the_trainer_looks(tmp_path):
+  """--images writes the IQA image set under --out, where data.source='synthetic_images' finds it."""
+  out = tmp_path / "cache"
+  command = [sys.executable, "-m", "vqa_jax.data.synthetic", "--images", "--out", str(out),
+             "--preset", "tiny"]
+  first = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                         timeout=120)
+  spec = ImageSpec.tiny()
+  root = synthetic_images.dataset_root(str(out), spec)
+  assert f"root: {root}" in first.stdout
+  assert f"generated {spec.num_train + spec.num_test + spec.num_cross} images" in first.stdout
+  splits = sources.load_splits(ml_collections.ConfigDict(
+      {"source": "synthetic_images", "cache_dir": str(out),
+       "synthetic_images": dataclasses.asdict(spec)}))
+  assert {name: len(entries) for name, entries in splits.items()} == {
+      "train": spec.num_train, "test": spec.num_test, "cross": spec.num_cross}
+  assert all(e.path.startswith(root + os.sep) for e in splits["train"])
+  again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                         timeout=120)
+  assert "reused" in again.stdout
 
 
 def test_damaged_cache_file_is_named_and_regenerated(tiny, tmp_path, caplog):
   cache = tmp_path / "cache"
   copy = cache / os.path.basename(tiny.root)
   shutil.copytree(tiny.root, copy)
-  assert synthetic.manifest_problems(str(copy)) == []
+  assert synthetic_cache.manifest_problems(str(copy)) == []
   video = copy / tiny_relpath(tiny)
   intact = video.read_bytes()
   video.write_bytes(intact[:len(intact) // 2])
-  assert synthetic.manifest_problems(str(copy)) == [
+  assert synthetic_cache.manifest_problems(str(copy)) == [
       f"{video}: {len(intact) // 2} bytes, {len(intact)} when generated"]
-  dataset = synthetic.ensure_dataset(str(cache), TINY, num_workers=1)
+  dataset = synthetic_dataset.ensure_dataset(str(cache), TINY, num_workers=1)
   assert f"cached data {copy} is damaged, regenerating it: {video}" in caplog.text
   assert video.read_bytes() == intact  # generation is deterministic
-  assert synthetic.manifest_problems(dataset.root) == []
+  assert synthetic_cache.manifest_problems(dataset.root) == []

@@ -11,7 +11,7 @@ from tests.helpers import SHARED_DIR
 from tests.tfds_layouts import LAYOUTS
 from tests.tfds_layouts import make_manual_dir
 from tests.tfds_layouts import parse_label_file
-from vqa_jax.data import synthetic
+from vqa_jax.config.specs import SyntheticSpec
 from vqa_jax.data import tfds_builders
 
 # Folder of the real label files under ../shared/labels.
@@ -53,7 +53,7 @@ def test_tfds_load_with_manual_dir(synthetic_root, tmp_path):
   ds = tfds.load("live_vqc", split="full", data_dir=str(tmp_path / "data"),
                  download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
                      manual_dir=str(manual_dir))})
-  assert len(list(ds)) == synthetic.SyntheticSpec.tiny().num_test
+  assert len(list(ds)) == SyntheticSpec.tiny().num_test
 
 
 def test_missing_video_raises_naming_it(synthetic_root, tmp_path):

@@ -30,8 +30,8 @@ from vqa_jax.data import loaders
 from vqa_jax.data import preflight
 from vqa_jax.data import sources
 from vqa_jax.data import show_fragments
-from vqa_jax.data import synthetic
-from vqa_jax.data import synthetic_images
+from vqa_jax.data.synthetic import images as synthetic_images
+from vqa_jax.data.synthetic import video as synthetic_video
 from vqa_jax.data import video_io
 from vqa_jax.models.fast_vqa import build_model
 from vqa_jax.runtime import sharding
@@ -144,7 +144,7 @@ def test_the_writers_write_into_a_folder_that_is_not_utf8(tmp_path):
   folder = os.fsdecode(os.path.join(os.fsencode(tmp_path), NOT_UTF8))
   os.mkdir(folder)
   frames = random_frames(3, 16, 16, seed=4)
-  synthetic.write_video(os.path.join(folder, "clip.avi"), frames[..., ::-1], fps=5.0)
+  synthetic_video.write_video(os.path.join(folder, "clip.avi"), frames[..., ::-1], fps=5.0)
   assert video_io.probe(os.path.join(folder, "clip.avi")).num_frames == 3  # MJPEG: lossy
   spec = ImageSpec(num_train=1, num_test=1, num_cross=1, height=32, width=40)
   synthetic_images.generate(folder, spec)

@@ -70,9 +70,9 @@ def base_config() -> ml_collections.ConfigDict:
   # see configs/iqa_demo.py), 'label_files' or 'tfds'.
   c.data.source = "synthetic"
   c.data.cache_dir = ""  # '' -> $VQA_JAX_CACHE or ~/.cache/vqa_jax
-  # Every SyntheticSpec field (the demo preset); see vqa_jax/data/synthetic.py.
+  # Every SyntheticSpec field (the demo preset); see vqa_jax/data/synthetic/.
   c.data.synthetic = synthetic_config(SyntheticSpec.demo())
-  # Every ImageSpec field (the demo preset): source 'synthetic_images' (data/synthetic_images.py).
+  # Every ImageSpec field (the demo preset): source 'synthetic_images' (data/synthetic/images.py).
   c.data.synthetic_images = synthetic_config(ImageSpec())
   # For source 'label_files': split name -> "LABEL_FILE:DATA_ROOT" (FAST-VQA label format).
   c.data.label_files = ml_collections.ConfigDict()

@@ -1,8 +1,8 @@
 """The synthetic datasets' specs: the `data.synthetic` and `data.synthetic_images` config sections.
 
 Pure dataclasses (no numpy, no OpenCV), so that config files build their sections from them without
-importing the generators. The generators (data/synthetic.py, data/synthetic_images.py) take these
-specs and key their caches by `digest(spec)`.
+importing the generators. The generators (data/synthetic/dataset.py, data/synthetic/images.py) take
+these specs and key their caches by `digest(spec)`.
 """
 
 import dataclasses

@@ -6,21 +6,13 @@ from absl import logging
 import ml_collections
 
 from vqa_jax.config.choices import SOURCES
+from vqa_jax.config.specs import ImageSpec
+from vqa_jax.config.specs import SyntheticSpec
+from vqa_jax.data import cache_location
 from vqa_jax.data import labels
-from vqa_jax.data import synthetic
-from vqa_jax.data import synthetic_images
 from vqa_jax.data import tfds_source
-
-
-def default_cache_dir() -> str:
-  """$VQA_JAX_CACHE, else ~/.cache/vqa_jax: where generated data lives unless data.cache_dir says."""
-  return (os.environ.get("VQA_JAX_CACHE")
-          or os.path.join(os.path.expanduser("~"), ".cache", "vqa_jax"))
-
-
-def cache_dir(data_cfg: ml_collections.ConfigDict) -> str:
-  """Where generated data lives: data.cache_dir, else $VQA_JAX_CACHE, else ~/.cache/vqa_jax."""
-  return data_cfg.cache_dir or default_cache_dir()
+from vqa_jax.data.synthetic import dataset as synthetic_videos
+from vqa_jax.data.synthetic import images as synthetic_images
 
 
 def label_file_splits(label_files: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
@@ -54,16 +46,17 @@ def warn_overlaps(splits: dict[str, list[labels.Entry]], max_listed: int = 20) -
 def load_splits(data_cfg: ml_collections.ConfigDict) -> dict[str, list[labels.Entry]]:
   """All labelled splits of the configured source (generating a synthetic set when needed)."""
   if data_cfg.source == "synthetic":
-    dataset = synthetic.ensure_in_cache(cache_dir(data_cfg),
-                                        synthetic.SyntheticSpec.from_config(data_cfg.synthetic))
+    dataset = synthetic_videos.ensure_in_cache(cache_location.cache_dir(data_cfg),
+                                               SyntheticSpec.from_config(data_cfg.synthetic))
     return {name: labels.read_labels(path, dataset.root)
             for name, path in dataset.label_files.items()}
   if data_cfg.source == "synthetic_images":
-    spec = synthetic_images.ImageSpec(**data_cfg.synthetic_images)
-    root = synthetic_images.ensure_dataset(cache_dir(data_cfg), spec)
+    spec = ImageSpec(**data_cfg.synthetic_images)
+    root = synthetic_images.ensure_dataset(cache_location.cache_dir(data_cfg), spec)
     return label_file_splits(ml_collections.ConfigDict(synthetic_images.label_file_specs(root)))
   if data_cfg.source == "tfds":
-    return tfds_source.load_splits(data_cfg.tfds, os.path.join(cache_dir(data_cfg), "tfds"))
+    return tfds_source.load_splits(data_cfg.tfds,
+                                   os.path.join(cache_location.cache_dir(data_cfg), "tfds"))
   if data_cfg.source != "label_files":
     raise ValueError(f"data.source must be one of {SOURCES}, got {data_cfg.source!r}")
   return label_file_splits(data_cfg.label_files)

@@ -33,7 +33,7 @@ from vqa_jax.config import config_files
 from vqa_jax.config import run_config
 from vqa_jax.convert import convert_weights
 from vqa_jax.convert import state_dicts
-from vqa_jax.data import sources
+from vqa_jax.data import cache_location
 from vqa_jax.pretrained import download
 from vqa_jax.pretrained import registry
 
@@ -44,7 +44,7 @@ SOURCE_FILE = "source.json"
 
 def models_dir() -> str:
   """$VQA_JAX_CACHE/models (default ~/.cache/vqa_jax/models)."""
-  return os.path.join(sources.default_cache_dir(), MODELS_SUBDIR)
+  return os.path.join(cache_location.default_cache_dir(), MODELS_SUBDIR)
 
 
 def entry_dir(name: str) -> str:

@@ -1,23 +1,22 @@
 """Synthetic IQA dataset: the first frames of the synthetic videos as PNG images, no download.
 
-Image i of a split is frame 0 of synthetic video i (`synthetic.sample_video` draws its content,
-seed and distortions; `synthetic.render_video` renders one frame), saved losslessly as PNG at the
+Image i of a split is frame 0 of synthetic video i (`metadata.sample_video` draws its content,
+seed and distortions; `video.render_video` renders one frame), saved losslessly as PNG at the
 spec's size. Judder, a temporal distortion, is invisible in one frame, so it is dropped from the
-draw and the MOS is `synthetic.mos_from_strengths` of the remaining distortions plus Gaussian
+draw and the MOS is `metadata.mos_from_strengths` of the remaining distortions plus Gaussian
 label noise (sd `label_noise`, its own stream), clipped to [1, 5] and rounded to 4 decimals.
 Domains as for the videos: "train" and "test" are domain A, "cross" is domain B.
 
 Layout: `<root>/images/<domain>/<split>_<index>.png`, FAST-VQA label files
 `<root>/labels/<split>.txt` (`relpath, 0, 0, MOS`: no duration, no frame rate), `metadata.jsonl`
 (content, distortions, MOS per image) and a completion marker holding the spec digest.
-`ensure_dataset` generates once into a temporary folder and renames it into place, like
-`synthetic.ensure_dataset` (tiny: 32 images in < 1 s; demo: 704 images of 128x160 in ~15 s).
+`ensure_dataset` generates once into a temporary folder and renames it into place
+(`cache.cached_build`, as the videos; tiny: 32 images in < 1 s; demo: 704 images of 128x160 in
+~15 s).
 
-CLI: python -m vqa_jax.data.synthetic_images --out DIR [--preset demo|tiny]
+CLI: python -m vqa_jax.data.synthetic --images [--out CACHE_DIR] [--preset demo|tiny]
 """
 
-import dataclasses
-import hashlib
 import json
 import os
 
@@ -26,8 +25,10 @@ import numpy as np
 
 from vqa_jax.config.specs import ImageSpec
 from vqa_jax.data import labels as labels_lib
-from vqa_jax.data import synthetic
 from vqa_jax.data import video_io
+from vqa_jax.data.synthetic import cache
+from vqa_jax.data.synthetic import metadata as metadata_lib
+from vqa_jax.data.synthetic import video
 
 FORMAT_VERSION = 1
 IMAGE_EXT = ".png"
@@ -36,36 +37,35 @@ TEMPORAL_DISTORTIONS = ("judder",)
 
 def spec_digest(spec: ImageSpec) -> str:
   """Hex hash of the spec and FORMAT_VERSION: the dataset's cache key."""
-  text = json.dumps({"format": FORMAT_VERSION, **dataclasses.asdict(spec)}, sort_keys=True)
-  return hashlib.sha256(text.encode()).hexdigest()
+  return cache.spec_digest(spec, FORMAT_VERSION)
 
 
 def sample_image(spec: ImageSpec, split: str, index: int) -> dict:
   """Metadata of one image: relpath, split, domain, content, seed, distortions, MOS."""
-  meta = synthetic.sample_video(spec.video_spec(), split, index)
+  meta = metadata_lib.sample_video(spec.video_spec(), split, index)
   distortions = {name: strength for name, strength in meta["distortions"].items()
                  if name not in TEMPORAL_DISTORTIONS}
   noise = np.random.default_rng([meta["seed"], 3]).standard_normal()
-  mos = synthetic.mos_from_strengths(distortions) + spec.label_noise * noise
+  mos = metadata_lib.mos_from_strengths(distortions) + spec.label_noise * noise
   return {**meta, "distortions": distortions, "mos": round(float(np.clip(mos, 1.0, 5.0)), 4),
           "relpath": f"images/{meta['domain']}/{split}_{index:05d}{IMAGE_EXT}"}
 
 
 def render_image(meta: dict, spec: ImageSpec) -> np.ndarray:
   """The BGR uint8 (H, W, 3) image of `meta`: frame 0 of its synthetic video."""
-  return synthetic.render_video(meta["content"], meta["distortions"], height=spec.height,
-                                width=spec.width, num_frames=1, seed=meta["seed"])[0]
+  return video.render_video(meta["content"], meta["distortions"], height=spec.height,
+                            width=spec.width, num_frames=1, seed=meta["seed"])[0]
 
 
 def label_files(root: str) -> dict[str, str]:
   """Split -> label file of the dataset at `root`."""
-  return {split: os.path.join(root, "labels", f"{split}.txt") for split in synthetic.SPLITS}
+  return {split: os.path.join(root, "labels", f"{split}.txt") for split in metadata_lib.SPLITS}
 
 
 def generate(root: str, spec: ImageSpec) -> dict[str, str]:
   """Writes the images, label files and metadata of `spec` into `root`; returns label_files."""
   metadata = [sample_image(spec, split, i)
-              for split in synthetic.SPLITS for i in range(spec.num_images(split))]
+              for split in metadata_lib.SPLITS for i in range(spec.num_images(split))]
   for meta in metadata:
     path = os.path.join(root, meta["relpath"])
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -76,49 +76,29 @@ def generate(root: str, spec: ImageSpec) -> dict[str, str]:
   for split, label_file in files.items():
     labels_lib.write_labels(label_file, [(m["relpath"], 0, 0, m["mos"])
                                          for m in metadata if m["split"] == split])
-  with open(os.path.join(root, synthetic.METADATA_FILE), "w", encoding="utf-8") as f:
+  with open(os.path.join(root, metadata_lib.METADATA_FILE), "w", encoding="utf-8") as f:
     f.writelines(json.dumps(m, sort_keys=True) + "\n" for m in metadata)
-  with open(os.path.join(root, synthetic.MARKER_FILE), "w", encoding="utf-8") as f:
+  with open(os.path.join(root, cache.MARKER_FILE), "w", encoding="utf-8") as f:
     f.write(spec_digest(spec) + "\n")
   return files
 
 
 def dataset_root(cache_dir: str, spec: ImageSpec) -> str:
   """The folder under `cache_dir` that holds the image dataset of `spec`."""
-  return synthetic.cache_root(cache_dir, "synthetic_images", spec_digest(spec))
+  return cache.cache_root(cache_dir, "synthetic_images", spec_digest(spec))
 
 
 def is_complete(root: str, spec: ImageSpec) -> bool:
   """Whether `root` holds a fully generated image dataset of `spec`."""
-  return synthetic.is_marked_complete(root, spec_digest(spec))
+  return cache.is_marked_complete(root, spec_digest(spec))
 
 
 def ensure_dataset(cache_dir: str, spec: ImageSpec) -> str:
   """The root of the cached image dataset of `spec` under `cache_dir`, generated if missing."""
-  return synthetic.cached_build(cache_dir, "synthetic_images", spec_digest(spec),
-                                lambda tmp: generate(tmp, spec))
+  return cache.cached_build(cache_dir, "synthetic_images", spec_digest(spec),
+                            lambda tmp: generate(tmp, spec))
 
 
 def label_file_specs(root: str) -> dict[str, str]:
   """Split -> "LABEL_FILE:DATA_ROOT", the `config.data.label_files` values of the dataset."""
   return {split: f"{path}:{root}" for split, path in label_files(root).items()}
-
-
-def main(argv: list[str]) -> None:
-  """Generates an image dataset into --out (a fixed folder, no cache key)."""
-  del argv
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  values = flags.FLAGS
-  preset = ImageSpec.tiny() if values.preset == "tiny" else ImageSpec()
-  spec = dataclasses.replace(preset, seed=values.seed)
-  files = generate(values.out, spec)
-  print(json.dumps({"root": values.out, "label_files": files}))
-
-
-if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string("out", None, "Output folder.", required=True)
-  flags.DEFINE_enum("preset", "demo", ["demo", "tiny"], "Dataset size.")
-  flags.DEFINE_integer("seed", 0, "Dataset seed.")
-  app.run(main)
