@@ -4,7 +4,7 @@ The paper's backbone starts from Kinetics-400 action classification: a different
 different pool. Here the pool is a second synthetic dataset (data seed `data_seed`, so other videos
 than the labelled set's) holding both domains' contents, and the task is to classify each video's
 content class and camera motion, read from the generator's own parameters in the metadata
-(`synthetic.pretext_labels`); no quality label is read. The classifier is the study model's
+(`synthetic.content.pretext_labels`); no quality label is read. The classifier is the study model's
 backbone, a global mean pool and two linear heads, trained with the summed cross-entropy by AdamW
 (the config's learning rate and weight decay, no perturbation). Its backbone then goes into the
 VQA model, whose head starts fresh (`init_variables` of the run's family, key `HEAD_SEED`), saved as
@@ -12,6 +12,7 @@ converted weights (`state_dicts.save_variables`) that every study run starts fro
 On real label files there is no pool: give the study a pretrained checkpoint (`--pretrained`).
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -25,9 +26,11 @@ import optax
 
 from vqa_jax import families
 from vqa_jax.convert import state_dicts
+from vqa_jax.config.specs import SyntheticSpec
+from vqa_jax.data import cache_location
 from vqa_jax.data import sampling as sampling_lib
-from vqa_jax.data import sources
-from vqa_jax.data import synthetic
+from vqa_jax.data.synthetic import content as synthetic_content
+from vqa_jax.data.synthetic import dataset as synthetic_dataset
 from vqa_jax.models import fast_vqa as model_lib
 
 CLIPS_PER_VIDEO = 2  # random clips decoded once per pool video
@@ -61,17 +64,18 @@ def pool_spec(base: ml_collections.ConfigDict, data_seed: int, num_videos: int):
   if data_seed == base.data.synthetic.seed:
     raise ValueError(f"the pretext pool's seed {data_seed} is the labelled set's: they would "
                      "hold the same videos")
-  spec = synthetic.SyntheticSpec.from_config(base.data.synthetic)
+  spec = SyntheticSpec.from_config(base.data.synthetic)
   half = max(num_videos // 2, 1)
-  return spec.__class__(**{**spec.__dict__, "seed": data_seed, "num_train": half, "num_test": 1,
-                           "num_cross": max(num_videos - half, 1)})
+  return dataclasses.replace(spec, seed=data_seed, num_train=half, num_test=1,
+                             num_cross=max(num_videos - half, 1), num_cross_nuisance=0,
+                             num_cross_distortion=0)
 
 
 def load_pool(base: ml_collections.ConfigDict, data_seed: int, num_videos: int,
               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(clips uint8 (N, CLIPS_PER_VIDEO, T, S, S, 3), content labels (N,), motion labels (N,))."""
   spec = pool_spec(base, data_seed, num_videos)
-  dataset = synthetic.ensure_in_cache(sources.cache_dir(base.data), spec)
+  dataset = synthetic_dataset.ensure_in_cache(cache_location.cache_dir(base.data), spec)
   with open(dataset.metadata_file, encoding="utf-8") as f:
     metadata = [json.loads(line) for line in f if line.strip()]
   metadata = [m for m in metadata if m["split"] in ("train", "cross")]
@@ -79,15 +83,15 @@ def load_pool(base: ml_collections.ConfigDict, data_seed: int, num_videos: int,
   clips = np.stack([sampling_lib.sample_clips(os.path.join(dataset.root, m["relpath"]),
                                               base.sampling, CLIPS_PER_VIDEO, rng=rng)
                     for m in metadata])
-  labels = np.array([synthetic.pretext_labels(m) for m in metadata], np.int32)
+  labels = np.array([synthetic_content.pretext_labels(m) for m in metadata], np.int32)
   return clips, labels[:, 0], labels[:, 1]
 
 
 def classifier(base: ml_collections.ConfigDict) -> PretextClassifier:
   """The pretext classifier around the study model's backbone."""
   return PretextClassifier(backbone=model_lib.build_model(base.model).backbone,
-                           num_contents=len(synthetic.CONTENT_CLASSES),
-                           num_motions=len(synthetic.CAMERA_MOTIONS))
+                           num_contents=len(synthetic_content.CONTENT_CLASSES),
+                           num_motions=len(synthetic_content.CAMERA_MOTIONS))
 
 
 def train(base: ml_collections.ConfigDict, clips: np.ndarray, contents: np.ndarray,
@@ -158,11 +162,11 @@ def pretext(base: ml_collections.ConfigDict, out: str, steps: int, data_seed: in
   state_dicts.save_variables(weights, vqa_variables(base, jax.device_get(params["backbone"])))
   os.makedirs(folder, exist_ok=True)
   record = {"steps": steps, "data_seed": data_seed, "videos": int(len(contents)),
-            "content_classes": list(synthetic.CONTENT_CLASSES),
-            "camera_motions": list(synthetic.CAMERA_MOTIONS),
-            "content_counts": np.bincount(contents, minlength=len(synthetic.CONTENT_CLASSES)
+            "content_classes": list(synthetic_content.CONTENT_CLASSES),
+            "camera_motions": list(synthetic_content.CAMERA_MOTIONS),
+            "content_counts": np.bincount(contents, minlength=len(synthetic_content.CONTENT_CLASSES)
                                           ).tolist(),
-            "motion_counts": np.bincount(motions, minlength=len(synthetic.CAMERA_MOTIONS)
+            "motion_counts": np.bincount(motions, minlength=len(synthetic_content.CAMERA_MOTIONS)
                                          ).tolist(),
             "seconds": time.monotonic() - t0, **accuracy}
   with open(record_path, "w", encoding="utf-8") as f:  # written last: the stage's done marker
