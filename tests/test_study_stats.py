@@ -142,3 +142,20 @@ def test_digest_depends_on_dtype_shape_and_bytes():
   assert fingerprints.digest([a]) != fingerprints.digest([a.astype(np.int64)])
   assert fingerprints.digest([a]) != fingerprints.digest([a.reshape(2, 2)])
   assert fingerprints.digest([a]) != fingerprints.digest([a + 1])
+
+
+def test_per_distortion_srcc_over_the_videos_carrying_each():
+  from vqa_jax.study import distortion_breakdown  # pylint: disable=g-import-not-at-top
+  labels = [1.0, 2.0, 3.0, 4.0, 5.0, 1.5, 2.5]
+  preds = [0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 0.1]
+  distortions = [{"blur": 0.1}, {"blur": 0.2, "jpeg": 0.5}, {"blur": 0.3}, {"blur": 0.4},
+                 {"jpeg": 0.1}, {"jpeg": 0.2}, {"jpeg": 0.3}]
+  table = distortion_breakdown.per_distortion_srcc(preds, labels, distortions)
+  assert table["blur"] == {"n": 4, "srcc": pytest.approx(1.0)}  # videos 0-3: same order
+  # jpeg: videos 1, 4, 5, 6: labels 2, 5, 1.5, 2.5 -> ranks 2, 4, 1, 3; preds .2, .5, .9, .1 ->
+  # ranks 2, 3, 4, 1: d = 0, 1, -3, 2, rho = 1 - 6 * 14 / (4 * 15) = -0.4.
+  assert table["jpeg"]["n"] == 4 and table["jpeg"]["srcc"] == pytest.approx(-0.4)
+  few = distortion_breakdown.per_distortion_srcc(preds[:3], labels[:3], distortions[:3])
+  assert few["blur"]["n"] == 3 and math.isnan(few["blur"]["srcc"])  # below MIN_VIDEOS
+  with pytest.raises(KeyError, match="no generator metadata"):
+    distortion_breakdown.distortions_of(["/a/x.avi"], {"/a/y.avi": {"distortions": {}}})

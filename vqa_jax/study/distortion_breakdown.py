@@ -7,6 +7,8 @@ more), and over the pristine ones together with them. Real label files have no s
 get no breakdown.
 """
 
+import json
+import os
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -35,7 +37,32 @@ def per_distortion_srcc(predictions: Sequence[float], labels: Sequence[float],
 
 def distortions_of(paths: Sequence[str], metadata: Mapping[str, Mapping]) -> list[dict]:
   """The distortions of each path from {absolute path: metadata line}; a path missing is an error."""
+  paths = [os.path.normpath(p) for p in paths]
   missing = [p for p in paths if p not in metadata]
   if missing:
     raise KeyError(f"{len(missing)} videos have no generator metadata, e.g. {missing[0]}")
   return [dict(metadata[p]["distortions"]) for p in paths]
+
+
+def load_metadata(data_cfg) -> dict[str, dict]:
+  """{absolute video path: metadata line} of the configured synthetic dataset ({} otherwise)."""
+  if data_cfg.source != "synthetic":
+    return {}
+  from vqa_jax.config.specs import SyntheticSpec  # pylint: disable=g-import-not-at-top
+  from vqa_jax.data import cache_location  # pylint: disable=g-import-not-at-top
+  from vqa_jax.data.synthetic import dataset  # pylint: disable=g-import-not-at-top
+  built = dataset.ensure_in_cache(cache_location.cache_dir(data_cfg),
+                                  SyntheticSpec.from_config(data_cfg.synthetic))
+  with open(built.metadata_file, encoding="utf-8") as f:
+    lines = [json.loads(line) for line in f if line.strip()]
+  return {os.path.normpath(os.path.join(built.root, m["relpath"])): m for m in lines}
+
+
+def breakdown(predict, params, sets: Mapping, metadata: Mapping[str, Mapping]) -> dict[str, dict]:
+  """{set name: per_distortion_srcc} of every fixed set but the train subset ({} without
+  metadata). `predict(params, fixed_set)` gives the set's per-video predictions."""
+  if not metadata:
+    return {}
+  return {name: per_distortion_srcc(predict(params, data), data.label,
+                                    distortions_of(data.paths, metadata))
+          for name, data in sets.items() if name != "train"}

@@ -42,13 +42,13 @@ def cross_config(base: ml_collections.ConfigDict, variant: str, seed: int, steps
 
 
 def run_cross(analyzer, flatness, base, variant: str, seed: int, steps: int, pretrained: str,
-              sets: dict, out: str, gammas, use_ema: bool) -> dict:
+              sets: dict, out: str, gammas, use_ema: bool, metadata=None) -> dict:
   """Trains and analyses one cross-dataset run; returns its record (not yet written)."""
   config = cross_config(base, variant, seed, steps, pretrained)
   prints = fingerprints.fingerprint(config, sources.load_splits(config.data))
   name = run_name(variant, seed)
   record = variant_runs.run_one(analyzer, flatness, config, sets, os.path.join(out, "work", name),
-                                gammas, use_ema)
+                                gammas, use_ema, metadata)
   record.update(name=name, variant=variant, seed=seed, pairing=prints, pretrained=pretrained)
   return record
 

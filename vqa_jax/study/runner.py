@@ -15,6 +15,7 @@ import ml_collections
 from vqa_jax.landscape import analysis
 from vqa_jax.study import comparisons
 from vqa_jax.study import design
+from vqa_jax.study import distortion_breakdown
 from vqa_jax.study import flatness_rows
 from vqa_jax.study import pretext
 from vqa_jax.study import protocols
@@ -87,6 +88,7 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: design.StudyOp
   flatness = treatment.FlatnessAtRadii(analyzer.ev.loss_fn, options.analysis_config.ball_steps)
   gammas = treatment.radii(variant_runs.VARIANTS)  # every run at every radius of the grid
   sets = variant_runs.fixed_sets(base, options.train_videos, options.eval_videos)
+  metadata = distortion_breakdown.load_metadata(base.data)
   cross_out, ft_out = os.path.join(out, "cross"), os.path.join(out, "finetune")
   use_ema = options.model == "ema"
   runs = {p: {} for p in options.protocols}
@@ -96,7 +98,7 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: design.StudyOp
       name = protocols.run_name(variant, seed)
       runs["cross"][name] = _stored_or_run(out, "cross", name, lambda: protocols.run_cross(
           analyzer, flatness, base, variant, seed, options.steps, pretrained, sets, cross_out,
-          gammas, use_ema))
+          gammas, use_ema, metadata))
       if "finetune" in options.protocols:
         init = os.path.join(cross_out, "work", name)
         runs["finetune"][name] = _stored_or_run(out, "finetune", name, lambda: (

@@ -18,6 +18,7 @@ from vqa_jax.data import sources
 from vqa_jax.landscape import analysis
 from vqa_jax.landscape import fixed_set
 from vqa_jax.landscape import surface
+from vqa_jax.study import distortion_breakdown
 from vqa_jax.study import flatness_rows
 from vqa_jax.study import treatment
 from vqa_jax.training import trainer
@@ -81,18 +82,19 @@ def study_analysis_config(line_points: int, plane_points: int) -> analysis.Analy
 
 def fixed_sets(config: ml_collections.ConfigDict, train_videos: int,
                eval_videos: int = 0) -> dict:
-  """The fixed clips: a train subset, domain-A 'test' and domain-B 'cross' (1 clip per video).
+  """The fixed clips: a train subset and every test split (1 clip per video).
 
-  `eval_videos` > 0 takes that many videos spread over 'test' and 'cross' (0: all of them).
+  `eval_videos` > 0 takes that many videos spread over each test split (0: all of them).
   """
   splits = sources.load_splits(config.data)
-  sizes = {flatness_rows.LANDSCAPE_SET: train_videos, "test": eval_videos, "cross": eval_videos}
+  sizes = {flatness_rows.LANDSCAPE_SET: train_videos,
+           **{name: eval_videos for name in config.data.eval_splits}}
   return {name: fixed_set.sample_fixed_set(splits[name], config.sampling, size, num_clips=1)
           for name, size in sizes.items()}
 
 
 def run_one(analyzer: analysis.Analyzer, flatness: treatment.FlatnessAtRadii, config, sets: dict,
-            workdir: str, gammas, use_ema: bool) -> dict:
+            workdir: str, gammas, use_ema: bool, metadata=None) -> dict:
   """Trains one run (or resumes it); analyses its final EMA (or raw) params, with the treatment."""
   t0 = time.monotonic()
   results = trainer.train(config, workdir)
@@ -102,6 +104,8 @@ def run_one(analyzer: analysis.Analyzer, flatness: treatment.FlatnessAtRadii, co
   record = analyzer.checkpoint(params, sets, flatness_rows.LANDSCAPE_SET)
   record["treatment"] = {**flatness(params, sets[flatness_rows.LANDSCAPE_SET], gammas),
                          **treatment.realised(workdir)}
+  record["per_distortion"] = distortion_breakdown.breakdown(analyzer.ev.predictions, params, sets,
+                                                            metadata or {})
   record.update(trainer_results=results, gaps=flatness_rows.gaps(record["metrics"]),
                 analysed_model="ema" if use_ema else "raw",
                 seconds={"train": train_seconds, "analysis": time.monotonic() - t0})
