@@ -53,7 +53,7 @@ def test_variants_are_the_references_at_every_radius():
   assert {v[k].get("train.weight_decay") for k in v} == {None, 5e-4, 0.5}
   full = load_config("study")
   assert tuple(full.study.variants) == tuple(v)
-  assert full.train.weight_decay == 0.05 and full.train.ema_decay == 0.99
+  assert full.train.weight_decay == 0.05 and full.train.ema_decay == 0.98
   assert (full.model.head_dropout, full.model.drop_path_rate, full.train.backbone_lr_mult) == (
       0.5, 0.1, 0.1)
   assert len(full.study.seeds) >= 8
