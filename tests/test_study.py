@@ -53,7 +53,7 @@ def test_variants_are_the_references_at_every_radius():
   assert {v[k].get("train.weight_decay") for k in v} == {None, 5e-4, 0.5}
   full = load_config("study")
   assert tuple(full.study.variants) == tuple(v)
-  assert full.train.weight_decay == 0.05 and full.train.ema_decay == 0.98
+  assert full.train.weight_decay == 0.05 and full.train.ema_decay == 0.97
   assert (full.model.head_dropout, full.model.drop_path_rate, full.train.backbone_lr_mult) == (
       0.5, 0.1, 0.1)
   assert len(full.study.seeds) >= 8
@@ -179,6 +179,7 @@ def compilation_cache(tmp_path):
     yield
 
 
+@pytest.mark.integration
 def test_tiny_study_end_to_end(tmp_path, monkeypatch, compilation_cache):
   """configs/study.py:tiny, 2 seeds x {baseline, AWP 1e-2, wd 0.5}: every claim answered."""
   del compilation_cache
@@ -263,6 +264,7 @@ def test_study_stops_at_the_first_unpaired_seed(tmp_path, monkeypatch):
   assert made == [("baseline", 0), ("awp_1e-2", 0), ("baseline", 1), ("awp_1e-2", 1)]
 
 
+@pytest.mark.integration
 def test_help_lists_the_study_flags():
   """`python -m vqa_jax.study --help`: its own flags, from vqa_jax/study/__main__.py."""
   result = subprocess.run([sys.executable, "-m", "vqa_jax.study", "--help"], capture_output=True,

@@ -256,8 +256,11 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
               "layer-relative ball of radius γ (worst case found by projected ascent) and along "
               f"{treatment.RANDOM_DIRECTIONS} RWP-scaled random directions, on the train subset, "
               f"for the {claims['cross']['model']} weights; param_norm for weight decay. "
-              "Realised perturbed − clean training loss per variant is in the run records "
-              "(treatment.realised_increase).", ""] + treatment_table(treat_rows) + [""]
+              "The realised perturbation during training (mean over logged steps of the perturbed "
+              "minus the clean loss, which includes fresh dropout masks; mean ± sd over seeds): "
+              + ", ".join(f"{v} {m:+.4g} ± {sd:.2g}" for v, (m, sd) in
+                          treatment.realised_by_variant(runs["cross"]).items()) + ".", ""]
+    lines += treatment_table(treat_rows) + [""]
   if runs.get("cross"):
     lines += ["## The shift split: content and camera motion vs distortions", "",
               "'cross_nuisance': B's content and camera motion with A's distortion mix (the part "

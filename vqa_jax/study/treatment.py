@@ -138,3 +138,14 @@ def treatment_rows(runs: Mapping[str, Mapping[str, Any]], alpha: float = signifi
 def took_by_variant(rows: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
   """Whether each variant's check measure took."""
   return {row["variant"]: row["took"] for row in rows if row["check"]}
+
+
+def realised_by_variant(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+  """{variant: (mean, sample sd over seeds)} of the realised perturbed − clean training loss."""
+  values: dict[str, list[float]] = {}
+  for run in runs.values():
+    x = run["treatment"]["realised_increase"]
+    if not np.isnan(x):
+      values.setdefault(run["variant"], []).append(x)
+  return {v: (float(np.mean(x)), float(np.std(x, ddof=1)) if len(x) > 1 else float("nan"))
+          for v, x in values.items()}

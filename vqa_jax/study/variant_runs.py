@@ -76,7 +76,8 @@ def variant_config(base: ml_collections.ConfigDict, variant: str, seed: int,
 def study_analysis_config(line_points: int, plane_points: int) -> analysis.AnalysisConfig:
   """The study's measurement settings (cheaper than AnalysisConfig's defaults)."""
   return analysis.AnalysisConfig(line_points=line_points, plane_points=plane_points,
-                                 sharpness_alpha=0.1, power_iters=8, hutchinson_probes=6,
+                                 num_directions=2 if plane_points == 0 else 4,
+                                 sharpness_alpha=0.1, power_iters=4, hutchinson_probes=4,
                                  ball_steps=3)
 
 
