@@ -257,6 +257,7 @@ def test_study_stops_at_the_first_unpaired_seed(tmp_path, monkeypatch):
       "E", (), {"loss_fn": None})})())
   monkeypatch.setattr(runner.treatment, "FlatnessAtRadii", lambda *a: None)
   monkeypatch.setattr(runner.variant_runs, "fixed_sets", lambda *a: {})
+  monkeypatch.setattr(runner.distortion_breakdown, "load_metadata", lambda *a: {})
   options = tiny_options(seeds=(0, 1, 2), variants=("baseline", "awp_1e-2"), protocols=("cross",),
                          pretext_steps=0)
   with pytest.raises(ValueError, match="awp_1e-2 seed 1: batches differs"):

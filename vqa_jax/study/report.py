@@ -123,7 +123,7 @@ def flatness_claim(runs: Mapping[str, dict], claim: Mapping[str, str], alpha: fl
   if not table:
     return {"measure": claim["measure"], "gap": claim["gap"], "answer": "too few runs per seed"}
   c = table[claim["measure"]][claim["gap"]]
-  mde = significance.correlation_mde(c["n"], c["dof"] + 1, alpha, power)
+  mde = significance.correlation_mde(c["n"], c["dof"], alpha, power)
   found = c["pearson_p"] < alpha
   answer = ((f"correlated (r {c['pearson_r']:+.3f}, p {c['pearson_p']:.3g})" if found else
              f"no correlation with |r| ≥ {mde:.3f} (80% power) shown"))

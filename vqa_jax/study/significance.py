@@ -163,7 +163,11 @@ def paired(baseline: Mapping[int, float], variant: Mapping[int, float],
 
 def correlation_mde(n: int, dof: int | None = None, alpha: float = ALPHA,
                     power: float = POWER) -> float:
-  """The smallest |Pearson r| detectable with `power` (Fisher z approximation, n − 3 or dof − 1)."""
+  """The smallest |Pearson r| detectable with `power` (Fisher z approximation).
+
+  Fisher's z has variance 1 / (n − 3); for a correlation with `dof` t-test degrees of freedom
+  (n − 2 for a plain one, n − groups − 1 within groups) that is 1 / (dof − 1).
+  """
   spread = (dof - 1) if dof is not None else (n - 3)
   if spread < 1:
     return float("nan")
