@@ -132,10 +132,14 @@ def finetune_steps(base: ml_collections.ConfigDict, options: StudyOptions) -> in
 
 
 def preregistration(options: StudyOptions) -> dict[str, Any]:
-  """What is fixed before the results: claims, primary claim, seeds, variants, budgets, α, power."""
+  """What is fixed before the results: claims, primary claim, seeds, variants, budgets, α, power.
+
+  Not the protocols: a study may run its cross-dataset protocol first and its fine-tuning in a
+  later invocation on the same OUT (the claims say what each answers).
+  """
   return {"format": FORMAT, "claims": options.claims, "primary": options.primary,
           "seeds": list(options.seeds), "variants": list(options.variants),
-          "protocols": list(options.protocols), "steps": options.steps,
+          "steps": options.steps,
           "pretext_steps": options.pretext_steps, "finetune_epochs": options.finetune_epochs,
           "alpha": options.alpha, "power": options.power,
           "target_relative_effect": options.target_relative_effect}
