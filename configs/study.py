@@ -40,7 +40,7 @@ SCALES = {
     # The default suite's end-to-end run: 2 seeds, 3 variants, a few steps.
     "tiny": dict(num_train=16, num_test=8, num_cross=16, num_shift=8, seeds=(0, 1), steps=4,
                  pretext_steps=4, pretext_videos=12, finetune_epochs=2, probe_epochs=1,
-                 train_videos=8, batch_size=4, ema_decay=0.1, eval_clips=1),
+                 train_videos=8, batch_size=8, ema_decay=0.1, eval_clips=1),
 }
 TINY_VARIANTS = ("baseline", "awp_1e-2", "wd_0.5")
 
