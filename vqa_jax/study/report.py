@@ -58,6 +58,8 @@ def verdict(row: Mapping[str, Any], took: bool | None, alpha: float) -> str:
   """The answer of one comparison: treatment not taken, an effect, or none above the MDE."""
   if took is False:
     return "treatment did not take: not a test of the claim"
+  if math.isnan(row["t_holm"]):
+    return "no test (fewer than 2 pairs, or every pair's Δ the same)"
   if row["t_holm"] < alpha:
     return "variant higher" if row["delta"]["mean"] > 0 else "variant lower"
   return f"no effect ≥ {_number(row['mde'], '{:.4f}')} (80% power) shown"
@@ -124,9 +126,12 @@ def flatness_claim(runs: Mapping[str, dict], claim: Mapping[str, str], alpha: fl
     return {"measure": claim["measure"], "gap": claim["gap"], "answer": "too few runs per seed"}
   c = table[claim["measure"]][claim["gap"]]
   mde = significance.correlation_mde(c["n"], c["dof"], alpha, power)
-  found = c["pearson_p"] < alpha
-  answer = ((f"correlated (r {c['pearson_r']:+.3f}, p {c['pearson_p']:.3g})" if found else
-             f"no correlation with |r| ≥ {mde:.3f} (80% power) shown"))
+  if math.isnan(c["pearson_p"]):
+    answer = "no test (the measure or the gap is constant within seeds)"
+  elif c["pearson_p"] < alpha:
+    answer = f"correlated (r {c['pearson_r']:+.3f}, p {c['pearson_p']:.3g})"
+  else:
+    answer = f"no correlation with |r| ≥ {mde:.3f} (80% power) shown"
   return {"measure": claim["measure"], "gap": claim["gap"], "r": c["pearson_r"],
           "p": c["pearson_p"], "rho": c["spearman_rho"], "rho_p": c["spearman_p"], "n": c["n"],
           "dof": c["dof"], "mde_r": mde, "answer": answer}
@@ -246,7 +251,7 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
     lines += ["### Flatness ↔ generalisation gap (within seed)", "",
               f"{flat['measure']} vs {flat['gap']} over the cross-dataset runs, each seed's mean "
               f"removed: {flat['answer']}."]
-    if "r" in flat:
+    if "r" in flat and not math.isnan(flat["r"]):
       lines[-1] += (f" Pearson r {flat['r']:+.3f} (p {flat['p']:.3g}), Spearman ρ "
                     f"{flat['rho']:+.3f} (p {flat['rho_p']:.3g}); n = {flat['n']}, "
                     f"{flat['dof']} degrees of freedom; smallest |r| detectable with "
