@@ -23,7 +23,7 @@ from vqa_jax.study import report
 from vqa_jax.study import runner
 from vqa_jax.study import significance
 from vqa_jax.study import treatment
-from vqa_jax.study import variant_runs
+from vqa_jax.study import variants
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -45,7 +45,7 @@ def tiny_options(**changes):
 
 def test_variants_are_the_references_at_every_radius():
   """AWP and RWP at each γ of the dose grid (the paper's 1e-4 included), weight decay both ways."""
-  v = variant_runs.VARIANTS
+  v = variants.VARIANTS
   for g in (1e-4, 1e-3, 3e-3, 1e-2):
     awp = [k for k in v if v[k] == {"perturb.kind": "awp", "perturb.gamma": g}]
     rwp = [k for k in v if v[k] == {"perturb.kind": "rwp", "perturb.gamma": g}]

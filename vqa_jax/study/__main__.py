@@ -22,7 +22,7 @@ from vqa_jax.study import design  # pylint: disable=wrong-import-position
 from vqa_jax.study import protocols  # pylint: disable=wrong-import-position
 from vqa_jax.study import report  # pylint: disable=wrong-import-position
 from vqa_jax.study import runner  # pylint: disable=wrong-import-position
-from vqa_jax.study import variant_runs  # pylint: disable=wrong-import-position
+from vqa_jax.study import variants  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
 
@@ -33,7 +33,7 @@ flags.DEFINE_string("config", "study", "Base config with a `study` section: a fi
 flags.DEFINE_list("seeds", None, "Seeds (default: study.seeds): init noise, data order, dropout "
                   "keys and the fine-tuning split.")
 flags.DEFINE_list("variants", None, f"Variants (default: study.variants) among "
-                  f"{list(variant_runs.VARIANTS)}; 'baseline' is required.")
+                  f"{list(variants.VARIANTS)}; 'baseline' is required.")
 flags.DEFINE_list("protocols", None, f"Among {list(protocols.PROTOCOLS)} (default: "
                   "study.protocols; fine-tuning starts from the cross runs).")
 flags.DEFINE_integer("steps", None, "Cross-dataset training steps per run (default: study.steps).")

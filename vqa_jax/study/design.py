@@ -19,6 +19,7 @@ from vqa_jax.landscape import analysis
 from vqa_jax.study import flatness_rows
 from vqa_jax.study import protocols
 from vqa_jax.study import variant_runs
+from vqa_jax.study import variants
 
 DESIGN_FILE = "design.json"
 FORMAT = 2  # 1: the issue-21 study (variants awp/rwp/wd, raw weights, no treatment check)
@@ -57,9 +58,9 @@ class StudyOptions:
     """Rejects options that cannot make a paired, pre-registered study."""
     if "baseline" not in self.variants:
       raise ValueError(f"the variants {self.variants} need 'baseline' (every pair's reference)")
-    unknown = [v for v in self.variants if v not in variant_runs.VARIANTS]
+    unknown = [v for v in self.variants if v not in variants.VARIANTS]
     if unknown:
-      raise ValueError(f"unknown variants {unknown}; known: {list(variant_runs.VARIANTS)}")
+      raise ValueError(f"unknown variants {unknown}; known: {list(variants.VARIANTS)}")
     unknown = set(self.protocols) - set(protocols.PROTOCOLS)
     if unknown or not self.protocols:
       raise ValueError(f"protocols must be among {protocols.PROTOCOLS}, got {self.protocols}")

@@ -14,6 +14,10 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from vqa_jax.config.specs import SyntheticSpec
+from vqa_jax.data import cache_location
+from vqa_jax.data.synthetic import dataset
+
 MIN_VIDEOS = 4  # fewer videos with a distortion: no SRCC for it
 
 
@@ -48,9 +52,6 @@ def load_metadata(data_cfg) -> dict[str, dict]:
   """{absolute video path: metadata line} of the configured synthetic dataset ({} otherwise)."""
   if data_cfg.source != "synthetic":
     return {}
-  from vqa_jax.config.specs import SyntheticSpec  # pylint: disable=g-import-not-at-top
-  from vqa_jax.data import cache_location  # pylint: disable=g-import-not-at-top
-  from vqa_jax.data.synthetic import dataset  # pylint: disable=g-import-not-at-top
   built = dataset.ensure_in_cache(cache_location.cache_dir(data_cfg),
                                   SyntheticSpec.from_config(data_cfg.synthetic))
   with open(built.metadata_file, encoding="utf-8") as f:

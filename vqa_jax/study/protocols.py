@@ -1,6 +1,6 @@
 """The paper's two protocols for one (variant, seed): cross-dataset training, then fine-tuning.
 
-cross-dataset (paper Table A): the variant's overrides (`variant_runs.VARIANTS`) on the base
+cross-dataset (paper Table A): the variant's overrides (`variants.VARIANTS`) on the base
 config, `seed` for init noise, data order and dropout keys, initial weights from the pretext
 stage, trained on `data.train_split` and evaluated zero-shot on `data.eval_splits`; the final EMA
 (or raw) params then get the flatness measures, gaps and treatment check (`variant_runs.run_one`),
@@ -22,6 +22,7 @@ from vqa_jax.evaluation import selection
 from vqa_jax.data import sources
 from vqa_jax.study import variant_runs
 from vqa_jax.study import fingerprints
+from vqa_jax.study import variants
 
 PROTOCOLS = ("cross", "finetune")
 FINETUNE_OUTCOMES = tuple(f"{finetune.TEST_SPLIT}_{m}" for m in ("srcc", "plcc"))
@@ -62,7 +63,7 @@ def finetune_config(base: ml_collections.ConfigDict, variant: str, seed: int, in
   """
   if finetune_perturb not in FINETUNE_PERTURB:
     raise ValueError(f"finetune_perturb must be one of {FINETUNE_PERTURB}, got {finetune_perturb!r}")
-  config = variant_runs.apply_variant(
+  config = variants.apply_variant(
       base, variant if finetune_perturb == "variant" else "baseline")
   config.init.checkpoint, config.init.use_ema = init, use_ema
   config.data.val_split, config.data.val_fraction = "", 0.0

@@ -22,6 +22,7 @@ from vqa_jax.study import protocols
 from vqa_jax.study import report
 from vqa_jax.study import treatment
 from vqa_jax.study import variant_runs
+from vqa_jax.study import variants
 
 
 def regime(base: ml_collections.ConfigDict, options: design.StudyOptions, pretrained: str) -> str:
@@ -86,7 +87,7 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: design.StudyOp
                                  options.pretext_videos)
   analyzer = analysis.build_analyzer(base, options.analysis_config)
   flatness = treatment.FlatnessAtRadii(analyzer.ev.loss_fn, options.analysis_config.ball_steps)
-  gammas = treatment.radii(variant_runs.VARIANTS)  # every run at every radius of the grid
+  gammas = treatment.radii(variants.VARIANTS)  # every run at every radius of the grid
   sets = variant_runs.fixed_sets(base, options.train_videos, options.eval_videos)
   metadata = distortion_breakdown.load_metadata(base.data)
   cross_out, ft_out = os.path.join(out, "cross"), os.path.join(out, "finetune")
@@ -113,7 +114,7 @@ def run_study(base: ml_collections.ConfigDict, out: str, options: design.StudyOp
           "protocols": list(runs), "seeds": list(options.seeds), "pretrained": pretrained,
           "wall_seconds_this_invocation": time.monotonic() - t0,
           "landscape": {"command": options.command, "steps": options.steps,
-                        "variants": {v: variant_runs.VARIANTS[v] for v in options.variants},
+                        "variants": {v: variants.VARIANTS[v] for v in options.variants},
                         "analysis": options.analysis_config.__dict__,
                         "fixed_sets": {k: len(v.label) for k, v in sets.items()}}}
   return report.write_report(out, meta, runs)

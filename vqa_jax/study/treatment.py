@@ -26,15 +26,15 @@ import numpy as np
 from vqa_jax import perturb
 from vqa_jax.landscape import sharpness as sharpness_lib
 from vqa_jax.study import significance
-from vqa_jax.study import variant_runs
+from vqa_jax.study import variants
 
 RANDOM_DIRECTIONS = 4
 METRICS_FILE = "metrics.jsonl"
 
 
-def radii(variants: Sequence[str]) -> list[float]:
-  """The training radii of the perturbation variants among `variants`, ascending."""
-  return sorted({variant_runs.gamma(v) for v in variants if variant_runs.gamma(v) is not None})
+def radii(names: Sequence[str]) -> list[float]:
+  """The training radii of the perturbation variants among `names`, ascending."""
+  return sorted({variants.gamma(v) for v in names if variants.gamma(v) is not None})
 
 
 def radius_key(measure: str, gamma: float) -> str:
@@ -100,10 +100,10 @@ def realised(workdir: str) -> dict[str, float]:
 
 def treatment_measures(variant: str) -> list[tuple[str, int]]:
   """[(record key, intended sign of the paired change)] of `variant`; the first is the check."""
-  g = variant_runs.gamma(variant)
+  g = variants.gamma(variant)
   if g is not None:  # flatter: both increases lower than the baseline's at the same radius
     return [(radius_key("worst_case_increase", g), -1), (radius_key("random_increase", g), -1)]
-  overrides = variant_runs.VARIANTS[variant]
+  overrides = variants.VARIANTS[variant]
   if "train.weight_decay" in overrides:
     return [("param_norm", -1 if overrides["train.weight_decay"] > BASELINE_WD else +1)]
   return []
