@@ -1,12 +1,12 @@
-"""The study's variants and one cross-dataset run: train, then measure flatness and gaps.
+"""One cross-dataset run of a variant (`variants`): train, then measure flatness and gaps.
 
-A variant is a set of config overrides (VARIANTS: baseline, AWP and RWP at every γ of the dose
-grid, weight decay both ways). `run_one` trains a run with `trainer.train` and analyses its final
-EMA params (the pre-registered model; raw on request) on fixed clips (1 clip
-per video, centred offsets, eval mode; `fixed_sets`): metrics on a train subset, 'test' and
-'cross', landscapes and sharpness on the train subset (`analysis.Analyzer`), and the gaps (train
-metric minus test metric), plus the treatment check (`treatment`: flatness at the study's training
-radii, realised perturbation). `python -m vqa_jax.study` runs these as its cross-dataset protocol.
+`run_one` trains a run with `trainer.train` and analyses its final EMA params (the pre-registered
+model; raw on request) on fixed clips (1 clip per video, centred offsets, eval mode;
+`fixed_sets`): metrics on a train subset and every test split, landscapes and sharpness on the
+train subset (`analysis.Analyzer`), the gaps (train metric minus test metric), the treatment check
+(`treatment`: flatness at the study's training radii, realised perturbation) and the
+per-distortion SRCC (`distortion_breakdown`). `python -m vqa_jax.study` runs these as its
+cross-dataset protocol.
 """
 
 import time
