@@ -14,7 +14,7 @@ from tests.landscape_toys import ToyVQA
 from tests.landscape_toys import ols_slope_p
 from tests.landscape_toys import toy_data
 from vqa_jax.landscape import analysis
-from vqa_jax.study import flatness_records
+from vqa_jax.study import flatness_rows
 from vqa_jax.study import flatness_report
 
 
@@ -33,7 +33,7 @@ def test_checkpoint_record_and_study_report(tmp_path):
                         train=False)["params"]
     record = json.loads(json.dumps(an.checkpoint(params, sets, "train")))  # JSON round trip
     trainer_results = {s: {m: {"srcc": 0.5} for m in ("raw", "ema")} for s in ("test", "cross")}
-    record.update(name=f"{variant}_s{seed}", variant=variant, seed=seed, gaps=flatness_records.gaps(
+    record.update(name=f"{variant}_s{seed}", variant=variant, seed=seed, gaps=flatness_rows.gaps(
         record["metrics"]), trainer_results=trainer_results)
     runs[record["name"]] = record
   landscape = record["landscape"]
@@ -44,14 +44,14 @@ def test_checkpoint_record_and_study_report(tmp_path):
                              - record["metrics"]["test"]["srcc"])
   assert record["sharpness"]["worst_case_increase"] >= 0
 
-  rows = [flatness_records.study_row(n, r) for n, r in runs.items()]
+  rows = [flatness_rows.study_row(n, r) for n, r in runs.items()]
   line = np.asarray(record["landscape"]["random"]["loss"])  # alphas -1, -0.5, 0, 0.5, 1
   np.testing.assert_allclose(record["sharpness"]["loss_increase_line"],
                              np.mean((line[:, 1] + line[:, 3]) / 2 - line[:, 2]), rtol=1e-6)
-  correlations = flatness_records.correlations(rows)
+  correlations = flatness_rows.correlations(rows)
   report = flatness_report.write_report(str(tmp_path), {"command": "cmd", "steps": 1, "variants": {},
                                                      "fixed_sets": {}}, runs, rows, correlations,
-                                     None, flatness_records.MEASURES, flatness_records.GAPS)
+                                     None, flatness_rows.MEASURES, flatness_rows.GAPS)
   text = open(report, encoding="utf-8").read()
   assert "| baseline | 2 |" in text and "| awp | 2 |" in text
   linked = [line[line.index("(") + 1:-1] for line in text.splitlines() if line.startswith("![")]
@@ -68,7 +68,7 @@ def fake_run(variant, seed, sharp, train_loss, test_loss):
              "cross": {"srcc": 0.4, "loss": test_loss + 0.1}}
   return {"name": f"{variant}_s{seed}", "variant": variant, "seed": seed, "metrics": metrics,
           "sharpness": {m: sharp for m in analysis.SHARPNESS_MEASURES},
-          "gaps": {g: 99.0 for g in flatness_records.GAPS},  # stale: rebuild recomputes them
+          "gaps": {g: 99.0 for g in flatness_rows.GAPS},  # stale: rebuild recomputes them
           "landscape": {"alpha": [-1, -0.5, 0, 0.5, 1],
                         "random": {"loss": line, "one_minus_srcc": line},
                         "awp": {"alpha": [-0.1, 0, 0.1], "loss": [0.2, 0.2, 0.3],
@@ -119,7 +119,7 @@ def test_rebuild_report_from_stored_runs(tmp_path):
   assert "rebuild cmd" in text and "overfitting makes the loss gap negative" in text
   assert f"{within['pearson_r']:+.3f} ({within['pearson_p']:.2g})" in text
   assert "| awp | 2 |" in text  # per-variant and paired tables
-  for measure in flatness_records.MEASURES:
-    for gap_name in flatness_records.GAPS:
+  for measure in flatness_rows.MEASURES:
+    for gap_name in flatness_rows.GAPS:
       png = tmp_path / "figures" / f"scatter_{measure}_vs_{gap_name}.png"
       assert png.stat().st_size > 1000 and f"]({png.relative_to(tmp_path)})" in text

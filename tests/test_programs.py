@@ -15,18 +15,12 @@ from tests.helpers import REPO_ROOT
 from vqa_jax import command
 
 PACKAGE = REPO_ROOT / "vqa_jax"
-# Programs another branch moves to the convention (command -> the library files whose flags and
-# `main` it moves): their --help is not checked and those files are not scanned yet. Emptied when
-# the branches are merged.
-PENDING_OTHER_BRANCHES = {
-    "study": ("vqa_jax/study/cli.py",),
-}
 # The shared runner every program calls defines --print_config (`entry_point.run`).
 SHARED_RUNNER = ("vqa_jax/runtime/entry_point.py", {"print_config"})
 CONSOLE_SCRIPT = "vqa_jax/command.py"  # `vqa-jax`: a `main`, no flags
 FLAG_MODULES = ("flags", "config_flags")
 BOOL_DEFINES = ("DEFINE_bool", "DEFINE_boolean")
-CHECKED = [name for name in command.COMMANDS if name not in PENDING_OTHER_BRANCHES]
+CHECKED = list(command.COMMANDS)
 
 
 def relative(path: str | pathlib.Path) -> str:
@@ -90,8 +84,6 @@ def test_defined_flags_finds_each_form_and_how_help_shows_it():
 
 def test_every_program_module_defines_its_flags_and_main():
   for name, path in program_files().items():
-    if name in PENDING_OTHER_BRANCHES:
-      continue
     tree = parse(path)
     assert defined_flags(tree), f"{path} ({name}): defines no flag"
     assert top_level_main(tree), f"{path} ({name}): defines no top-level main()"
@@ -99,12 +91,11 @@ def test_every_program_module_defines_its_flags_and_main():
 
 def test_no_library_module_defines_flags_or_a_main():
   programs = set(program_files().values())
-  pending = {path for paths in PENDING_OTHER_BRANCHES.values() for path in paths}
   runner, runner_flags = SHARED_RUNNER
   found = []
   for file in sorted(PACKAGE.rglob("*.py")):
     path = relative(file)
-    if path in programs or path in pending:
+    if path in programs:
       continue
     tree = parse(path)
     flags_here = set(defined_flags(tree))

@@ -39,10 +39,16 @@ class SyntheticSpec(_SplitSpec):
   fps: float = 16.0
   codec_quality: int = 95
   label_noise: float = 0.08
+  # The split shift's test domains (`synthetic.metadata.SHIFT_SPLITS`): B's content and camera
+  # motion with A's distortion mix, and A's content with B's distortions. 0: no such split.
+  num_cross_nuisance: int = 0
+  num_cross_distortion: int = 0
 
   def __post_init__(self):
     """Rejects sizes that cannot make a dataset."""
     self._check_sizes("height", "width", "num_frames")
+    if min(self.num_cross_nuisance, self.num_cross_distortion) < 0:
+      raise ValueError(f"split sizes must be >= 0 in {self}")
     if self.fps <= 0 or not 1 <= self.codec_quality <= 100 or self.label_noise < 0:
       raise ValueError(f"Invalid fps, codec_quality or label_noise in {self}")
 
@@ -73,7 +79,18 @@ class SyntheticSpec(_SplitSpec):
 
   def num_videos(self, split: str) -> int:
     """Number of videos in `split`."""
-    return self._split_size(split)
+    shift = {"cross_nuisance": self.num_cross_nuisance,
+             "cross_distortion": self.num_cross_distortion}
+    return shift[split] if split in shift else self._split_size(split)
+
+  def digest_fields(self) -> dict[str, Any]:
+    """The fields that key the dataset: all, but the shift splits only when not 0 (so datasets
+    made before those fields existed keep their cache keys and spec files)."""
+    fields = dataclasses.asdict(self)
+    for name in ("num_cross_nuisance", "num_cross_distortion"):
+      if fields[name] == 0:
+        del fields[name]
+    return fields
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 
 from vqa_jax.landscape import figures
 from vqa_jax.landscape import plots
-from vqa_jax.study import flatness_records
+from vqa_jax.study import flatness_rows
 
 # Columns of the paired table: the variant minus the baseline of the same seed.
 PAIRED_COLUMNS = ("test SRCC (trainer, raw)", "cross SRCC (trainer, raw)", "srcc_gap",
@@ -37,7 +37,7 @@ def _columns(run: Mapping[str, Any], measures: Sequence[str]) -> dict[str, float
       "cross SRCC (EMA)": trainer["cross"]["ema"]["srcc"],
       "train SRCC (fixed)": m["train"]["srcc"], "test SRCC (fixed)": m["test"]["srcc"],
       "cross SRCC (fixed)": m["cross"]["srcc"],
-      **{k: run["gaps"][k] for k in flatness_records.GAPS},
+      **{k: run["gaps"][k] for k in flatness_rows.GAPS},
       **{k: run["sharpness"][k] for k in measures},
   }
 
@@ -124,7 +124,7 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
                  gaps: Sequence[str]) -> str:
   """Writes OUT/report.md and OUT/figures/*.png; returns the report's path.
 
-  `correlations` is `flatness_records.correlations(rows)`: {'pooled': ..., 'within_seed': ...}, either
+  `correlations` is `flatness_rows.correlations(rows)`: {'pooled': ..., 'within_seed': ...}, either
   absent when there are too few runs.
   """
   fig_dir = os.path.join(out, "figures")
@@ -147,7 +147,7 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
             "overfitting makes the loss gap negative.", "",
             f"Sharpness (analysis settings {meta.get('analysis', {})}): loss_increase = mean over "
             "the random filter-normalised directions of L(w + a_s d) - L(w); loss_increase_line = "
-            f"the same at a = +-{flatness_records.LINE_ALPHA} read off the 1-D lines; "
+            f"the same at a = +-{flatness_rows.LINE_ALPHA} read off the 1-D lines; "
             "worst_case_increase = max loss in the layer-relative ball of radius ball_gamma "
             "(projected ascent) - L(w); top_eigenvalue (power iteration) and hessian_trace "
             "(Hutchinson) of the training loss's Hessian.", "",
@@ -184,7 +184,7 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
     lines += ["", "### Sharpness vs gap (colour: seed, marker: variant; black dashed: pooled fit, "
               "coloured: per-seed fits)", ""]
     paths = figures.scatter_figures(rows, measures, gaps, correlations["pooled"], fig_dir,
-                                    colour_key=flatness_records.GROUP_KEY, marker_key="variant",
+                                    colour_key=flatness_rows.GROUP_KEY, marker_key="variant",
                                     within=correlations.get("within_seed"))
     lines += [f"![{os.path.basename(p)[:-4]}]({rel(p)})" for p in paths]
   report = os.path.join(out, "report.md")
@@ -196,13 +196,13 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
 def save_study(out: str, meta: Mapping[str, Any], runs: Mapping[str, dict],
                interpolation: Mapping[str, Any] | None) -> str:
   """Rows and correlations from the runs; writes OUT/study.json and the report (its path)."""
-  rows = [flatness_records.study_row(name, record) for name, record in runs.items()]
-  correlations = flatness_records.correlations(rows)
+  rows = [flatness_rows.study_row(name, record) for name, record in runs.items()]
+  correlations = flatness_rows.correlations(rows)
   with open(os.path.join(out, "study.json"), "w", encoding="utf-8") as f:
     json.dump({"meta": meta, "runs": runs, "rows": rows, "correlations": correlations,
                "interpolation": interpolation}, f)
   return write_report(out, meta, runs, rows, correlations, interpolation,
-                      flatness_records.MEASURES, flatness_records.GAPS)
+                      flatness_rows.MEASURES, flatness_rows.GAPS)
 
 
 def rebuild(out: str, command: str) -> str:
@@ -211,9 +211,9 @@ def rebuild(out: str, command: str) -> str:
   Gaps and derived measures are recomputed from the stored metrics and landscapes (the run
   records are rewritten with them); nothing is trained or evaluated. Returns the report's path.
   """
-  study = flatness_records.load_json(os.path.join(out, "study.json"))
+  study = flatness_rows.load_json(os.path.join(out, "study.json"))
   meta = {**study["meta"], "report_command": command}
-  runs = flatness_records.load_runs(out, list(meta.get("variants", {})))
+  runs = flatness_rows.load_runs(out, list(meta.get("variants", {})))
   report = save_study(out, meta, runs, study.get("interpolation"))
   for name, record in runs.items():
     with open(os.path.join(out, "runs", f"{name}.json"), "w", encoding="utf-8") as f:

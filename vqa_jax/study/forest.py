@@ -1,4 +1,4 @@
-"""Forest plot of paired deltas: each variant's mean Δ with its bootstrap interval, per outcome."""
+"""Forest plot of paired deltas: each variant's mean Δ with its 95% t interval, per outcome."""
 
 from typing import Mapping, Sequence
 
@@ -17,8 +17,8 @@ def forest_plot(rows: Sequence[Mapping], path: str, title: str) -> str:
   for ax, key, scale, xlabel in ((axes[0], "delta", 1.0, "Δ (variant − baseline)"),
                                  (axes[1], "relative", 100.0, "Δ / |baseline| (%)")):
     mean = np.array([r[key]["mean"] for r in rows]) * scale
-    low = np.array([r[key]["ci_low"] for r in rows]) * scale
-    high = np.array([r[key]["ci_high"] for r in rows]) * scale
+    low = np.array([r[key]["t_low"] for r in rows]) * scale
+    high = np.array([r[key]["t_high"] for r in rows]) * scale
     has_ci = np.isfinite(low) & np.isfinite(high)
     err = np.where(has_ci, [mean - low, high - mean], 0.0)
     ax.errorbar(mean, y, xerr=err, fmt="o", capsize=3)

@@ -1,10 +1,10 @@
 """The paper's two protocols for one (variant, seed): cross-dataset training, then fine-tuning.
 
-cross-dataset (paper Table A): the variant's overrides (`landscape.study.VARIANTS`) on the base
-config, `seed` for init noise, data order and dropout keys, initial weights from the pretraining
-stage, trained on `data.train_split` and evaluated zero-shot on `data.eval_splits`; the final raw
-params then get the landscape study's flatness measures and gaps (`landscape.study.run_one`), so a
-cross-dataset record is a landscape-study run record plus its pairing fingerprint.
+cross-dataset (paper Table A): the variant's overrides (`variants.VARIANTS`) on the base
+config, `seed` for init noise, data order and dropout keys, initial weights from the pretext
+stage, trained on `data.train_split` and evaluated zero-shot on `data.eval_splits`; the final EMA
+(or raw) params then get the flatness measures, gaps and treatment check (`variant_runs.run_one`),
+so a cross-dataset record is a landscape run record plus its pairing fingerprint.
 
 fine-tuning (paper Table B, §7.6): `vqa_jax.finetune` on the target split (`finetune.dataset`)
 with the split seed `seed` (80/20 by default), starting from that variant's cross-dataset model:
@@ -21,9 +21,11 @@ from vqa_jax.training import finetune
 from vqa_jax.evaluation import selection
 from vqa_jax.data import sources
 from vqa_jax.study import variant_runs
-from vqa_jax.study import pairing
+from vqa_jax.study import fingerprints
+from vqa_jax.study import variants
 
 PROTOCOLS = ("cross", "finetune")
+FINETUNE_OUTCOMES = tuple(f"{finetune.TEST_SPLIT}_{m}" for m in ("srcc", "plcc"))
 FINETUNE_PERTURB = ("none", "variant")
 
 
@@ -40,13 +42,14 @@ def cross_config(base: ml_collections.ConfigDict, variant: str, seed: int, steps
   return config
 
 
-def run_cross(analyzer, base, variant: str, seed: int, steps: int, pretrained: str, sets: dict,
-              out: str) -> dict:
+def run_cross(analyzer, flatness, base, variant: str, seed: int, steps: int, pretrained: str,
+              sets: dict, out: str, gammas, use_ema: bool, metadata=None) -> dict:
   """Trains and analyses one cross-dataset run; returns its record (not yet written)."""
   config = cross_config(base, variant, seed, steps, pretrained)
-  prints = pairing.fingerprint(config, sources.load_splits(config.data))
+  prints = fingerprints.fingerprint(config, sources.load_splits(config.data))
   name = run_name(variant, seed)
-  record = variant_runs.run_one(analyzer, config, sets, os.path.join(out, "work", name))
+  record = variant_runs.run_one(analyzer, flatness, config, sets, os.path.join(out, "work", name),
+                                gammas, use_ema, metadata)
   record.update(name=name, variant=variant, seed=seed, pairing=prints, pretrained=pretrained)
   return record
 
@@ -60,7 +63,7 @@ def finetune_config(base: ml_collections.ConfigDict, variant: str, seed: int, in
   """
   if finetune_perturb not in FINETUNE_PERTURB:
     raise ValueError(f"finetune_perturb must be one of {FINETUNE_PERTURB}, got {finetune_perturb!r}")
-  config = variant_runs.apply_variant(
+  config = variants.apply_variant(
       base, variant if finetune_perturb == "variant" else "baseline")
   config.init.checkpoint, config.init.use_ema = init, use_ema
   config.data.val_split, config.data.val_fraction = "", 0.0
@@ -84,7 +87,7 @@ def run_finetune(base, variant: str, seed: int, init: str, epochs: int, probe_ep
   """Fine-tunes from one cross-dataset model on split seed `seed`; returns its record."""
   config = finetune_config(base, variant, seed, init, epochs, probe_epochs, finetune_perturb,
                            use_ema)
-  prints = pairing.fingerprint(*finetune_splits(config))
+  prints = fingerprints.fingerprint(*finetune_splits(config))
   name = run_name(variant, seed)
   result = finetune.finetune(config, os.path.join(out, "work", name))
   return {"name": name, "variant": variant, "seed": seed, "init": init, "result": result,

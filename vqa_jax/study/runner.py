@@ -1,10 +1,10 @@
-"""The whole study: pretraining, then per seed every variant through both protocols, then the report.
+"""The whole study: the design registered, the pretext stage, per seed every variant through both
+protocols, then the report.
 
 Seeds are the outer loop, so every finished seed adds complete pairs. A run whose record exists is
 not repeated (a killed study resumes where it stopped; trainer workdirs resume mid-run).
 """
 
-import dataclasses
 import json
 import os
 import time
@@ -13,129 +13,108 @@ from absl import logging
 import ml_collections
 
 from vqa_jax.landscape import analysis
-from vqa_jax.study import variant_runs
-from vqa_jax.study import flatness_records
-from vqa_jax.study import paired
-from vqa_jax.study import pretrain
+from vqa_jax.study import comparisons
+from vqa_jax.study import design
+from vqa_jax.study import distortion_breakdown
+from vqa_jax.study import flatness_rows
+from vqa_jax.study import pretext
 from vqa_jax.study import protocols
-from vqa_jax.study import records
 from vqa_jax.study import report
-
-DEFAULT_VARIANTS = ("baseline", "awp_1e-4", "awp", "rwp", "wd")
-
-
-@dataclasses.dataclass(frozen=True)
-class StudyOptions:
-  """Everything a study does besides its base config (the command line's flags)."""
-
-  seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-  variants: tuple[str, ...] = DEFAULT_VARIANTS
-  protocols: tuple[str, ...] = protocols.PROTOCOLS
-  steps: int = 300  # cross-dataset training steps
-  pretrained: str = ""  # a given pretrained checkpoint ('' = the pretraining stage, or none)
-  pretrain_steps: int = 600  # 0 with no `pretrained`: every run starts from random weights
-  pretrain_data_seed: int = 1
-  pretrain_videos: int = 480
-  finetune_epochs: int = 30
-  probe_epochs: int = 10
-  finetune_perturb: str = "none"
-  train_videos: int = 64  # the landscape's fixed train subset
-  eval_videos: int = 0  # the landscape's fixed 'test' and 'cross' subsets (0: every video)
-  analysis_config: analysis.AnalysisConfig = variant_runs.study_analysis_config(21, 9)
-  model: str = "raw"
-  confidence: float = paired.CONFIDENCE
-  command: str = "python -m vqa_jax.study"
-
-  def __post_init__(self):
-    """Rejects options that cannot make a paired study."""
-    if "baseline" not in self.variants:
-      raise ValueError(f"the variants {self.variants} need 'baseline' (every pair's reference)")
-    unknown = set(self.protocols) - set(protocols.PROTOCOLS)
-    if unknown or not self.protocols:
-      raise ValueError(f"protocols must be among {protocols.PROTOCOLS}, got {self.protocols}")
-    flatness_records.check_line_grid(self.analysis_config)
+from vqa_jax.study import treatment
+from vqa_jax.study import variant_runs
+from vqa_jax.study import variants
 
 
-def regime(base: ml_collections.ConfigDict, options: StudyOptions, pretrained: str) -> str:
+def regime(base: ml_collections.ConfigDict, options: design.StudyOptions, pretrained: str) -> str:
   """One paragraph: where the weights start, what trains, what is tested."""
   if options.pretrained:
     start = f"every run starts from the given checkpoint {options.pretrained}"
   elif pretrained:
-    start = (f"every run starts from a pretraining stage: {options.pretrain_steps} steps on a pool "
-             f"of {options.pretrain_videos} synthetic domain-A videos of data seed "
-             f"{options.pretrain_data_seed} (other videos than the labelled set's)")
+    start = (f"every run starts from a pretext stage: {options.pretext_steps} steps of content-"
+             f"class and camera-motion classification (no quality labels) on a pool of "
+             f"{options.pretext_videos} synthetic videos of data seed {options.pretext_data_seed}")
   else:
-    start = "every run starts from random weights (no pretraining)"
-  text = (f"Regime: {start}. Cross-dataset: {options.steps} steps on split "
-          f"'{base.data.train_split}', zero-shot tests on {list(base.data.eval_splits)}.")
+    start = "every run starts from random weights (no pretext stage)"
+  t = base.train
+  text = (f"Regime: {start}. Cross-dataset: {options.steps} steps of batch {t.batch_size} on "
+          f"split '{base.data.train_split}', zero-shot tests on {list(base.data.eval_splits)}; "
+          f"head dropout {base.model.head_dropout}, drop-path {base.model.drop_path_rate}, "
+          f"lr {t.learning_rate} (backbone x{t.backbone_lr_mult}), weight decay "
+          f"{t.weight_decay}, EMA {t.ema_decay}.")
   if "finetune" in options.protocols:
     text += (f" Fine-tuning: split '{base.finetune.dataset}' cut {base.finetune.train_fraction:.0%}"
              f" / rest by each seed, {options.probe_epochs:g} linear-probe epochs of "
-             f"{options.finetune_epochs:g}, perturbation during fine-tuning: "
-             f"{options.finetune_perturb}.")
+             f"{options.finetune_epochs:g}, from each variant's {options.model} model, "
+             f"perturbation during fine-tuning: {options.finetune_perturb}.")
   return text + f" Seeds {list(options.seeds)}; variants {list(options.variants)}."
 
 
 def _stored_or_run(out: str, protocol: str, name: str, make) -> dict:
   """The stored record of a run, else `make()`'s (then stored)."""
-  path = records.record_path(out, protocol, name)
+  path = comparisons.record_path(out, protocol, name)
   if os.path.exists(path):
-    return flatness_records.load_json(path)
+    return flatness_rows.load_json(path)
   logging.info("study: %s run %s", protocol, name)
   record = make()
-  records.save_record(out, protocol, record)
+  comparisons.save_record(out, protocol, record)
   return record
 
 
 def store_interpolation(out: str, analyzer: analysis.Analyzer, sets: dict,
-                        options: StudyOptions) -> None:
+                        options: design.StudyOptions) -> None:
   """OUT/cross/interpolation.json: baseline to the first AWP variant of the first seed (once)."""
   awp = [v for v in options.variants if v.startswith("awp")]
-  path = os.path.join(out, "cross", records.INTERPOLATION_FILE)
+  path = os.path.join(out, "cross", comparisons.INTERPOLATION_FILE)
   if not awp or os.path.exists(path):
     return
   work = lambda variant: os.path.join(out, "cross", "work",
                                       protocols.run_name(variant, options.seeds[0]))
-  line = variant_runs.interpolation(analyzer, sets, work("baseline"), work(awp[0]))
+  line = variant_runs.interpolation(analyzer, sets, work("baseline"), work(awp[0]),
+                                    use_ema=options.model == "ema")
   line.update(a="baseline", b=awp[0], seed=options.seeds[0])
   with open(path, "w", encoding="utf-8") as f:
     json.dump(line, f)
 
 
-def run_study(base: ml_collections.ConfigDict, out: str, options: StudyOptions) -> str:
+def run_study(base: ml_collections.ConfigDict, out: str, options: design.StudyOptions) -> str:
   """Runs (or resumes) the study into `out`; returns the report's path."""
   t0 = time.monotonic()
-  os.makedirs(out, exist_ok=True)
+  design.check_claims(base, options)
+  design.register(out, options)
   pretrained = options.pretrained
-  if not pretrained and options.pretrain_steps > 0:
-    pretrained = pretrain.pretrain(base, out, options.pretrain_steps, options.pretrain_data_seed,
-                                   options.pretrain_videos)
+  if not pretrained and options.pretext_steps > 0:
+    pretrained = pretext.pretext(base, out, options.pretext_steps, options.pretext_data_seed,
+                                 options.pretext_videos)
   analyzer = analysis.build_analyzer(base, options.analysis_config)
+  flatness = treatment.FlatnessAtRadii(analyzer.ev.loss_fn, options.analysis_config.ball_steps)
+  gammas = treatment.radii(variants.VARIANTS)  # every run at every radius of the grid
   sets = variant_runs.fixed_sets(base, options.train_videos, options.eval_videos)
+  metadata = distortion_breakdown.load_metadata(base.data)
   cross_out, ft_out = os.path.join(out, "cross"), os.path.join(out, "finetune")
+  use_ema = options.model == "ema"
   runs = {p: {} for p in options.protocols}
   runs.setdefault("cross", {})
   for seed in options.seeds:
     for variant in options.variants:
       name = protocols.run_name(variant, seed)
       runs["cross"][name] = _stored_or_run(out, "cross", name, lambda: protocols.run_cross(
-          analyzer, base, variant, seed, options.steps, pretrained, sets, cross_out))
+          analyzer, flatness, base, variant, seed, options.steps, pretrained, sets, cross_out,
+          gammas, use_ema, metadata))
       if "finetune" in options.protocols:
         init = os.path.join(cross_out, "work", name)
         runs["finetune"][name] = _stored_or_run(out, "finetune", name, lambda: (
             protocols.run_finetune(base, variant, seed, init, options.finetune_epochs,
                                    options.probe_epochs, ft_out, options.finetune_perturb,
-                                   use_ema=options.model == "ema")))
+                                   use_ema=use_ema)))
     for protocol, protocol_runs in runs.items():  # stop at the first unpaired seed
-      records.check_pairing(protocol, protocol_runs)
+      comparisons.check_pairing(protocol, protocol_runs)
   store_interpolation(out, analyzer, sets, options)
   meta = {"command": options.command, "regime": regime(base, options, pretrained),
-          "model": options.model, "confidence": options.confidence,
-          "variants": list(options.variants), "protocols": list(runs),
-          "seeds": list(options.seeds), "pretrained": pretrained,
+          "design": design.preregistration(options), "variants": list(options.variants),
+          "protocols": list(runs), "seeds": list(options.seeds), "pretrained": pretrained,
           "wall_seconds_this_invocation": time.monotonic() - t0,
           "landscape": {"command": options.command, "steps": options.steps,
-                        "variants": {v: variant_runs.VARIANTS[v] for v in options.variants},
-                        "analysis": dataclasses.asdict(options.analysis_config),
+                        "variants": {v: variants.VARIANTS[v] for v in options.variants},
+                        "analysis": options.analysis_config.__dict__,
                         "fixed_sets": {k: len(v.label) for k, v in sets.items()}}}
   return report.write_report(out, meta, runs)

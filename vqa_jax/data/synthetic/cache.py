@@ -21,8 +21,10 @@ MANIFEST_FILE = "MANIFEST.json"
 
 
 def spec_digest(spec: object, format_version: int) -> str:
-  """Hex SHA-256 of a dataclass spec and its generator's format version: a cache key."""
-  text = json.dumps({"format": format_version, **dataclasses.asdict(spec)}, sort_keys=True)
+  """Hex SHA-256 of a dataclass spec (its `digest_fields()` where it has them) and its generator's
+  format version: a cache key."""
+  fields = spec.digest_fields() if hasattr(spec, "digest_fields") else dataclasses.asdict(spec)
+  text = json.dumps({"format": format_version, **fields}, sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()
 
 

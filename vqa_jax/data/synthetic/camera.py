@@ -89,9 +89,14 @@ def render_landscape_zoom(rng: np.random.Generator, h: int, w: int, num_frames: 
   return _camera_frames(_landscape_canvas(rng, ch, cw), h, w, tops, lefts, zooms)
 
 
+def noise_field_zooms(rng: np.random.Generator) -> bool:
+  """The noise field's first draw: zoomed (True, half the videos) or panned."""
+  return rng.random() < 0.5
+
+
 def render_noise_field(rng: np.random.Generator, h: int, w: int, num_frames: int) -> np.ndarray:
   """A marbled noise field, zoomed (half the videos) or panned."""
-  if rng.random() < 0.5:
+  if noise_field_zooms(rng):
     tops, lefts, zooms, ch, cw = _zoom_path(rng, h, w, num_frames)
   else:
     tops, lefts = _pan_path(rng, num_frames)

@@ -77,12 +77,12 @@ def _run_jobs(jobs: list[tuple[str, dict[str, Any], SyntheticSpec]], num_workers
         bar.update()
 
 
-def _dataset_at(root: str) -> SyntheticDataset:
-  """The SyntheticDataset paths under `root`."""
+def _dataset_at(root: str, spec: SyntheticSpec) -> SyntheticDataset:
+  """The SyntheticDataset paths under `root` (a shift split only where the spec has videos)."""
   return SyntheticDataset(
       root=root,
       label_files={split: os.path.join(root, "labels", f"{split}.txt")
-                   for split in metadata_lib.SPLITS},
+                   for split in metadata_lib.video_splits(spec)},
       metadata_file=os.path.join(root, metadata_lib.METADATA_FILE))
 
 
@@ -93,14 +93,14 @@ _MIN_PIXELS_FOR_POOL = 2e7
 
 def _default_workers(spec: SyntheticSpec) -> int:
   """Worker processes for generation: 1 for small specs, else the CPU count (at most 8)."""
-  videos = sum(spec.num_videos(s) for s in metadata_lib.SPLITS)
+  videos = sum(spec.num_videos(s) for s in metadata_lib.video_splits(spec))
   pixels = videos * spec.num_frames * spec.height * spec.width
   return 1 if pixels < _MIN_PIXELS_FOR_POOL else max(1, min(8, os.cpu_count() or 1))
 
 
 def generate(root: str, spec: SyntheticSpec, num_workers: int | None = None) -> SyntheticDataset:
   """Generates the dataset of `spec` into `root`, replacing an earlier one there."""
-  dataset = _dataset_at(root)
+  dataset = _dataset_at(root, spec)
   for stale in (cache.MARKER_FILE, "videos", "labels"):
     path = os.path.join(root, stale)
     if os.path.isdir(path):
@@ -108,7 +108,7 @@ def generate(root: str, spec: SyntheticSpec, num_workers: int | None = None) -> 
     elif os.path.exists(path):
       os.remove(path)
   metadata = metadata_lib.sample_metadata(spec)
-  for domain in metadata_lib.DOMAINS:
+  for domain in sorted({m["domain"] for m in metadata}):
     os.makedirs(os.path.join(root, "videos", domain), exist_ok=True)
   os.makedirs(os.path.join(root, "labels"), exist_ok=True)
   _run_jobs([(root, meta, spec) for meta in metadata],
@@ -119,7 +119,7 @@ def generate(root: str, spec: SyntheticSpec, num_workers: int | None = None) -> 
   with open(dataset.metadata_file, "w", encoding="utf-8") as f:
     f.writelines(json.dumps(m, sort_keys=True) + "\n" for m in metadata)
   with open(os.path.join(root, SPEC_FILE), "w", encoding="utf-8") as f:
-    json.dump({"format": FORMAT_VERSION, **dataclasses.asdict(spec)}, f, indent=2, sort_keys=True)
+    json.dump({"format": FORMAT_VERSION, **spec.digest_fields()}, f, indent=2, sort_keys=True)
   with open(os.path.join(root, cache.MARKER_FILE), "w", encoding="utf-8") as f:
     f.write(spec_digest(spec) + "\n")
   return dataset
@@ -138,8 +138,9 @@ def is_complete(root: str, spec: SyntheticSpec) -> bool:
 def ensure_dataset(cache_dir: str, spec: SyntheticSpec,
                    num_workers: int | None = None) -> SyntheticDataset:
   """Returns the cached dataset of `spec` under `cache_dir`, generating it first if missing."""
-  return _dataset_at(cache.cached_build(cache_dir, "synthetic", spec_digest(spec),
-                                        lambda tmp: generate(tmp, spec, num_workers)))
+  root = cache.cached_build(cache_dir, "synthetic", spec_digest(spec),
+                            lambda tmp: generate(tmp, spec, num_workers))
+  return _dataset_at(root, spec)
 
 
 def ensure_in_cache(cache_dir: str, spec: SyntheticSpec,

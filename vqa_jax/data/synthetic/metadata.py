@@ -7,6 +7,9 @@ Domains and splits:
     "landscape_pan", "landscape_zoom", "noise_field").
   Both domains share blur, noise, jpeg, downscale and exposure at different proportions (see
   `DOMAINS`); "judder" is rare in A and common in B, and "banding" occurs only in B.
+  * The shift in two parts, for a spec that asks for them (`SHIFT_SPLITS`): "cross_nuisance"
+    (domain B_nuisance: B's content and camera motion, A's distortion mix) and "cross_distortion"
+    (domain B_distortion: A's content, B's distortions).
 
 Per video: 0 distortions (pristine) with probability 0.1, 1 with 0.6, 2 with 0.3
 (`NUM_DISTORTIONS_PROBS`), drawn by the domain's frequencies, strengths uniform in [0, 1]; pairs
@@ -26,7 +29,11 @@ import numpy as np
 from vqa_jax.config.specs import SyntheticSpec
 
 SPLITS = ("train", "test", "cross")
-SPLIT_DOMAIN = {"train": "A", "test": "A", "cross": "B"}
+# The split shift's test splits (video datasets only, present where the spec gives them videos):
+# B's content and camera motion with A's distortion mix; A's content with B's distortions.
+SHIFT_SPLITS = ("cross_nuisance", "cross_distortion")
+SPLIT_DOMAIN = {"train": "A", "test": "A", "cross": "B", "cross_nuisance": "B_nuisance",
+                "cross_distortion": "B_distortion"}
 VIDEO_EXT = ".avi"
 METADATA_FILE = "metadata.jsonl"  # one sampled video (or image) per line
 
@@ -67,6 +74,15 @@ DOMAINS = {
                           "overexposure": 0.05, "underexposure": 0.10, "judder": 0.13,
                           "banding": 0.12}),
 }
+# The shift split in its two parts: what flatness could act on (content, camera motion) and what
+# no weight-space regulariser can (distortions never seen in training).
+DOMAINS["B_nuisance"] = DomainSpec(DOMAINS["B"].contents, DOMAINS["A"].distortion_probs)
+DOMAINS["B_distortion"] = DomainSpec(DOMAINS["A"].contents, DOMAINS["B"].distortion_probs)
+
+
+def video_splits(spec: SyntheticSpec) -> tuple[str, ...]:
+  """The splits of a video dataset: SPLITS, then the shift splits the spec gives videos."""
+  return SPLITS + tuple(s for s in SHIFT_SPLITS if spec.num_videos(s) > 0)
 
 
 def mos_from_strengths(strengths: Mapping[str, float]) -> float:
@@ -83,7 +99,8 @@ def mos_from_strengths(strengths: Mapping[str, float]) -> float:
 
 def video_seed(seed: int, split: str, index: int) -> int:
   """The seed of video `index` of `split` in a dataset with seed `seed`."""
-  return int(np.random.SeedSequence([seed, SPLITS.index(split), index]).generate_state(1)[0])
+  split_index = (SPLITS + SHIFT_SPLITS).index(split)
+  return int(np.random.SeedSequence([seed, split_index, index]).generate_state(1)[0])
 
 
 def sample_distortions(domain: str, rng: np.random.Generator) -> dict[str, float]:
@@ -126,4 +143,5 @@ def sample_video(spec: SyntheticSpec, split: str, index: int) -> dict[str, Any]:
 
 def sample_metadata(spec: SyntheticSpec) -> list[dict[str, Any]]:
   """Metadata of every video of the spec, split by split."""
-  return [sample_video(spec, split, i) for split in SPLITS for i in range(spec.num_videos(split))]
+  return [sample_video(spec, split, i) for split in video_splits(spec)
+          for i in range(spec.num_videos(split))]

@@ -33,7 +33,7 @@ def render_video(content: str, distortions: Mapping[str, float], *, height: int,
         f"Unknown content {content!r}; known: {sorted(content_lib.CONTENT_RENDERERS)}")
   metadata.mos_from_strengths(distortions)  # Validates names and strengths.
   render = content_lib.CONTENT_RENDERERS[content]
-  frames = render(np.random.default_rng([seed, 1]), height, width, num_frames)
+  frames = render(content_lib.render_rng(seed), height, width, num_frames)
   noise_rng = np.random.default_rng([seed, 2])
   for name in distortions_lib.DISTORTION_ORDER:
     if name in distortions:

@@ -3,7 +3,7 @@
 OUT/<protocol>/runs/<variant>_s<seed>.json holds one run: for 'cross' a landscape-study run record
 (trainer results, fixed-set metrics, landscape, sharpness) plus `pairing`; for 'finetune' the
 `finetune.finetune` result plus `pairing`. `outcomes` reads each record's test metrics of one model,
-`comparisons` pairs every variant with the baseline of the same seed (`paired.paired`). Nothing is
+`paired_comparisons` pairs every variant with the baseline of the same seed (`significance.paired`). Nothing is
 trained here, so a report can be rebuilt from stored records.
 """
 
@@ -12,16 +12,16 @@ import os
 from typing import Any, Mapping, Sequence
 
 from vqa_jax.training import finetune
-from vqa_jax.study import flatness_records
-from vqa_jax.study import paired
-from vqa_jax.study import pairing
+from vqa_jax.study import flatness_rows
+from vqa_jax.study import significance
+from vqa_jax.study import fingerprints
 
 METRICS = ("srcc", "plcc")
 # OUT/cross/<this>: the training loss from the first seed's baseline to its first AWP variant.
 INTERPOLATION_FILE = "interpolation.json"
 BASELINE = "baseline"
 # Fields each protocol's pairs must share: fine-tuning starts from each variant's own model.
-PAIRED_FIELDS = {"cross": pairing.FIELDS, "finetune": ("batches", "rng")}
+PAIRED_FIELDS = {"cross": fingerprints.FIELDS, "finetune": ("batches", "rng")}
 
 
 def record_path(out: str, protocol: str, name: str) -> str:
@@ -42,8 +42,8 @@ def load_protocol(out: str, protocol: str, variant_order: Sequence[str] = ()) ->
   if not os.path.isdir(os.path.join(out, protocol, "runs")):
     return {}
   if protocol == "cross":
-    return flatness_records.load_runs(os.path.join(out, protocol), variant_order)
-  runs = [flatness_records.load_json(os.path.join(out, protocol, "runs", n))
+    return flatness_rows.load_runs(os.path.join(out, protocol), variant_order)
+  runs = [flatness_rows.load_json(os.path.join(out, protocol, "runs", n))
           for n in sorted(os.listdir(os.path.join(out, protocol, "runs"))) if n.endswith(".json")]
   order = {v: i for i, v in enumerate(variant_order)}
   runs.sort(key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"]))
@@ -59,9 +59,9 @@ def outcomes(protocol: str, record: Mapping[str, Any], model: str) -> dict[str, 
   return {f"{finetune.TEST_SPLIT}_{m}": final[m]["mean"] for m in METRICS}
 
 
-def comparisons(protocol: str, runs: Mapping[str, Mapping[str, Any]], model: str,
-                confidence: float = paired.CONFIDENCE) -> list[dict]:
-  """One paired comparison per (variant other than the baseline, outcome), in variant order."""
+def paired_comparisons(protocol: str, runs: Mapping[str, Mapping[str, Any]],
+                       model: str) -> list[dict]:
+  """One paired comparison per (variant other than the baseline, outcome) of `model`'s metrics."""
   by_variant: dict[str, dict[int, dict[str, float]]] = {}
   for record in runs.values():
     by_variant.setdefault(record["variant"], {})[record["seed"]] = outcomes(protocol, record, model)
@@ -73,13 +73,14 @@ def comparisons(protocol: str, runs: Mapping[str, Mapping[str, Any]], model: str
     if variant == BASELINE:
       continue
     for outcome in next(iter(base.values())):
-      stats = paired.paired({s: v[outcome] for s, v in base.items()},
-                            {s: v[outcome] for s, v in by_seed.items()}, confidence)
-      rows.append({"protocol": protocol, "variant": variant, "outcome": outcome, **stats})
+      stats = significance.paired({s: v[outcome] for s, v in base.items()},
+                                  {s: v[outcome] for s, v in by_seed.items()})
+      rows.append({"protocol": protocol, "model": model, "variant": variant, "outcome": outcome,
+                   **stats})
   return rows
 
 
 def check_pairing(protocol: str, runs: Mapping[str, Mapping[str, Any]]) -> None:
   """Raises ValueError unless every run shares its protocol's paired fields with its baseline."""
   prints = {(r["variant"], r["seed"]): r["pairing"] for r in runs.values()}
-  pairing.check_pairs(prints, BASELINE, PAIRED_FIELDS[protocol])
+  fingerprints.check_pairs(prints, BASELINE, PAIRED_FIELDS[protocol])
