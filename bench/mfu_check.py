@@ -139,13 +139,14 @@ def measure_step(config, cand: Candidate, steps: int, peak_tflops: float) -> dic
   """Compile time, step time, clips/s, MFU and peak memory of one candidate's train step."""
   import jax  # pylint: disable=import-outside-toplevel
   from bench.mfu_hlo import random_batch  # pylint: disable=import-outside-toplevel
-  from vqa_jax import families, perturb  # pylint: disable=import-outside-toplevel
+  from vqa_jax import families  # pylint: disable=import-outside-toplevel
+  from vqa_jax.config import perturb_config  # pylint: disable=import-outside-toplevel
   from vqa_jax.runtime import sharding  # pylint: disable=import-outside-toplevel
   from vqa_jax.training import optim, trainer  # pylint: disable=import-outside-toplevel
   config = configure(config, cand)
   mesh = sharding.make_mesh()
   family = families.build(config)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb, config.model.dtype)
   tx = optim.make_optimizer(config.train)
   state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   batch = sharding.shard_batch(random_batch(config), mesh)

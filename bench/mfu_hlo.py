@@ -21,7 +21,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from vqa_jax import families
-from vqa_jax import perturb
+from vqa_jax.config import perturb_config
 from vqa_jax.runtime import sharding
 from vqa_jax.training import optim
 from vqa_jax.training import trainer
@@ -48,7 +48,7 @@ def lowered_step(config):
   """The config's jitted train step, lowered for one random batch (jax `Lowered`)."""
   mesh = sharding.make_mesh()
   family = families.build(config)
-  perturb_cfg = perturb.PerturbConfig.from_config(config.perturb)
+  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb, config.model.dtype)
   tx = optim.make_optimizer(config.train)
   state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
   batch = sharding.shard_batch(random_batch(config), mesh)
