@@ -28,7 +28,7 @@ from vqa_jax import families
 from vqa_jax.convert import state_dicts
 from vqa_jax.config.specs import SyntheticSpec
 from vqa_jax.data import cache_location
-from vqa_jax.data import sampling as sampling_lib
+from vqa_jax.data.sampling import clip_sampler
 from vqa_jax.data.synthetic import content as synthetic_content
 from vqa_jax.data.synthetic import dataset as synthetic_dataset
 from vqa_jax.models import fast_vqa as model_lib
@@ -80,7 +80,7 @@ def load_pool(base: ml_collections.ConfigDict, data_seed: int, num_videos: int,
     metadata = [json.loads(line) for line in f if line.strip()]
   metadata = [m for m in metadata if m["split"] in ("train", "cross")]
   rng = np.random.default_rng(seed)
-  clips = np.stack([sampling_lib.sample_clips(os.path.join(dataset.root, m["relpath"]),
+  clips = np.stack([clip_sampler.sample_clips(os.path.join(dataset.root, m["relpath"]),
                                               base.sampling, CLIPS_PER_VIDEO, rng=rng)
                     for m in metadata])
   labels = np.array([synthetic_content.pretext_labels(m) for m in metadata], np.int32)
