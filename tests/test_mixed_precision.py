@@ -84,17 +84,29 @@ def lowered_step_products(precisions: tuple[str, ...]) -> list[collections.Count
 
 
 def test_bf16_step_multiplies_in_bf16_and_the_float32_perturbed_pass_in_float32():
-  """model.dtype bf16: the clean pass's products (forward and backward) take and give bf16. With
-  perturb.precision 'auto' (= 'float32' in bf16) the perturbed pass runs the same products in
-  float32 at HIGHEST precision, one for one; with 'cast' it runs them in bf16 too."""
+  """model.dtype bf16: with perturb.precision 'cast' the clean and the perturbed pass run the same
+  products, so each count is even and half of it is one pass. That pass multiplies in bf16: its
+  dots and convolutions take bf16 (the attention logits, which jax.nn.dot_product_attention
+  accumulates in float32, and their gradients give float32), and its only float32 x float32
+  products are the exact one-hot reads of the relative-position bias table at HIGHEST. With
+  'auto' (= 'float32' in bf16) the perturbed pass runs every other product of that pass in float32
+  at HIGHEST, one for one (the table reads stay), and the clean pass stays as it is."""
   products, cast = lowered_step_products(("auto", "cast"))
+  assert all(count % 2 == 0 for count in cast.values()), cast
+  one_pass = collections.Counter({product: count // 2 for product, count in cast.items()})
   bf16 = {op: Product(op, "bf16", "bf16", "bf16", "DEFAULT") for op in ("dot_general",
                                                                          "convolution")}
   f32 = {op: Product(op, "f32", "f32", "f32", "HIGHEST") for op in ("dot_general", "convolution")}
-  assert products[bf16["dot_general"]] > 0 and products[bf16["convolution"]] > 0, products
-  assert products == {**{bf16[op]: products[bf16[op]] for op in bf16},
-                      **{f32[op]: products[bf16[op]] for op in f32}}, products
-  assert cast == {bf16[op]: 2 * products[bf16[op]] for op in bf16}, cast
+  assert one_pass[bf16["dot_general"]] > 0 and one_pass[bf16["convolution"]] > 0, one_pass
+  in_float32 = [p for p in one_pass if p.lhs == p.rhs == "f32" and p not in f32.values()]
+  assert not in_float32, f"the bf16 pass multiplies in float32: {in_float32}"
+  assert all(p.result == "f32" for p in one_pass
+             if "f32" in (p.lhs, p.rhs) and p not in f32.values()), one_pass
+  lowered = collections.Counter({p: n for p, n in one_pass.items() if p not in f32.values()})
+  expected = lowered + collections.Counter(
+      {f32[op]: 2 * one_pass[f32[op]] + sum(n for p, n in lowered.items() if p.op == op)
+       for op in f32})
+  assert products == +expected, products
 
 
 @pytest.mark.slow  # ~15 s; bf16 and remat gradients are checked in test_model
