@@ -201,6 +201,7 @@ def test_swin_v2_rejects_the_video_swin_only_switches():
     model_lib.build_model(config.model)
 
 
+@pytest.mark.slow  # ~28 s on 2 cores; the IQA model's forward and loss run in the default suite
 def test_swin_v2_iqa_awp_step_trains_with_smooth_l1():
   """One jitted AWP step of the tiny Swin-V2 IQA model: its loss is SmoothL1 of its predictions."""
   import optax  # pylint: disable=g-import-not-at-top

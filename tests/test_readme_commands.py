@@ -5,8 +5,8 @@ line) to the test that runs it; a README command missing from it fails
 `test_every_readme_command_is_run_by_a_test`. The tests take each command from the README itself,
 replace only paths, the step count and the program name (`vqa-jax` -> `python -m vqa_jax.command`,
 which is what the console script calls) and run it. Default suite: the coverage check, the length,
-the AWP snippet and what CI runs. Integration (`-m "not slow"` or `-m integration`): `vqa-jax
-models` and the command-line train-then-score. Slow (`-m slow`): the named-model quick start via a
+the AWP snippet, what CI runs and the command-line train-then-score (the default run's end to
+end). Integration (`-m "not slow"` or `-m integration`): `vqa-jax models`. Slow (`-m slow`): the named-model quick start via a
 loopback mirror, the Python quick start and `bash launch/demo.sh`.
 """
 
@@ -151,7 +151,7 @@ def test_models_lists_the_named_models_uncached(tmp_path):
   assert all(rows[name][3] == "-" for name in promised), listed  # the cached column, empty cache
 
 
-@pytest.mark.integration
+# In the default run on purpose: its one end-to-end run of the command-line programs (~40 s).
 def test_command_line_trains_then_scores(tmp_path):
   workdir, jsonl = str(tmp_path / "run"), str(tmp_path / "scores.jsonl")
   video = write_video(tmp_path / "v.avi", random_frames(20, 40, 48, seed=2))

@@ -67,6 +67,7 @@ def setup(tmp_path_factory):
   return make_config, splits
 
 
+@pytest.mark.slow  # ~60 s on 2 cores; the SimpleVQA step and loss are checked in the default run
 def test_simple_vqa_awp_trains_and_evaluates(setup, tmp_path):
   make_config, splits = setup
   config = make_config()

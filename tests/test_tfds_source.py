@@ -25,6 +25,7 @@ def lsvq_config(manual_dir, data_dir):
   return config
 
 
+@pytest.mark.slow  # ~50 s on 2 cores; the builders' splits are checked in the default run
 def test_tfds_splits_are_the_label_files_and_train_the_smoke_model(
     synthetic_root, tmp_path, fast_compile):  # pylint: disable=unused-argument
   manual = tmp_path / "manual"
