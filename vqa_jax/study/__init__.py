@@ -1,4 +1,4 @@
-"""The paper's three claims tested so that a null result means something (issues 21, 28).
+"""The paper's three claims tested so that a null result means something.
 
   python -m vqa_jax.study --out=/tmp/vqa_study [--config=study:tiny] [--seeds=0,1] ...
   python -m vqa_jax.study --out=/tmp/vqa_study --report_only

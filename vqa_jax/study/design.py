@@ -151,7 +151,7 @@ def load_design(out: str) -> dict[str, Any]:
   path = os.path.join(out, DESIGN_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(
-        f"{path}: not found; a study of format 1 (issue 21: variants awp/rwp/wd, raw weights, no "
+        f"{path}: not found; a study of format 1 (the first design: variants awp/rwp/wd, raw weights, no "
         "treatment check, e.g. bench/results/study_embedded) is superseded: its report.md stays "
         "as written, and its records are read by the study code of commit a44b5f3")
   return flatness_rows.load_json(path)
