@@ -138,22 +138,11 @@ def _time(call, steps: int) -> list[float]:
 def measure_step(config, cand: Candidate, steps: int, peak_tflops: float) -> dict:
   """Compile time, step time, clips/s, MFU and peak memory of one candidate's train step."""
   import jax  # pylint: disable=import-outside-toplevel
-  from bench.mfu_hlo import random_batch  # pylint: disable=import-outside-toplevel
-  from vqa_jax import families  # pylint: disable=import-outside-toplevel
-  from vqa_jax.config import perturb_config  # pylint: disable=import-outside-toplevel
-  from vqa_jax.runtime import sharding  # pylint: disable=import-outside-toplevel
-  from vqa_jax.training import optim, trainer  # pylint: disable=import-outside-toplevel
+  from bench import step_setup  # pylint: disable=import-outside-toplevel
   config = configure(config, cand)
-  mesh = sharding.make_mesh()
-  family = families.build(config)
-  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb, config.model.dtype)
-  tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
-  batch = sharding.shard_batch(random_batch(config), mesh)
-  rng = jax.random.key(config.seed)
+  step_fn, family, state, batch, rng = step_setup.step_setup(config)
   start = time.perf_counter()
-  step = trainer.make_step_fn(config, family, tx, mesh, perturb_cfg).lower(
-      state, batch, rng).compile()
+  step = step_fn.lower(state, batch, rng).compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state}
 
@@ -177,7 +166,7 @@ def measure_step(config, cand: Candidate, steps: int, peak_tflops: float) -> dic
 
 def _model_and_video(config, batch: int, dtype: str):
   import jax  # pylint: disable=import-outside-toplevel
-  from bench.mfu_hlo import random_batch  # pylint: disable=import-outside-toplevel
+  from bench.step_setup import random_batch  # pylint: disable=import-outside-toplevel
   from vqa_jax.models import fast_vqa  # pylint: disable=import-outside-toplevel
   config.model.dtype = dtype
   config.train.batch_size = batch

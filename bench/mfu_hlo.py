@@ -1,4 +1,4 @@
-"""Op counts of the train step's HLO: converts, gathers and scatters (issue 30).
+"""Op counts of the train step's HLO: converts, gathers and scatters.
 
 Usage (from the repository root):
   PYTHONPATH=. python3 bench/mfu_hlo.py [--config=configs/smoke.py] \
@@ -17,14 +17,9 @@ import re
 from absl import app
 from absl import flags
 import jax
-import numpy as np
 from ml_collections import config_flags
 
-from vqa_jax import families
-from vqa_jax.config import perturb_config
-from vqa_jax.runtime import sharding
-from vqa_jax.training import optim
-from vqa_jax.training import trainer
+from bench import step_setup
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/smoke.py", "Config file.")
 COUNTED_OPS = ("convert", "gather", "scatter", "transpose", "dot", "dot_general",
@@ -34,26 +29,10 @@ _HLO_OPCODE = re.compile(r"=\s*\S+\s+([a-z][a-z0-9-]*)\(")
 _STABLEHLO_OPCODE = re.compile(r"stablehlo\.([a-z_]+)")
 
 
-def random_batch(config) -> dict:
-  """A uint8 video batch and float labels of the config's training shape."""
-  s = config.sampling
-  side = s.grid * s.patch
-  rng = np.random.default_rng(0)
-  return {"video": rng.integers(0, 256, (config.train.batch_size, s.clip_len, side, side, 3),
-                                dtype=np.uint8),
-          "label": rng.normal(size=config.train.batch_size).astype(np.float32)}
-
-
 def lowered_step(config):
   """The config's jitted train step, lowered for one random batch (jax `Lowered`)."""
-  mesh = sharding.make_mesh()
-  family = families.build(config)
-  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb, config.model.dtype)
-  tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
-  batch = sharding.shard_batch(random_batch(config), mesh)
-  step = trainer.make_step_fn(config, family, tx, mesh, perturb_cfg)
-  return step.lower(state, batch, jax.random.key(config.seed))
+  step, _, state, batch, rng = step_setup.step_setup(config)
+  return step.lower(state, batch, rng)
 
 
 def opcode_counts(hlo_text: str) -> dict:

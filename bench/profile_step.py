@@ -28,13 +28,9 @@ import time
 from absl import app
 from absl import flags
 import jax
-import numpy as np
 from ml_collections import config_flags
 
-from vqa_jax import families
-from vqa_jax.config import perturb_config
-from vqa_jax.training import optim
-from vqa_jax.runtime import sharding
+from bench import step_setup
 from vqa_jax.training import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/smoke.py", "Config file.")
@@ -42,16 +38,6 @@ _SUMMARISE = flags.DEFINE_string("summarise", "", "Only summarise this saved .xp
 _STEPS = flags.DEFINE_integer("steps", 3, "Traced steps.")
 _OUT = flags.DEFINE_string("out", "/tmp/profile_step", "Trace and op_time.json go here.")
 _TOP = 30
-
-
-def random_batch(config) -> dict:
-  """A uint8 video batch and float labels of the config's training shape."""
-  s = config.sampling
-  side = s.grid * s.patch
-  rng = np.random.default_rng(0)
-  return {"video": rng.integers(0, 256, (config.train.batch_size, s.clip_len, side, side, 3),
-                                dtype=np.uint8),
-          "label": rng.normal(size=config.train.batch_size).astype(np.float32)}
 
 
 def op_events(xplane_path: str) -> list[tuple[str, float, dict]]:
@@ -129,15 +115,8 @@ def main(argv):
     print(json.dumps(summarise_file(_SUMMARISE.value, _STEPS.value), indent=1))
     return
   config = _CONFIG.value
-  mesh = sharding.make_mesh()
-  family = families.build(config)
-  perturb_cfg = perturb_config.PerturbConfig.from_config(config.perturb)
-  tx = optim.make_optimizer(config.train)
-  state = trainer.init_state(family, tx, perturb_cfg, config.seed, mesh)
-  batch = sharding.shard_batch(random_batch(config), mesh)
-  rng = jax.random.key(config.seed)
-  step = trainer.compile_step(trainer.make_step_fn(config, family, tx, mesh, perturb_cfg), state,
-                              batch, rng)
+  step_fn, _, state, batch, rng = step_setup.step_setup(config)
+  step = trainer.compile_step(step_fn, state, batch, rng)
   for _ in range(2):
     state, metrics = step(state, batch, rng)
   jax.block_until_ready((state, metrics))
