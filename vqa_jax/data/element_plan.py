@@ -97,7 +97,34 @@ def default_workers(workers: int) -> int:
   return workers
 
 
-class BadVideoLog:
+class PathReasons:
+  """Thread-safe {path: reason}, each path's first reason kept: `count`, `reasons`."""
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._reasons: dict[str, str] = {}
+
+  def _add(self, path: str, reason: str) -> bool:
+    """Records `reason` for `path` unless it has one; whether this was the path's first."""
+    with self._lock:
+      first = path not in self._reasons
+      self._reasons.setdefault(path, reason)
+    return first
+
+  @property
+  def count(self) -> int:
+    """The number of distinct paths recorded."""
+    with self._lock:
+      return len(self._reasons)
+
+  @property
+  def reasons(self) -> dict[str, str]:
+    """A copy of {path: reason}."""
+    with self._lock:
+      return dict(self._reasons)
+
+
+class BadVideoLog(PathReasons):
   """Thread-safe record of the videos that failed to decode: `count`, `reasons` {path: reason}.
 
   A copy unpickled in a loader's worker process records without logging: the parent process
@@ -105,8 +132,7 @@ class BadVideoLog:
   """
 
   def __init__(self):
-    self._lock = threading.Lock()
-    self._reasons: dict[str, str] = {}
+    super().__init__()
     self._announce = True
 
   def __getstate__(self):
@@ -119,29 +145,13 @@ class BadVideoLog:
 
   def record(self, path: str, reason: str) -> None:
     """Records a decode failure, logging a warning the first time `path` fails."""
-    with self._lock:
-      if path in self._reasons:
-        return
-      self._reasons[path] = reason
-    if self._announce:
+    if self._add(path, reason) and self._announce:
       logging.warning("skipping bad video %s: %s", path, reason)
 
   def is_bad(self, path: str) -> bool:
     """Whether `path` has already failed to decode."""
     with self._lock:
       return path in self._reasons
-
-  @property
-  def count(self) -> int:
-    """The number of distinct videos that failed to decode."""
-    with self._lock:
-      return len(self._reasons)
-
-  @property
-  def reasons(self) -> dict[str, str]:
-    """A copy of {path: reason} for the videos that failed to decode."""
-    with self._lock:
-      return dict(self._reasons)
 
   def summary(self) -> str:
     """One line for an epoch or evaluation summary, e.g. '2 videos skipped (bad input)'."""

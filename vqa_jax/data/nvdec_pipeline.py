@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Mapping
 import copy
 import dataclasses
 import os
-import threading
 from typing import Any
 
 from absl import logging
@@ -68,35 +67,20 @@ class Decoding:
     return min(max(round(self.share * local_batch), 1), local_batch - 1)
 
 
-class FallbackLog:
+class FallbackLog(element_plan.PathReasons):
   """Thread-safe record of the videos NVDEC declined and the CPU decoded: `count`, `reasons`."""
 
   def __init__(self):
-    self._lock = threading.Lock()
-    self._reasons: dict[str, str] = {}
+    super().__init__()
     self.decodes = 0  # CPU decodes on behalf of NVDEC (a video may fall back more than once)
 
   def record(self, path: str, reason: str) -> None:
     """Counts a fallback, logging a warning the first time `path` falls back."""
     with self._lock:
       self.decodes += 1
-      first = path not in self._reasons
-      self._reasons.setdefault(path, reason)
-    if first:
+    if self._add(path, reason):
       logging.warning("NVDEC declined %s (%s): decoded on the CPU", video_io.printable_path(path),
                       reason)
-
-  @property
-  def count(self) -> int:
-    """The number of distinct videos decoded on the CPU instead of NVDEC."""
-    with self._lock:
-      return len(self._reasons)
-
-  @property
-  def reasons(self) -> dict[str, str]:
-    """A copy of {path: reason} of the videos that fell back."""
-    with self._lock:
-      return dict(self._reasons)
 
 
 def device_clips(decoder: frame_decoder.FrameDecoder, path: str, sampling: Mapping[str, Any],

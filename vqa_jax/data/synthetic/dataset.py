@@ -113,15 +113,10 @@ def generate(root: str, spec: SyntheticSpec, num_workers: int | None = None) -> 
   os.makedirs(os.path.join(root, "labels"), exist_ok=True)
   _run_jobs([(root, meta, spec) for meta in metadata],
             _default_workers(spec) if num_workers is None else num_workers)
-  for split, label_file in dataset.label_files.items():
-    labels_lib.write_labels(label_file, [(m["relpath"], spec.duration, spec.fps, m["mos"])
-                                         for m in metadata if m["split"] == split])
-  with open(dataset.metadata_file, "w", encoding="utf-8") as f:
-    f.writelines(json.dumps(m, sort_keys=True) + "\n" for m in metadata)
   with open(os.path.join(root, SPEC_FILE), "w", encoding="utf-8") as f:
     json.dump({"format": FORMAT_VERSION, **spec.digest_fields()}, f, indent=2, sort_keys=True)
-  with open(os.path.join(root, cache.MARKER_FILE), "w", encoding="utf-8") as f:
-    f.write(spec_digest(spec) + "\n")
+  metadata_lib.write_index(root, dataset.label_files, metadata, duration=spec.duration,
+                           fps=spec.fps, digest=spec_digest(spec))
   return dataset
 
 

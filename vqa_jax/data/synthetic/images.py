@@ -17,14 +17,12 @@ Layout: `<root>/images/<domain>/<split>_<index>.png`, FAST-VQA label files
 CLI: python -m vqa_jax.data.synthetic --images [--out CACHE_DIR] [--preset demo|tiny]
 """
 
-import json
 import os
 
 import cv2
 import numpy as np
 
 from vqa_jax.config.specs import ImageSpec
-from vqa_jax.data import labels as labels_lib
 from vqa_jax.data import video_io
 from vqa_jax.data.synthetic import cache
 from vqa_jax.data.synthetic import metadata as metadata_lib
@@ -73,13 +71,7 @@ def generate(root: str, spec: ImageSpec) -> dict[str, str]:
       raise OSError(f"cv2.imwrite could not write {path}")
   os.makedirs(os.path.join(root, "labels"), exist_ok=True)
   files = label_files(root)
-  for split, label_file in files.items():
-    labels_lib.write_labels(label_file, [(m["relpath"], 0, 0, m["mos"])
-                                         for m in metadata if m["split"] == split])
-  with open(os.path.join(root, metadata_lib.METADATA_FILE), "w", encoding="utf-8") as f:
-    f.writelines(json.dumps(m, sort_keys=True) + "\n" for m in metadata)
-  with open(os.path.join(root, cache.MARKER_FILE), "w", encoding="utf-8") as f:
-    f.write(spec_digest(spec) + "\n")
+  metadata_lib.write_index(root, files, metadata, duration=0, fps=0, digest=spec_digest(spec))
   return files
 
 

@@ -22,11 +22,15 @@ MOS (1-5, like KoNViD-1k): `mos_from_strengths` = 1 + 4 * prod_k (1 - w_k s_k) w
 """
 
 import dataclasses
+import json
+import os
 from typing import Any, Mapping
 
 import numpy as np
 
 from vqa_jax.config.specs import SyntheticSpec
+from vqa_jax.data import labels as labels_lib
+from vqa_jax.data.synthetic import cache
 
 SPLITS = ("train", "test", "cross")
 # The split shift's test splits (video datasets only, present where the spec gives them videos):
@@ -145,3 +149,15 @@ def sample_metadata(spec: SyntheticSpec) -> list[dict[str, Any]]:
   """Metadata of every video of the spec, split by split."""
   return [sample_video(spec, split, i) for split in video_splits(spec)
           for i in range(spec.num_videos(split))]
+
+
+def write_index(root: str, label_files: Mapping[str, str], metadata: list[dict[str, Any]], *,
+                duration: float, fps: float, digest: str) -> None:
+  """Writes each split's label file, METADATA_FILE and, last, the completion marker of `digest`."""
+  for split, label_file in label_files.items():
+    labels_lib.write_labels(label_file, [(m["relpath"], duration, fps, m["mos"])
+                                         for m in metadata if m["split"] == split])
+  with open(os.path.join(root, METADATA_FILE), "w", encoding="utf-8") as f:
+    f.writelines(json.dumps(m, sort_keys=True) + "\n" for m in metadata)
+  with open(os.path.join(root, cache.MARKER_FILE), "w", encoding="utf-8") as f:
+    f.write(digest + "\n")
