@@ -30,7 +30,6 @@ import numpy as np
 
 from vqa_jax.convert import pretrained
 from vqa_jax.landscape import analysis
-from vqa_jax.landscape import figures
 from vqa_jax.landscape import fixed_set
 from vqa_jax.landscape import gap as gap_lib
 from vqa_jax.landscape import plots
@@ -128,7 +127,7 @@ def main(argv):
                                                   record["metrics"][test_split])
     record["path"] = path
     records[name] = record
-    figures.checkpoint_figures(record, out, name)
+    plots.checkpoint_figures(record, out, name)
     print(json.dumps({"checkpoint": name, "metrics": record["metrics"],
                       "sharpness": record["sharpness"], "gaps": record.get("gaps")}), flush=True)
   sizes = {k: len(v.label) for k, v in sets.items()}
@@ -148,7 +147,7 @@ def main(argv):
     rows = [{"name": n, **r["sharpness"], **r["gaps"]} for n, r in records.items()]
     measures = analysis.SHARPNESS_MEASURES
     result["correlations"] = gap_lib.correlation_table(rows, measures, GAPS)
-    figures.scatter_figures(rows, measures, GAPS, result["correlations"], out, colour_key="name")
+    plots.scatter_figures(rows, measures, GAPS, result["correlations"], out, colour_key="name")
   with open(os.path.join(out, "landscape.json"), "w", encoding="utf-8") as f:
     json.dump(result, f)
   print(os.path.join(out, "landscape.json"), flush=True)

@@ -11,7 +11,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vqa_jax.landscape import figures
 from vqa_jax.landscape import plots
 from vqa_jax.study import flatness_rows
 
@@ -165,13 +164,13 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
   for name, run in runs.items():
     by_variant.setdefault(run["variant"], name)
   first_runs = {name: runs[name] for name in by_variant.values()}
-  for value in figures.VALUE_LABELS:
+  for value in plots.VALUE_LABELS:
     for part in ("random", "awp"):
       path = os.path.join(fig_dir, f"overlay_{part}_{value}.png")
-      path = figures.overlay_figure(first_runs, path, value, part)
+      path = plots.overlay_figure(first_runs, path, value, part)
       lines.append(f"![{part} {value}]({rel(path)})")
   for name, run in first_runs.items():
-    for path in figures.checkpoint_figures(run, fig_dir, name):
+    for path in plots.checkpoint_figures(run, fig_dir, name):
       if "_plane_loss" in path:
         lines.append(f"![{name} plane]({rel(path)})")
   if interpolation is not None:
@@ -183,7 +182,7 @@ def write_report(out: str, meta: Mapping[str, Any], runs: Mapping[str, Mapping[s
   if correlations:
     lines += ["", "### Sharpness vs gap (colour: seed, marker: variant; black dashed: pooled fit, "
               "coloured: per-seed fits)", ""]
-    paths = figures.scatter_figures(rows, measures, gaps, correlations["pooled"], fig_dir,
+    paths = plots.scatter_figures(rows, measures, gaps, correlations["pooled"], fig_dir,
                                     colour_key=flatness_rows.GROUP_KEY, marker_key="variant",
                                     within=correlations.get("within_seed"))
     lines += [f"![{os.path.basename(p)[:-4]}]({rel(p)})" for p in paths]
