@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import REPO_ROOT
 from tests.helpers import load_config
 from tests.helpers import paper_config
 from vqa_jax.data import sources
@@ -277,3 +278,27 @@ def test_help_lists_the_study_flags():
   assert result.returncode == 0, result.stderr[-2000:]
   for flag in ("--out", "--config", "--seeds", "--variants", "--pretext_steps", "--report_only"):
     assert flag in result.stdout, flag
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_shards_merge_into_one_report_of_every_seed(tmp_path):
+  """launch/study_shards.sh: one seed per shard, the records copied unchanged, one report."""
+  env = {**os.environ, "VQA_JAX_CACHE": str(tmp_path / "cache"), "CONFIG": "study:tiny",
+         "SHARDS": "2", "PYTHON": sys.executable}
+  out = tmp_path / "study"
+  subprocess.run(["bash", str(REPO_ROOT / "launch" / "study_shards.sh"), str(out)], env=env,
+                 check=True, cwd=REPO_ROOT, capture_output=True, text=True)
+  tiny = load_config("study:tiny")
+  for k, seed in enumerate(tiny.study.seeds):  # round-robin: shard k holds seed k of two
+    for protocol in ("cross", "finetune"):
+      names = sorted(p.name for p in (out / f"shard_{k}" / protocol / "runs").iterdir())
+      assert names == sorted(f"{v}_s{seed}.json" for v in tiny.study.variants), (k, protocol)
+      for name in names:
+        assert ((out / protocol / "runs" / name).read_bytes()
+                == (out / f"shard_{k}" / protocol / "runs" / name).read_bytes())
+  merged = json.loads((out / "study.json").read_text())
+  assert merged["meta"]["seeds"] == list(tiny.study.seeds)
+  assert json.loads((out / "design.json").read_text())["seeds"] == list(tiny.study.seeds)
+  assert {r["n"] for r in merged["answers"]["cross"]} == {len(tiny.study.seeds)}
+  assert (out / "cross" / comparisons.INTERPOLATION_FILE).exists()
