@@ -38,23 +38,21 @@ VARIANTS = (("baseline",) + tuple(f"awp_{g}" for g in GAMMAS) + tuple(f"rwp_{g}"
 SCALES = {
     # 11 variants x 8 seeds: 600 steps of 16 clips on 512 labelled videos, fine-tuning 512 / 128
     # for 6 epochs, zero-shot on 128 + 640 + 128 + 128 videos with 1 clip each, flatness on 32
-    # training videos; a 2 x 2 grid of fragments (`FULL_GRID`, below).
+    # training videos; a 2 x 2 grid of fragments (the demo's 4 x 4 costs 3.7x more per step on
+    # the CPU; measured on one core of the 2-core CPU, from random init without dropout at batch
+    # 8: 400 steps on the 4 x 4 grid reach test SRCC 0.29 in 76 s, 800 steps on the 2 x 2 grid
+    # 0.57 in 43 s; docs/results.md, "Choosing the scale").
     "full": dict(num_train=512, num_test=128, num_cross=640, num_shift=128, seeds=tuple(range(8)),
                  steps=600, pretext_steps=0, pretext_videos=480, finetune_epochs=6,
                  probe_epochs=1, train_videos=32, batch_size=16, ema_decay=0.97, eval_clips=1,
-                 backbone_lr_mult=1.0),
+                 backbone_lr_mult=1.0, grid=2),
     # The default suite's end-to-end run: 2 seeds, 3 variants, a few steps.
     "tiny": dict(num_train=16, num_test=8, num_cross=16, num_shift=8, seeds=(0, 1), steps=4,
                  pretext_steps=4, pretext_videos=12, finetune_epochs=2, probe_epochs=1,
                  train_videos=8, batch_size=8, ema_decay=0.1, eval_clips=1,
-                 backbone_lr_mult=0.1),
+                 backbone_lr_mult=0.1, grid=2),
 }
 TINY_VARIANTS = ("baseline", "awp_1e-2", "wd_0.5")
-# The full scale's fragment grid: 2 x 2 fragments of 16 pixels (the demo's 4 x 4 costs 3.7x more
-# per step on the CPU). Measured on one core of the 2-core CPU, from random init without dropout
-# at batch 8: 400 steps on the 4 x 4 grid reach test SRCC 0.29 in 76 s, 800 steps on the 2 x 2
-# grid 0.57 in 43 s (docs/results.md, "Choosing the scale").
-FULL_GRID = 2
 
 
 def study_section(scale: dict, variants: tuple[str, ...]) -> ml_collections.ConfigDict:
@@ -86,11 +84,10 @@ def get_config(scale_name: str = "full"):
   scale = SCALES[scale_name]
   c = demo.get_config()
   c.sampling.num_clips_eval = scale["eval_clips"]
-  if scale_name == "full":
-    c.sampling.grid = c.model.fragments_grid = FULL_GRID
+  c.sampling.grid = c.model.fragments_grid = scale["grid"]
   if scale_name == "tiny":
-    c.sampling.update(dict(clip_len=2, grid=2))
-    c.model.update(dict(embed_dim=16, depths=(1, 1), num_heads=(1, 2), fragments_grid=2,
+    c.sampling.clip_len = 2
+    c.model.update(dict(embed_dim=16, depths=(1, 1), num_heads=(1, 2),
                         window_size=(1, 2, 2), head_hidden=8))
   c.data.synthetic = config_base.synthetic_config(SyntheticSpec(
       seed=0, num_train=scale["num_train"], num_test=scale["num_test"],
@@ -104,8 +101,8 @@ def get_config(scale_name: str = "full"):
   # of ~33 steps; 1e-8 of the start weights after 600 steps, 0.3% after the 192 fine-tuning steps).
   c.model.update(dict(head_dropout=0.5, drop_path_rate=0.1))
   # The backbone at 0.1x only where it starts from the pretext stage (the tiny scale).
-  c.train.update(dict(backbone_lr_mult=scale["backbone_lr_mult"], ema_decay=scale["ema_decay"], weight_decay=0.05,
-                      batch_size=scale["batch_size"], log_every=50))
+  c.train.update(dict(backbone_lr_mult=scale["backbone_lr_mult"], ema_decay=scale["ema_decay"],
+                      weight_decay=0.05, batch_size=scale["batch_size"], log_every=50))
   c.eval.batch_size = scale["batch_size"]
   c.perturb.kind = "none"  # the variants set it
   c.finetune.dataset = "cross"
