@@ -8,6 +8,11 @@
 #
 #   bash launch/study_shards.sh OUT                                  # configs/study.py
 #   CONFIG=study:tiny SHARDS=2 bash launch/study_shards.sh OUT       # the test suite's scale
+#   SHARD_SEEDS="0,1,2,3 4,5,6,7" bash launch/study_shards.sh OUT   # these seeds per shard instead
+#
+# SHARD_SEEDS (space-separated, one comma list per shard) replaces the round-robin dealing, e.g. to
+# balance the work left when some seeds are done. A shard's seeds are part of its registered design,
+# so a rerun into the same OUT must deal them the same way.
 #
 # Extra arguments go to every shard and to the merge (e.g. --variants=baseline,awp_1e-4).
 set -euo pipefail
@@ -20,12 +25,16 @@ shards=${SHARDS:-$(nproc)}
 xla_cache="$out/xla_cache"
 
 # The config's seeds, dealt round-robin to the shards ("0,2,4,6" and "1,3,5,7" for two).
-mapfile -t shard_seeds < <("$python" -c "
+if [ -n "${SHARD_SEEDS:-}" ]; then
+  read -r -a shard_seeds <<< "$SHARD_SEEDS"
+else
+  mapfile -t shard_seeds < <("$python" -c "
 from vqa_jax.config import config_files
 seeds = list(config_files.load('$config').study.seeds)
 for k in range($shards):
   if seeds[k::$shards]:
     print(','.join(str(s) for s in seeds[k::$shards]))")
+fi
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
