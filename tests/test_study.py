@@ -302,3 +302,35 @@ def test_shards_merge_into_one_report_of_every_seed(tmp_path):
   assert json.loads((out / "design.json").read_text())["seeds"] == list(tiny.study.seeds)
   assert {r["n"] for r in merged["answers"]["cross"]} == {len(tiny.study.seeds)}
   assert (out / "cross" / comparisons.INTERPOLATION_FILE).exists()
+
+
+def _dealt_seeds(tmp_path, env_extra):
+  """The `--out`/`--seeds` of each study launch that launch/study_shards.sh makes, with a python
+  that records `-m vqa_jax.study` launches instead of running them (anything else runs as is)."""
+  tmp_path.mkdir()
+  calls = tmp_path / "calls.txt"
+  fake = tmp_path / "python"
+  fake.write_text(f'#!/usr/bin/env bash\nif [ "$1" = "-m" ]; then echo "$@" >> {calls}; exit 0; fi\n'
+                  f'exec {sys.executable} "$@"\n')
+  fake.chmod(0o755)
+  out = tmp_path / "study"
+  env = {**os.environ, "PYTHON": str(fake), **env_extra}
+  subprocess.run(["bash", str(REPO_ROOT / "launch" / "study_shards.sh"), str(out)], env=env,
+                 check=True, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+  launches = []
+  for line in calls.read_text().splitlines():
+    flags = dict(a.split("=", 1) for a in line.split() if a.startswith("--"))
+    launches.append((flags["--out"].replace(str(out), "OUT"), flags.get("--seeds")))
+  return launches
+
+
+@pytest.mark.integration
+def test_shard_script_deals_seeds_round_robin_or_as_given(tmp_path):
+  """Round-robin over SHARDS by default; SHARD_SEEDS's lists as given; then one merge over all."""
+  round_robin = _dealt_seeds(tmp_path / "rr", {"CONFIG": "study", "SHARDS": "3"})
+  assert sorted(round_robin) == [("OUT", None), ("OUT/shard_0", "0,3,6"),
+                                 ("OUT/shard_1", "1,4,7"), ("OUT/shard_2", "2,5")]
+  assert round_robin[-1] == ("OUT", None)  # the merge comes after every shard
+  given = _dealt_seeds(tmp_path / "given", {"CONFIG": "study", "SHARD_SEEDS": "0,1,2,3 4,5,6,7"})
+  assert sorted(given) == [("OUT", None), ("OUT/shard_0", "0,1,2,3"), ("OUT/shard_1", "4,5,6,7")]
+  assert given[-1] == ("OUT", None)
