@@ -61,6 +61,8 @@ def test_variants_are_the_references_at_every_radius():
   assert (full.study.pretext_steps, full.train.backbone_lr_mult) == (0, 1.0)
   tiny = load_config("study:tiny")
   assert tiny.study.pretext_steps > 0 and tiny.train.backbone_lr_mult == 0.1
+  # Perturbed runs update with their baseline's dropout masks at both scales.
+  assert full.perturb.pair_dropout_rng and tiny.perturb.pair_dropout_rng
   assert len(full.study.seeds) >= 8
   assert full.study.claims.cross.to_dict() == {"protocol": "cross", "model": "ema",
                                                "outcome": "cross_srcc"}

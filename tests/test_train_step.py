@@ -85,6 +85,27 @@ def test_reuse_dropout_rng_option_changes_perturbed_pass_key():
   assert not np.isclose(out[True], out[False])
 
 
+def test_pair_dropout_rng_updates_with_the_plain_steps_masks():
+  """Paired keys: the clean (ascent) pass draws the fresh key, the update pass the plain step's."""
+  params, batch, _ = linear_problem()
+  tx = optax.sgd(0.5)
+  gamma = 0.05
+  cfg = train_step.PerturbConfig("awp", gamma, pair_dropout_rng=True)
+  key = jax.random.key(4)
+  new_state, metrics = jax.jit(train_step.make_train_step(linear_loss, tx, cfg, 0.9))(
+      train_step.create_train_state(params, tx), batch, key)
+  plain_rng, fresh_rng, _ = rngs_for(key, 0)
+  clean_grads = jax.grad(lambda p: linear_loss(p, batch, fresh_rng)[0])(params)
+  w_adv = perturb.awp(params, clean_grads, gamma, perturb.weight_mask(params))
+  adv_grads = jax.grad(lambda p: linear_loss(p, batch, plain_rng)[0])(w_adv)
+  assert_trees_close(new_state.params, expected_update(params, tx, adv_grads), rtol=1e-5)
+  np.testing.assert_allclose(metrics["loss"], linear_loss(params, batch, fresh_rng)[0], rtol=1e-5)
+  np.testing.assert_allclose(metrics["perturbed_loss"], linear_loss(w_adv, batch, plain_rng)[0],
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="exclude each other"):
+    train_step.PerturbConfig("awp", gamma, reuse_dropout_rng=True, pair_dropout_rng=True)
+
+
 def test_gamma_zero_awp_equals_plain_step():
   params, batch, tx = linear_problem()
   key = jax.random.key(6)
@@ -391,12 +412,14 @@ def test_every_k_needs_its_reuse_state_in_opt_state():
 POPULATIONS = {"awp": [0.0, 0.05, 0.02], "rwp": [0.05, 0.0], "sam": [0.1], "asam": [0.1, 0.0]}
 
 
+@pytest.mark.parametrize("pair", [False, True])
 @pytest.mark.parametrize("every_k", [1, 2])
 @pytest.mark.parametrize("kind", sorted(POPULATIONS))
-def test_population_member_equals_single_run(kind, every_k):
+def test_population_member_equals_single_run(kind, every_k, pair):
   params, batch, tx = linear_problem()
   key = jax.random.key(11)
-  cfgs = [train_step.PerturbConfig(kind, r, every_k=every_k) for r in POPULATIONS[kind]]
+  cfgs = [train_step.PerturbConfig(kind, r, every_k=every_k, pair_dropout_rng=pair)
+          for r in POPULATIONS[kind]]
   states = train_step.stack_states([train_step.create_train_state(params, tx, c) for c in cfgs])
   states, history = run_steps(train_step.make_population_step(linear_loss, tx, cfgs, 0.9), states,
                               batch, key, 3)

@@ -284,14 +284,18 @@ def _check_float32_pass(precision: str, compute_dtype, float32_loss_fn) -> None:
 
 def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None = None,
                    steps: int = 1, combine: float = 0.0, has_aux: bool = False,
-                   reuse_dropout_rng: bool = False, precision: str = "cast",
-                   compute_dtype=jnp.float32,
+                   reuse_dropout_rng: bool = False, pair_dropout_rng: bool = False,
+                   precision: str = "cast", compute_dtype=jnp.float32,
                    float32_loss_fn: Callable | None = None) -> Callable:
   """`fn(params, *args, rng) -> (value, grads, info)`: jax.value_and_grad with the perturbation.
 
   `loss_fn(params, *args, rng)` returns the loss (with `has_aux`, `(loss, aux)`); `rng` is split
   into the clean pass's key, the perturbed pass's key (the clean one with `reuse_dropout_rng`) and
-  the direction's noise key (rwp). `value` is the clean pass's; `grads` is the gradient at the
+  the direction's noise key (rwp). The clean pass's key is the one kind 'none' uses for its only
+  pass; `pair_dropout_rng` swaps the two passes' keys, so the pass whose gradient updates the
+  weights draws the plain step's dropout masks (a perturbed run and its unperturbed pair then
+  differ by the perturbation, not by their masks) while the two passes still draw different
+  masks, as the reference's do; at radius 0 the update is then the perturbed pass's at δ = 0. `value` is the clean pass's; `grads` is the gradient at the
   perturbed point (mixed with the clean one by `combine`; the clean one itself for kind 'none' or
   radius 0). `info`: perturbed_loss, perturbation_norm, realised_cosine and realised_norm_ratio
   (the perturbation the perturbed pass multiplies by against δ, in `compute_dtype`, the model's),
@@ -301,6 +305,9 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
   `float32_loss_fn`, the same loss with the model in float32.
   """
   _check_float32_pass(precision, compute_dtype, float32_loss_fn)
+  if reuse_dropout_rng and pair_dropout_rng:
+    raise ValueError("reuse_dropout_rng and pair_dropout_rng exclude each other (reuse already "
+                     "gives every pass the plain step's key)")
   if kind != NONE and kind not in KINDS:
     raise ValueError(f"perturbation kind {kind!r} not in {(NONE,) + KINDS}")
   if kind == "rwp" and steps > 1:
@@ -309,6 +316,8 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
 
   def fn(params: PyTree, *args, rng: jax.Array):
     clean_rng, perturbed_rng, noise_rng = _pass_keys(rng)
+    if pair_dropout_rng and kind != NONE:
+      clean_rng, perturbed_rng = perturbed_rng, clean_rng
     value, clean_grads = clean_value_and_grad(params, *args, clean_rng)
     if kind == NONE:
       return value, clean_grads, {"clean_grads": clean_grads}
@@ -327,7 +336,8 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
     if combine:
       grads = jax.tree_util.tree_map(lambda p, c: (1 - combine) * p + combine * c, grads,
                                      clean_grads)
-    grads = _where(radius == 0, clean_grads, grads)  # radius 0 is the plain step
+    if not pair_dropout_rng:  # radius 0 is the plain step (paired: the pass at δ = 0 is)
+      grads = _where(radius == 0, clean_grads, grads)
     info = {"perturbed_loss": _loss(perturbed_value, has_aux),
             "perturbation_norm": optax.tree.norm(delta),
             **perturb_precision.realised_metrics(params, delta, leaf_mask, compute_dtype,
@@ -362,7 +372,7 @@ class EveryK(NamedTuple):
 
 def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None = None,
             steps: int = 1, has_aux: bool = False, reuse_dropout_rng: bool = False,
-            precision: str = "cast", compute_dtype=jnp.float32,
+            pair_dropout_rng: bool = False, precision: str = "cast", compute_dtype=jnp.float32,
             float32_loss_fn: Callable | None = None) -> EveryK:
   """`value_and_grad` whose perturbation is recomputed on every k-th call and reused in between.
 
@@ -380,6 +390,7 @@ def every_k(loss_fn: Callable, kind: str, *, radius, k: int, mask: PyTree | None
   precision_options = dict(precision=precision, float32_loss_fn=float32_loss_fn)
   fresh_value_and_grad = value_and_grad(loss_fn, kind, radius=radius, mask=mask, steps=steps,
                                         has_aux=has_aux, reuse_dropout_rng=reuse_dropout_rng,
+                                        pair_dropout_rng=pair_dropout_rng,
                                         compute_dtype=compute_dtype, **precision_options)
 
   def apply(params: PyTree, reuse_state: ReuseState, *args, rng: jax.Array, recompute=None):

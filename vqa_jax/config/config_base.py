@@ -161,6 +161,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.perturb.kind = "awp"  # 'none' | 'awp' | 'rwp' | 'sam' | 'asam'
   c.perturb.gamma = 1e-4
   c.perturb.reuse_dropout_rng = False
+  # The update pass draws the plain step's dropout masks, the clean pass fresh ones (perturb.py).
+  c.perturb.pair_dropout_rng = False
   c.perturb.rho = 0.05  # absolute radius of 'sam' / 'asam' (gamma is awp/rwp's relative radius)
   c.perturb.steps = 1  # ascent steps of radius/steps, each projected back onto the feasible set
   c.perturb.every_k = 1  # recompute the perturbation every k steps, reuse the last one in between

@@ -34,6 +34,8 @@ class PerturbConfig:
   (1 − combine)·g_perturbed + combine·g_clean (0: the reference). reuse_dropout_rng: every pass
   uses the clean pass's dropout key (the reference draws fresh masks per pass). precision: how
   the perturbed pass carries δ, 'cast' | 'split' | 'float32' (perturb_precision).
+  pair_dropout_rng: the perturbed (update) pass uses the key the plain step would, the clean pass
+  a fresh one: masks still differ per pass, and a paired unperturbed run sees the same masks.
   """
 
   kind: str = "awp"
@@ -43,9 +45,12 @@ class PerturbConfig:
   every_k: int = 1
   combine: float = 0.0
   precision: str = "cast"
+  pair_dropout_rng: bool = False
 
   def __post_init__(self):
     validation.check_perturbation(self.kind, self.radius, self.steps, self.every_k, self.combine)
+    if self.reuse_dropout_rng and self.pair_dropout_rng:
+      raise ValueError("perturb.reuse_dropout_rng and perturb.pair_dropout_rng exclude each other")
     if self.precision not in choices.PERTURB_PRECISIONS:
       raise ValueError(f"perturb precision must be one of {choices.PERTURB_PRECISIONS}, "
                        f"got {self.precision!r}")
@@ -64,7 +69,8 @@ class PerturbConfig:
                reuse_dropout_rng=bool(perturb_cfg.reuse_dropout_rng),
                steps=int(perturb_cfg.steps), every_k=int(perturb_cfg.every_k),
                combine=float(perturb_cfg.combine),
-               precision=resolve_precision(precision, compute_dtype))
+               precision=resolve_precision(precision, compute_dtype),
+               pair_dropout_rng=bool(perturb_cfg.get("pair_dropout_rng", False)))
 
   @property
   def active(self) -> bool:

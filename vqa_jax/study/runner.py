@@ -40,7 +40,9 @@ def regime(base: ml_collections.ConfigDict, options: design.StudyOptions, pretra
           f"split '{base.data.train_split}', zero-shot tests on {list(base.data.eval_splits)}; "
           f"head dropout {base.model.head_dropout}, drop-path {base.model.drop_path_rate}, "
           f"lr {t.learning_rate} (backbone x{t.backbone_lr_mult}), weight decay "
-          f"{t.weight_decay}, EMA {t.ema_decay}.")
+          f"{t.weight_decay}, EMA {t.ema_decay}; perturbed runs update with "
+          + ("their baseline's dropout masks (perturb.pair_dropout_rng)"
+             if base.perturb.get("pair_dropout_rng") else "fresh dropout masks") + ".")
   if "finetune" in options.protocols:
     text += (f" Fine-tuning: split '{base.finetune.dataset}' cut {base.finetune.train_fraction:.0%}"
              f" / rest by each seed, {options.probe_epochs:g} linear-probe epochs of "

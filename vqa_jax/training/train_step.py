@@ -43,7 +43,8 @@ PyTree = Any
 
 PerturbConfig = perturb_config.PerturbConfig
 # PerturbConfig fields that all members of a population must share (one program runs them all).
-SHARED_FIELDS = ("kind", "reuse_dropout_rng", "steps", "every_k", "combine", "precision")
+SHARED_FIELDS = ("kind", "reuse_dropout_rng", "pair_dropout_rng", "steps", "every_k", "combine",
+                 "precision")
 # Metrics only a clean pass measures; every_k reuse steps run none (their value there reads 0).
 CLEAN_PASS_METRICS = ("clean_grad_norm",)
 
@@ -98,6 +99,7 @@ def _make_core(loss_fn: StatefulLossFn, tx: optax.GradientTransformation, cfg: P
   member with radius 0 updates with its clean gradient, so it equals the plain step.
   """
   options = dict(mask=mask, steps=cfg.steps, has_aux=True, reuse_dropout_rng=cfg.reuse_dropout_rng,
+                 pair_dropout_rng=cfg.pair_dropout_rng,
                  precision=cfg.precision, compute_dtype=compute_dtype,
                  float32_loss_fn=float32_loss_fn)
   reuses = _reuses(cfg)
