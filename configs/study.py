@@ -74,6 +74,13 @@ def study_section(scale: dict, variants: tuple[str, ...]) -> ml_collections.Conf
       ),
       alpha=0.05, power=0.8,
       target_relative_effect=0.018,  # the paper's "up to 1.8%" cross-dataset gain
+      # Common random numbers (perturb.pair_dropout_rng, set on every run): a perturbed run's
+      # update pass draws the dropout masks its baseline's only pass draws (its clean pass fresh
+      # ones, as the reference). With fresh masks for the update, a pair differs by its dropout
+      # stream more than by its perturbation: in the full study without it every AWP / RWP radius
+      # alike moved away from its baseline, up or down by seed, while the wd variants (same masks)
+      # tracked theirs (docs/results.md has the numbers).
+      pair_dropout_rng=True,
   ))
 
 
@@ -105,12 +112,6 @@ def get_config(scale_name: str = "full"):
                       weight_decay=0.05, batch_size=scale["batch_size"], log_every=50))
   c.eval.batch_size = scale["batch_size"]
   c.perturb.kind = "none"  # the variants set it
-  # Common random numbers: a perturbed run's update pass draws the dropout masks its baseline's
-  # only pass draws (its clean pass fresh ones, as the reference). With fresh masks for the update
-  # (the default), a pair differs by its dropout stream more than by its perturbation: in the
-  # study run without it, every AWP / RWP radius alike moved away from its baseline, up or down by
-  # seed, while the wd variants (same masks) tracked theirs (docs/results.md has the numbers).
-  c.perturb.pair_dropout_rng = True
   c.finetune.dataset = "cross"
   c.finetune.train_fraction = 0.8
   c.finetune.seeds = (0,)

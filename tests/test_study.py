@@ -61,8 +61,9 @@ def test_variants_are_the_references_at_every_radius():
   assert (full.study.pretext_steps, full.train.backbone_lr_mult) == (0, 1.0)
   tiny = load_config("study:tiny")
   assert tiny.study.pretext_steps > 0 and tiny.train.backbone_lr_mult == 0.1
-  # Perturbed runs update with their baseline's dropout masks at both scales.
-  assert full.perturb.pair_dropout_rng and tiny.perturb.pair_dropout_rng
+  # Perturbed runs update with their baseline's dropout masks at both scales, as registered.
+  assert full.study.pair_dropout_rng and tiny.study.pair_dropout_rng
+  assert design.preregistration(design.StudyOptions.from_config(full.study))["pair_dropout_rng"]
   assert len(full.study.seeds) >= 8
   assert full.study.claims.cross.to_dict() == {"protocol": "cross", "model": "ema",
                                                "outcome": "cross_srcc"}
@@ -217,13 +218,16 @@ def test_tiny_study_end_to_end(tmp_path, monkeypatch, compilation_cache):
   assert math.isfinite(awp["realised_increase"])
   assert math.isnan(runs["baseline_s0"]["treatment"]["realised_increase"])
   assert runs["baseline_s0"]["analysed_model"] == "ema"
-  # Every run starts from the pretext stage's weights; pairs share the first logged clean loss.
+  # Every run starts from the pretext stage's weights; a pair shares the first logged loss where
+  # both runs' first pass draws the same masks (weight decay acts only after it; AWP's logged clean
+  # pass draws the fresh key under pair_dropout_rng, its update pass the baseline's).
   pretext_record = json.load(open(out / "pretext" / "pretext.json"))
   assert pretext_record["videos"] == options.pretext_videos
   assert runs["awp_1e-2_s0"]["pretrained"].endswith(os.path.join("pretext", "weights"))
   first = {n: json.loads(open(out / "cross" / "work" / n / "metrics.jsonl").readline())["loss"]
-           for n in ("baseline_s0", "awp_1e-2_s0", "baseline_s1")}
-  assert first["awp_1e-2_s0"] == first["baseline_s0"] != first["baseline_s1"]
+           for n in ("baseline_s0", "wd_0.5_s0", "awp_1e-2_s0", "baseline_s1")}
+  assert first["wd_0.5_s0"] == first["baseline_s0"] != first["baseline_s1"]
+  assert first["awp_1e-2_s0"] != first["baseline_s0"]  # the clean pass's fresh masks
   # The report is rebuilt from the records alone.
   os.remove(path)
   rebuilt = report.rebuild(str(out), "rebuild")

@@ -52,6 +52,8 @@ class StudyOptions:
   alpha: float = 0.05
   power: float = 0.8
   target_relative_effect: float = 0.018
+  # Perturbed runs update with their baseline's dropout masks (perturb.pair_dropout_rng).
+  pair_dropout_rng: bool = False
   command: str = "python -m vqa_jax.study"
 
   def __post_init__(self):
@@ -91,7 +93,8 @@ class StudyOptions:
         finetune_epochs=study.finetune_epochs, probe_epochs=study.probe_epochs,
         finetune_perturb=study.finetune_perturb, train_videos=study.train_videos,
         eval_videos=study.eval_videos, alpha=study.alpha, power=study.power,
-        target_relative_effect=study.target_relative_effect)
+        target_relative_effect=study.target_relative_effect,
+        pair_dropout_rng=bool(study.get("pair_dropout_rng", False)))
     lines = overrides.pop("line_points", study.line_points)
     plane = overrides.pop("plane_points", study.plane_points)
     values.update(overrides)
@@ -133,7 +136,8 @@ def finetune_steps(base: ml_collections.ConfigDict, options: StudyOptions) -> in
 
 
 def preregistration(options: StudyOptions) -> dict[str, Any]:
-  """What is fixed before the results: claims, primary claim, seeds, variants, budgets, α, power.
+  """What is fixed before the results: claims, primary claim, seeds, variants, budgets, α, power
+  and whether the perturbed runs share their baseline's dropout masks.
 
   Not the protocols: a study may run its cross-dataset protocol first and its fine-tuning in a
   later invocation on the same OUT (the claims say what each answers).
@@ -143,7 +147,8 @@ def preregistration(options: StudyOptions) -> dict[str, Any]:
           "steps": options.steps,
           "pretext_steps": options.pretext_steps, "finetune_epochs": options.finetune_epochs,
           "alpha": options.alpha, "power": options.power,
-          "target_relative_effect": options.target_relative_effect}
+          "target_relative_effect": options.target_relative_effect,
+          "pair_dropout_rng": options.pair_dropout_rng}
 
 
 def load_design(out: str) -> dict[str, Any]:

@@ -81,6 +81,8 @@ def store_interpolation(out: str, analyzer: analysis.Analyzer, sets: dict,
 def run_study(base: ml_collections.ConfigDict, out: str, options: design.StudyOptions) -> str:
   """Runs (or resumes) the study into `out`; returns the report's path."""
   t0 = time.monotonic()
+  base = base.copy_and_resolve_references()
+  base.perturb.pair_dropout_rng = options.pair_dropout_rng  # every run's, from the design
   design.check_claims(base, options)
   design.register(out, options)
   pretrained = options.pretrained
