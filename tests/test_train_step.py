@@ -106,10 +106,14 @@ def test_pair_dropout_rng_updates_with_the_plain_steps_masks():
     train_step.PerturbConfig("awp", gamma, reuse_dropout_rng=True, pair_dropout_rng=True)
 
 
-def test_gamma_zero_awp_equals_plain_step():
+@pytest.mark.parametrize("pair", [False, True])
+@pytest.mark.parametrize("combine", [0.0, 0.5])
+def test_gamma_zero_awp_equals_plain_step(combine, pair):
+  """At γ = 0 the update is the plain step's, whatever the keys' pairing and the mixing."""
   params, batch, tx = linear_problem()
   key = jax.random.key(6)
-  a = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig("awp", 0.0), 0.9)(
+  cfg = train_step.PerturbConfig("awp", 0.0, combine=combine, pair_dropout_rng=pair)
+  a = train_step.make_train_step(linear_loss, tx, cfg, 0.9)(
       train_step.create_train_state(params, tx), batch, key)[0]
   b = train_step.make_train_step(linear_loss, tx, train_step.PerturbConfig("none"), 0.9)(
       train_step.create_train_state(params, tx), batch, key)[0]
@@ -415,10 +419,11 @@ POPULATIONS = {"awp": [0.0, 0.05, 0.02], "rwp": [0.05, 0.0], "sam": [0.1], "asam
 @pytest.mark.parametrize("pair", [False, True])
 @pytest.mark.parametrize("every_k", [1, 2])
 @pytest.mark.parametrize("kind", sorted(POPULATIONS))
-def test_population_member_equals_single_run(kind, every_k, pair):
+def test_population_member_equals_single_run(kind, every_k, pair, combine=0.0):
   params, batch, tx = linear_problem()
   key = jax.random.key(11)
-  cfgs = [train_step.PerturbConfig(kind, r, every_k=every_k, pair_dropout_rng=pair)
+  cfgs = [train_step.PerturbConfig(kind, r, every_k=every_k, pair_dropout_rng=pair,
+                                   combine=combine)
           for r in POPULATIONS[kind]]
   states = train_step.stack_states([train_step.create_train_state(params, tx, c) for c in cfgs])
   states, history = run_steps(train_step.make_population_step(linear_loss, tx, cfgs, 0.9), states,
@@ -439,6 +444,12 @@ def test_population_member_equals_single_run(kind, every_k, pair):
                              plain.params["backbone"]["kernel"])
     else:  # radius-0 members follow the plain run
       assert_trees_close(member.params, plain.params, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_population_member_with_combine_equals_single_run(pair):
+  """Mixed gradients (combine > 0): perturbed members match their runs, radius-0 ones the plain."""
+  test_population_member_equals_single_run("awp", 1, pair, combine=0.5)
 
 
 def test_population_members_must_share_the_schedule_and_the_kind():

@@ -76,7 +76,7 @@ def _leaf_name(path) -> str:
 
 
 def weight_mask(params: PyTree) -> PyTree:
-  """True on Dense/Conv kernels, LayerNorm scales and embeddings; False on biases and bias tables."""
+  """True on Dense/Conv kernels, LayerNorm scales and embeddings; False on biases, bias tables."""
   return jax.tree_util.tree_map_with_path(
       lambda path, _: _leaf_name(path) in WEIGHT_LEAF_NAMES, params)
 
@@ -295,12 +295,13 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
   pass; `pair_dropout_rng` swaps the two passes' keys, so the pass whose gradient updates the
   weights draws the plain step's dropout masks (a perturbed run and its unperturbed pair then
   differ by the perturbation, not by their masks) while the two passes still draw different
-  masks, as the reference's do; at radius 0 the update is then the perturbed pass's at δ = 0. `value` is the clean pass's; `grads` is the gradient at the
-  perturbed point (mixed with the clean one by `combine`; the clean one itself for kind 'none' or
-  radius 0). `info`: perturbed_loss, perturbation_norm, realised_cosine and realised_norm_ratio
-  (the perturbation the perturbed pass multiplies by against δ, in `compute_dtype`, the model's),
-  and the delta, the clean gradient and (with `has_aux`) the perturbed pass's aux. `radius` may be
-  traced (vmap over radii of one kind). `precision` ('cast' | 'split' | 'float32') is how the
+  masks, as the reference's do. `value` is the clean pass's; `grads` is the gradient at the
+  perturbed point (mixed with the clean one by `combine`); for kind 'none' or radius 0 it is the
+  plain step's: the clean pass's, or under pairing the unmixed pass at δ = 0. `info`:
+  perturbed_loss, perturbation_norm, realised_cosine and realised_norm_ratio (the perturbation the
+  perturbed pass multiplies by against δ, in `compute_dtype`, the model's), and the delta, the
+  clean gradient and (with `has_aux`) the perturbed pass's aux. `radius` may be traced (vmap over
+  radii of one kind). `precision` ('cast' | 'split' | 'float32') is how the
   perturbed pass carries δ (perturb_precision); 'float32' with a lower `compute_dtype` needs
   `float32_loss_fn`, the same loss with the model in float32.
   """
@@ -333,11 +334,13 @@ def value_and_grad(loss_fn: Callable, kind: str, *, radius, mask: PyTree | None 
                                                mask=leaf_mask, has_aux=has_aux,
                                                precision=precision,
                                                float32_loss_fn=float32_loss_fn)
+    # At radius 0 the update is the plain step's gradient: the clean pass's, or under pairing
+    # the pass at δ = 0 (it draws the plain step's key), unmixed by `combine`.
+    plain_grads = grads if pair_dropout_rng else clean_grads
     if combine:
       grads = jax.tree_util.tree_map(lambda p, c: (1 - combine) * p + combine * c, grads,
                                      clean_grads)
-    if not pair_dropout_rng:  # radius 0 is the plain step (paired: the pass at δ = 0 is)
-      grads = _where(radius == 0, clean_grads, grads)
+    grads = _where(radius == 0, plain_grads, grads)
     info = {"perturbed_loss": _loss(perturbed_value, has_aux),
             "perturbation_norm": optax.tree.norm(delta),
             **perturb_precision.realised_metrics(params, delta, leaf_mask, compute_dtype,
